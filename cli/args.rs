@@ -1,0 +1,318 @@
+//! The command line, as one clap definition. Man pages and completions are generated from it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use storectl::config::{self, ReplicaAddr};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "storectl",
+    version,
+    about = "A toy store built as a small replicated system, and the toolkit that runs, breaks and checks it",
+    long_about = "A toy store built as a small replicated system: a front end with an LRU cache, a \
+catalog that keeps the stock, and three replicas of the order service with a leader that can crash \
+at any instant. storectl runs every service, starts and stops the whole cluster, kills and restarts \
+pieces of it, drives clients against it and verifies that the replicas agree.",
+    after_help = "Examples:
+  storectl demo                                   see the store work, then clean up
+  storectl up && storectl status                  start a cluster in ./.storectl
+  storectl client --p 0.5 --iterations 200 --clients 5
+  storectl kill leader && storectl status         crash the order leader
+  storectl restart order-3                        bring it back; it catches up
+  storectl verify-logs                            are the replicas identical?
+  storectl down"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a cluster in a temporary directory, drive clients, crash the leader, check, stop
+    #[command(after_help = "Examples:
+  storectl demo
+  storectl demo --clients 2 --iterations 50 --keep")]
+    Demo(DemoArgs),
+    /// Run one service in the foreground
+    #[command(subcommand)]
+    Serve(ServeCommand),
+    /// Start catalog, three order replicas and front end in the background
+    #[command(after_help = "Examples:
+  storectl up
+  storectl up --port-base 9000 --state-dir /tmp/store2
+  storectl up --cache-size 0 --restock-interval 2s")]
+    Up(UpArgs),
+    /// Stop every service of the cluster (data files stay)
+    #[command(after_help = "Examples:
+  storectl down
+  storectl down --state-dir /tmp/store2")]
+    Down(StateArgs),
+    /// Show each service: pid, port, alive, role, last order number, cache counters
+    #[command(after_help = "Examples:
+  storectl status
+  storectl status --json | jq '.[] | select(.role == \"leader\")'")]
+    Status(StatusArgs),
+    /// Kill one service (SIGKILL by default) to simulate a crash
+    #[command(after_help = "Examples:
+  storectl kill leader
+  storectl kill order-2
+  storectl kill catalog --signal term")]
+    Kill(KillArgs),
+    /// Start a killed (or running) service again with the arguments `up` gave it
+    #[command(after_help = "Examples:
+  storectl restart order-3
+  storectl restart frontend")]
+    Restart(TargetArgs),
+    /// Run the buy loop against the front end, then check every order it made
+    #[command(after_help = "Examples:
+  storectl client --p 0.5
+  storectl client --p 1 --iterations 200 --clients 5 --seed 7
+  storectl client --frontend 127.0.0.1:8000 --json")]
+    Client(ClientArgs),
+    /// Compare the replicas' order files; exit 1 on any difference
+    #[command(
+        name = "verify-logs",
+        after_help = "Examples:
+  storectl verify-logs
+  storectl verify-logs --json"
+    )]
+    VerifyLogs(VerifyArgs),
+    /// Write the man pages or shell completions from the CLI definitions
+    #[command(after_help = "Examples:
+  storectl generate man --out man
+  storectl generate completions --out completions")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
+    #[command(after_help = "Example:
+  storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
+    Catalog(CatalogArgs),
+    /// The front end: the public API, the product cache, leader selection
+    #[command(after_help = "Example:
+  storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
+      --replica 1=127.0.0.1:8010 --replica 2=127.0.0.1:8011 --replica 3=127.0.0.1:8012")]
+    Frontend(FrontendArgs),
+    /// One order replica, with its own orders-N.csv
+    #[command(after_help = "Example:
+  storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
+    Order(OrderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to listen on
+    #[arg(long, default_value = config::DEFAULT_HOST)]
+    pub host: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Port to listen on
+    #[arg(long, default_value_t = config::catalog_port(config::DEFAULT_PORT_BASE))]
+    pub port: u16,
+    /// Directory of catalog.csv (seeded from the built-in stock when missing)
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
+    /// Front end whose cache to invalidate after stock changes
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub frontend: String,
+    /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub restock_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct FrontendArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Port to listen on
+    #[arg(long, default_value_t = config::frontend_port(config::DEFAULT_PORT_BASE))]
+    pub port: u16,
+    /// Address of the catalog
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    pub catalog: String,
+    /// An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)
+    #[arg(long = "replica", value_name = "ID=ADDRESS", value_parser = replica)]
+    pub replicas: Vec<ReplicaAddr>,
+    /// Product replies the LRU cache holds; 0 turns the cache off
+    #[arg(long, default_value_t = 10)]
+    pub cache_size: usize,
+    /// How often the order leader's health is checked
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub health_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// This replica's id (1, 2 or 3); the highest answering id leads
+    #[arg(long)]
+    pub id: u32,
+    /// Port to listen on (default: 8009 + id)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Directory of orders-ID.csv
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
+    /// Address of the catalog
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    pub catalog: String,
+    /// Every order replica as ID=ADDRESS, this one included (default: 1..3 on ports 8010..8012)
+    #[arg(long = "replica", value_name = "ID=ADDRESS", value_parser = replica)]
+    pub replicas: Vec<ReplicaAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The cluster's state directory: data files, pid files, logs, addresses
+    #[arg(long, env = "STORECTL_STATE_DIR", default_value = ".storectl")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Front end on N, catalog on N+1, order replica i on N+9+i
+    #[arg(long, default_value_t = config::DEFAULT_PORT_BASE)]
+    pub port_base: u16,
+    /// Address every service listens on
+    #[arg(long, default_value = config::DEFAULT_HOST)]
+    pub host: String,
+    /// Product replies the front end's LRU cache holds; 0 turns it off
+    #[arg(long, default_value_t = 10)]
+    pub cache_size: usize,
+    /// How often sold-out toys are restocked
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub restock_interval: Duration,
+    /// How often the front end checks the order leader
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub health_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SignalArg {
+    /// SIGKILL: a crash, nothing flushed
+    Kill,
+    /// SIGTERM: a graceful stop
+    Term,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// catalog, frontend, order-1, order-2, order-3, or leader
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Signal to send
+    #[arg(long, value_enum, default_value = "kill")]
+    pub signal: SignalArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Front end to talk to (default: the cluster in the state directory)
+    #[arg(long)]
+    pub frontend: Option<String>,
+    /// Probability of ordering a toy that is in stock
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
+    pub p: f64,
+    /// Iterations of each session
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub iterations: u64,
+    /// Concurrent sessions
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub clients: u64,
+    /// Seed of the random choices, to repeat a run (default: random, printed)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateWhat {
+    /// Man pages, one per command
+    Man,
+    /// Completions for bash, zsh and fish
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    pub what: GenerateWhat,
+    /// Directory to write into (default: man/ or completions/)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Concurrent client sessions
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub clients: u64,
+    /// Iterations of each session
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub iterations: u64,
+    /// Probability of ordering a toy that is in stock
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
+    pub p: f64,
+    /// Keep the cluster's directory (its files and logs) instead of deleting it
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn replica(s: &str) -> Result<ReplicaAddr, String> {
+    config::parse_replica_addr(s)
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability from 0 to 1")),
+    }
+}

@@ -1,0 +1,60 @@
+//! `storectl client`: the buy loop with a progress bar and a summary.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use storectl::client::{self, ClientConfig, Report};
+use storectl::cluster::StateDir;
+use storectl::config;
+
+use crate::args::ClientArgs;
+use crate::exit::Exit;
+
+pub fn run(args: &ClientArgs) -> Result<Exit> {
+    let frontend = match &args.frontend {
+        Some(addr) => config::base_url(addr),
+        None => StateDir::new(&args.state.state_dir)
+            .load()
+            .map_err(|e| anyhow::anyhow!("{e}, or pass --frontend ADDRESS"))?
+            .frontend_url(),
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let config = ClientConfig {
+        frontend,
+        sessions: args.clients as usize,
+        iterations: args.iterations as usize,
+        p: args.p,
+        seed,
+        products: client::catalog_products(),
+    };
+    let report = run_with_progress(&config, !args.json);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", client::render(&report));
+        println!("seed: {seed} (repeat with --seed {seed})");
+    }
+    Ok(if report.ok() {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// Runs the client with a progress bar on stderr when it is a terminal.
+pub fn run_with_progress(config: &ClientConfig, show: bool) -> Report {
+    let total = (config.sessions * config.iterations) as u64;
+    let bar = if show {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bar:40} {pos}/{len} requests rounds, {per_sec} ({eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = client::run(config, Some(&bar));
+    bar.finish_and_clear();
+    report
+}

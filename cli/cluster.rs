@@ -1,0 +1,76 @@
+//! `storectl up|down|status|kill|restart`: the cluster in a state directory.
+
+use anyhow::{Context, Result};
+use storectl::cluster::{self, Signal, StateDir, UpOptions};
+
+use crate::args::{KillArgs, SignalArg, StateArgs, StatusArgs, TargetArgs, UpArgs};
+use crate::exit::Exit;
+
+pub fn exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().context("cannot find the storectl executable to start services with")
+}
+
+pub fn up(args: &UpArgs) -> Result<Exit> {
+    let state = StateDir::new(&args.state.state_dir);
+    let options = UpOptions {
+        host: args.host.clone(),
+        port_base: args.port_base,
+        cache_size: args.cache_size,
+        restock_interval: args.restock_interval,
+        health_interval: args.health_interval,
+    };
+    eprintln!("starting a cluster in {} …", state.root().display());
+    let spec = cluster::up(&state, &options, &exe()?)?;
+    print!("{}", cluster::render_status(&cluster::status(&state)?));
+    println!(
+        "\nfront end: {}   (try: curl {}/products/tux)",
+        spec.frontend_url(),
+        spec.frontend_url()
+    );
+    println!("logs and data: {}", state.root().display());
+    Ok(Exit::Success)
+}
+
+pub fn down(args: &StateArgs) -> Result<Exit> {
+    let state = StateDir::new(&args.state_dir);
+    let stopped = cluster::down(&state)?;
+    if stopped.is_empty() {
+        println!("nothing was running in {}", state.root().display());
+    } else {
+        let names: Vec<String> = stopped
+            .iter()
+            .map(|(n, pid)| format!("{n} ({pid})"))
+            .collect();
+        println!("stopped {}", names.join(", "));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn status(args: &StatusArgs) -> Result<Exit> {
+    let state = StateDir::new(&args.state.state_dir);
+    let rows = cluster::status(&state)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", cluster::render_status(&rows));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn kill(args: &KillArgs) -> Result<Exit> {
+    let state = StateDir::new(&args.target.state.state_dir);
+    let signal = match args.signal {
+        SignalArg::Kill => Signal::Kill,
+        SignalArg::Term => Signal::Term,
+    };
+    let (name, pid) = cluster::kill(&state, &args.target.target, signal)?;
+    println!("{name} (pid {pid}) stopped with {}", signal.name());
+    Ok(Exit::Success)
+}
+
+pub fn restart(args: &TargetArgs) -> Result<Exit> {
+    let state = StateDir::new(&args.state.state_dir);
+    let (name, pid) = cluster::restart(&state, &args.target, &exe()?)?;
+    println!("{name} started again (pid {pid})");
+    Ok(Exit::Success)
+}

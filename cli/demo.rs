@@ -1,0 +1,142 @@
+//! `storectl demo`: the first thing a newcomer runs. A whole cluster in a temporary directory,
+//! clients against it, a leader crash in the middle, the restarted replica catching up, and the
+//! replicas verified identical; everything stopped at the end, also on Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use storectl::client::{self, ClientConfig};
+use storectl::cluster::{self, Signal, StateDir, UpOptions};
+use storectl::config;
+
+use crate::args::DemoArgs;
+use crate::exit::Exit;
+
+pub fn run(args: &DemoArgs) -> Result<Exit> {
+    let dir = tempfile::Builder::new()
+        .prefix("storectl-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo")?;
+    let state = StateDir::new(dir.path());
+    stop_on_ctrl_c(state.clone(), args.keep);
+    let outcome = act(&state, args);
+    let _ = cluster::down(&state);
+    if args.keep {
+        let kept = dir.keep();
+        println!(
+            "\nthe cluster's files and logs are kept in {}",
+            kept.display()
+        );
+    }
+    outcome
+}
+
+fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
+    let host = config::DEFAULT_HOST;
+    let base = config::find_free_port_base(host)?;
+    println!(
+        "== 1/5 starting a cluster in {} (front end on port {base}) ==",
+        state.root().display()
+    );
+    let spec = cluster::up(
+        state,
+        &UpOptions {
+            port_base: base,
+            ..Default::default()
+        },
+        &crate::cluster::exe()?,
+    )?;
+    print!("{}", cluster::render_status(&cluster::status(state)?));
+
+    println!(
+        "\n== 2/5 {} clients, {} iterations each, ordering with p = {} ==",
+        args.clients, args.iterations, args.p
+    );
+    let mut config = ClientConfig {
+        frontend: spec.frontend_url(),
+        sessions: args.clients as usize,
+        iterations: args.iterations as usize,
+        p: args.p,
+        seed: rand::random(),
+        products: client::catalog_products(),
+    };
+    let first = crate::client::run_with_progress(&config, true);
+    print!("{}", client::render(&first));
+
+    println!("\n== 3/5 crash: the order leader is killed with SIGKILL ==");
+    let (victim, pid) = cluster::kill(state, "leader", Signal::Kill)?;
+    println!("{victim} (pid {pid}) killed; one client keeps ordering:");
+    config.sessions = 1;
+    config.iterations = 30;
+    config.p = 1.0;
+    config.seed = config.seed.wrapping_add(1000);
+    let during = crate::client::run_with_progress(&config, true);
+    print!("{}", client::render(&during));
+    print!("{}", cluster::render_status(&cluster::status(state)?));
+
+    println!("\n== 4/5 {victim} restarts and catches up from the others ==");
+    cluster::restart(state, &victim, &crate::cluster::exe()?)?;
+    wait_for_convergence(state, Duration::from_secs(15));
+    print!("{}", cluster::render_status(&cluster::status(state)?));
+
+    println!("\n== 5/5 are the replicas identical? ==");
+    let comparison = storectl::verify::compare(&state.orders_paths())?;
+    match &comparison.difference {
+        None => println!(
+            "OK: {} order files identical, {} orders each",
+            comparison.files.len(),
+            comparison.orders
+        ),
+        Some(d) => println!("DIFFERENT: {d}"),
+    }
+    let clean = first.ok() && during.ok() && comparison.identical();
+    println!(
+        "\n{}",
+        if clean {
+            "the store kept every order through a leader crash; stopping the cluster"
+        } else {
+            "something went wrong (see above); stopping the cluster"
+        }
+    );
+    Ok(if clean { Exit::Success } else { Exit::Failure })
+}
+
+/// Waits until every replica holds as many orders as the leader, or `timeout` passes.
+fn wait_for_convergence(state: &StateDir, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(rows) = cluster::status(state) {
+            let counts: Vec<Option<u64>> = rows
+                .iter()
+                .filter(|r| r.name.starts_with("order-"))
+                .map(|r| r.orders.filter(|_| r.ready == Some(true)))
+                .collect();
+            if counts.iter().all(|c| c.is_some() && *c == counts[0]) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// On Ctrl-C, stops the demo's cluster and removes its directory before exiting.
+fn stop_on_ctrl_c(state: StateDir, keep: bool) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
+            return;
+        }
+        eprintln!("\ninterrupted: stopping the demo cluster");
+        let _ = cluster::down(&state);
+        if !keep {
+            let _ = std::fs::remove_dir_all(PathBuf::from(state.root()));
+        }
+        std::process::exit(Exit::Interrupted.code() as i32);
+    });
+}

@@ -1,0 +1,90 @@
+//! `storectl`: parses the command line and hands each command to its module.
+
+mod args;
+mod client;
+mod cluster;
+mod demo;
+mod exit;
+mod generate;
+mod serve;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e).into(),
+    };
+    let result = match cli.command {
+        Command::Serve(command) => serve::run(command),
+        Command::Demo(args) => demo::run(&args),
+        Command::Up(args) => cluster::up(&args),
+        Command::Down(args) => cluster::down(&args),
+        Command::Status(args) => cluster::status(&args),
+        Command::Kill(args) => cluster::kill(&args),
+        Command::Restart(args) => cluster::restart(&args),
+        Command::Client(args) => client::run(&args),
+        Command::VerifyLogs(args) => verify::run(&args),
+        Command::Generate(args) => generate::run(&args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("storectl: {e}");
+            let exit = match e.downcast_ref::<storectl::Error>() {
+                Some(storectl::Error::Usage(_)) => Exit::Usage,
+                _ => Exit::Failure,
+            };
+            exit.into()
+        }
+    }
+}
+
+/// Prints help and version as clap does; shortens a usage error to one line that says where to
+/// look.
+fn clap_error(e: clap::Error) -> Exit {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            Exit::Success
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Exit::Usage
+        }
+        _ => {
+            // clap puts the message first, then usage and a hint; keep only the message, on
+            // one line (a missing argument's name sits on the lines after "provided:").
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let message = message.join(" ");
+            let message = message.trim_start_matches("error: ");
+            eprintln!("storectl: {message} (see 'storectl --help')");
+            Exit::Usage
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by RUST_LOG; `default` applies when it is unset.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

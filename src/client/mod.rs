@@ -1,0 +1,401 @@
+//! The client: concurrent sessions that query toys and buy some, then check every order they
+//! were told about.
+
+pub mod stats;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{Data, ErrorBody, OrderCreated, OrderInfo, Product};
+use stats::{Latencies, LatencySummary};
+
+/// A blocking HTTP agent with a timeout per phase (a global timeout costs a thread per request)
+/// and error statuses returned as replies rather than errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(2)))
+        .timeout_send_request(Some(Duration::from_secs(5)))
+        .timeout_recv_response(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A reply: status and body text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The API's error message, or the raw body.
+    pub fn message(&self) -> String {
+        self.json::<ErrorBody>()
+            .map(|e| e.error.message)
+            .unwrap_or_else(|| self.body.clone())
+    }
+}
+
+pub fn get(agent: &ureq::Agent, url: &str) -> Result<Reply, String> {
+    let response = agent.get(url).call().map_err(|e| e.to_string())?;
+    read(response)
+}
+
+pub fn post_json<T: Serialize>(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &T,
+    idempotency_key: Option<&str>,
+) -> Result<Reply, String> {
+    let mut request = agent.post(url);
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send_json(body).map_err(|e| e.to_string())?;
+    read(response)
+}
+
+fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, String> {
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok(Reply { status, body })
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL of the front end.
+    pub frontend: String,
+    pub sessions: usize,
+    pub iterations: usize,
+    /// Probability of ordering a toy that is in stock.
+    pub p: f64,
+    pub seed: u64,
+    /// Toys to query.
+    pub products: Vec<String>,
+}
+
+/// What one client run saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub sessions: usize,
+    pub iterations: usize,
+    pub p: f64,
+    pub requests: u64,
+    /// Replies that should not have happened: 5xx, unreachable, malformed, wrong shapes.
+    pub errors: u64,
+    pub orders: u64,
+    /// Orders refused because the toy sold out between query and order (409): expected.
+    pub sold_out: u64,
+    pub orders_checked: u64,
+    pub mismatches: u64,
+    pub elapsed_s: f64,
+    pub query: LatencySummary,
+    pub order: LatencySummary,
+    pub order_query: LatencySummary,
+    /// A few of the unexpected replies, to show the user.
+    pub error_samples: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.errors == 0 && self.mismatches == 0
+    }
+}
+
+/// An order a session placed and was told the number of.
+#[derive(Debug, Clone)]
+struct Placed {
+    number: u64,
+    name: String,
+    quantity: u64,
+}
+
+#[derive(Default)]
+struct SessionResult {
+    requests: u64,
+    errors: u64,
+    orders: u64,
+    sold_out: u64,
+    checked: u64,
+    mismatches: u64,
+    query: Latencies,
+    order: Latencies,
+    order_query: Latencies,
+    error_samples: Vec<String>,
+}
+
+impl SessionResult {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.error_samples.len() < 5 {
+            self.error_samples.push(what);
+        }
+    }
+}
+
+/// Runs `config.sessions` sessions on threads; `progress` advances once per iteration and check.
+pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    // Keys must differ between runs even when the seed repeats, or the store would rightly
+    // answer a repeated key with the earlier run's order.
+    let run_id: u64 = rand::random();
+    let results: Vec<SessionResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..config.sessions)
+            .map(|i| {
+                let done = done.clone();
+                scope.spawn(move || {
+                    let seed = config.seed.wrapping_add(i as u64);
+                    session(config, seed, &format!("{run_id:016x}-{i}"), &done, progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut report = Report {
+        sessions: config.sessions,
+        iterations: config.iterations,
+        p: config.p,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    let (mut query, mut order, mut order_query) = (
+        Latencies::default(),
+        Latencies::default(),
+        Latencies::default(),
+    );
+    for r in results {
+        report.requests += r.requests;
+        report.errors += r.errors;
+        report.orders += r.orders;
+        report.sold_out += r.sold_out;
+        report.orders_checked += r.checked;
+        report.mismatches += r.mismatches;
+        query.merge(&r.query);
+        order.merge(&r.order);
+        order_query.merge(&r.order_query);
+        for sample in r.error_samples {
+            if report.error_samples.len() < 5 {
+                report.error_samples.push(sample);
+            }
+        }
+    }
+    report.query = query.summary();
+    report.order = order.summary();
+    report.order_query = order_query.summary();
+    report
+}
+
+fn session(
+    config: &ClientConfig,
+    seed: u64,
+    key_prefix: &str,
+    done: &AtomicU64,
+    progress: Option<&ProgressBar>,
+) -> SessionResult {
+    let agent = agent();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut result = SessionResult::default();
+    let mut placed = Vec::new();
+    let mut keys = 0u64;
+    let tick = || {
+        done.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = progress {
+            bar.inc(1);
+        }
+    };
+    for _ in 0..config.iterations {
+        let name = &config.products[rng.random_range(0..config.products.len())];
+        let url = format!(
+            "{}/products/{}",
+            config.frontend,
+            crate::http::encode_segment(name)
+        );
+        let started = Instant::now();
+        let reply = get(&agent, &url);
+        result.requests += 1;
+        let product = match reply {
+            Ok(r) if r.status == 200 => match r.json::<Data<Product>>() {
+                Some(p) => {
+                    result.query.record(started.elapsed());
+                    p.data
+                }
+                None => {
+                    result.error(format!("GET {url}: malformed reply {}", r.body));
+                    tick();
+                    continue;
+                }
+            },
+            Ok(r) => {
+                result.error(format!("GET {url}: {} {}", r.status, r.message()));
+                tick();
+                continue;
+            }
+            Err(e) => {
+                result.error(format!("GET {url}: {e}"));
+                tick();
+                continue;
+            }
+        };
+        if product.quantity > 0 && rng.random_bool(config.p.clamp(0.0, 1.0)) {
+            let quantity = rng.random_range(1..=5u64);
+            keys += 1;
+            let key = format!("{key_prefix}-{keys}");
+            let body = serde_json::json!({ "name": product.name, "quantity": quantity });
+            let url = format!("{}/orders", config.frontend);
+            let started = Instant::now();
+            let reply = post_json(&agent, &url, &body, Some(&key));
+            result.requests += 1;
+            match reply {
+                Ok(r) if r.status == 200 => match r.json::<Data<OrderCreated>>() {
+                    Some(created) => {
+                        result.order.record(started.elapsed());
+                        result.orders += 1;
+                        placed.push(Placed {
+                            number: created.data.order_number,
+                            name: product.name.clone(),
+                            quantity,
+                        });
+                    }
+                    None => result.error(format!("POST /orders: malformed reply {}", r.body)),
+                },
+                Ok(r) if r.status == 409 => {
+                    result.order.record(started.elapsed());
+                    result.sold_out += 1;
+                }
+                Ok(r) => result.error(format!("POST /orders: {} {}", r.status, r.message())),
+                Err(e) => result.error(format!("POST /orders: {e}")),
+            }
+        }
+        tick();
+    }
+    for order in placed {
+        if let Some(bar) = progress {
+            bar.inc_length(1);
+        }
+        let url = format!("{}/orders/{}", config.frontend, order.number);
+        let started = Instant::now();
+        let reply = get(&agent, &url);
+        result.requests += 1;
+        result.checked += 1;
+        match reply {
+            Ok(r) if r.status == 200 => {
+                result.order_query.record(started.elapsed());
+                let expected = OrderInfo {
+                    number: order.number,
+                    name: order.name.clone(),
+                    quantity: order.quantity,
+                };
+                match r.json::<Data<OrderInfo>>() {
+                    Some(got) if got.data == expected => {}
+                    _ => {
+                        result.mismatches += 1;
+                        result.error(format!(
+                            "order {}: expected {expected:?}, got {}",
+                            order.number, r.body
+                        ));
+                    }
+                }
+            }
+            Ok(r) => {
+                result.mismatches += 1;
+                result.error(format!(
+                    "GET /orders/{}: {} {}",
+                    order.number,
+                    r.status,
+                    r.message()
+                ));
+            }
+            Err(e) => result.error(format!("GET /orders/{}: {e}", order.number)),
+        }
+        tick();
+    }
+    result
+}
+
+/// The toys of the built-in catalog, in its own spelling.
+pub fn catalog_products() -> Vec<String> {
+    crate::catalog::INITIAL_CATALOG
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            reader
+                .records()
+                .next()
+                .and_then(|r| r.ok())
+                .and_then(|r| r.get(0).map(str::to_string))
+        })
+        .collect()
+}
+
+/// A human summary of a report, several lines.
+pub fn render(report: &Report) -> String {
+    use stats::human_us;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} sessions × {} iterations, p = {}: {} requests in {:.2}s\n",
+        report.sessions, report.iterations, report.p, report.requests, report.elapsed_s
+    ));
+    out.push_str(&format!(
+        "orders: {} placed, {} refused as sold out, {} checked, {} mismatched\n",
+        report.orders, report.sold_out, report.orders_checked, report.mismatches
+    ));
+    out.push_str(&format!("unexpected errors: {}\n", report.errors));
+    out.push_str(&format!(
+        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+        "latency", "count", "mean", "p50", "p95", "p99"
+    ));
+    for (label, s) in [
+        ("product query", &report.query),
+        ("order", &report.order),
+        ("order query", &report.order_query),
+    ] {
+        out.push_str(&format!(
+            "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+            label,
+            s.count,
+            human_us(s.mean_us),
+            human_us(s.p50_us as f64),
+            human_us(s.p95_us as f64),
+            human_us(s.p99_us as f64)
+        ));
+    }
+    for sample in &report.error_samples {
+        out.push_str(&format!("  error: {sample}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_knows_the_builtin_toys() {
+        let products = catalog_products();
+        assert!(products.len() >= 15);
+        assert!(products.contains(&"Tux".to_string()));
+        assert!(products.contains(&"Rubik's Cube".to_string()));
+    }
+}

@@ -1,0 +1,612 @@
+//! A cluster on this machine: the state directory that holds its data files, pid files, logs and
+//! addresses, and the operations `up`, `down`, `status`, `kill` and `restart` on it.
+//!
+//! Every service is a `storectl serve …` child process; `cluster.json` records the arguments each
+//! was started with, so `restart` starts it again exactly so.
+
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, REPLICA_IDS};
+use crate::error::{Error, Result};
+use crate::wire::{CacheStats, Data, FrontendHealth, ReplicaHealth, Role};
+pub use process::Signal;
+
+pub const CLUSTER_FILE: &str = "cluster.json";
+/// How long `up` and `restart` wait for services to answer their health checks.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `down` lets a service finish its requests before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What `up` records about a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub host: String,
+    pub port_base: u16,
+    pub services: Vec<ServiceSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// `frontend`, `catalog` or `order-N`.
+    pub name: String,
+    pub port: u16,
+    /// Arguments after the executable: `serve …`.
+    pub args: Vec<String>,
+}
+
+impl ClusterSpec {
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn url(&self, name: &str) -> Option<String> {
+        self.service(name).map(|s| config::url(&self.host, s.port))
+    }
+
+    pub fn frontend_url(&self) -> String {
+        config::url(&self.host, config::frontend_port(self.port_base))
+    }
+}
+
+/// Options of `storectl up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub host: String,
+    pub port_base: u16,
+    pub cache_size: usize,
+    pub restock_interval: Duration,
+    pub health_interval: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            host: config::DEFAULT_HOST.into(),
+            port_base: config::DEFAULT_PORT_BASE,
+            cache_size: 10,
+            restock_interval: Duration::from_secs(10),
+            health_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The state directory of one cluster.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join(CLUSTER_FILE)
+    }
+
+    pub fn pid_path(&self, service: &str) -> PathBuf {
+        self.root.join(format!("{service}.pid"))
+    }
+
+    pub fn log_path(&self, service: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{service}.log"))
+    }
+
+    pub fn orders_path(&self, id: u32) -> PathBuf {
+        self.root.join(crate::order::orders_file_name(id))
+    }
+
+    pub fn orders_paths(&self) -> Vec<PathBuf> {
+        REPLICA_IDS.iter().map(|&id| self.orders_path(id)).collect()
+    }
+
+    /// The cluster that `up` recorded here.
+    pub fn load(&self) -> Result<ClusterSpec> {
+        if !self.root.is_dir() {
+            return Err(Error::Cluster(format!(
+                "no state directory at {}: start a cluster with `storectl up`, or pass --state-dir",
+                self.root.display()
+            )));
+        }
+        let path = self.spec_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Cluster(format!(
+                    "no cluster in {}: start one with `storectl up`",
+                    self.root.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path,
+            line: e.line() as u64,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn pid(&self, service: &str) -> Option<u32> {
+        std::fs::read_to_string(self.pid_path(service))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// The pid of `service` if it is running.
+    pub fn live_pid(&self, service: &str) -> Option<u32> {
+        self.pid(service).filter(|&pid| process::is_alive(pid))
+    }
+
+    fn write_pid(&self, service: &str, pid: u32) -> Result<()> {
+        crate::storage::write_atomic(&self.pid_path(service), format!("{pid}\n").as_bytes())
+    }
+}
+
+/// Works out the arguments of every service of a cluster whose files live in `data_dir`.
+pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
+    let host = &options.host;
+    let base = options.port_base;
+    let data = data_dir.display().to_string();
+    let catalog_url = config::url(host, config::catalog_port(base));
+    let frontend_url = config::url(host, config::frontend_port(base));
+    let replica_args: Vec<String> = config::replica_addrs(host, base)
+        .iter()
+        .flat_map(|r| ["--replica".to_string(), format!("{}={}", r.id, r.url)])
+        .collect();
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let mut services = Vec::new();
+    let port = config::catalog_port(base);
+    let mut args = strings(&["serve", "catalog", "--host", host]);
+    args.extend([
+        "--port".into(),
+        port.to_string(),
+        "--data-dir".into(),
+        data.clone(),
+    ]);
+    args.extend(["--frontend".into(), frontend_url.clone()]);
+    args.extend(["--restock-interval".into(), ms(options.restock_interval)]);
+    services.push(ServiceSpec {
+        name: "catalog".into(),
+        port,
+        args,
+    });
+    for id in REPLICA_IDS {
+        let port = config::replica_port(base, id);
+        let mut args = strings(&["serve", "order", "--id", &id.to_string(), "--host", host]);
+        args.extend([
+            "--port".into(),
+            port.to_string(),
+            "--data-dir".into(),
+            data.clone(),
+        ]);
+        args.extend(["--catalog".into(), catalog_url.clone()]);
+        args.extend(replica_args.iter().cloned());
+        services.push(ServiceSpec {
+            name: format!("order-{id}"),
+            port,
+            args,
+        });
+    }
+    let port = config::frontend_port(base);
+    let mut args = strings(&["serve", "frontend", "--host", host]);
+    args.extend(["--port".into(), port.to_string()]);
+    args.extend(["--catalog".into(), catalog_url]);
+    args.extend(replica_args.iter().cloned());
+    args.extend(["--cache-size".into(), options.cache_size.to_string()]);
+    args.extend(["--health-interval".into(), ms(options.health_interval)]);
+    services.push(ServiceSpec {
+        name: "frontend".into(),
+        port,
+        args,
+    });
+    ClusterSpec {
+        host: host.clone(),
+        port_base: base,
+        services,
+    }
+}
+
+/// Starts every service of a cluster in the background and waits until all answer and a leader
+/// is chosen. `exe` is the storectl binary to run.
+pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSpec> {
+    if options.port_base > config::MAX_PORT_BASE {
+        return Err(Error::Usage(format!(
+            "--port-base must be at most {} so that every port fits",
+            config::MAX_PORT_BASE
+        )));
+    }
+    if let Ok(existing) = state.load() {
+        let running: Vec<String> = existing
+            .services
+            .iter()
+            .filter_map(|s| {
+                state
+                    .live_pid(&s.name)
+                    .map(|pid| format!("{} (pid {pid})", s.name))
+            })
+            .collect();
+        if !running.is_empty() {
+            return Err(Error::Cluster(format!(
+                "a cluster is already running in {}: {}; stop it with `storectl down` first",
+                state.root().display(),
+                running.join(", ")
+            )));
+        }
+    }
+    if let Err(port) = config::ports_free(&options.host, options.port_base) {
+        return Err(Error::Cluster(format!(
+            "port {port} on {} is in use; pick other ports with --port-base, e.g. --port-base {}",
+            options.host,
+            options
+                .port_base
+                .saturating_add(100)
+                .min(config::MAX_PORT_BASE)
+        )));
+    }
+    std::fs::create_dir_all(state.root().join("logs")).map_err(|e| Error::io(state.root(), e))?;
+    let data_dir = std::fs::canonicalize(state.root()).map_err(|e| Error::io(state.root(), e))?;
+    let spec = plan(options, &data_dir);
+    let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    crate::storage::write_atomic(&state.spec_path(), &text)?;
+    let started = start_services(state, &spec, exe, &spec.services);
+    if let Err(e) = started.and_then(|_| wait_healthy(state, &spec, &spec.services, true)) {
+        let _ = down(state);
+        return Err(e);
+    }
+    Ok(spec)
+}
+
+fn start_services(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    exe: &Path,
+    services: &[ServiceSpec],
+) -> Result<()> {
+    for service in services {
+        let pid = process::spawn(exe, &service.args, &state.log_path(&service.name))?;
+        state.write_pid(&service.name, pid)?;
+        tracing::debug!(
+            "started {} (pid {pid}) on {}",
+            service.name,
+            config::url(&spec.host, service.port)
+        );
+    }
+    Ok(())
+}
+
+/// Waits until each of `services` answers its health check (and, with `want_leader`, the front
+/// end has chosen a leader). A service that exits meanwhile ends the wait with its last log line.
+fn wait_healthy(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    services: &[ServiceSpec],
+    want_leader: bool,
+) -> Result<()> {
+    let agent = crate::client::agent();
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut waiting: Vec<&ServiceSpec> = services.iter().collect();
+    while !waiting.is_empty() {
+        for service in &waiting {
+            if state.live_pid(&service.name).is_none() {
+                return Err(Error::Cluster(format!(
+                    "{} exited during start: {} (see {})",
+                    service.name,
+                    last_log_line(&state.log_path(&service.name)),
+                    state.log_path(&service.name).display()
+                )));
+            }
+        }
+        waiting.retain(|service| !is_healthy(&agent, spec, service, want_leader));
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<&str> = waiting.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::Cluster(format!(
+                "{} did not become healthy within {}s; see the logs in {}",
+                names.join(", "),
+                START_TIMEOUT.as_secs(),
+                state.root().join("logs").display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn is_healthy(
+    agent: &ureq::Agent,
+    spec: &ClusterSpec,
+    service: &ServiceSpec,
+    want_leader: bool,
+) -> bool {
+    let url = format!("{}/health", config::url(&spec.host, service.port));
+    let Ok(reply) = crate::client::get(agent, &url) else {
+        return false;
+    };
+    if reply.status != 200 {
+        return false;
+    }
+    if service.name == "frontend" && want_leader {
+        return reply
+            .json::<Data<FrontendHealth>>()
+            .is_some_and(|h| h.data.leader_id.is_some());
+    }
+    true
+}
+
+fn last_log_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "no output".into())
+}
+
+/// Stops every running service of the cluster: SIGTERM, then SIGKILL after a grace period.
+/// Returns the services that were stopped, with their pids.
+pub fn down(state: &StateDir) -> Result<Vec<(String, u32)>> {
+    let spec = state.load()?;
+    let mut stopped = Vec::new();
+    // Front end first, so no new orders arrive while the replicas stop.
+    for service in spec.services.iter().rev() {
+        if let Some(pid) = state.live_pid(&service.name) {
+            process::send(pid, Signal::Term)?;
+            stopped.push((service.name.clone(), pid));
+        }
+    }
+    for (_, pid) in &stopped {
+        process::stop(*pid, STOP_GRACE)?;
+    }
+    for service in &spec.services {
+        let _ = std::fs::remove_file(state.pid_path(&service.name));
+    }
+    Ok(stopped)
+}
+
+/// Names a service: `catalog`, `frontend`, `order-N`, or `leader` (the current order leader).
+pub fn resolve_target(state: &StateDir, spec: &ClusterSpec, target: &str) -> Result<String> {
+    if target == "leader" {
+        return find_leader(spec)
+            .map(|id| format!("order-{id}"))
+            .ok_or_else(|| Error::Cluster("no order replica is leading right now".into()));
+    }
+    if spec.service(target).is_some() {
+        return Ok(target.to_string());
+    }
+    let _ = state;
+    let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+    Err(Error::Usage(format!(
+        "unknown target '{target}'; use one of {}, leader",
+        names.join(", ")
+    )))
+}
+
+/// The id of the replica that leads, asking the front end first, then the replicas.
+pub fn find_leader(spec: &ClusterSpec) -> Option<u32> {
+    let agent = crate::client::agent();
+    let from_frontend = crate::client::get(&agent, &format!("{}/health", spec.frontend_url()))
+        .ok()
+        .and_then(|r| r.json::<Data<FrontendHealth>>())
+        .and_then(|h| h.data.leader_id);
+    from_frontend.or_else(|| {
+        REPLICA_IDS.iter().copied().find(|&id| {
+            spec.url(&format!("order-{id}"))
+                .and_then(|url| crate::client::get(&agent, &format!("{url}/health")).ok())
+                .and_then(|r| r.json::<Data<ReplicaHealth>>())
+                .is_some_and(|h| h.data.role == Role::Leader)
+        })
+    })
+}
+
+/// Sends `signal` to `target` and waits for it to go. Returns the service's name and pid.
+pub fn kill(state: &StateDir, target: &str, signal: Signal) -> Result<(String, u32)> {
+    let spec = state.load()?;
+    let name = resolve_target(state, &spec, target)?;
+    let pid = state.live_pid(&name).ok_or_else(|| {
+        Error::Cluster(format!(
+            "{name} is not running; start it again with `storectl restart {name}`"
+        ))
+    })?;
+    process::send(pid, signal)?;
+    if !process::wait_gone(pid, Duration::from_secs(10)) {
+        return Err(Error::Cluster(format!(
+            "{name} (pid {pid}) is still running after {}",
+            signal.name()
+        )));
+    }
+    Ok((name, pid))
+}
+
+/// Starts `target` again with the arguments `up` gave it, stopping it first if it runs.
+pub fn restart(state: &StateDir, target: &str, exe: &Path) -> Result<(String, u32)> {
+    let spec = state.load()?;
+    let name = resolve_target(state, &spec, target)?;
+    let service = spec
+        .service(&name)
+        .cloned()
+        .ok_or_else(|| Error::Cluster(format!("{name} is not part of this cluster")))?;
+    if let Some(pid) = state.live_pid(&name) {
+        process::stop(pid, STOP_GRACE)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind((spec.host.as_str(), service.port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(Error::Cluster(format!(
+                "port {} of {name} is still in use by another process",
+                service.port
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start_services(state, &spec, exe, std::slice::from_ref(&service))?;
+    wait_healthy(state, &spec, std::slice::from_ref(&service), false)?;
+    let pid = state.pid(&name).unwrap_or(0);
+    Ok((name, pid))
+}
+
+/// One row of `storectl status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub alive: bool,
+    /// `leader` or `follower` for order replicas.
+    pub role: Option<String>,
+    pub ready: Option<bool>,
+    pub term: Option<u64>,
+    /// The number of the last order in the replica's log.
+    pub last_order: Option<u64>,
+    pub orders: Option<u64>,
+    pub leader_id: Option<u32>,
+    pub cache: Option<CacheStats>,
+}
+
+/// The state of every service of the cluster, from pid files and health checks.
+pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
+    let spec = state.load()?;
+    let agent = crate::client::agent();
+    let mut rows = Vec::new();
+    for service in &spec.services {
+        let pid = state.live_pid(&service.name);
+        let url = format!("{}/health", config::url(&spec.host, service.port));
+        let health = pid
+            .and_then(|_| crate::client::get(&agent, &url).ok())
+            .filter(|r| r.status == 200);
+        let mut row = ServiceStatus {
+            name: service.name.clone(),
+            pid,
+            port: service.port,
+            alive: health.is_some(),
+            role: None,
+            ready: None,
+            term: None,
+            last_order: None,
+            orders: None,
+            leader_id: None,
+            cache: None,
+        };
+        if let Some(reply) = health {
+            if let Some(h) = reply
+                .json::<Data<ReplicaHealth>>()
+                .filter(|_| service.name.starts_with("order-"))
+            {
+                let h = h.data;
+                row.role = Some(match h.role {
+                    Role::Leader => "leader".into(),
+                    Role::Follower => "follower".into(),
+                });
+                row.ready = Some(h.ready);
+                row.term = Some(h.term);
+                row.orders = Some(h.len);
+                row.last_order = h.len.checked_sub(1);
+                row.leader_id = h.leader_id;
+            } else if let Some(h) = reply.json::<Data<FrontendHealth>>() {
+                row.leader_id = h.data.leader_id;
+                row.cache = Some(h.data.cache);
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// `storectl status` as a table.
+pub fn render_status(rows: &[ServiceStatus]) -> String {
+    let mut out = format!(
+        "{:<10} {:>8} {:>6} {:<6} {:<9} {:>10}  {}\n",
+        "SERVICE", "PID", "PORT", "ALIVE", "ROLE", "LAST ORDER", "CACHE"
+    );
+    for row in rows {
+        let dash = || "-".to_string();
+        let cache = row
+            .cache
+            .map(|c| {
+                format!(
+                    "{} hits, {} misses, {} evictions, {}/{} entries",
+                    c.hits, c.misses, c.evictions, c.size, c.capacity
+                )
+            })
+            .unwrap_or_else(dash);
+        let role = match (&row.role, row.ready) {
+            (Some(role), Some(false)) => format!("{role}*"),
+            (Some(role), _) => role.clone(),
+            (None, _) => dash(),
+        };
+        out.push_str(&format!(
+            "{:<10} {:>8} {:>6} {:<6} {:<9} {:>10}  {}\n",
+            row.name,
+            row.pid.map(|p| p.to_string()).unwrap_or_else(dash),
+            row.port,
+            if row.alive { "yes" } else { "no" },
+            role,
+            row.last_order.map(|n| n.to_string()).unwrap_or_else(dash),
+            cache
+        ));
+    }
+    if rows.iter().any(|r| r.ready == Some(false)) {
+        out.push_str("* still catching up with the leader\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_wires_every_service_to_the_others() {
+        let options = UpOptions {
+            port_base: 9000,
+            ..Default::default()
+        };
+        let spec = plan(&options, Path::new("/data"));
+        let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["catalog", "order-1", "order-2", "order-3", "frontend"]
+        );
+        assert_eq!(spec.service("order-2").unwrap().port, 9011);
+        let frontend = spec.service("frontend").unwrap().args.join(" ");
+        assert!(
+            frontend.contains("--catalog http://127.0.0.1:9001"),
+            "{frontend}"
+        );
+        assert!(
+            frontend.contains("--replica 3=http://127.0.0.1:9012"),
+            "{frontend}"
+        );
+        let catalog = spec.service("catalog").unwrap().args.join(" ");
+        assert!(
+            catalog.contains("--frontend http://127.0.0.1:9000"),
+            "{catalog}"
+        );
+        assert!(catalog.contains("--restock-interval 10000ms"), "{catalog}");
+    }
+
+    #[test]
+    fn a_missing_state_dir_says_what_to_do() {
+        let err = StateDir::new("/nonexistent/state")
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storectl up"), "{err}");
+    }
+}

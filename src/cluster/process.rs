@@ -1,0 +1,114 @@
+//! Processes of a cluster: spawning `storectl serve …` detached, signalling them by pid, and
+//! telling whether a pid is still one of ours.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Starts `exe args…` in its own process group (so a Ctrl-C meant for the caller does not reach
+/// it), with its output appended to `log`. Returns its pid.
+pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<u32> {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::io(log, e))?;
+    let err = out.try_clone().map_err(|e| Error::io(log, e))?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::io(exe, e))?;
+    Ok(child.id())
+}
+
+/// True when `pid` runs and is a `storectl serve` process (not a zombie, not a reused pid).
+pub fn is_alive(pid: u32) -> bool {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    // The state follows the parenthesised command name.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim().chars().next());
+    if matches!(state, Some('Z') | Some('X') | None) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| {
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            args.iter().any(|a| *a == b"serve")
+        })
+        .unwrap_or(false)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Kill,
+    Term,
+}
+
+impl Signal {
+    fn number(self) -> i32 {
+        match self {
+            Signal::Kill => libc::SIGKILL,
+            Signal::Term => libc::SIGTERM,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Kill => "SIGKILL",
+            Signal::Term => "SIGTERM",
+        }
+    }
+}
+
+pub fn send(pid: u32, signal: Signal) -> Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| Error::Cluster(format!("bad pid {pid}")))?;
+    // SAFETY: kill(2) with a concrete positive pid and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(pid, signal.number()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::Cluster(format!(
+            "cannot send {} to pid {pid}: {}",
+            signal.name(),
+            std::io::Error::last_os_error()
+        )))
+    }
+}
+
+/// Waits until `pid` is gone, for at most `timeout`. Returns whether it went.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !is_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !is_alive(pid)
+}
+
+/// Stops `pid` gracefully, then forcibly after `grace`.
+pub fn stop(pid: u32, grace: Duration) -> Result<()> {
+    if !is_alive(pid) {
+        return Ok(());
+    }
+    send(pid, Signal::Term)?;
+    if wait_gone(pid, grace) {
+        return Ok(());
+    }
+    send(pid, Signal::Kill)?;
+    wait_gone(pid, Duration::from_secs(5));
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The library's error type: every failure a caller can act on, with a message that says what to do.
+
+use std::path::PathBuf;
+
+/// Failures of the library's operations. Services turn them into HTTP errors; the CLI prints them
+/// as one line on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("cannot listen on {addr}: {source} (is another service using that port? pick another with --port or --port-base)")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Cluster(String),
+    #[error("{0}")]
+    Remote(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on, so the message names the file.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,274 @@
+//! The HTTP layer every service shares: one catch-all warp filter that hands a plain [`Request`]
+//! to the service's router, a body size limit, and replies in the API's JSON shapes.
+//!
+//! Routing by hand (a `match` on method and path) keeps every status code of the API in one
+//! readable place per service, including 404 versus 405, which warp's rejection merging blurs.
+
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::Filter;
+
+use crate::wire::{ErrorBody, ErrorDetail};
+
+pub type Response = warp::reply::Response;
+
+/// Largest request body of the public API and the catalog; an order is a few dozen bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest request body between order replicas: a batch of entries or a log's tail.
+pub const MAX_PEER_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A request with its body already read.
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    /// The path as received, still percent-encoded.
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Request {
+    /// The path's segments after the leading slash, still percent-encoded.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_start_matches('/').split('/').collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The value of `name` in the query string, if present.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A service's request router.
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Largest request body this service reads; larger ones get 413.
+    const MAX_BODY: usize = MAX_BODY_BYTES;
+
+    fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+}
+
+/// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then lets requests
+/// in flight finish. Callers bind, so tests can listen on port 0.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let route = warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method, path: warp::path::FullPath, query, headers: HeaderMap, body| {
+                let handler = handler.clone();
+                async move {
+                    if declared_length(&headers).is_some_and(|n| n > H::MAX_BODY as u64) {
+                        return Response::from(body_too_large(H::MAX_BODY));
+                    }
+                    let body = match read_limited(body, H::MAX_BODY).await {
+                        Ok(body) => body,
+                        Err(e) => return Response::from(e),
+                    };
+                    let request = Request {
+                        method,
+                        path: path.as_str().to_string(),
+                        query,
+                        headers,
+                        body,
+                    };
+                    handler.handle(request).await
+                }
+            },
+        );
+    warp::serve(route)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn read_limited<S, B>(body: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("unreadable body: {e}")))?;
+        if collected.len() + chunk.remaining() > limit {
+            return Err(body_too_large(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than {limit} bytes"),
+    )
+}
+
+/// A reply with a JSON body that is already serialised (the cache's hot path).
+pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => json_bytes(status, body.into()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("reply not serialisable: {e}"),
+        ),
+    }
+}
+
+/// `200 {"data": value}`.
+pub fn data<T: Serialize>(value: T) -> Response {
+    json(StatusCode::OK, &crate::wire::Data { data: value })
+}
+
+/// The API's error shape: `{"error":{"code":…,"message":…}}`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: status.as_u16(),
+            message: message.to_string(),
+        },
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    json_bytes(status, bytes.into())
+}
+
+pub fn not_found(path: &str) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("no such resource: {path}"))
+}
+
+/// 405 with the `Allow` header listing what the path does take.
+pub fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {method} is not allowed here; use {allowed}"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+/// Decodes one percent-encoded path segment; `None` when it is not UTF-8.
+pub fn decode_segment(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Percent-encodes a value for use as one path segment.
+pub fn encode_segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A refused request: the status and message of the API's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Response {
+        error(e.status, &e.message)
+    }
+}
+
+/// Parses a JSON body, refusing with 400 or 415 when it is not one.
+pub fn parse_json<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    if let Some(kind) = request.header(header::CONTENT_TYPE.as_str()) {
+        let essence = kind.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type must be application/json, not '{kind}'"),
+            ));
+        }
+    }
+    serde_json::from_slice(&request.body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
+
+/// Resolves when the process gets SIGTERM or SIGINT: the services' graceful stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_round_trip() {
+        assert_eq!(decode_segment("Rubik%27s%20Cube").unwrap(), "Rubik's Cube");
+        assert_eq!(decode_segment(&encode_segment("a/b c")).unwrap(), "a/b c");
+        assert!(decode_segment("%ff").is_none());
+    }
+}

@@ -1,0 +1,33 @@
+//! storectl: a toy store built as a small replicated system, and the toolkit that runs, breaks
+//! and checks it.
+//!
+//! # Layout
+//!
+//! - [`wire`]: every request and reply body; the API in one place.
+//! - [`config`]: topology: replica ids, ports, addresses. The only place ports live.
+//! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
+//! - [`peer`]: the pooled client services use to call each other.
+//! - [`storage`]: atomic file replacement and directory fsync.
+//! - [`catalog`]: the stock, its file, restocks, cache invalidations.
+//! - [`order`]: one replica of the order log: the log file, replication, catch-up.
+//! - [`frontend`]: the public API, the LRU cache, leader selection.
+//! - [`client`]: the buy loop, its checks and latency summary.
+//! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
+//! - [`verify`]: comparing the replicas' order files.
+//! - [`tasks`]: background tasks that stop with their service.
+
+pub mod catalog;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod frontend;
+pub mod http;
+pub mod order;
+pub mod peer;
+pub mod storage;
+pub mod tasks;
+pub mod verify;
+pub mod wire;
+
+pub use error::{Error, Result};

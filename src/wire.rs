@@ -1,0 +1,189 @@
+//! Every request and reply body that crosses a socket, public or internal: the API in one place.
+
+use serde::{Deserialize, Serialize};
+
+/// `{"data": …}`, the envelope of every successful public reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// `{"error": {"code": …, "message": …}}`, the shape of every error reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    pub code: u16,
+    pub message: String,
+}
+
+/// A product as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Product {
+    pub name: String,
+    pub price: f64,
+    pub quantity: u64,
+}
+
+/// A product as the catalog reports it to the front end: with the version that orders cache
+/// fills against invalidations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersionedProduct {
+    pub name: String,
+    pub price: f64,
+    pub quantity: u64,
+    pub version: u64,
+}
+
+/// `POST /orders` reply.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderCreated {
+    pub order_number: u64,
+}
+
+/// `GET /orders/{number}` reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderInfo {
+    pub number: u64,
+    pub name: String,
+    pub quantity: u64,
+}
+
+/// An order that the front end forwards to the leader, and that the leader asks the catalog to
+/// buy: the key makes a retry of it harmless.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlaceOrder {
+    pub key: String,
+    pub name: String,
+    pub quantity: u64,
+}
+
+/// The catalog's answer to a buy: the catalog's own spelling of the name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bought {
+    pub name: String,
+    pub quantity: u64,
+}
+
+/// Cache invalidations the catalog pushes to the front end after stock changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invalidate {
+    pub items: Vec<Invalidation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Lower-case product name, the cache key.
+    pub name: String,
+    /// The product's version after the change; cached replies older than it are stale.
+    pub version: u64,
+}
+
+/// One entry of the replicated order log, as it is stored in `orders-N.csv` and sent to peers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub number: u64,
+    pub name: String,
+    pub quantity: u64,
+    /// The leader term in which the entry was created; decides which log wins on reconciliation.
+    pub term: u64,
+    /// The idempotency key of the order.
+    pub key: String,
+}
+
+/// The front end tells a replica who leads, and in which term.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaderAnnouncement {
+    pub leader_id: u32,
+    pub term: u64,
+}
+
+/// Where an entry sits in a log: its number and the term it was created in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogPosition {
+    pub number: u64,
+    pub term: u64,
+}
+
+/// The leader appends `entries` to a follower's log; `prev` must match the follower's entry just
+/// before them, so logs that agree on a position agree on everything before it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replicate {
+    pub leader_id: u32,
+    pub term: u64,
+    pub prev: Option<LogPosition>,
+    pub entries: Vec<Entry>,
+    /// The leader's log length when it sent this.
+    pub leader_len: u64,
+}
+
+/// A follower's answer to `Replicate`: on a mismatch it sends the tail of its log, so the leader can
+/// find where the two agree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicateReply {
+    pub ok: bool,
+    /// The follower's log length after the call.
+    pub len: u64,
+    pub tail: Vec<LogPosition>,
+}
+
+/// A replica asks a peer for the entries it lacks, sending the tail of its own log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub tail: Vec<LogPosition>,
+}
+
+/// The peer's answer: the logs agree on the first `common` entries, and `entries` follow them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncReply {
+    pub common: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// Health and role of an order replica.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    pub id: u32,
+    pub role: Role,
+    pub leader_id: Option<u32>,
+    pub term: u64,
+    /// False while the replica is still catching up: it may not lead yet.
+    pub ready: bool,
+    /// Number of orders in the log; the last order number is `len - 1`.
+    pub len: u64,
+    pub last_term: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// Health of the front end, with its cache counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FrontendHealth {
+    pub leader_id: Option<u32>,
+    pub cache: CacheStats,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheStats {
+    pub capacity: u64,
+    pub size: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub invalidations: u64,
+}
+
+/// Health of the catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CatalogHealth {
+    pub products: u64,
+    pub units_in_stock: u64,
+}
