@@ -148,6 +148,9 @@ pub struct FrontendArgs {
     /// How often the order leader's health is checked
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub health_interval: Duration,
+    /// How long an order is retried on new leaders before the client gets 503
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    pub failover_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

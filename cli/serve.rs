@@ -36,6 +36,7 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     replicas: replicas_or_default(args.replicas, &args.listen.host),
                     cache_size: args.cache_size,
                     health_interval: args.health_interval,
+                    failover_timeout: args.failover_timeout,
                 };
                 let listener = bind(&args.listen.host, args.port).await?;
                 tracing::info!(

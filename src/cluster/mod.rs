@@ -260,12 +260,28 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     let spec = plan(options, &data_dir);
     let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     crate::storage::write_atomic(&state.spec_path(), &text)?;
-    let started = start_services(state, &spec, exe, &spec.services);
-    if let Err(e) = started.and_then(|_| wait_healthy(state, &spec, &spec.services, true)) {
+    // The back ends first: the front end picks the highest replica that answers, so it must
+    // not look before all of them listen.
+    let (frontend, back_ends): (Vec<ServiceSpec>, Vec<ServiceSpec>) = spec
+        .services
+        .iter()
+        .cloned()
+        .partition(|s| s.name == "frontend");
+    let started = start_services(state, &spec, exe, &back_ends)
+        .and_then(|mut children| wait_healthy(state, &spec, &mut children, false))
+        .and_then(|_| start_services(state, &spec, exe, &frontend))
+        .and_then(|mut children| wait_healthy(state, &spec, &mut children, true));
+    if let Err(e) = started {
         let _ = down(state);
         return Err(e);
     }
     Ok(spec)
+}
+
+/// A service just started, with its process handle: whether it exited is then known exactly.
+struct Started {
+    service: ServiceSpec,
+    child: std::process::Child,
 }
 
 fn start_services(
@@ -273,47 +289,63 @@ fn start_services(
     spec: &ClusterSpec,
     exe: &Path,
     services: &[ServiceSpec],
-) -> Result<()> {
+) -> Result<Vec<Started>> {
+    let mut started = Vec::new();
     for service in services {
-        let pid = process::spawn(exe, &service.args, &state.log_path(&service.name))?;
-        state.write_pid(&service.name, pid)?;
+        let child = process::spawn(exe, &service.args, &state.log_path(&service.name))?;
+        state.write_pid(&service.name, child.id())?;
         tracing::debug!(
-            "started {} (pid {pid}) on {}",
+            "started {} (pid {}) on {}",
             service.name,
+            child.id(),
             config::url(&spec.host, service.port)
         );
+        started.push(Started {
+            service: service.clone(),
+            child,
+        });
     }
-    Ok(())
+    Ok(started)
 }
 
-/// Waits until each of `services` answers its health check (and, with `want_leader`, the front
-/// end has chosen a leader). A service that exits meanwhile ends the wait with its last log line.
+/// Waits until each started service answers its health check (and, with `want_leader`, the
+/// front end has chosen a leader). A service that exits meanwhile ends the wait with its last log
+/// line.
 fn wait_healthy(
     state: &StateDir,
     spec: &ClusterSpec,
-    services: &[ServiceSpec],
+    started: &mut [Started],
     want_leader: bool,
 ) -> Result<()> {
     let agent = crate::client::agent();
     let deadline = Instant::now() + START_TIMEOUT;
-    let mut waiting: Vec<&ServiceSpec> = services.iter().collect();
-    while !waiting.is_empty() {
-        for service in &waiting {
-            if state.live_pid(&service.name).is_none() {
+    let mut healthy = vec![false; started.len()];
+    while healthy.iter().any(|h| !h) {
+        for (i, s) in started.iter_mut().enumerate() {
+            if healthy[i] {
+                continue;
+            }
+            if !matches!(s.child.try_wait(), Ok(None)) {
+                let log = state.log_path(&s.service.name);
                 return Err(Error::Cluster(format!(
                     "{} exited during start: {} (see {})",
-                    service.name,
-                    last_log_line(&state.log_path(&service.name)),
-                    state.log_path(&service.name).display()
+                    s.service.name,
+                    last_log_line(&log),
+                    log.display()
                 )));
             }
+            healthy[i] = is_healthy(&agent, spec, &s.service, want_leader);
         }
-        waiting.retain(|service| !is_healthy(&agent, spec, service, want_leader));
-        if waiting.is_empty() {
+        if healthy.iter().all(|h| *h) {
             break;
         }
         if Instant::now() > deadline {
-            let names: Vec<&str> = waiting.iter().map(|s| s.name.as_str()).collect();
+            let names: Vec<&str> = started
+                .iter()
+                .zip(&healthy)
+                .filter(|(_, h)| !**h)
+                .map(|(s, _)| s.service.name.as_str())
+                .collect();
             return Err(Error::Cluster(format!(
                 "{} did not become healthy within {}s; see the logs in {}",
                 names.join(", "),
@@ -343,6 +375,11 @@ fn is_healthy(
         return reply
             .json::<Data<FrontendHealth>>()
             .is_some_and(|h| h.data.leader_id.is_some());
+    }
+    if service.name.starts_with("order-") {
+        return reply
+            .json::<Data<ReplicaHealth>>()
+            .is_some_and(|h| h.data.ready);
     }
     true
 }
@@ -455,8 +492,8 @@ pub fn restart(state: &StateDir, target: &str, exe: &Path) -> Result<(String, u3
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    start_services(state, &spec, exe, std::slice::from_ref(&service))?;
-    wait_healthy(state, &spec, std::slice::from_ref(&service), false)?;
+    let mut started = start_services(state, &spec, exe, std::slice::from_ref(&service))?;
+    wait_healthy(state, &spec, &mut started, false)?;
     let pid = state.pid(&name).unwrap_or(0);
     Ok((name, pid))
 }

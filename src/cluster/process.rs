@@ -4,29 +4,28 @@
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 /// Starts `exe args…` in its own process group (so a Ctrl-C meant for the caller does not reach
-/// it), with its output appended to `log`. Returns its pid.
-pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<u32> {
+/// it), with its output appended to `log`. Dropping the returned child leaves it running.
+pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<Child> {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .map_err(|e| Error::io(log, e))?;
     let err = out.try_clone().map_err(|e| Error::io(log, e))?;
-    let child = Command::new(exe)
+    Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::io(exe, e))?;
-    Ok(child.id())
+        .map_err(|e| Error::io(exe, e))
 }
 
 /// True when `pid` runs and is a `storectl serve` process (not a zombie, not a reused pid).

@@ -22,6 +22,8 @@ pub struct FrontendConfig {
     pub replicas: Vec<ReplicaAddr>,
     pub cache_size: usize,
     pub health_interval: Duration,
+    /// How long an order or order query keeps being retried on new leaders before it gets 503.
+    pub failover_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -34,6 +36,7 @@ struct Shared {
     client: PeerClient,
     cache: Mutex<ProductCache>,
     leader: LeaderTracker,
+    failover_timeout: Duration,
 }
 
 impl Frontend {
@@ -45,6 +48,7 @@ impl Frontend {
                 leader: LeaderTracker::new(config.replicas.clone(), client.clone()),
                 client,
                 cache: Mutex::new(ProductCache::new(config.cache_size)),
+                failover_timeout: config.failover_timeout,
             }),
         }
     }

@@ -14,8 +14,6 @@ use crate::wire::{
     VersionedProduct,
 };
 
-/// How long the front end keeps retrying an order on new leaders before it answers 503.
-const ORDER_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_NAME_LEN: usize = 128;
 const MAX_KEY_LEN: usize = 128;
 /// Largest quantity one order may ask for; far above any stock.
@@ -133,14 +131,14 @@ impl Frontend {
     }
 
     /// Runs `call` against the leader; when the leader fails or no longer leads, selects a new
-    /// one at once and runs it again there, until [`ORDER_DEADLINE`].
+    /// one at once and runs it again there, for up to the failover timeout.
     async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, Response>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,
     {
         let tracker = &self.shared.leader;
-        let deadline = Instant::now() + ORDER_DEADLINE;
+        let deadline = Instant::now() + self.shared.failover_timeout;
         let mut last_error = String::from("no order replica is reachable");
         while Instant::now() < deadline {
             let Some(leader) = tracker.get().await else {

@@ -167,7 +167,18 @@ impl Replica {
     }
 
     /// [`Self::persist`] for a caller that already holds the file.
-    async fn persist_holding(&self, mut file: OwnedMutexGuard<LogFile>) -> Result<()> {
+    ///
+    /// The write and the record that it was done run in a task of their own: the caller may be
+    /// cancelled (hyper drops a handler whose client disconnects, as a dying leader does), and a
+    /// write done but not recorded would be written a second time.
+    async fn persist_holding(&self, file: OwnedMutexGuard<LogFile>) -> Result<()> {
+        let replica = self.clone();
+        tokio::spawn(async move { replica.write_pending(file).await })
+            .await
+            .map_err(|e| Error::Cluster(format!("log writer stopped: {e}")))?
+    }
+
+    async fn write_pending(&self, mut file: OwnedMutexGuard<LogFile>) -> Result<()> {
         let Some((job, len)) = self.state().log.pending_write() else {
             return Ok(());
         };

@@ -33,10 +33,18 @@ impl http::Handler for Replica {
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
             (["internal", "leader"], &Method::POST) => {
                 match http::parse_json::<LeaderAnnouncement>(&request) {
-                    Ok(a) => match self.announced(a).await {
-                        Ok(()) => http::data(self.health()),
-                        Err(e) => http::error(StatusCode::CONFLICT, &e),
-                    },
+                    // Taking over leadership must finish even if the front end stops waiting.
+                    Ok(a) => {
+                        match spawn_to_end(
+                            self.clone(),
+                            move |r| async move { r.announced(a).await },
+                        )
+                        .await
+                        {
+                            Ok(()) => http::data(self.health()),
+                            Err(e) => http::error(StatusCode::CONFLICT, &e),
+                        }
+                    }
                     Err(e) => e.into(),
                 }
             }
@@ -165,6 +173,17 @@ impl Replica {
             None => http::error(StatusCode::NOT_FOUND, &format!("no order number {number}")),
         }
     }
+}
+
+/// Runs `work` on a task of its own, so that it completes even when the request is cancelled.
+async fn spawn_to_end<F, Fut>(replica: Replica, work: F) -> Result<(), String>
+where
+    F: FnOnce(Replica) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    tokio::spawn(work(replica))
+        .await
+        .unwrap_or_else(|e| Err(format!("stopped: {e}")))
 }
 
 fn not_leader(id: u32) -> Response {

@@ -1,0 +1,119 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_storectl_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_storectl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_storectl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_storectl_using_subcommand
+    set -l cmd (__fish_storectl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c storectl -n "__fish_storectl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c storectl -n "__fish_storectl_needs_command" -s V -l version -d 'Print version'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "serve" -d 'Run one service in the foreground'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
+complete -c storectl -n "__fish_storectl_using_subcommand demo" -l iterations -d 'Iterations of each session' -r
+complete -c storectl -n "__fish_storectl_using_subcommand demo" -l p -d 'Probability of ordering a toy that is in stock' -r
+complete -c storectl -n "__fish_storectl_using_subcommand demo" -l keep -d 'Keep the cluster\'s directory (its files and logs) instead of deleting it'
+complete -c storectl -n "__fish_storectl_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l port -d 'Port to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of catalog.csv (seeded from the built-in stock when missing)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l frontend -d 'Front end whose cache to invalidate after stock changes' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l restock-interval -d 'How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l port -d 'Port to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l catalog -d 'Address of the catalog' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l replica -d 'An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cache-size -d 'Product replies the LRU cache holds; 0 turns the cache off' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l health-interval -d 'How often the order leader\'s health is checked' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l failover-timeout -d 'How long an order is retried on new leaders before the client gets 503' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s id (1, 2 or 3); the highest answering id leads' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l port -d 'Port to listen on (default: 8009 + id)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of orders-ID.csv' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l catalog -d 'Address of the catalog' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l replica -d 'Every order replica as ID=ADDRESS, this one included (default: 1..3 on ports 8010..8012)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N, catalog on N+1, order replica i on N+9+i' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l host -d 'Address every service listens on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds; 0 turns it off' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval -d 'How often the front end checks the order leader' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand down" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand status" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand status" -l json -d 'Print JSON instead of a table'
+complete -c storectl -n "__fish_storectl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand kill" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand kill" -l signal -d 'Signal to send' -r -f -a "kill\t'SIGKILL: a crash, nothing flushed'
+term\t'SIGTERM: a graceful stop'"
+complete -c storectl -n "__fish_storectl_using_subcommand kill" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c storectl -n "__fish_storectl_using_subcommand restart" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand restart" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l frontend -d 'Front end to talk to (default: the cluster in the state directory)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l p -d 'Probability of ordering a toy that is in stock' -r
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l iterations -d 'Iterations of each session' -r
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l clients -d 'Concurrent sessions' -r
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l seed -d 'Seed of the random choices, to repeat a run (default: random, printed)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand client" -l json -d 'Print the summary as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand client" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "order" -d 'One order replica, with its own orders-N.csv'

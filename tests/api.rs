@@ -1,0 +1,217 @@
+//! SPEC §2, row by row, against a real cluster; and the cache's behaviour seen from outside.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_error, eventually, get, post, Cluster};
+use serde_json::json;
+
+#[test]
+fn every_row_of_the_public_api() {
+    let cluster = Cluster::start(&[]);
+
+    // GET /products/{name}: case-insensitive, the catalog's spelling, exact shape.
+    let tux = get(&cluster.url("/products/tUx"));
+    assert_eq!(tux.status, 200);
+    assert_eq!(
+        tux.json,
+        json!({"data": {"name": "Tux", "price": 25.99, "quantity": 100}})
+    );
+    let spaced = get(&cluster.url("/products/rubik's%20cube"));
+    assert_eq!(spaced.json["data"]["name"], "Rubik's Cube");
+    assert_error(&get(&cluster.url("/products/yeti")), 404);
+
+    // POST /orders: numbers from 0, one more each time.
+    let orders = cluster.url("/orders");
+    let first = post(&orders, r#"{"name":"tux","quantity":2}"#, &[]);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json, json!({"data": {"order_number": 0}}));
+    let second = post(&orders, r#"{"name":"Fox","quantity":1}"#, &[]);
+    assert_eq!(second.json, json!({"data": {"order_number": 1}}));
+
+    // Bad bodies: 400 with the error shape, and nothing bought.
+    for body in [
+        "not json",
+        "[]",
+        r#"{"name":"tux"}"#,
+        r#"{"quantity":1}"#,
+        r#"{"name":"tux","quantity":0}"#,
+        r#"{"name":"tux","quantity":-1}"#,
+        r#"{"name":"tux","quantity":1.5}"#,
+        r#"{"name":"tux","quantity":"2"}"#,
+        r#"{"name":"tux","quantity":99999999999999999999999}"#,
+        r#"{"name":7,"quantity":1}"#,
+        r#"{"name":"tux","quantity":1,"extra":true}"#,
+    ] {
+        assert_error(&post(&orders, body, &[]), 400);
+    }
+    assert_error(&post(&orders, r#"{"name":"yeti","quantity":1}"#, &[]), 404);
+    assert_error(
+        &post(&orders, r#"{"name":"tux","quantity":1000}"#, &[]),
+        409,
+    );
+    let huge = format!(r#"{{"name":"{}","quantity":1}}"#, "x".repeat(100_000));
+    assert_error(&post(&orders, &huge, &[]), 413);
+    assert_eq!(
+        get(&cluster.url("/products/tux")).json["data"]["quantity"],
+        98
+    );
+
+    // Idempotency-Key: the first result again, nothing bought twice.
+    let keyed = |q| {
+        post(
+            &orders,
+            &format!(r#"{{"name":"lego","quantity":{q}}}"#),
+            &[("Idempotency-Key", "order-abc-1")],
+        )
+    };
+    let a = keyed(3);
+    let b = keyed(3);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json, b.json);
+    assert_eq!(
+        get(&cluster.url("/products/lego")).json["data"]["quantity"],
+        97
+    );
+    assert_error(
+        &post(
+            &orders,
+            r#"{"name":"lego","quantity":1}"#,
+            &[("Idempotency-Key", "bad key!")],
+        ),
+        400,
+    );
+
+    // GET /orders/{number}
+    let info = get(&cluster.url("/orders/0"));
+    assert_eq!(
+        info.json,
+        json!({"data": {"number": 0, "name": "Tux", "quantity": 2}})
+    );
+    assert_error(&get(&cluster.url("/orders/abc")), 400);
+    assert_error(&get(&cluster.url("/orders/-1")), 400);
+    assert_error(&get(&cluster.url("/orders/99999")), 404);
+
+    // Unknown paths and methods.
+    assert_error(&get(&cluster.url("/nothing/here")), 404);
+    let wrong_method = post(&cluster.url("/products/tux"), "{}", &[]);
+    assert_error(&wrong_method, 405);
+}
+
+#[test]
+fn a_buy_is_visible_through_the_cache_and_eviction_happens() {
+    let cluster = Cluster::start(&["--cache-size", "10"]);
+    // Fill the cache, buy, query again: the new quantity, not the cached one.
+    assert_eq!(
+        get(&cluster.url("/products/whale")).json["data"]["quantity"],
+        100
+    );
+    assert_eq!(
+        get(&cluster.url("/products/whale")).json["data"]["quantity"],
+        100
+    );
+    let bought = post(
+        &cluster.url("/orders"),
+        r#"{"name":"whale","quantity":4}"#,
+        &[],
+    );
+    assert_eq!(bought.status, 200);
+    assert_eq!(
+        get(&cluster.url("/products/whale")).json["data"]["quantity"],
+        96
+    );
+
+    // More distinct toys than the cache holds: the least recently used go.
+    for toy in storectl::client::catalog_products().iter().take(14) {
+        let url = cluster.url(&format!(
+            "/products/{}",
+            storectl::http::encode_segment(toy)
+        ));
+        assert_eq!(get(&url).status, 200);
+    }
+    let frontend = cluster.service("frontend");
+    let cache = &frontend["cache"];
+    assert!(cache["hits"].as_u64().unwrap() >= 1, "{cache}");
+    assert!(cache["evictions"].as_u64().unwrap() >= 4, "{cache}");
+    assert_eq!(cache["size"], 10, "{cache}");
+}
+
+#[test]
+fn a_sold_out_toy_is_restocked() {
+    let cluster = Cluster::start(&["--restock-interval", "500ms"]);
+    let bought = post(
+        &cluster.url("/orders"),
+        r#"{"name":"frisbee","quantity":100}"#,
+        &[],
+    );
+    assert_eq!(bought.status, 200, "{}", bought.json);
+    assert_error(
+        &post(
+            &cluster.url("/orders"),
+            r#"{"name":"frisbee","quantity":1}"#,
+            &[],
+        ),
+        409,
+    );
+    // Two restock intervals, and some slack for a loaded machine.
+    let restocked = eventually(Duration::from_secs(5), || {
+        let q = get(&cluster.url("/products/frisbee")).json["data"]["quantity"].as_u64()?;
+        (q == 100).then_some(q)
+    });
+    assert_eq!(restocked, Some(100));
+    let text = common::read(&cluster.file("catalog.csv"));
+    assert!(
+        text.contains("Frisbee,2.49,100"),
+        "restock persisted: {text}"
+    );
+}
+
+#[test]
+fn no_reachable_replica_is_a_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+    let frontend_port = base.to_string();
+    let nowhere = |id: u32| format!("{id}=127.0.0.1:{}", base + 9 + id as u16);
+    let (r1, r2, r3) = (nowhere(1), nowhere(2), nowhere(3));
+    let catalog = format!("127.0.0.1:{}", base + 1);
+    let mut child = std::process::Command::new(common::EXE)
+        .args([
+            "serve",
+            "frontend",
+            "--port",
+            &frontend_port,
+            "--catalog",
+            &catalog,
+        ])
+        .args([
+            "--replica",
+            &r1,
+            "--replica",
+            &r2,
+            "--replica",
+            &r3,
+            "--failover-timeout",
+            "500ms",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{base}");
+    let up = eventually(Duration::from_secs(10), || {
+        storectl::client::get(&storectl::client::agent(), &format!("{url}/health")).ok()
+    });
+    assert!(up.is_some(), "front end answers");
+    let reply = post(
+        &format!("{url}/orders"),
+        r#"{"name":"tux","quantity":1}"#,
+        &[],
+    );
+    assert_error(&reply, 503);
+    assert_error(&get(&format!("{url}/orders/0")), 503);
+    // The catalog is down too: a product query is a 503, not a crash.
+    assert_error(&get(&format!("{url}/products/tux")), 503);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

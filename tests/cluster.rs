@@ -1,0 +1,237 @@
+//! The cluster commands and the replicas, driven as a user would: `up`, `client`, `status`,
+//! `kill`, `restart`, `verify-logs`, `down`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, get, post, stderr, stdout, Cluster};
+use serde_json::Value;
+
+fn client_json(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = cluster.run("client", &all);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("client --json prints JSON: {}", stderr(&out)));
+    (out.status.success(), report)
+}
+
+#[test]
+fn a_client_run_adds_up_and_the_replicas_agree() {
+    let cluster = Cluster::start(&[]);
+    let (ok, report) = client_json(
+        &cluster,
+        &["--p", "1", "--iterations", "40", "--clients", "3"],
+    );
+    assert!(ok, "client exits 0: {report}");
+    let n = |k: &str| report[k].as_u64().unwrap();
+    assert_eq!(n("errors"), 0, "{report}");
+    assert_eq!(n("mismatches"), 0);
+    assert!(n("orders") > 0);
+    assert_eq!(n("orders_checked"), n("orders"));
+    // Every iteration queries once, every query with stock orders once (p = 1), every order is
+    // checked once.
+    assert_eq!(
+        n("requests"),
+        3 * 40 + n("orders") + n("sold_out") + n("orders_checked")
+    );
+    assert_eq!(report["query"]["count"], 3 * 40);
+
+    // Every replica's file holds every order, in a real CSV with a header.
+    let wanted = eventually(Duration::from_secs(10), || {
+        let texts: Vec<String> = (1..=3)
+            .map(|id| common::read(&cluster.orders_file(id)))
+            .collect();
+        (texts.iter().all(|t| t == &texts[0]) && texts[0].lines().count() as u64 == n("orders") + 1)
+            .then(|| texts[0].clone())
+    })
+    .expect("the replicas converge");
+    assert!(wanted.starts_with("number,name,quantity,term,key\n"));
+    let verify = cluster.run("verify-logs", &[]);
+    assert!(verify.status.success());
+    assert!(
+        stdout(&verify).starts_with("OK: 3 order files identical"),
+        "{}",
+        stdout(&verify)
+    );
+
+    // verify-logs notices a difference and says where.
+    cluster.run("down", &[]);
+    let path = cluster.orders_file(2);
+    let text = common::read(&path).replacen(",1,", ",9,", 1);
+    std::fs::write(&path, text).unwrap();
+    let verify = cluster.run("verify-logs", &[]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains("orders-2.csv"),
+        "{}",
+        stdout(&verify)
+    );
+}
+
+#[test]
+fn killing_a_replica_shows_in_status_and_orders_go_on() {
+    let cluster = Cluster::start(&[]);
+    assert_eq!(cluster.service("order-3")["role"], "leader");
+    let killed = cluster.run("kill", &["order-3"]);
+    assert!(killed.status.success(), "{}", stderr(&killed));
+    assert!(stdout(&killed).contains("SIGKILL"));
+
+    let reply = post(
+        &cluster.url("/orders"),
+        r#"{"name":"dolphin","quantity":1}"#,
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let new_leader = eventually(Duration::from_secs(10), || {
+        let rows = cluster.status();
+        let three = rows.iter().find(|r| r["name"] == "order-3")?;
+        let two = rows.iter().find(|r| r["name"] == "order-2")?;
+        (three["alive"] == false && two["role"] == "leader").then_some(())
+    });
+    assert!(
+        new_leader.is_some(),
+        "order-3 down and order-2 leading: {:?}",
+        cluster.status()
+    );
+
+    // Back up, it catches up and the files end identical.
+    let restarted = cluster.run("restart", &["order-3"]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    let converged = eventually(Duration::from_secs(10), || {
+        cluster
+            .run("verify-logs", &[])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        converged.is_some(),
+        "{}",
+        stdout(&cluster.run("verify-logs", &[]))
+    );
+    assert_eq!(common::read(&cluster.orders_file(3)).lines().count(), 2);
+}
+
+#[test]
+fn the_leader_killed_under_load_loses_nothing() {
+    let cluster = Cluster::start(&[]);
+    for round in 0..2 {
+        let state = cluster.state();
+        let client = std::process::Command::new(common::EXE)
+            .args([
+                "client",
+                "--json",
+                "--p",
+                "1",
+                "--iterations",
+                "60",
+                "--clients",
+                "4",
+            ])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Kill once some orders have gone through, while the clients are still running.
+        eventually(Duration::from_secs(10), || {
+            (common::read(&cluster.orders_file(1)).lines().count() > 5 + round * 60).then_some(())
+        });
+        let killed = cluster.run("kill", &["leader"]);
+        assert!(killed.status.success(), "{}", stderr(&killed));
+        let victim = stdout(&killed)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let out = client.wait_with_output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert_eq!(report["errors"], 0, "round {round}: {report}");
+        assert_eq!(report["mismatches"], 0, "round {round}: {report}");
+        let restarted = cluster.run("restart", &[&victim]);
+        assert!(restarted.status.success(), "{}", stderr(&restarted));
+    }
+    let converged = eventually(Duration::from_secs(15), || {
+        cluster
+            .run("verify-logs", &[])
+            .status
+            .success()
+            .then_some(())
+    });
+    if converged.is_none() {
+        let _ = std::process::Command::new("cp")
+            .args(["-r", cluster.state().to_str().unwrap(), "/tmp/failed-state"])
+            .status();
+    }
+    assert!(
+        converged.is_some(),
+        "{}\n{}",
+        stdout(&cluster.run("verify-logs", &[])),
+        stdout(&cluster.run("status", &[]))
+    );
+    // Numbers are contiguous from 0 and no key appears twice.
+    let text = common::read(&cluster.orders_file(1));
+    let mut keys = std::collections::HashSet::new();
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[0], i.to_string(), "line {}: {line}", i + 2);
+        assert!(
+            keys.insert(fields[fields.len() - 1].to_string()),
+            "duplicate key: {line}"
+        );
+    }
+    assert!(get(&cluster.url("/orders/0")).status == 200);
+}
+
+#[test]
+fn cluster_commands_refuse_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none");
+    let missing = missing.to_str().unwrap();
+    for command in ["status", "down", "verify-logs"] {
+        let out = common::storectl(&[command, "--state-dir", missing]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains("storectl up"),
+            "{command} says what to do: {err}"
+        );
+    }
+    let out = common::storectl(&["kill", "order-9", "--state-dir", missing]);
+    assert_ne!(out.status.code(), Some(0));
+    let out = common::storectl(&["client", "--p", "1.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    let cluster = Cluster::start(&[]);
+    let again = cluster.run("up", &["--port-base", &cluster.base.to_string()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
+    let other_dir = dir.path().join("second");
+    let taken = common::storectl(&[
+        "up",
+        "--state-dir",
+        other_dir.to_str().unwrap(),
+        "--port-base",
+        &cluster.base.to_string(),
+    ]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("in use"), "{}", stderr(&taken));
+    let unknown = cluster.run("kill", &["order-9"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("unknown target"),
+        "{}",
+        stderr(&unknown)
+    );
+    for out in [&again, &taken, &unknown] {
+        assert!(!stderr(out).contains("panicked"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Test harness: real `storectl` processes on free ports in a temporary state directory, stopped
+//! by `storectl down` (which signals the pids it recorded) when the test ends.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_storectl");
+
+/// Runs `storectl args…` to completion.
+pub fn storectl(args: &[&str]) -> Output {
+    Command::new(EXE)
+        .args(args)
+        .env_remove("STORECTL_STATE_DIR")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the storectl binary runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Polls `check` until it returns `Some`, for at most `timeout`.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A cluster started with `storectl up` for one test.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub base: u16,
+}
+
+impl Cluster {
+    pub fn start(extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for _ in 0..5 {
+            let base = storectl::config::find_free_port_base("127.0.0.1").expect("free ports");
+            let base_text = base.to_string();
+            let state = dir.path().join("state");
+            let mut args = vec![
+                "up",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--port-base",
+                &base_text,
+            ];
+            args.extend_from_slice(extra);
+            let out = storectl(&args);
+            if out.status.success() {
+                return Cluster { dir, base };
+            }
+            // Another test may have taken a port between the check and the bind: try others.
+            assert!(
+                stderr(&out).contains("in use"),
+                "up failed: {}",
+                stderr(&out)
+            );
+        }
+        panic!("could not start a cluster on free ports");
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.base)
+    }
+
+    /// Runs `storectl COMMAND --state-dir … args…`.
+    pub fn run(&self, command: &str, args: &[&str]) -> Output {
+        let state = self.state();
+        let mut all = vec![command, "--state-dir", state.to_str().unwrap()];
+        all.extend_from_slice(args);
+        storectl(&all)
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        let out = self.run("status", &["--json"]);
+        assert!(out.status.success(), "status failed: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    pub fn service(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in status"))
+    }
+
+    pub fn orders_file(&self, id: u32) -> PathBuf {
+        self.state().join(format!("orders-{id}.csv"))
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.state().join(name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.run("down", &[]);
+    }
+}
+
+/// A reply's status and parsed JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub json: Value,
+}
+
+fn agent() -> ureq::Agent {
+    storectl::client::agent()
+}
+
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.expect("the request reaches the server");
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("a readable body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("reply is not JSON: {text}"));
+    Reply { status, json }
+}
+
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+/// POSTs raw bytes as `application/json`, with optional extra headers.
+pub fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent().post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.send(body))
+}
+
+/// Checks the API's error shape and status.
+pub fn assert_error(reply: &Reply, status: u16) {
+    assert_eq!(reply.status, status, "body: {}", reply.json);
+    assert_eq!(reply.json["error"]["code"], status, "body: {}", reply.json);
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "an error message: {}",
+        reply.json
+    );
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
