@@ -235,3 +235,43 @@ fn cluster_commands_refuse_clearly() {
         assert!(!stderr(out).contains("panicked"));
     }
 }
+
+#[test]
+fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("catalog.csv"),
+        "name,price,quantity\nTux,abc,1\n",
+    )
+    .unwrap();
+    let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+    let out = common::storectl(&[
+        "up",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--port-base",
+        &base.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("catalog exited during start"), "{err}");
+    assert!(
+        err.contains("catalog.csv, line 2"),
+        "names file and line: {err}"
+    );
+    // Every port is free again: whatever up started, it stopped.
+    let free = eventually(Duration::from_secs(10), || {
+        storectl::config::ports_free("127.0.0.1", base).ok()
+    });
+    assert!(
+        free.is_some(),
+        "a service of the failed start is still listening"
+    );
+    assert_eq!(
+        common::read(&state.join("catalog.csv")),
+        "name,price,quantity\nTux,abc,1\n",
+        "a damaged file is never rewritten"
+    );
+}

@@ -267,15 +267,34 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         .iter()
         .cloned()
         .partition(|s| s.name == "frontend");
-    let started = start_services(state, &spec, exe, &back_ends)
-        .and_then(|mut children| wait_healthy(state, &spec, &mut children, false))
-        .and_then(|_| start_services(state, &spec, exe, &frontend))
-        .and_then(|mut children| wait_healthy(state, &spec, &mut children, true));
-    if let Err(e) = started {
-        let _ = down(state);
+    let mut started = Vec::new();
+    let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
+        .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
+    if let Err(e) = outcome {
+        // Stop exactly what this call started, through the child handles: a pid file may not
+        // tell a child that has not yet exec'd from a stranger.
+        for s in &mut started {
+            let _ = process::stop(s.child.id(), Duration::from_secs(5));
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            let _ = std::fs::remove_file(state.pid_path(&s.service.name));
+        }
         return Err(e);
     }
     Ok(spec)
+}
+
+fn start_and_wait(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    exe: &Path,
+    services: &[ServiceSpec],
+    want_leader: bool,
+    all: &mut Vec<Started>,
+) -> Result<()> {
+    let first = all.len();
+    let result = start_services(state, spec, exe, services, all);
+    result.and_then(|_| wait_healthy(state, spec, &mut all[first..], want_leader))
 }
 
 /// A service just started, with its process handle: whether it exited is then known exactly.
@@ -289,8 +308,8 @@ fn start_services(
     spec: &ClusterSpec,
     exe: &Path,
     services: &[ServiceSpec],
-) -> Result<Vec<Started>> {
-    let mut started = Vec::new();
+    started: &mut Vec<Started>,
+) -> Result<()> {
     for service in services {
         let child = process::spawn(exe, &service.args, &state.log_path(&service.name))?;
         state.write_pid(&service.name, child.id())?;
@@ -305,7 +324,7 @@ fn start_services(
             child,
         });
     }
-    Ok(started)
+    Ok(())
 }
 
 /// Waits until each started service answers its health check (and, with `want_leader`, the
@@ -492,8 +511,15 @@ pub fn restart(state: &StateDir, target: &str, exe: &Path) -> Result<(String, u3
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut started = start_services(state, &spec, exe, std::slice::from_ref(&service))?;
-    wait_healthy(state, &spec, &mut started, false)?;
+    let mut started = Vec::new();
+    start_and_wait(
+        state,
+        &spec,
+        exe,
+        std::slice::from_ref(&service),
+        false,
+        &mut started,
+    )?;
     let pid = state.pid(&name).unwrap_or(0);
     Ok((name, pid))
 }
