@@ -264,6 +264,11 @@ pub struct ClientArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    /// Also check that stock was conserved: for every toy, seed + restocked − ordered = stock,
+    /// and every unit the catalog sold belongs to an order in the log (run it with no client
+    /// running, or orders in flight count as differences)
+    #[arg(long)]
+    pub stock: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

@@ -740,7 +740,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__verify__subcmd__logs)
-            opts="-h --state-dir --json --help"
+            opts="-h --state-dir --stock --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

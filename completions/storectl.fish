@@ -99,6 +99,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand client" -l seed -d 'Se
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l json -d 'Print the summary as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand client" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F

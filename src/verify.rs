@@ -132,3 +132,194 @@ mod tests {
         assert!(err.to_string().contains("orders-1.csv"));
     }
 }
+
+/// One toy's stock balance: seed + restocked − ordered must equal the catalog's stock.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ToyBalance {
+    pub name: String,
+    pub seed: u64,
+    pub restocked: u64,
+    /// Units in the order log.
+    pub ordered: u64,
+    /// Units the catalog has now.
+    pub stock: u64,
+}
+
+impl ToyBalance {
+    pub fn balanced(&self) -> bool {
+        self.seed + self.restocked == self.ordered + self.stock
+    }
+}
+
+/// Whether stock was conserved: every toy balances, and the catalog's buys and the order log
+/// name the same orders.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StockCheck {
+    pub toys: Vec<ToyBalance>,
+    /// Keys the catalog sold stock to that no order in the log carries.
+    pub buys_without_order: Vec<String>,
+    /// Keys of orders in the log for which the catalog recorded no buy.
+    pub orders_without_buy: Vec<String>,
+}
+
+impl StockCheck {
+    pub fn conserved(&self) -> bool {
+        self.toys.iter().all(ToyBalance::balanced)
+            && self.buys_without_order.is_empty()
+            && self.orders_without_buy.is_empty()
+    }
+}
+
+impl std::fmt::Display for StockCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unbalanced: Vec<&ToyBalance> = self.toys.iter().filter(|t| !t.balanced()).collect();
+        if self.conserved() {
+            let ordered: u64 = self.toys.iter().map(|t| t.ordered).sum();
+            let restocked: u64 = self.toys.iter().map(|t| t.restocked).sum();
+            return write!(
+                f,
+                "OK: stock conserved for {} toys ({ordered} units ordered, {restocked} restocked)",
+                self.toys.len()
+            );
+        }
+        write!(f, "STOCK NOT CONSERVED:")?;
+        for t in unbalanced {
+            write!(
+                f,
+                " {}: {} seed + {} restocked − {} ordered = {}, but the catalog has {};",
+                t.name,
+                t.seed,
+                t.restocked,
+                t.ordered,
+                (t.seed + t.restocked) as i128 - t.ordered as i128,
+                t.stock
+            )?;
+        }
+        if !self.buys_without_order.is_empty() {
+            write!(
+                f,
+                " {} buys with no order in the log;",
+                self.buys_without_order.len()
+            )?;
+        }
+        if !self.orders_without_buy.is_empty() {
+            write!(
+                f,
+                " {} orders with no buy in the ledger;",
+                self.orders_without_buy.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Balances the catalog's ledger and current `stock` (name, units) against the order log.
+pub fn check_stock(
+    ledger: &[crate::catalog::ledger::Record],
+    orders: &[crate::wire::Entry],
+    stock: &[(String, u64)],
+) -> StockCheck {
+    use crate::catalog::ledger::Totals;
+    use std::collections::{HashMap, HashSet};
+    let mut totals = Totals::default();
+    for record in ledger {
+        totals.add(record);
+    }
+    let mut ordered: HashMap<String, u64> = HashMap::new();
+    for entry in orders {
+        *ordered.entry(entry.name.to_lowercase()).or_default() += entry.quantity;
+    }
+    let toys = stock
+        .iter()
+        .map(|(name, units)| {
+            let (seed, _, restocked) = totals
+                .by_toy
+                .get(&name.to_lowercase())
+                .copied()
+                .unwrap_or_default();
+            ToyBalance {
+                name: name.clone(),
+                seed,
+                restocked,
+                ordered: ordered.get(&name.to_lowercase()).copied().unwrap_or(0),
+                stock: *units,
+            }
+        })
+        .collect();
+    let logged: HashSet<&str> = orders.iter().map(|e| e.key.as_str()).collect();
+    let mut buys_without_order: Vec<String> = totals
+        .buys
+        .keys()
+        .filter(|k| !logged.contains(k.as_str()))
+        .cloned()
+        .collect();
+    buys_without_order.sort();
+    let orders_without_buy = orders
+        .iter()
+        .filter(|e| !totals.buys.contains_key(&e.key))
+        .map(|e| e.key.clone())
+        .collect();
+    StockCheck {
+        toys,
+        buys_without_order,
+        orders_without_buy,
+    }
+}
+
+#[cfg(test)]
+mod stock_tests {
+    use super::*;
+    use crate::catalog::ledger::{Kind, Record};
+    use crate::wire::Entry;
+
+    fn record(kind: Kind, key: &str, quantity: u64) -> Record {
+        Record {
+            kind,
+            key: key.into(),
+            name: "Tux".into(),
+            quantity,
+        }
+    }
+
+    fn order(number: u64, key: &str, quantity: u64) -> Entry {
+        Entry {
+            number,
+            name: "Tux".into(),
+            quantity,
+            term: 1,
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn balanced_stock_is_conserved() {
+        let ledger = [
+            record(Kind::Seed, "", 100),
+            record(Kind::Buy, "a", 60),
+            record(Kind::Buy, "b", 40),
+            record(Kind::Restock, "", 100),
+        ];
+        let orders = [order(0, "a", 60), order(1, "b", 40)];
+        let check = check_stock(&ledger, &orders, &[("Tux".into(), 100)]);
+        assert!(check.conserved(), "{check}");
+        assert!(check.to_string().starts_with("OK"));
+    }
+
+    #[test]
+    fn a_lost_order_and_a_wrong_stock_are_reported() {
+        let ledger = [
+            record(Kind::Seed, "", 100),
+            record(Kind::Buy, "a", 5),
+            record(Kind::Buy, "b", 5),
+        ];
+        let orders = [order(0, "a", 5)];
+        let check = check_stock(&ledger, &orders, &[("Tux".into(), 90)]);
+        assert!(!check.conserved());
+        assert_eq!(check.buys_without_order, ["b"]);
+        let text = check.to_string();
+        assert!(
+            text.contains("Tux: 100 seed + 0 restocked − 5 ordered = 95, but the catalog has 90"),
+            "{text}"
+        );
+    }
+}

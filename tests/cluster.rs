@@ -171,6 +171,13 @@ fn the_leader_killed_under_load_loses_nothing() {
         stdout(&cluster.run("verify-logs", &[])),
         stdout(&cluster.run("status", &[]))
     );
+    let stock = cluster.run("verify-logs", &["--stock"]);
+    assert!(stock.status.success(), "{}", stdout(&stock));
+    assert!(
+        stdout(&stock).contains("OK: stock conserved"),
+        "{}",
+        stdout(&stock)
+    );
     // Numbers are contiguous from 0 and no key appears twice.
     let text = common::read(&cluster.orders_file(1));
     let mut keys = std::collections::HashSet::new();
@@ -273,5 +280,40 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
         common::read(&state.join("catalog.csv")),
         "name,price,quantity\nTux,abc,1\n",
         "a damaged file is never rewritten"
+    );
+}
+
+#[test]
+fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays() {
+    let cluster = Cluster::start(&[]);
+    let catalog = format!("http://127.0.0.1:{}", cluster.base + 1);
+    let buy = || {
+        post(
+            &format!("{catalog}/internal/buy"),
+            r#"{"key":"stray-1","name":"yo-yo","quantity":7}"#,
+            &[],
+        )
+    };
+    let first = buy();
+    assert_eq!(first.status, 200, "{}", first.json);
+    let killed = cluster.run("kill", &["catalog"]);
+    assert!(killed.status.success(), "{}", stderr(&killed));
+    let restarted = cluster.run("restart", &["catalog"]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    let again = buy();
+    assert_eq!(again.json, first.json, "the first result, again");
+    assert_eq!(
+        get(&cluster.url("/products/yo-yo")).json["data"]["quantity"],
+        93,
+        "bought once"
+    );
+
+    // Stock taken with no order behind it is what the check exists to catch.
+    let check = cluster.run("verify-logs", &["--stock"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("1 buys with no order in the log"),
+        "{}",
+        stdout(&check)
     );
 }

@@ -5,6 +5,7 @@
 //! rewrites the file atomically for a whole batch of changes (group commit), then pushes the
 //! batch's invalidations to the front end. A buy is answered only after both.
 
+pub mod ledger;
 mod routes;
 pub mod stock;
 
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::tasks::TaskGuard;
 use crate::wire::{Invalidate, Invalidation};
+use ledger::{Kind, Ledger, Record};
 use stock::Stock;
 
 /// The initial stock, embedded so the catalog starts from any directory.
@@ -51,6 +53,10 @@ struct Shared {
     /// Number of changes that are on disk and invalidated.
     durable: watch::Sender<u64>,
     wake: Notify,
+    /// The ledger, appended to by one flush at a time.
+    ledger: Arc<Mutex<Ledger>>,
+    /// Held for a whole flush, so flushes never overtake each other.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -58,6 +64,7 @@ struct State {
     /// Number of changes made in memory so far.
     changes: u64,
     pending: Vec<Invalidation>,
+    records: Vec<Record>,
 }
 
 impl Catalog {
@@ -65,19 +72,33 @@ impl Catalog {
     /// first time.
     pub fn open(config: &CatalogConfig) -> Result<Self> {
         let path = config.data_dir.join(CATALOG_FILE);
-        let stock = load_or_seed(&path)?;
+        let mut stock = load_or_seed(&path)?;
+        let (mut ledger, totals) = Ledger::open(&config.data_dir, &stock.seed_records())?;
+        let (repaired, unseeded) = stock.apply_ledger(&totals);
+        ledger.append(&unseeded)?;
+        if !repaired.is_empty() {
+            tracing::warn!(
+                "{} was behind its ledger (a crash between the two writes); repaired {}",
+                path.display(),
+                repaired.join(", ")
+            );
+            crate::storage::write_atomic(&path, &stock.to_csv())?;
+        }
         Ok(Catalog {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     stock,
                     changes: 0,
                     pending: Vec::new(),
+                    records: Vec::new(),
                 }),
                 path,
                 frontend: config.frontend.clone(),
                 client: PeerClient::for_services(),
                 durable: watch::Sender::new(0),
                 wake: Notify::new(),
+                ledger: Arc::new(Mutex::new(ledger)),
+                flushing: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -103,8 +124,13 @@ impl Catalog {
     }
 
     /// Records that a change was made in memory and returns its sequence number.
-    fn changed(state: &mut State, invalidations: impl IntoIterator<Item = Invalidation>) -> u64 {
+    fn changed(
+        state: &mut State,
+        invalidations: impl IntoIterator<Item = Invalidation>,
+        records: impl IntoIterator<Item = Record>,
+    ) -> u64 {
         state.pending.extend(invalidations);
+        state.records.extend(records);
         state.changes += 1;
         state.changes
     }
@@ -132,10 +158,12 @@ impl Catalog {
         }
     }
 
-    /// Writes every change made so far and pushes its invalidations: one file write for however
-    /// many buys arrived since the last flush.
+    /// Writes every change made so far and pushes its invalidations: one ledger append and one
+    /// file write for however many buys arrived since the last flush. The ledger goes first: on
+    /// start it wins over a `catalog.csv` that a crash left behind.
     async fn flush(&self) {
-        let (target, contents, invalidations) = {
+        let _one_at_a_time = self.shared.flushing.lock().await;
+        let (target, contents, invalidations, records) = {
             let mut state = self.state();
             if state.changes <= *self.shared.durable.borrow() {
                 return;
@@ -144,17 +172,27 @@ impl Catalog {
                 state.changes,
                 state.stock.to_csv(),
                 std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.records),
             )
         };
         let path = self.shared.path.clone();
-        let written =
-            tokio::task::spawn_blocking(move || crate::storage::write_atomic(&path, &contents))
-                .await;
+        let ledger = self.shared.ledger.clone();
+        let appended = records.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            ledger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&appended)?;
+            crate::storage::write_atomic(&path, &contents)
+        })
+        .await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!("cannot persist the stock: {e}");
-                self.state().pending.extend(invalidations);
+                let mut state = self.state();
+                state.pending.extend(invalidations);
+                state.records.splice(0..0, records);
                 return;
             }
             Err(e) => {
@@ -197,10 +235,20 @@ impl Catalog {
                 if refilled.is_empty() {
                     continue;
                 }
-                for item in &refilled {
-                    tracing::info!(product = %item.name, "restocked to {}", stock::RESTOCK_QUANTITY);
-                }
-                Self::changed(&mut state, refilled)
+                let records: Vec<Record> = refilled
+                    .iter()
+                    .filter_map(|item| state.stock.get(&item.name))
+                    .map(|product| {
+                        tracing::info!(product = %product.name, "restocked to {}", stock::RESTOCK_QUANTITY);
+                        Record {
+                            kind: Kind::Restock,
+                            key: String::new(),
+                            name: product.name,
+                            quantity: stock::RESTOCK_QUANTITY,
+                        }
+                    })
+                    .collect();
+                Self::changed(&mut state, refilled, records)
             };
             if let Err(e) = self.wait_durable(seq).await {
                 tracing::error!("restock not persisted: {e}");

@@ -2,6 +2,7 @@
 
 use warp::http::{Method, StatusCode};
 
+use super::ledger::{Kind, Record};
 use super::stock::BuyError;
 use super::Catalog;
 use crate::http::{self, Request, Response};
@@ -57,7 +58,15 @@ impl Catalog {
                     // A repeated key changed nothing, but its first buy may still be on its way
                     // to disk: wait for everything made so far.
                     let seq = match purchase.invalidation {
-                        Some(invalidation) => Self::changed(&mut state, [invalidation]),
+                        Some(invalidation) => {
+                            let record = Record {
+                                kind: Kind::Buy,
+                                key: order.key.clone(),
+                                name: purchase.bought.name.clone(),
+                                quantity: purchase.bought.quantity,
+                            };
+                            Self::changed(&mut state, [invalidation], [record])
+                        }
                         None => state.changes,
                     };
                     (purchase.bought, seq)

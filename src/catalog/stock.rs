@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::ledger::{Kind, Record, Totals};
 use crate::error::{Error, Result};
 use crate::wire::{Bought, Invalidation, VersionedProduct};
 
@@ -139,6 +140,51 @@ impl Stock {
             .iter()
             .filter_map(|item| self.get(&item.row.name))
             .collect()
+    }
+
+    /// A seed record for every toy: the stock the ledger starts from.
+    pub fn seed_records(&self) -> Vec<Record> {
+        self.items
+            .iter()
+            .map(|item| Record {
+                kind: Kind::Seed,
+                key: String::new(),
+                name: item.row.name.clone(),
+                quantity: item.row.quantity,
+            })
+            .collect()
+    }
+
+    /// Takes the quantities and buy keys the ledger replays to, which are durable before the
+    /// file is. Returns the toys whose quantity differed and toys the ledger has no seed for.
+    pub fn apply_ledger(&mut self, totals: &Totals) -> (Vec<String>, Vec<Record>) {
+        let mut repaired = Vec::new();
+        let mut unseeded = Vec::new();
+        for item in &mut self.items {
+            match totals.stock(&item.row.name) {
+                Some(quantity) if quantity != item.row.quantity => {
+                    repaired.push(item.row.name.clone());
+                    item.row.quantity = quantity;
+                }
+                Some(_) => {}
+                None => unseeded.push(Record {
+                    kind: Kind::Seed,
+                    key: String::new(),
+                    name: item.row.name.clone(),
+                    quantity: item.row.quantity,
+                }),
+            }
+        }
+        for (key, (name, quantity)) in &totals.buys {
+            self.bought_keys.insert(
+                key.clone(),
+                Bought {
+                    name: name.clone(),
+                    quantity: *quantity,
+                },
+            );
+        }
+        (repaired, unseeded)
     }
 
     pub fn units_in_stock(&self) -> u64 {

@@ -247,6 +247,13 @@ pub fn open(path: &Path) -> Result<(OrderLog, LogFile)> {
     ))
 }
 
+/// Reads the orders of a file without changing it (a torn last line is left out, not cut off).
+pub fn read_entries(path: &Path) -> Result<Vec<Entry>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (log, _) = parse(&bytes, path)?;
+    Ok(log.entries)
+}
+
 /// Parses a whole orders file; returns the log and how many bytes of the file are whole lines.
 fn parse(bytes: &[u8], path: &Path) -> Result<(OrderLog, usize)> {
     let corrupt = |line: u64, message: String| Error::Corrupt {
