@@ -15,12 +15,14 @@
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
 //! - [`tasks`]: background tasks that stop with their service.
+//! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
 pub mod catalog;
 pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod frontend;
 pub mod http;
 pub mod order;

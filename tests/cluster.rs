@@ -317,3 +317,101 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
         stdout(&check)
     );
 }
+
+#[test]
+fn a_leader_that_dies_between_the_buy_and_the_append_loses_nothing() {
+    let faults = tempfile::tempdir().unwrap();
+    let fault_dir = faults.path().to_str().unwrap().to_string();
+    let cluster = Cluster::start_with_env(&[], &[("STORECTL_FAULT_DIR", &fault_dir)]);
+    assert_eq!(
+        post(
+            &cluster.url("/orders"),
+            r#"{"name":"barbie","quantity":1}"#,
+            &[]
+        )
+        .status,
+        200
+    );
+    // Arm the fault: the next order's leader aborts right after the catalog took the stock.
+    std::fs::write(faults.path().join(storectl::fault::AFTER_BUY), "").unwrap();
+    let reply = post(
+        &cluster.url("/orders"),
+        r#"{"name":"barbie","quantity":2}"#,
+        &[("Idempotency-Key", "fault-1")],
+    );
+    assert_eq!(
+        reply.status, 200,
+        "the client sees no error: {}",
+        reply.json
+    );
+    assert_eq!(reply.json["data"]["order_number"], 1);
+    assert!(
+        !faults.path().join(storectl::fault::AFTER_BUY).exists(),
+        "the fault fired"
+    );
+    assert_eq!(
+        cluster.service("order-3")["alive"],
+        false,
+        "the leader died"
+    );
+    // The retry on the new leader found the buy by its key: stock taken once.
+    assert_eq!(
+        get(&cluster.url("/products/barbie")).json["data"]["quantity"],
+        97
+    );
+    let again = post(
+        &cluster.url("/orders"),
+        r#"{"name":"barbie","quantity":2}"#,
+        &[("Idempotency-Key", "fault-1")],
+    );
+    assert_eq!(again.json, reply.json);
+
+    assert!(cluster.run("restart", &["order-3"]).status.success());
+    let converged = eventually(Duration::from_secs(10), || {
+        cluster
+            .run("verify-logs", &["--stock"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        converged.is_some(),
+        "{}",
+        stdout(&cluster.run("verify-logs", &["--stock"]))
+    );
+}
+
+#[test]
+fn a_follower_down_while_orders_flow_catches_up_when_back() {
+    let cluster = Cluster::start(&[]);
+    assert!(cluster.run("kill", &["order-1"]).status.success());
+    let (ok, report) = client_json(
+        &cluster,
+        &["--p", "1", "--iterations", "30", "--clients", "2"],
+    );
+    assert!(ok, "{report}");
+    let orders = report["orders"].as_u64().unwrap();
+    assert!(orders > 0);
+    assert_eq!(
+        common::read(&cluster.orders_file(1)).lines().count(),
+        1,
+        "order-1 saw none"
+    );
+    assert!(cluster.run("restart", &["order-1"]).status.success());
+    let converged = eventually(Duration::from_secs(10), || {
+        cluster
+            .run("verify-logs", &["--stock"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        converged.is_some(),
+        "{}",
+        stdout(&cluster.run("verify-logs", &["--stock"]))
+    );
+    assert_eq!(
+        common::read(&cluster.orders_file(1)).lines().count() as u64,
+        orders + 1
+    );
+}

@@ -111,6 +111,7 @@ impl Replica {
                 )
             }
         };
+        crate::fault::point(crate::fault::AFTER_BUY);
         let number = {
             let mut state = self.state();
             if state.term != term || state.role != crate::wire::Role::Leader {

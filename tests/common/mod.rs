@@ -12,8 +12,14 @@ pub const EXE: &str = env!("CARGO_BIN_EXE_storectl");
 
 /// Runs `storectl args…` to completion.
 pub fn storectl(args: &[&str]) -> Output {
+    storectl_with_env(args, &[])
+}
+
+/// Runs `storectl args…` with extra environment variables (which services it starts inherit).
+pub fn storectl_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(EXE)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("STORECTL_STATE_DIR")
         .env("RUST_LOG", "info")
         .output()
@@ -50,6 +56,10 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(extra: &[&str]) -> Cluster {
+        Self::start_with_env(extra, &[])
+    }
+
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         for _ in 0..5 {
             let base = storectl::config::find_free_port_base("127.0.0.1").expect("free ports");
@@ -63,7 +73,7 @@ impl Cluster {
                 &base_text,
             ];
             args.extend_from_slice(extra);
-            let out = storectl(&args);
+            let out = storectl_with_env(&args, env);
             if out.status.success() {
                 return Cluster { dir, base };
             }
