@@ -72,6 +72,15 @@ pub enum Command {
   storectl client --p 1 --iterations 200 --clients 5 --seed 7
   storectl client --frontend 127.0.0.1:8000 --json")]
     Client(ClientArgs),
+    /// Kill order replicas (the leader among them) under client load, restart them, and check
+    /// that nothing was lost
+    #[command(after_help = "Examples:
+  storectl up && storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
+  storectl chaos --rounds 5 --leader-share 1 --json
+
+Without a running cluster in the state directory, chaos starts one in a temporary directory.
+One replica is down at a time: the next kill waits until the last victim has caught up.")]
+    Chaos(ChaosArgs),
     /// Compare the replicas' order files; exit 1 on any difference
     #[command(
         name = "verify-logs",
@@ -256,6 +265,36 @@ pub struct ClientArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Concurrent client sessions
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub clients: u64,
+    /// Probability of ordering a toy that is in stock
+    #[arg(long, default_value_t = 0.8, value_parser = probability)]
+    pub p: f64,
+    /// Replicas to kill, one after another
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rounds: u64,
+    /// Pause before each kill
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub interval: Duration,
+    /// How long a killed replica stays down before it is restarted
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub down_for: Duration,
+    /// Share of the kills aimed at the leader
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
+    pub leader_share: f64,
+    /// Seed of the victims and the clients' choices (default: random, printed)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
 }

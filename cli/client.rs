@@ -25,6 +25,7 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
         p: args.p,
         seed,
         products: client::catalog_products(),
+        stop: None,
     };
     let report = run_with_progress(&config, !args.json);
     if args.json {

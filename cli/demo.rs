@@ -60,6 +60,7 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
         p: args.p,
         seed: rand::random(),
         products: client::catalog_products(),
+        stop: None,
     };
     let first = crate::client::run_with_progress(&config, true);
     print!("{}", client::render(&first));

@@ -1,6 +1,7 @@
 //! `storectl`: parses the command line and hands each command to its module.
 
 mod args;
+mod chaos;
 mod client;
 mod cluster;
 mod demo;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => cluster::kill(&args),
         Command::Restart(args) => cluster::restart(&args),
         Command::Client(args) => client::run(&args),
+        Command::Chaos(args) => chaos::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
     };

@@ -16,6 +16,9 @@ _storectl() {
             ",$1")
                 cmd="storectl"
                 ;;
+            storectl,chaos)
+                cmd="storectl__subcmd__chaos"
+                ;;
             storectl,client)
                 cmd="storectl__subcmd__client"
                 ;;
@@ -48,6 +51,9 @@ _storectl() {
                 ;;
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
+                ;;
+            storectl__subcmd__help,chaos)
+                cmd="storectl__subcmd__help__subcmd__chaos"
                 ;;
             storectl__subcmd__help,client)
                 cmd="storectl__subcmd__help__subcmd__client"
@@ -122,12 +128,58 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart client verify-logs generate help"
+            opts="-h -V --help --version demo serve up down status kill restart client chaos verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__chaos)
+            opts="-h --state-dir --clients --p --rounds --interval --down-for --leader-share --seed --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clients)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --down-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leader-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -236,8 +288,22 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help)
-            opts="demo serve up down status kill restart client verify-logs generate help"
+            opts="demo serve up down status kill restart client chaos verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__chaos)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

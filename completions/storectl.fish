@@ -34,6 +34,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show 
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -98,23 +99,34 @@ complete -c storectl -n "__fish_storectl_using_subcommand client" -l clients -d 
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l seed -d 'Seed of the random choices, to repeat a run (default: random, printed)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l json -d 'Print the summary as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand client" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l clients -d 'Concurrent client sessions' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l p -d 'Probability of ordering a toy that is in stock' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l rounds -d 'Replicas to kill, one after another' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l interval -d 'Pause before each kill' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l down-for -d 'How long a killed replica stays down before it is restarted' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share -d 'Share of the kills aimed at the leader' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l seed -d 'Seed of the victims and the clients\' choices (default: random, printed)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l json -d 'Print the report as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "order" -d 'One order replica, with its own orders-N.csv'

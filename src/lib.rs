@@ -14,10 +14,12 @@
 //! - [`client`]: the buy loop, its checks and latency summary.
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
+//! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`tasks`]: background tasks that stop with their service.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
 pub mod catalog;
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -415,3 +415,24 @@ fn a_follower_down_while_orders_flow_catches_up_when_back() {
         orders + 1
     );
 }
+
+#[test]
+fn chaos_reports_a_clean_run_against_a_running_cluster() {
+    let cluster = Cluster::start(&[]);
+    let out = cluster.run(
+        "chaos",
+        &["--json", "--clients", "3", "--rounds", "3", "--interval", "200ms", "--down-for", "300ms", "--leader-share", "0.7"],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("chaos --json prints JSON: {}", stderr(&out)));
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["kills"].as_array().unwrap().len(), 3);
+    assert_eq!(report["client_errors"], 0, "{report}");
+    assert_eq!(report["orders_lost"], 0);
+    assert_eq!(report["orders_duplicated"], 0);
+    assert_eq!(report["files_identical"], true);
+    assert_eq!(report["stock_conserved"], true);
+    assert!(report["orders_acknowledged"].as_u64().unwrap() > 0);
+    // It used the cluster it was given, and left it running.
+    assert!(cluster.status().iter().all(|s| s["alive"] == true));
+}

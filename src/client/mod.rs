@@ -87,6 +87,8 @@ pub struct ClientConfig {
     pub seed: u64,
     /// Toys to query.
     pub products: Vec<String>,
+    /// When set, sessions stop early once it turns true (then check their orders as usual).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What one client run saw.
@@ -223,6 +225,13 @@ fn session(
         }
     };
     for _ in 0..config.iterations {
+        if config
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            break;
+        }
         let name = &config.products[rng.random_range(0..config.products.len())];
         let url = format!(
             "{}/products/{}",

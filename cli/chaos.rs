@@ -1,0 +1,140 @@
+//! `storectl chaos`: kill replicas under load and report what clients saw.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use storectl::chaos::{self, ChaosOptions, ChaosReport};
+use storectl::client::stats::human_us;
+use storectl::cluster::{self, StateDir, UpOptions};
+use storectl::config;
+
+use crate::args::ChaosArgs;
+use crate::exit::Exit;
+
+pub fn run(args: &ChaosArgs) -> Result<Exit> {
+    let options = ChaosOptions {
+        clients: args.clients as usize,
+        p: args.p,
+        rounds: args.rounds as usize,
+        interval: args.interval,
+        down_for: args.down_for,
+        leader_share: args.leader_share,
+        seed: args.seed.unwrap_or_else(rand::random),
+    };
+    let exe = crate::cluster::exe()?;
+    let given = StateDir::new(&args.state.state_dir);
+    let running = given
+        .load()
+        .map(|spec| {
+            spec.services
+                .iter()
+                .all(|s| given.live_pid(&s.name).is_some())
+        })
+        .unwrap_or(false);
+    let spinner = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let progress = |message: &str| spinner.set_message(message.to_string());
+
+    let report = if running {
+        chaos::run(&given, &options, &exe, &progress)
+    } else {
+        let dir = tempfile::Builder::new()
+            .prefix("storectl-chaos-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let state = StateDir::new(dir.path());
+        progress(&format!(
+            "no cluster running in {}; starting one in {}",
+            given.root().display(),
+            dir.path().display()
+        ));
+        let base = config::find_free_port_base(config::DEFAULT_HOST)?;
+        let options_up = UpOptions {
+            port_base: base,
+            ..Default::default()
+        };
+        let outcome = cluster::up(&state, &options_up, &exe)
+            .and_then(|_| chaos::run(&state, &options, &exe, &progress));
+        let _ = cluster::down(&state);
+        outcome
+    };
+    spinner.finish_and_clear();
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+        println!(
+            "seed: {} (repeat with --seed {})",
+            options.seed, options.seed
+        );
+    }
+    Ok(if report.ok() {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+fn render(r: &ChaosReport) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let catch_up: Vec<u64> = r.kills.iter().map(|k| k.catch_up_ms).collect();
+    let slowest = catch_up.iter().max().copied().unwrap_or(0);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} rounds: {} kills of the leader, {} of a follower; slowest catch-up {} ms\n",
+        r.rounds,
+        r.leader_kills,
+        r.kills.len() - r.leader_kills,
+        slowest
+    ));
+    out.push_str(&format!("requests:               {}\n", r.requests));
+    out.push_str(&format!("client-visible errors:  {}\n", r.client_errors));
+    out.push_str(&format!(
+        "orders acknowledged:    {}\n",
+        r.orders_acknowledged
+    ));
+    out.push_str(&format!("orders lost:            {}\n", r.orders_lost));
+    out.push_str(&format!(
+        "orders duplicated:      {}\n",
+        r.orders_duplicated
+    ));
+    out.push_str(&format!(
+        "replica files identical: {}\n",
+        yes_no(r.files_identical)
+    ));
+    out.push_str(&format!(
+        "stock conserved:        {}\n",
+        yes_no(r.stock_conserved)
+    ));
+    out.push_str(&format!(
+        "order latency: p50 {}, p99 {}, max {}\n",
+        human_us(r.client.order.p50_us as f64),
+        human_us(r.client.order.p99_us as f64),
+        human_us(r.client.order.max_us as f64)
+    ));
+    if let Some(d) = &r.difference {
+        out.push_str(&format!("difference: {d}\n"));
+    }
+    if !r.stock_conserved {
+        out.push_str(&format!("{}\n", r.stock));
+    }
+    for sample in &r.client.error_samples {
+        out.push_str(&format!("  error: {sample}\n"));
+    }
+    out.push_str(if r.ok() {
+        "OK: no client saw an error, nothing was lost or duplicated\n"
+    } else {
+        "FAILED: see above\n"
+    });
+    out
+}
