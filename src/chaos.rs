@@ -117,7 +117,7 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let stock = stock_check(state)?;
+    let stock = cluster::check_stock(state)?;
     Ok(ChaosReport {
         rounds: options.rounds,
         leader_kills: kills.iter().filter(|k| k.was_leader).count(),
@@ -202,28 +202,6 @@ fn wait_ready(state: &StateDir, replica: &str, timeout: Duration) -> Result<()> 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn stock_check(state: &StateDir) -> Result<verify::StockCheck> {
-    let records =
-        crate::catalog::ledger::read_file(&state.root().join(crate::catalog::ledger::LEDGER_FILE))?;
-    let orders = crate::order::log::read_entries(&state.orders_paths()[0])?;
-    let spec = state.load()?;
-    let url = spec
-        .url("catalog")
-        .ok_or_else(|| Error::Cluster("the cluster has no catalog".into()))?;
-    let agent = client::agent();
-    let reply = client::get(&agent, &format!("{url}/internal/stock")).map_err(Error::Remote)?;
-    let products: crate::wire::Data<Vec<crate::wire::VersionedProduct>> =
-        reply.json().ok_or_else(|| {
-            Error::Remote(format!("the catalog's stock is unreadable: {}", reply.body))
-        })?;
-    let stock: Vec<(String, u64)> = products
-        .data
-        .into_iter()
-        .map(|p| (p.name, p.quantity))
-        .collect();
-    Ok(verify::check_stock(&records, &orders, &stock))
 }
 
 /// Keys that appear more than once in an orders file, read leniently so that a duplicate is

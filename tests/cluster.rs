@@ -99,18 +99,7 @@ fn killing_a_replica_shows_in_status_and_orders_go_on() {
     // Back up, it catches up and the files end identical.
     let restarted = cluster.run("restart", &["order-3"]);
     assert!(restarted.status.success(), "{}", stderr(&restarted));
-    let converged = eventually(Duration::from_secs(10), || {
-        cluster
-            .run("verify-logs", &[])
-            .status
-            .success()
-            .then_some(())
-    });
-    assert!(
-        converged.is_some(),
-        "{}",
-        stdout(&cluster.run("verify-logs", &[]))
-    );
+    cluster.assert_converges(Duration::from_secs(10));
     assert_eq!(common::read(&cluster.orders_file(3)).lines().count(), 2);
 }
 
@@ -153,26 +142,8 @@ fn the_leader_killed_under_load_loses_nothing() {
         let restarted = cluster.run("restart", &[&victim]);
         assert!(restarted.status.success(), "{}", stderr(&restarted));
     }
-    let converged = eventually(Duration::from_secs(15), || {
-        cluster
-            .run("verify-logs", &[])
-            .status
-            .success()
-            .then_some(())
-    });
-    if converged.is_none() {
-        let _ = std::process::Command::new("cp")
-            .args(["-r", cluster.state().to_str().unwrap(), "/tmp/failed-state"])
-            .status();
-    }
-    assert!(
-        converged.is_some(),
-        "{}\n{}",
-        stdout(&cluster.run("verify-logs", &[])),
-        stdout(&cluster.run("status", &[]))
-    );
+    cluster.assert_converges(Duration::from_secs(15));
     let stock = cluster.run("verify-logs", &["--stock"]);
-    assert!(stock.status.success(), "{}", stdout(&stock));
     assert!(
         stdout(&stock).contains("OK: stock conserved"),
         "{}",
@@ -367,18 +338,7 @@ fn a_leader_that_dies_between_the_buy_and_the_append_loses_nothing() {
     assert_eq!(again.json, reply.json);
 
     assert!(cluster.run("restart", &["order-3"]).status.success());
-    let converged = eventually(Duration::from_secs(10), || {
-        cluster
-            .run("verify-logs", &["--stock"])
-            .status
-            .success()
-            .then_some(())
-    });
-    assert!(
-        converged.is_some(),
-        "{}",
-        stdout(&cluster.run("verify-logs", &["--stock"]))
-    );
+    cluster.assert_converges(Duration::from_secs(10));
 }
 
 #[test]
@@ -398,18 +358,7 @@ fn a_follower_down_while_orders_flow_catches_up_when_back() {
         "order-1 saw none"
     );
     assert!(cluster.run("restart", &["order-1"]).status.success());
-    let converged = eventually(Duration::from_secs(10), || {
-        cluster
-            .run("verify-logs", &["--stock"])
-            .status
-            .success()
-            .then_some(())
-    });
-    assert!(
-        converged.is_some(),
-        "{}",
-        stdout(&cluster.run("verify-logs", &["--stock"]))
-    );
+    cluster.assert_converges(Duration::from_secs(10));
     assert_eq!(
         common::read(&cluster.orders_file(1)).lines().count() as u64,
         orders + 1
@@ -421,7 +370,19 @@ fn chaos_reports_a_clean_run_against_a_running_cluster() {
     let cluster = Cluster::start(&[]);
     let out = cluster.run(
         "chaos",
-        &["--json", "--clients", "3", "--rounds", "3", "--interval", "200ms", "--down-for", "300ms", "--leader-share", "0.7"],
+        &[
+            "--json",
+            "--clients",
+            "3",
+            "--rounds",
+            "3",
+            "--interval",
+            "200ms",
+            "--down-for",
+            "300ms",
+            "--leader-share",
+            "0.7",
+        ],
     );
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("chaos --json prints JSON: {}", stderr(&out)));

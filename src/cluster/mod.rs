@@ -630,6 +630,31 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
     out
 }
 
+/// Checks that the cluster in `state` conserved stock: its ledger and the catalog's stock (live
+/// if the catalog answers, else `catalog.csv`) against the first replica's order log.
+pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
+    use crate::catalog::{ledger, stock::Stock, CATALOG_FILE};
+    let spec = state.load()?;
+    let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
+    let orders = crate::order::log::read_entries(&state.orders_paths()[0])?;
+    let live = spec.url("catalog").and_then(|url| {
+        let agent = crate::client::agent();
+        crate::client::get(&agent, &format!("{url}/internal/stock"))
+            .ok()
+            .and_then(|reply| reply.json::<Data<Vec<crate::wire::VersionedProduct>>>())
+    });
+    let products = match live {
+        Some(products) => products.data,
+        None => {
+            let path = state.root().join(CATALOG_FILE);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            Stock::parse(&text, &path)?.products()
+        }
+    };
+    let stock: Vec<(String, u64)> = products.into_iter().map(|p| (p.name, p.quantity)).collect();
+    Ok(crate::verify::check_stock(&records, &orders, &stock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

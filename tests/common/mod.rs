@@ -116,6 +116,22 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{name} in status"))
     }
 
+    /// Waits for `verify-logs --stock` to pass: identical replicas and conserved stock.
+    pub fn assert_converges(&self, timeout: Duration) {
+        let converged = eventually(timeout, || {
+            self.run("verify-logs", &["--stock"])
+                .status
+                .success()
+                .then_some(())
+        });
+        assert!(
+            converged.is_some(),
+            "{}\n{}",
+            stdout(&self.run("verify-logs", &["--stock"])),
+            stdout(&self.run("status", &[]))
+        );
+    }
+
     pub fn orders_file(&self, id: u32) -> PathBuf {
         self.state().join(format!("orders-{id}.csv"))
     }
