@@ -397,3 +397,43 @@ fn chaos_reports_a_clean_run_against_a_running_cluster() {
     // It used the cluster it was given, and left it running.
     assert!(cluster.status().iter().all(|s| s["alive"] == true));
 }
+
+#[test]
+fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
+    let cluster = Cluster::start(&[]);
+    for toy in ["tux", "fox", "lego"] {
+        let reply = post(
+            &cluster.url("/orders"),
+            &format!(r#"{{"name":"{toy}","quantity":1}}"#),
+            &[],
+        );
+        assert_eq!(reply.status, 200);
+    }
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("down", &[]).status.success());
+    // A crash in the middle of an append: half a line, no newline.
+    let path = cluster.orders_file(3);
+    let mut text = common::read(&path);
+    text.push_str("3,Bicy");
+    std::fs::write(&path, text).unwrap();
+
+    let base = cluster.base.to_string();
+    let up = cluster.run("up", &["--port-base", &base]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let reply = post(
+        &cluster.url("/orders"),
+        r#"{"name":"bicycle","quantity":1}"#,
+        &[],
+    );
+    assert_eq!(reply.json["data"]["order_number"], 3, "{}", reply.json);
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(
+        !common::read(&path).contains("Bicy\n3"),
+        "the torn bytes are gone"
+    );
+    let log = common::read(&cluster.state().join("logs/order-3.log"));
+    assert!(
+        log.contains("torn last line"),
+        "the replica said what it dropped"
+    );
+}
