@@ -35,6 +35,26 @@ pub fn sync_dir(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Cuts an append-only file back to its first `whole` bytes when more follow: the rest is a last
+/// line that a crash cut short, never fsynced and so never acknowledged.
+pub fn drop_torn_tail(path: &Path, whole: usize, len: usize) -> Result<()> {
+    if whole >= len {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{}: dropping a torn last line ({} bytes) left by a crash during a write",
+        path.display(),
+        len - whole
+    );
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    file.set_len(whole as u64)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");

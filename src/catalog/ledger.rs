@@ -125,19 +125,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Record>> {
 /// Parses the file, truncating a torn last line away on disk.
 fn read(path: &Path, bytes: &[u8]) -> Result<Vec<Record>> {
     let (records, whole) = parse(path, bytes)?;
-    if whole < bytes.len() {
-        tracing::warn!(
-            "{}: dropping a torn last line left by a crash",
-            path.display()
-        );
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        file.set_len(whole as u64)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| Error::io(path, e))?;
-    }
+    crate::storage::drop_torn_tail(path, whole, bytes.len())?;
     Ok(records)
 }
 

@@ -223,20 +223,7 @@ pub fn open(path: &Path) -> Result<(OrderLog, LogFile)> {
         ));
     }
     let (log, good_len) = parse(&bytes, path)?;
-    if good_len < bytes.len() {
-        tracing::warn!(
-            "{}: dropping a torn last line ({} bytes) left by a crash during a write",
-            path.display(),
-            bytes.len() - good_len
-        );
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        file.set_len(good_len as u64)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| Error::io(path, e))?;
-    }
+    crate::storage::drop_torn_tail(path, good_len, bytes.len())?;
     let file = open_append(path)?;
     Ok((
         log,
