@@ -3,7 +3,7 @@
 
 pub mod stats;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,17 +153,15 @@ impl SessionResult {
 /// Runs `config.sessions` sessions on threads; `progress` advances once per iteration and check.
 pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
     let started = Instant::now();
-    let done = Arc::new(AtomicU64::new(0));
     // Keys must differ between runs even when the seed repeats, or the store would rightly
     // answer a repeated key with the earlier run's order.
     let run_id: u64 = rand::random();
     let results: Vec<SessionResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..config.sessions)
             .map(|i| {
-                let done = done.clone();
                 scope.spawn(move || {
                     let seed = config.seed.wrapping_add(i as u64);
-                    session(config, seed, &format!("{run_id:016x}-{i}"), &done, progress)
+                    session(config, seed, &format!("{run_id:016x}-{i}"), progress)
                 })
             })
             .collect();
@@ -210,7 +208,6 @@ fn session(
     config: &ClientConfig,
     seed: u64,
     key_prefix: &str,
-    done: &AtomicU64,
     progress: Option<&ProgressBar>,
 ) -> SessionResult {
     let agent = agent();
@@ -219,7 +216,6 @@ fn session(
     let mut placed = Vec::new();
     let mut keys = 0u64;
     let tick = || {
-        done.fetch_add(1, Ordering::Relaxed);
         if let Some(bar) = progress {
             bar.inc(1);
         }

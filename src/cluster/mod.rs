@@ -437,7 +437,7 @@ pub fn down(state: &StateDir) -> Result<Vec<(String, u32)>> {
 }
 
 /// Names a service: `catalog`, `frontend`, `order-N`, or `leader` (the current order leader).
-pub fn resolve_target(state: &StateDir, spec: &ClusterSpec, target: &str) -> Result<String> {
+pub fn resolve_target(spec: &ClusterSpec, target: &str) -> Result<String> {
     if target == "leader" {
         return find_leader(spec)
             .map(|id| format!("order-{id}"))
@@ -446,7 +446,6 @@ pub fn resolve_target(state: &StateDir, spec: &ClusterSpec, target: &str) -> Res
     if spec.service(target).is_some() {
         return Ok(target.to_string());
     }
-    let _ = state;
     let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
     Err(Error::Usage(format!(
         "unknown target '{target}'; use one of {}, leader",
@@ -474,7 +473,7 @@ pub fn find_leader(spec: &ClusterSpec) -> Option<u32> {
 /// Sends `signal` to `target` and waits for it to go. Returns the service's name and pid.
 pub fn kill(state: &StateDir, target: &str, signal: Signal) -> Result<(String, u32)> {
     let spec = state.load()?;
-    let name = resolve_target(state, &spec, target)?;
+    let name = resolve_target(&spec, target)?;
     let pid = state.live_pid(&name).ok_or_else(|| {
         Error::Cluster(format!(
             "{name} is not running; start it again with `storectl restart {name}`"
@@ -493,7 +492,7 @@ pub fn kill(state: &StateDir, target: &str, signal: Signal) -> Result<(String, u
 /// Starts `target` again with the arguments `up` gave it, stopping it first if it runs.
 pub fn restart(state: &StateDir, target: &str, exe: &Path) -> Result<(String, u32)> {
     let spec = state.load()?;
-    let name = resolve_target(state, &spec, target)?;
+    let name = resolve_target(&spec, target)?;
     let service = spec
         .service(&name)
         .cloned()
