@@ -136,6 +136,9 @@ pub struct CatalogArgs {
     /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub restock_interval: Duration,
+    /// Units of each toy when catalog.csv is first created (default: the built-in 100)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub initial_stock: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +209,9 @@ pub struct UpArgs {
     /// How often sold-out toys are restocked
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub restock_interval: Duration,
+    /// Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub initial_stock: Option<u64>,
     /// How often the front end checks the order leader
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub health_interval: Duration,

@@ -18,6 +18,7 @@ pub fn up(args: &UpArgs) -> Result<Exit> {
         cache_size: args.cache_size,
         restock_interval: args.restock_interval,
         health_interval: args.health_interval,
+        initial_stock: args.initial_stock,
     };
     eprintln!("starting a cluster in {} …", state.root().display());
     let spec = cluster::up(&state, &options, &exe()?)?;

@@ -25,6 +25,7 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     data_dir: args.data_dir.clone(),
                     frontend: Some(config::base_url(&args.frontend)),
                     restock_interval: args.restock_interval,
+                    initial_stock: args.initial_stock,
                 })?;
                 let listener = bind(&args.listen.host, args.port).await?;
                 tracing::info!("catalog listening on {}", address(&listener));

@@ -160,11 +160,12 @@ fn a_sold_out_toy_is_restocked() {
         (q == 100).then_some(q)
     });
     assert_eq!(restocked, Some(100));
-    let text = common::read(&cluster.file("catalog.csv"));
-    assert!(
-        text.contains("Frisbee,2.49,100"),
-        "restock persisted: {text}"
-    );
+    // The ledger makes the restock durable; the catalog.csv snapshot follows it shortly.
+    let persisted = eventually(Duration::from_secs(5), || {
+        let text = common::read(&cluster.file("catalog.csv"));
+        text.contains("Frisbee,2.49,100").then_some(text)
+    });
+    assert!(persisted.is_some(), "restock not written to catalog.csv");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The catalog's stock ledger, `catalog-ledger.csv`: every stock change ever made, appended and
-//! fsynced before `catalog.csv` is rewritten.
+//! fsynced before the change is acknowledged. `catalog.csv` is a snapshot rewritten after it.
 //!
 //! It is what makes stock checkable and buys exactly-once across catalog restarts: the stock of a
 //! toy is its seed, minus what was bought, plus what was restocked, and every buy carries the

@@ -187,6 +187,13 @@ impl Stock {
         (repaired, unseeded)
     }
 
+    /// Gives every toy `quantity` units: a seed other than the built-in one.
+    pub fn set_all_quantities(&mut self, quantity: u64) {
+        for item in &mut self.items {
+            item.row.quantity = quantity;
+        }
+    }
+
     pub fn units_in_stock(&self) -> u64 {
         self.items.iter().map(|i| i.row.quantity).sum()
     }

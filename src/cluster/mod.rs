@@ -61,6 +61,8 @@ pub struct UpOptions {
     pub cache_size: usize,
     pub restock_interval: Duration,
     pub health_interval: Duration,
+    /// Units of each toy in a new catalog (`None`: the built-in 100).
+    pub initial_stock: Option<u64>,
 }
 
 impl Default for UpOptions {
@@ -71,6 +73,7 @@ impl Default for UpOptions {
             cache_size: 10,
             restock_interval: Duration::from_secs(10),
             health_interval: Duration::from_secs(1),
+            initial_stock: None,
         }
     }
 }
@@ -177,6 +180,9 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
     ]);
     args.extend(["--frontend".into(), frontend_url.clone()]);
     args.extend(["--restock-interval".into(), ms(options.restock_interval)]);
+    if let Some(quantity) = options.initial_stock {
+        args.extend(["--initial-stock".into(), quantity.to_string()]);
+    }
     services.push(ServiceSpec {
         name: "catalog".into(),
         port,
@@ -630,7 +636,8 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
 }
 
 /// Checks that the cluster in `state` conserved stock: its ledger and the catalog's stock (live
-/// if the catalog answers, else `catalog.csv`) against the first replica's order log.
+/// if the catalog answers, else `catalog.csv` brought up to the ledger) against the first
+/// replica's order log.
 pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     use crate::catalog::{ledger, stock::Stock, CATALOG_FILE};
     let spec = state.load()?;
@@ -645,9 +652,14 @@ pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     let products = match live {
         Some(products) => products.data,
         None => {
+            // What the catalog would start from: its snapshot, brought up to its ledger.
             let path = state.root().join(CATALOG_FILE);
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            Stock::parse(&text, &path)?.products()
+            let mut stock = Stock::parse(&text, &path)?;
+            let mut totals = ledger::Totals::default();
+            records.iter().for_each(|r| totals.add(r));
+            stock.apply_ledger(&totals);
+            stock.products()
         }
     };
     let stock: Vec<(String, u64)> = products.into_iter().map(|p| (p.name, p.quantity)).collect();

@@ -24,8 +24,15 @@ impl http::Handler for Replica {
         match (segments.as_slice(), &request.method) {
             (["health"], &Method::GET) => http::data(self.health()),
             (["health"], m) => http::method_not_allowed(m, "GET"),
-            (["orders"], &Method::POST) => match http::parse_json(&request) {
-                Ok(order) => self.place(order).await,
+            (["orders"], &Method::POST) => match http::parse_json::<PlaceOrder>(&request) {
+                // Once the catalog has sold, the order must reach the log even if the front end
+                // stops waiting (its client went away): else stock is gone with no order for it.
+                Ok(order) => {
+                    let replica = self.clone();
+                    run_to_end(async move { replica.place(order).await })
+                        .await
+                        .unwrap_or_else(|e| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e))
+                }
                 Err(e) => e.into(),
             },
             (["orders"], m) => http::method_not_allowed(m, "POST"),
@@ -35,11 +42,10 @@ impl http::Handler for Replica {
                 match http::parse_json::<LeaderAnnouncement>(&request) {
                     // Taking over leadership must finish even if the front end stops waiting.
                     Ok(a) => {
-                        match spawn_to_end(
-                            self.clone(),
-                            move |r| async move { r.announced(a).await },
-                        )
-                        .await
+                        let replica = self.clone();
+                        match run_to_end(async move { replica.announced(a).await })
+                            .await
+                            .and_then(|r| r)
                         {
                             Ok(()) => http::data(self.health()),
                             Err(e) => http::error(StatusCode::CONFLICT, &e),
@@ -177,14 +183,12 @@ impl Replica {
 }
 
 /// Runs `work` on a task of its own, so that it completes even when the request is cancelled.
-async fn spawn_to_end<F, Fut>(replica: Replica, work: F) -> Result<(), String>
-where
-    F: FnOnce(Replica) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
-{
-    tokio::spawn(work(replica))
+async fn run_to_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    tokio::spawn(work)
         .await
-        .unwrap_or_else(|e| Err(format!("stopped: {e}")))
+        .map_err(|e| format!("stopped: {e}"))
 }
 
 fn not_leader(id: u32) -> Response {
