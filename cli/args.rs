@@ -81,6 +81,20 @@ pub enum Command {
 Without a running cluster in the state directory, chaos starts one in a temporary directory.
 One replica is down at a time: the next kill waits until the last victim has caught up.")]
     Chaos(ChaosArgs),
+    /// Measure the store: latency against p with the cache on and off, or throughput (--load)
+    #[command(after_help = "Examples:
+  storectl bench --out results                    the latency study, about a minute
+  storectl bench --p 0,0.5,1 --duration 10s --seed 7
+  storectl bench --load                           requests per second at 32 connections
+  storectl up && storectl bench --state-dir .storectl --cache on
+
+The latency study writes points.csv, summary.md and one SVG plot per request type
+(product-query.svg, order.svg, order-query.svg) into --out; --load writes
+throughput.csv and throughput.md. Without --state-dir the bench starts its own
+clusters in a temporary directory, with 1000000 units of each toy so that orders
+never sell out, and stops them at the end. Exit 1 if any request got an
+unexpected reply.")]
+    Bench(BenchArgs),
     /// Compare the replicas' order files; exit 1 on any difference
     #[command(
         name = "verify-logs",
@@ -301,6 +315,60 @@ pub struct ChaosArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheArg {
+    /// The front end's LRU cache on (--cache-size entries)
+    On,
+    /// No cache: every product query goes to the catalog
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Directory for the results (created if missing; files in it are replaced)
+    #[arg(long, default_value = "storectl-bench")]
+    pub out: PathBuf,
+    /// Concurrent client sessions at each point
+    #[arg(long, default_value_t = 5, conflicts_with = "load",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub clients: u64,
+    /// Order probabilities to measure, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8",
+          conflicts_with = "load", value_parser = probability)]
+    pub p: Vec<f64>,
+    /// Cache modes to measure, comma-separated [default: on,off; with --state-dir, the mode the
+    /// running cluster has]
+    #[arg(long, value_delimiter = ',', value_enum, conflicts_with = "load")]
+    pub cache: Option<Vec<CacheArg>>,
+    /// Iterations of the buy loop per session at each point
+    #[arg(long, default_value_t = 1000, conflicts_with_all = ["duration", "load"],
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub iterations: u64,
+    /// Run each point for this long instead of a number of iterations; with --load, how long
+    /// each phase is measured [default with --load: 5s]
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Seed of the clients' choices, to repeat a study (default: random, printed)
+    #[arg(long, conflicts_with = "load")]
+    pub seed: Option<u64>,
+    /// Entries of the front end's cache when it is on, in clusters the bench starts
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub cache_size: u64,
+    /// Measure the running cluster in this state directory instead of starting clusters
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Throughput mode: many connections per request type for a fixed time, then one
+    #[arg(long)]
+    pub load: bool,
+    /// Connections of the throughput mode's concurrent phases
+    #[arg(long, default_value_t = 32, requires = "load",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub connections: u64,
+    /// Print the results as JSON on stdout (the files are written too)
     #[arg(long)]
     pub json: bool,
 }

@@ -2,7 +2,6 @@
 //! clients against it, a leader crash in the middle, the restarted replica catching up, and the
 //! replicas verified identical; everything stopped at the end, also on Ctrl-C.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,7 +18,10 @@ pub fn run(args: &DemoArgs) -> Result<Exit> {
         .tempdir()
         .context("cannot create a temporary directory for the demo")?;
     let state = StateDir::new(dir.path());
-    stop_on_ctrl_c(state.clone(), args.keep);
+    crate::interrupt::stop_clusters_on_ctrl_c(
+        vec![state.clone()],
+        (!args.keep).then(|| dir.path().to_path_buf()),
+    );
     let outcome = act(&state, args);
     let _ = cluster::down(&state);
     if args.keep {
@@ -119,25 +121,4 @@ fn wait_for_convergence(state: &StateDir, timeout: Duration) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// On Ctrl-C, stops the demo's cluster and removes its directory before exiting.
-fn stop_on_ctrl_c(state: StateDir, keep: bool) {
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
-            return;
-        }
-        eprintln!("\ninterrupted: stopping the demo cluster");
-        let _ = cluster::down(&state);
-        if !keep {
-            let _ = std::fs::remove_dir_all(PathBuf::from(state.root()));
-        }
-        std::process::exit(Exit::Interrupted.code() as i32);
-    });
 }

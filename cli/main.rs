@@ -1,12 +1,14 @@
 //! `storectl`: parses the command line and hands each command to its module.
 
 mod args;
+mod bench;
 mod chaos;
 mod client;
 mod cluster;
 mod demo;
 mod exit;
 mod generate;
+mod interrupt;
 mod serve;
 mod verify;
 
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => cluster::restart(&args),
         Command::Client(args) => client::run(&args),
         Command::Chaos(args) => chaos::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
     };

@@ -15,9 +15,11 @@
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
+//! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`tasks`]: background tasks that stop with their service.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
+pub mod bench;
 pub mod catalog;
 pub mod chaos;
 pub mod client;

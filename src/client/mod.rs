@@ -100,6 +100,8 @@ pub struct Report {
     pub requests: u64,
     /// Replies that should not have happened: 5xx, unreachable, malformed, wrong shapes.
     pub errors: u64,
+    /// The same errors, by request type.
+    pub errors_by_kind: ErrorCounts,
     pub orders: u64,
     /// Orders refused because the toy sold out between query and order (409): expected.
     pub sold_out: u64,
@@ -119,6 +121,38 @@ impl Report {
     }
 }
 
+/// The three request types of the buy loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Order,
+    OrderQuery,
+}
+
+/// Unexpected replies per request type.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ErrorCounts {
+    pub query: u64,
+    pub order: u64,
+    pub order_query: u64,
+}
+
+impl ErrorCounts {
+    fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Query => self.query += 1,
+            Kind::Order => self.order += 1,
+            Kind::OrderQuery => self.order_query += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &ErrorCounts) {
+        self.query += other.query;
+        self.order += other.order;
+        self.order_query += other.order_query;
+    }
+}
+
 /// An order a session placed and was told the number of.
 #[derive(Debug, Clone)]
 struct Placed {
@@ -131,6 +165,7 @@ struct Placed {
 struct SessionResult {
     requests: u64,
     errors: u64,
+    errors_by_kind: ErrorCounts,
     orders: u64,
     sold_out: u64,
     checked: u64,
@@ -142,8 +177,9 @@ struct SessionResult {
 }
 
 impl SessionResult {
-    fn error(&mut self, what: String) {
+    fn error(&mut self, kind: Kind, what: String) {
         self.errors += 1;
+        self.errors_by_kind.count(kind);
         if self.error_samples.len() < 5 {
             self.error_samples.push(what);
         }
@@ -185,6 +221,7 @@ pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
     for r in results {
         report.requests += r.requests;
         report.errors += r.errors;
+        report.errors_by_kind.merge(&r.errors_by_kind);
         report.orders += r.orders;
         report.sold_out += r.sold_out;
         report.orders_checked += r.checked;
@@ -244,18 +281,24 @@ fn session(
                     p.data
                 }
                 None => {
-                    result.error(format!("GET {url}: malformed reply {}", r.body));
+                    result.error(
+                        Kind::Query,
+                        format!("GET {url}: malformed reply {}", r.body),
+                    );
                     tick();
                     continue;
                 }
             },
             Ok(r) => {
-                result.error(format!("GET {url}: {} {}", r.status, r.message()));
+                result.error(
+                    Kind::Query,
+                    format!("GET {url}: {} {}", r.status, r.message()),
+                );
                 tick();
                 continue;
             }
             Err(e) => {
-                result.error(format!("GET {url}: {e}"));
+                result.error(Kind::Query, format!("GET {url}: {e}"));
                 tick();
                 continue;
             }
@@ -280,14 +323,20 @@ fn session(
                             quantity,
                         });
                     }
-                    None => result.error(format!("POST /orders: malformed reply {}", r.body)),
+                    None => result.error(
+                        Kind::Order,
+                        format!("POST /orders: malformed reply {}", r.body),
+                    ),
                 },
                 Ok(r) if r.status == 409 => {
                     result.order.record(started.elapsed());
                     result.sold_out += 1;
                 }
-                Ok(r) => result.error(format!("POST /orders: {} {}", r.status, r.message())),
-                Err(e) => result.error(format!("POST /orders: {e}")),
+                Ok(r) => result.error(
+                    Kind::Order,
+                    format!("POST /orders: {} {}", r.status, r.message()),
+                ),
+                Err(e) => result.error(Kind::Order, format!("POST /orders: {e}")),
             }
         }
         tick();
@@ -313,23 +362,27 @@ fn session(
                     Some(got) if got.data == expected => {}
                     _ => {
                         result.mismatches += 1;
-                        result.error(format!(
-                            "order {}: expected {expected:?}, got {}",
-                            order.number, r.body
-                        ));
+                        result.error(
+                            Kind::OrderQuery,
+                            format!(
+                                "order {}: expected {expected:?}, got {}",
+                                order.number, r.body
+                            ),
+                        );
                     }
                 }
             }
             Ok(r) => {
                 result.mismatches += 1;
-                result.error(format!(
-                    "GET /orders/{}: {} {}",
-                    order.number,
-                    r.status,
-                    r.message()
-                ));
+                result.error(
+                    Kind::OrderQuery,
+                    format!("GET /orders/{}: {} {}", order.number, r.status, r.message()),
+                );
             }
-            Err(e) => result.error(format!("GET /orders/{}: {e}", order.number)),
+            Err(e) => result.error(
+                Kind::OrderQuery,
+                format!("GET /orders/{}: {e}", order.number),
+            ),
         }
         tick();
     }

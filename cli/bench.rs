@@ -1,0 +1,218 @@
+//! `storectl bench`: the latency study or, with `--load`, the throughput mode.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use storectl::bench::load::{self, LoadOptions, LoadReport};
+use storectl::bench::{self, report, CacheMode, Length, Study, StudyOptions, Target};
+use storectl::client::stats::human_us;
+use storectl::cluster::StateDir;
+
+use crate::args::{BenchArgs, CacheArg};
+use crate::exit::Exit;
+
+/// How long each throughput phase is measured when `--duration` is not given.
+const DEFAULT_LOAD_DURATION: Duration = Duration::from_secs(5);
+
+pub fn run(args: &BenchArgs) -> Result<Exit> {
+    let exe = crate::cluster::exe()?;
+    let running = args.state_dir.as_ref().map(StateDir::new);
+    let work = tempfile::Builder::new()
+        .prefix("storectl-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory for the bench's clusters")?;
+    let target = match &running {
+        Some(state) => Target::Running(state),
+        None => Target::Own {
+            work_dir: work.path(),
+            exe: &exe,
+        },
+    };
+    let cache_size = args.cache_size as usize;
+    if running.is_none() {
+        let clusters = [cache_size, 0]
+            .iter()
+            .map(|&size| StateDir::new(bench::own_cluster_dir(work.path(), size)))
+            .collect();
+        crate::interrupt::stop_clusters_on_ctrl_c(clusters, Some(work.path().to_path_buf()));
+    }
+    if args.load {
+        load(args, target, cache_size)
+    } else {
+        study(args, target, cache_size)
+    }
+}
+
+fn study(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit> {
+    let options = StudyOptions {
+        clients: args.clients as usize,
+        ps: args.p.clone(),
+        caches: args.cache.as_ref().map(|modes| {
+            let mut modes: Vec<CacheMode> = modes.iter().map(|&m| cache_mode(m)).collect();
+            modes.dedup();
+            modes
+        }),
+        length: match args.duration {
+            Some(d) => Length::Duration(d),
+            None => Length::Iterations(args.iterations as usize),
+        },
+        seed: args.seed.unwrap_or_else(rand::random),
+        cache_size,
+    };
+    let modes = match (&options.caches, target) {
+        (Some(modes), _) => modes.len(),
+        (None, Target::Own { .. }) => 2,
+        (None, Target::Running(_)) => 1,
+    };
+    let points = (modes * options.ps.len()) as u64;
+    let bar = study_progress(&options, points, !args.json);
+    let study = bench::run_study(&options, target, &bar);
+    bar.finish_and_clear();
+    let study = study?;
+    let files = report::write_all(&study, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&study)?);
+    } else {
+        print!("{}", render_study(&study));
+        print_files(&args.out, &files);
+        println!("seed: {} (repeat with --seed {})", study.seed, study.seed);
+    }
+    Ok(exit_for(study.errors()))
+}
+
+fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit> {
+    let duration = args.duration.unwrap_or(DEFAULT_LOAD_DURATION);
+    let options = LoadOptions {
+        connections: args.connections as usize,
+        duration,
+        warmup: (duration / 5).min(Duration::from_secs(1)),
+        cache_size,
+    };
+    let phases = match target {
+        Target::Own { .. } => 6,
+        Target::Running(_) => 4,
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(phases)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] phase {pos}/{len}: {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let report = load::run_load(&options, target, &bar);
+    bar.finish_and_clear();
+    let report = report?;
+    let files = report::write_load(&report, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_load(&report));
+        print_files(&args.out, &files);
+    }
+    Ok(exit_for(report.errors()))
+}
+
+fn cache_mode(arg: CacheArg) -> CacheMode {
+    match arg {
+        CacheArg::On => CacheMode::On,
+        CacheArg::Off => CacheMode::Off,
+    }
+}
+
+/// A bar over every client iteration of the study, or a counter when points run for a time.
+fn study_progress(options: &StudyOptions, points: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match options.length {
+        Length::Iterations(n) => (
+            ProgressBar::new(points * (options.clients * n) as u64),
+            "{spinner} [{elapsed}] {bar:30} {pos}/{len} iterations and checks ({eta}) {msg}",
+        ),
+        Length::Duration(_) => (
+            ProgressBar::no_length(),
+            "{spinner} [{elapsed}] {pos} iterations and checks, {msg}",
+        ),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn render_study(study: &Study) -> String {
+    let mut out = format!(
+        "{} client sessions, {} each per point; {}\n\n",
+        study.clients, study.length, study.cluster
+    );
+    out.push_str(&format!(
+        "{:<6} {:>4}  {:>9} {:>9} {:>6}  {:>9} {:>9}  {:>9}  {:>6}\n",
+        "cache", "p", "query", "query", "hits", "order", "order", "ord.query", "errors"
+    ));
+    out.push_str(&format!(
+        "{:<6} {:>4}  {:>9} {:>9} {:>6}  {:>9} {:>9}  {:>9}  {:>6}\n",
+        "", "", "mean", "p99", "", "mean", "p99", "mean", ""
+    ));
+    for point in &study.points {
+        out.push_str(&format!(
+            "{:<6} {:>4}  {:>9} {:>9} {:>5.0}%  {:>9} {:>9}  {:>9}  {:>6}\n",
+            point.cache.label(),
+            point.p,
+            human_us(point.product_query.mean_us),
+            human_us(point.product_query.p99_us as f64),
+            100.0 * point.hit_ratio,
+            human_us(point.order.mean_us),
+            human_us(point.order.p99_us as f64),
+            human_us(point.order_query.mean_us),
+            point.errors()
+        ));
+    }
+    let savings = report::savings(&study.points);
+    if !savings.is_empty() {
+        let n = savings.len() as f64;
+        let saved = savings.iter().map(|s| s.saved_us()).sum::<f64>() / n;
+        let percent = savings.iter().map(|s| s.saved_percent()).sum::<f64>() / n;
+        out.push_str(&format!(
+            "\nthe cache saves {} per product query on average ({percent:.0}%)\n",
+            human_us(saved)
+        ));
+    }
+    out
+}
+
+fn render_load(report: &LoadReport) -> String {
+    format!(
+        "{} connections, {} s per phase; {}\n\n{}",
+        report.connections,
+        report.duration_s,
+        report.cluster,
+        report::load_table(report)
+    )
+}
+
+fn print_files(dir: &Path, files: &[PathBuf]) {
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    println!("\nwrote {} in {}", names.join(", "), dir.display());
+}
+
+fn exit_for(errors: u64) -> Exit {
+    if errors == 0 {
+        Exit::Success
+    } else {
+        eprintln!(
+            "storectl: {errors} requests got an unexpected reply; see the errors column and the \
+             services' logs"
+        );
+        Exit::Failure
+    }
+}

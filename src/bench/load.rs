@@ -1,0 +1,494 @@
+//! Throughput mode: many keep-alive connections, each sending one request type back to back for
+//! a fixed time, then the same with one connection for the sequential latency.
+//!
+//! The load comes from one thread (a current-thread runtime driving hyper's HTTP/1 client), so
+//! on a small machine the generator leaves the cores to the store it measures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::http::{header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::{frontend_cache, hit_ratio, running_frontend, with_own_cluster, Target};
+use crate::client::stats::{Latencies, LatencySummary};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Connections of the concurrent phases; the sequential ones use one.
+    pub connections: usize,
+    /// How long each phase is measured.
+    pub duration: Duration,
+    /// How long each phase runs before it is measured: connections open, caches fill.
+    pub warmup: Duration,
+    /// Capacity of the cache for the cached phases, in clusters the bench starts.
+    pub cache_size: usize,
+}
+
+/// One request type, sent back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Product queries for toys that all fit in the cache: after the warm-up, every one a hit.
+    CachedQuery,
+    /// Product queries with the cache off: each one a call to the catalog.
+    UncachedQuery,
+    /// Orders of one unit: durable and replicated, stock taken, cache invalidated.
+    Order,
+}
+
+impl Workload {
+    pub fn label(self) -> &'static str {
+        match self {
+            Workload::CachedQuery => "cached product query",
+            Workload::UncachedQuery => "uncached product query",
+            Workload::Order => "order",
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Workload::CachedQuery => "cached-query",
+            Workload::UncachedQuery => "uncached-query",
+            Workload::Order => "order",
+        }
+    }
+}
+
+/// A performance goal of the store, for the phases it is set for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    /// At least this many requests per second.
+    MinRps(f64),
+    /// A median latency of at most this many microseconds.
+    MaxP50Us(u64),
+}
+
+impl Goal {
+    /// The goal for `workload` at `connections`, where the store has one: throughput at 32
+    /// connections, latency for one sequential client.
+    pub fn for_phase(workload: Workload, connections: usize) -> Option<Goal> {
+        match (workload, connections) {
+            (Workload::CachedQuery, 32) => Some(Goal::MinRps(45_000.0)),
+            (Workload::UncachedQuery, 32) => Some(Goal::MinRps(12_000.0)),
+            (Workload::Order, 32) => Some(Goal::MinRps(5_000.0)),
+            (Workload::CachedQuery, 1) => Some(Goal::MaxP50Us(80)),
+            (Workload::Order, 1) => Some(Goal::MaxP50Us(1_500)),
+            _ => None,
+        }
+    }
+
+    pub fn met_by(self, phase: &Phase) -> bool {
+        match self {
+            Goal::MinRps(rps) => phase.rps >= rps,
+            Goal::MaxP50Us(us) => phase.latency.count > 0 && phase.latency.p50_us <= us,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Goal::MinRps(rps) => format!("≥ {} req/s", thousands(rps)),
+            Goal::MaxP50Us(us) => format!("p50 ≤ {}", crate::client::stats::human_us(us as f64)),
+        }
+    }
+}
+
+/// `12345.6` as `12,346`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What one phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub workload: Workload,
+    pub connections: usize,
+    /// Requests answered with 2xx during the measured time.
+    pub requests: u64,
+    /// Unexpected replies: 5xx, 4xx other than a sold-out 409, broken connections.
+    pub errors: u64,
+    /// Orders refused as sold out (409).
+    pub sold_out: u64,
+    pub elapsed_s: f64,
+    /// `requests` per second.
+    pub rps: f64,
+    pub latency: LatencySummary,
+    pub hit_ratio: f64,
+    pub goal: Option<Goal>,
+    pub goal_met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub connections: usize,
+    pub duration_s: f64,
+    /// Which cluster was measured, in words.
+    pub cluster: String,
+    pub phases: Vec<Phase>,
+}
+
+impl LoadReport {
+    pub fn errors(&self) -> u64 {
+        self.phases.iter().map(|p| p.errors).sum()
+    }
+}
+
+/// Runs every phase: against clusters of its own (one with the cache on for cached queries and
+/// orders, one with it off for uncached queries), or against the running cluster with the cache
+/// it has.
+pub fn run_load(
+    options: &LoadOptions,
+    target: Target<'_>,
+    progress: &ProgressBar,
+) -> Result<LoadReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Remote(format!("cannot start the load generator: {e}")))?;
+    let driver = Driver {
+        options,
+        runtime: &runtime,
+        progress,
+    };
+    let mut report = LoadReport {
+        connections: options.connections,
+        duration_s: options.duration.as_secs_f64(),
+        cluster: String::new(),
+        phases: Vec::new(),
+    };
+    match target {
+        Target::Own { work_dir, exe } => {
+            report.cluster = format!(
+                "clusters started by the bench: cache of {} entries for cached queries and \
+                 orders, cache off for uncached queries; {} units of each toy",
+                options.cache_size,
+                super::BENCH_STOCK
+            );
+            let cache_size = options.cache_size.max(1);
+            let mut cached = with_own_cluster(work_dir, exe, cache_size, |frontend| {
+                driver.phases(
+                    frontend,
+                    &[Workload::CachedQuery, Workload::Order],
+                    cache_size,
+                )
+            })?;
+            let uncached = with_own_cluster(work_dir, exe, 0, |frontend| {
+                driver.phases(frontend, &[Workload::UncachedQuery], 0)
+            })?;
+            cached.splice(2..2, uncached);
+            report.phases = cached;
+        }
+        Target::Running(state) => {
+            let frontend = running_frontend(state)?;
+            let capacity = frontend_cache(&frontend)?.capacity as usize;
+            let query = if capacity > 0 {
+                Workload::CachedQuery
+            } else {
+                Workload::UncachedQuery
+            };
+            report.cluster = format!(
+                "the running cluster in {} (cache of {capacity} entries)",
+                state.root().display()
+            );
+            report.phases = driver.phases(&frontend, &[query, Workload::Order], capacity)?;
+        }
+    }
+    Ok(report)
+}
+
+struct Driver<'a> {
+    options: &'a LoadOptions,
+    runtime: &'a tokio::runtime::Runtime,
+    progress: &'a ProgressBar,
+}
+
+impl Driver<'_> {
+    /// Each workload with many connections, then with one.
+    fn phases(
+        &self,
+        frontend: &str,
+        workloads: &[Workload],
+        cache_size: usize,
+    ) -> Result<Vec<Phase>> {
+        let authority = frontend
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let toys = crate::client::catalog_products();
+        let mut phases = Vec::new();
+        for &workload in workloads {
+            let requests = Arc::new(prepare(workload, &toys, cache_size, &authority));
+            for connections in [self.options.connections, 1] {
+                self.progress.set_message(format!(
+                    "{}, {connections} connection{}",
+                    workload.label(),
+                    if connections == 1 { "" } else { "s" }
+                ));
+                let run = |duration| {
+                    self.runtime.block_on(drive(
+                        &authority,
+                        requests.clone(),
+                        connections,
+                        duration,
+                    ))
+                };
+                run(self.options.warmup);
+                let before = frontend_cache(frontend)?;
+                let counts = run(self.options.duration);
+                let after = frontend_cache(frontend)?;
+                self.progress.inc(1);
+                phases.push(counts.into_phase(workload, connections, &before, &after));
+            }
+        }
+        Ok(phases)
+    }
+}
+
+/// One request of a workload, sent again and again.
+struct Template {
+    method: Method,
+    path: String,
+    body: Bytes,
+}
+
+/// The requests of `workload`, one per toy it touches.
+fn prepare(workload: Workload, toys: &[String], cache_size: usize, authority: &str) -> RequestSet {
+    let hot = match workload {
+        // Only as many toys as the cache holds, so that every query after the warm-up hits.
+        Workload::CachedQuery => &toys[..cache_size.clamp(1, toys.len())],
+        _ => toys,
+    };
+    let requests = hot
+        .iter()
+        .map(|toy| match workload {
+            Workload::CachedQuery | Workload::UncachedQuery => Template {
+                method: Method::GET,
+                path: format!("/products/{}", crate::http::encode_segment(toy)),
+                body: Bytes::new(),
+            },
+            Workload::Order => Template {
+                method: Method::POST,
+                path: "/orders".into(),
+                body: Bytes::from(serde_json::json!({ "name": toy, "quantity": 1 }).to_string()),
+            },
+        })
+        .collect();
+    RequestSet {
+        host: authority.to_string(),
+        requests,
+    }
+}
+
+/// The requests of a workload, sent in turn, and the `Host` they go to.
+struct RequestSet {
+    host: String,
+    requests: Vec<Template>,
+}
+
+impl RequestSet {
+    fn request(&self, i: usize) -> Request<Full<Bytes>> {
+        let template = &self.requests[i % self.requests.len()];
+        let mut builder = Request::builder()
+            .method(template.method.clone())
+            .uri(template.path.as_str())
+            .header(header::HOST, self.host.as_str());
+        if !template.body.is_empty() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        builder
+            .body(Full::new(template.body.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// What the connections of one phase counted.
+#[derive(Default)]
+struct Counts {
+    ok: u64,
+    errors: u64,
+    sold_out: u64,
+    latencies: Latencies,
+    elapsed: Duration,
+}
+
+impl Counts {
+    fn merge(&mut self, other: Counts) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.sold_out += other.sold_out;
+        self.latencies.merge(&other.latencies);
+    }
+
+    fn into_phase(
+        self,
+        workload: Workload,
+        connections: usize,
+        before: &crate::wire::CacheStats,
+        after: &crate::wire::CacheStats,
+    ) -> Phase {
+        let elapsed_s = self.elapsed.as_secs_f64();
+        let mut phase = Phase {
+            workload,
+            connections,
+            requests: self.ok,
+            errors: self.errors,
+            sold_out: self.sold_out,
+            elapsed_s,
+            rps: if elapsed_s > 0.0 {
+                self.ok as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            latency: self.latencies.summary(),
+            hit_ratio: hit_ratio(before, after),
+            goal: Goal::for_phase(workload, connections),
+            goal_met: None,
+        };
+        phase.goal_met = phase.goal.map(|g| g.met_by(&phase));
+        phase
+    }
+}
+
+/// Keeps `connections` connections busy for `duration`.
+async fn drive(
+    authority: &str,
+    requests: Arc<RequestSet>,
+    connections: usize,
+    duration: Duration,
+) -> Counts {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| {
+            let authority = authority.to_string();
+            let requests = requests.clone();
+            tokio::spawn(async move { connection(&authority, &requests, i, deadline).await })
+        })
+        .collect();
+    let mut total = Counts::default();
+    for task in tasks {
+        if let Ok(counts) = task.await {
+            total.merge(counts);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+/// One keep-alive connection sending requests back to back until `deadline`, reconnecting when
+/// the server closes it.
+async fn connection(
+    authority: &str,
+    requests: &RequestSet,
+    first: usize,
+    deadline: Instant,
+) -> Counts {
+    let mut counts = Counts::default();
+    let mut next = first;
+    while Instant::now() < deadline {
+        let Some(mut sender) = connect(authority).await else {
+            counts.errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        while Instant::now() < deadline {
+            let request = requests.request(next);
+            next += 1;
+            let started = Instant::now();
+            match send(&mut sender, request).await {
+                Ok(status) if status.is_success() => {
+                    counts.ok += 1;
+                    counts.latencies.record(started.elapsed());
+                }
+                Ok(StatusCode::CONFLICT) => counts.sold_out += 1,
+                Ok(_) => counts.errors += 1,
+                Err(_) => {
+                    counts.errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+    counts
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(authority: &str) -> Option<Sender> {
+    let stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    Some(sender)
+}
+
+async fn send(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+) -> std::result::Result<StatusCode, hyper::Error> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_are_set_where_the_store_has_them() {
+        assert_eq!(
+            Goal::for_phase(Workload::CachedQuery, 32),
+            Some(Goal::MinRps(45_000.0))
+        );
+        assert_eq!(
+            Goal::for_phase(Workload::Order, 1),
+            Some(Goal::MaxP50Us(1_500))
+        );
+        assert_eq!(Goal::for_phase(Workload::UncachedQuery, 1), None);
+        assert_eq!(Goal::for_phase(Workload::Order, 16), None);
+    }
+
+    #[test]
+    fn a_goal_is_met_or_not() {
+        let mut counts = Counts::default();
+        counts.ok = 60_000;
+        counts.elapsed = Duration::from_secs(1);
+        for us in [50, 60, 70] {
+            counts.latencies.record(Duration::from_micros(us));
+        }
+        let stats = crate::wire::CacheStats::default();
+        let phase = counts.into_phase(Workload::CachedQuery, 32, &stats, &stats);
+        assert_eq!(phase.rps, 60_000.0);
+        assert_eq!(phase.goal_met, Some(true));
+        assert!(Goal::MaxP50Us(60).met_by(&phase));
+        assert!(!Goal::MaxP50Us(59).met_by(&phase));
+        assert!(!Goal::MinRps(60_001.0).met_by(&phase));
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(45_000.0), "45,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}

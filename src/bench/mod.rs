@@ -1,0 +1,436 @@
+//! `storectl bench`: what caching and replication cost and buy, measured on a real cluster.
+//!
+//! - The **latency study** ([`run_study`]) runs the client's buy loop at several order
+//!   probabilities `p`, once against a front end with its cache on and once with it off, and
+//!   keeps, per request type and point, the count, errors, latency percentiles and throughput,
+//!   with the cache hit ratio. Cache-on and cache-off points at the same `p` use the same seed,
+//!   so both see the same sequence of choices.
+//! - The **throughput mode** ([`load`]) holds many keep-alive connections busy on one request
+//!   type for a fixed time and reports requests per second.
+//! - [`report`] writes the CSV and the Markdown summary, [`plot`] the SVG plots.
+//!
+//! The bench starts its own clusters in a work directory (one per cache mode, with a stock large
+//! enough that no order is refused as sold out), or measures a running one as it is.
+
+pub mod load;
+pub mod plot;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::client::stats::LatencySummary;
+use crate::client::{self, ClientConfig};
+use crate::cluster::{self, StateDir, UpOptions};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::wire::{CacheStats, Data, FrontendHealth};
+
+/// Units of each toy in a cluster the bench starts: enough for minutes of orders at full speed,
+/// so that the study measures orders rather than sold-out refusals.
+pub const BENCH_STOCK: u64 = 1_000_000;
+
+/// The front end's cache during a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    On,
+    Off,
+}
+
+impl CacheMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheMode::On => "on",
+            CacheMode::Off => "off",
+        }
+    }
+}
+
+/// How long each point runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Length {
+    /// Each client session runs this many iterations of the buy loop.
+    Iterations(usize),
+    /// Each client session runs for this long.
+    Duration(Duration),
+}
+
+/// What cluster to measure.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// Start a cluster per cache mode under `work_dir`, running `exe` for its services.
+    Own { work_dir: &'a Path, exe: &'a Path },
+    /// Measure the running cluster in this state directory, with the cache it has.
+    Running(&'a StateDir),
+}
+
+#[derive(Debug, Clone)]
+pub struct StudyOptions {
+    pub clients: usize,
+    pub ps: Vec<f64>,
+    /// Cache modes to measure; `None` means both for own clusters, the running one's otherwise.
+    pub caches: Option<Vec<CacheMode>>,
+    pub length: Length,
+    pub seed: u64,
+    /// Capacity of the cache when it is on, for clusters the bench starts.
+    pub cache_size: usize,
+}
+
+/// One request type at one point.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct TypeStats {
+    /// Requests answered as expected (a sold-out 409 counts for orders).
+    pub count: u64,
+    pub errors: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// `count` per second of the point's wall time.
+    pub throughput_rps: f64,
+}
+
+impl TypeStats {
+    pub fn new(latency: &LatencySummary, errors: u64, elapsed_s: f64) -> Self {
+        TypeStats {
+            count: latency.count,
+            errors,
+            mean_us: latency.mean_us,
+            p50_us: latency.p50_us,
+            p95_us: latency.p95_us,
+            p99_us: latency.p99_us,
+            max_us: latency.max_us,
+            throughput_rps: if elapsed_s > 0.0 {
+                latency.count as f64 / elapsed_s
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// The request types of the study, in the order the CSV and the plots list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestType {
+    ProductQuery,
+    Order,
+    OrderQuery,
+}
+
+impl RequestType {
+    pub const ALL: [RequestType; 3] = [
+        RequestType::ProductQuery,
+        RequestType::Order,
+        RequestType::OrderQuery,
+    ];
+
+    /// The name used in the CSV and in file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            RequestType::ProductQuery => "product-query",
+            RequestType::Order => "order",
+            RequestType::OrderQuery => "order-query",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            RequestType::ProductQuery => "Product queries (GET /products/{name})",
+            RequestType::Order => "Orders (POST /orders)",
+            RequestType::OrderQuery => "Order queries (GET /orders/{number})",
+        }
+    }
+}
+
+/// One point of the study: one cache mode at one `p`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    pub cache: CacheMode,
+    pub p: f64,
+    pub clients: usize,
+    pub elapsed_s: f64,
+    /// Cache hits over lookups during the point, from the front end's counters.
+    pub hit_ratio: f64,
+    /// Orders refused because the toy sold out (409): expected, not errors.
+    pub sold_out: u64,
+    pub product_query: TypeStats,
+    pub order: TypeStats,
+    pub order_query: TypeStats,
+}
+
+impl Point {
+    pub fn stats(&self, kind: RequestType) -> &TypeStats {
+        match kind {
+            RequestType::ProductQuery => &self.product_query,
+            RequestType::Order => &self.order,
+            RequestType::OrderQuery => &self.order_query,
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        RequestType::ALL.iter().map(|&k| self.stats(k).errors).sum()
+    }
+}
+
+/// Everything the study measured, with how.
+#[derive(Debug, Clone, Serialize)]
+pub struct Study {
+    pub clients: usize,
+    /// `iterations N` or `duration Ns`, per client session and point.
+    pub length: String,
+    pub seed: u64,
+    /// Which cluster was measured, in words.
+    pub cluster: String,
+    pub points: Vec<Point>,
+}
+
+impl Study {
+    pub fn errors(&self) -> u64 {
+        self.points.iter().map(Point::errors).sum()
+    }
+}
+
+/// Runs the latency study. `progress` advances once per client iteration and order check.
+pub fn run_study(
+    options: &StudyOptions,
+    target: Target<'_>,
+    progress: &ProgressBar,
+) -> Result<Study> {
+    let length = match options.length {
+        Length::Iterations(n) => format!("{n} iterations"),
+        Length::Duration(d) => format!("{} s", d.as_secs_f64()),
+    };
+    let mut study = Study {
+        clients: options.clients,
+        length,
+        seed: options.seed,
+        cluster: String::new(),
+        points: Vec::new(),
+    };
+    match target {
+        Target::Own { work_dir, exe } => {
+            let caches = options
+                .caches
+                .clone()
+                .unwrap_or_else(|| vec![CacheMode::On, CacheMode::Off]);
+            study.cluster = format!(
+                "clusters started by the bench, one per cache mode (cache of {} entries when on), \
+                 {BENCH_STOCK} units of each toy",
+                options.cache_size
+            );
+            for cache in caches {
+                let capacity = match cache {
+                    CacheMode::On => options.cache_size,
+                    CacheMode::Off => 0,
+                };
+                let points = with_own_cluster(work_dir, exe, capacity, |frontend| {
+                    measure_all(options, frontend, cache, progress)
+                })?;
+                study.points.extend(points);
+            }
+        }
+        Target::Running(state) => {
+            let frontend = running_frontend(state)?;
+            let stats = frontend_cache(&frontend)?;
+            let cache = if stats.capacity > 0 {
+                CacheMode::On
+            } else {
+                CacheMode::Off
+            };
+            if let Some(wanted) = options.caches.as_ref().filter(|c| c != &&vec![cache]) {
+                let wanted: Vec<&str> = wanted.iter().map(|c| c.label()).collect();
+                return Err(Error::Usage(format!(
+                    "the cluster in {} has its cache {} and cannot measure --cache {}; \
+                     drop --state-dir to let the bench start its own clusters",
+                    state.root().display(),
+                    cache.label(),
+                    wanted.join(",")
+                )));
+            }
+            study.cluster = format!(
+                "the running cluster in {} (cache {}, {} entries)",
+                state.root().display(),
+                cache.label(),
+                stats.capacity
+            );
+            study.points = measure_all(options, &frontend, cache, progress)?;
+        }
+    }
+    Ok(study)
+}
+
+/// Starts a cluster with a cache of `cache_size` in a fresh directory under `work_dir`, runs
+/// `work` against its front end, and stops it whatever happened.
+pub fn with_own_cluster<T>(
+    work_dir: &Path,
+    exe: &Path,
+    cache_size: usize,
+    work: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let state = StateDir::new(own_cluster_dir(work_dir, cache_size));
+    let options = UpOptions {
+        port_base: config::find_free_port_base(config::DEFAULT_HOST)?,
+        cache_size,
+        initial_stock: Some(BENCH_STOCK),
+        ..Default::default()
+    };
+    let spec = cluster::up(&state, &options, exe)?;
+    let outcome = work(&spec.frontend_url());
+    let _ = cluster::down(&state);
+    outcome
+}
+
+/// Where [`with_own_cluster`] keeps a cluster: one directory per cache size, so an interrupted
+/// bench knows which to stop.
+pub fn own_cluster_dir(work_dir: &Path, cache_size: usize) -> PathBuf {
+    work_dir.join(format!("cluster-cache-{cache_size}"))
+}
+
+/// The front end of the running cluster in `state`, once every service of it is alive.
+pub fn running_frontend(state: &StateDir) -> Result<String> {
+    let spec = state.load()?;
+    let down: Vec<&str> = spec
+        .services
+        .iter()
+        .filter(|s| state.live_pid(&s.name).is_none())
+        .map(|s| s.name.as_str())
+        .collect();
+    if !down.is_empty() {
+        return Err(Error::Cluster(format!(
+            "{} of the cluster in {} not running; see `storectl status`",
+            down.join(", "),
+            state.root().display()
+        )));
+    }
+    Ok(spec.frontend_url())
+}
+
+/// The front end's cache counters.
+pub fn frontend_cache(frontend: &str) -> Result<CacheStats> {
+    let agent = client::agent();
+    let url = format!("{frontend}/health");
+    let reply = client::get(&agent, &url).map_err(|e| Error::Remote(format!("{url}: {e}")))?;
+    reply
+        .json::<Data<FrontendHealth>>()
+        .map(|h| h.data.cache)
+        .ok_or_else(|| Error::Remote(format!("{url}: unexpected reply {}", reply.body)))
+}
+
+/// Hits over lookups between two readings of the cache counters.
+pub fn hit_ratio(before: &CacheStats, after: &CacheStats) -> f64 {
+    let hits = after.hits.saturating_sub(before.hits);
+    let misses = after.misses.saturating_sub(before.misses);
+    if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    }
+}
+
+fn measure_all(
+    options: &StudyOptions,
+    frontend: &str,
+    cache: CacheMode,
+    progress: &ProgressBar,
+) -> Result<Vec<Point>> {
+    let mut points = Vec::new();
+    for (i, &p) in options.ps.iter().enumerate() {
+        progress.set_message(format!("cache {}, p = {p}", cache.label()));
+        // The same seed for both cache modes at one p: the same choices, a fair comparison.
+        let seed = options.seed.wrapping_add(i as u64 * 1_000);
+        points.push(measure_point(options, frontend, cache, p, seed, progress)?);
+    }
+    Ok(points)
+}
+
+fn measure_point(
+    options: &StudyOptions,
+    frontend: &str,
+    cache: CacheMode,
+    p: f64,
+    seed: u64,
+    progress: &ProgressBar,
+) -> Result<Point> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let config = ClientConfig {
+        frontend: frontend.to_string(),
+        sessions: options.clients,
+        iterations: match options.length {
+            Length::Iterations(n) => n,
+            Length::Duration(_) => usize::MAX,
+        },
+        p,
+        seed,
+        products: client::catalog_products(),
+        stop: Some(stop.clone()),
+    };
+    let before = frontend_cache(frontend)?;
+    let report = std::thread::scope(|scope| {
+        if let Length::Duration(d) = options.length {
+            let stop = stop.clone();
+            scope.spawn(move || {
+                std::thread::sleep(d);
+                stop.store(true, Ordering::Relaxed);
+            });
+        }
+        client::run(&config, Some(progress))
+    });
+    let after = frontend_cache(frontend)?;
+    let elapsed = report.elapsed_s;
+    let errors = report.errors_by_kind;
+    Ok(Point {
+        cache,
+        p,
+        clients: options.clients,
+        elapsed_s: elapsed,
+        hit_ratio: hit_ratio(&before, &after),
+        sold_out: report.sold_out,
+        product_query: TypeStats::new(&report.query, errors.query, elapsed),
+        order: TypeStats::new(&report.order, errors.order, elapsed),
+        order_query: TypeStats::new(&report.order_query, errors.order_query, elapsed),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_ratio_is_hits_over_lookups_between_readings() {
+        let before = CacheStats {
+            hits: 10,
+            misses: 10,
+            ..Default::default()
+        };
+        let after = CacheStats {
+            hits: 40,
+            misses: 20,
+            ..Default::default()
+        };
+        assert_eq!(hit_ratio(&before, &after), 0.75);
+        assert_eq!(hit_ratio(&after, &after), 0.0, "no lookups, no ratio");
+    }
+
+    #[test]
+    fn type_stats_take_throughput_over_the_point() {
+        let latency = LatencySummary {
+            count: 500,
+            mean_us: 120.0,
+            p50_us: 100,
+            p95_us: 200,
+            p99_us: 300,
+            max_us: 900,
+        };
+        let stats = TypeStats::new(&latency, 2, 2.0);
+        assert_eq!(stats.throughput_rps, 250.0);
+        assert_eq!((stats.count, stats.errors, stats.p99_us), (500, 2, 300));
+        assert_eq!(TypeStats::new(&latency, 0, 0.0).throughput_rps, 0.0);
+    }
+}

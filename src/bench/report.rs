@@ -1,0 +1,450 @@
+//! The bench's files: for the latency study a CSV of every point and a Markdown summary that
+//! says what the cache saves; for the throughput mode a CSV and a table of every phase. Pure
+//! functions of what was measured, so they are tested on known inputs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::load::{thousands, LoadReport, Workload};
+use super::{plot, CacheMode, Point, RequestType, Study};
+use crate::client::stats::human_us;
+use crate::error::{Error, Result};
+
+pub const CSV_FILE: &str = "points.csv";
+pub const SUMMARY_FILE: &str = "summary.md";
+pub const LOAD_CSV_FILE: &str = "throughput.csv";
+pub const LOAD_SUMMARY_FILE: &str = "throughput.md";
+
+/// The CSV header: one row per cache mode, `p` and request type.
+pub const CSV_HEADER: &str = "cache,p,clients,request,count,errors,mean_us,p50_us,p95_us,p99_us,\
+max_us,throughput_rps,hit_ratio,sold_out,elapsed_s";
+
+/// Every point as CSV rows, in the order measured.
+pub fn csv(points: &[Point]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for point in points {
+        for kind in RequestType::ALL {
+            let s = point.stats(kind);
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{:.1},{},{},{},{},{:.1},{:.4},{},{:.3}",
+                point.cache.label(),
+                point.p,
+                point.clients,
+                kind.slug(),
+                s.count,
+                s.errors,
+                s.mean_us,
+                s.p50_us,
+                s.p95_us,
+                s.p99_us,
+                s.max_us,
+                s.throughput_rps,
+                point.hit_ratio,
+                point.sold_out,
+                point.elapsed_s
+            );
+        }
+    }
+    out
+}
+
+/// What the cache saved on product queries at one `p`: both modes measured there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saving {
+    pub p: f64,
+    pub hit_ratio: f64,
+    pub mean_on_us: f64,
+    pub mean_off_us: f64,
+}
+
+impl Saving {
+    /// Microseconds saved per product query, on average.
+    pub fn saved_us(&self) -> f64 {
+        self.mean_off_us - self.mean_on_us
+    }
+
+    /// The share of the uncached latency saved, in percent.
+    pub fn saved_percent(&self) -> f64 {
+        if self.mean_off_us > 0.0 {
+            100.0 * self.saved_us() / self.mean_off_us
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Product-query savings at every `p` measured with the cache both on and off.
+pub fn savings(points: &[Point]) -> Vec<Saving> {
+    points
+        .iter()
+        .filter(|on| on.cache == CacheMode::On)
+        .filter_map(|on| {
+            let off = points
+                .iter()
+                .find(|off| off.cache == CacheMode::Off && off.p == on.p)?;
+            Some(Saving {
+                p: on.p,
+                hit_ratio: on.hit_ratio,
+                mean_on_us: on.product_query.mean_us,
+                mean_off_us: off.product_query.mean_us,
+            })
+        })
+        .collect()
+}
+
+/// The summary in Markdown: how it was run, a table per request type, and what the cache saves.
+pub fn markdown(study: &Study) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# storectl bench: latency against p, cache on and off\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} client sessions, {} each per point, seed {}; {}. Latencies are measured by the \
+         clients, end to end over loopback; throughput is requests of the type per second of \
+         the point. Every point is a row of `{CSV_FILE}`.\n",
+        study.clients, study.length, study.seed, study.cluster
+    );
+    let errors = study.errors();
+    if errors > 0 {
+        let _ = writeln!(
+            out,
+            "**{errors} unexpected replies** (5xx, refused connections, malformed bodies); the \
+             `errors` column of `{CSV_FILE}` says where.\n"
+        );
+    }
+    out.push_str(&what_the_cache_saves(&study.points));
+    for kind in RequestType::ALL {
+        let _ = writeln!(out, "## {}\n", kind.title());
+        let _ = writeln!(out, "![{}]({}.svg)\n", kind.title(), kind.slug());
+        let _ = writeln!(
+            out,
+            "| cache | p | count | errors | mean | p50 | p95 | p99 | req/s | hit ratio |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for point in &study.points {
+            let s = point.stats(kind);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0}% |",
+                point.cache.label(),
+                point.p,
+                s.count,
+                s.errors,
+                human_us(s.mean_us),
+                human_us(s.p50_us as f64),
+                human_us(s.p95_us as f64),
+                human_us(s.p99_us as f64),
+                s.throughput_rps,
+                100.0 * point.hit_ratio
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The section that answers the study's question in sentences.
+fn what_the_cache_saves(points: &[Point]) -> String {
+    let savings = savings(points);
+    let mut out = String::from("## What the cache saves\n\n");
+    if savings.is_empty() {
+        out.push_str(
+            "Only one cache mode was measured, so there is nothing to compare; run the bench \
+             with `--cache on,off`.\n\n",
+        );
+        return out;
+    }
+    let n = savings.len() as f64;
+    let mean_on = savings.iter().map(|s| s.mean_on_us).sum::<f64>() / n;
+    let mean_off = savings.iter().map(|s| s.mean_off_us).sum::<f64>() / n;
+    let overall = Saving {
+        p: f64::NAN,
+        hit_ratio: f64::NAN,
+        mean_on_us: mean_on,
+        mean_off_us: mean_off,
+    };
+    let _ = writeln!(
+        out,
+        "Product queries take {} on average with the cache and {} without: the cache saves \
+         {} per query ({:.0}%), averaged over every p. Per p:\n",
+        human_us(mean_on),
+        human_us(mean_off),
+        human_us(overall.saved_us()),
+        overall.saved_percent()
+    );
+    let _ = writeln!(
+        out,
+        "| p | hit ratio | mean, cache on | mean, cache off | saved |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    for s in &savings {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0}% | {} | {} | {} ({:.0}%) |",
+            s.p,
+            100.0 * s.hit_ratio,
+            human_us(s.mean_on_us),
+            human_us(s.mean_off_us),
+            human_us(s.saved_us()),
+            s.saved_percent()
+        );
+    }
+    if let (Some(first), Some(last)) = (savings.first(), savings.last()) {
+        if first.p != last.p {
+            let _ = writeln!(
+                out,
+                "\nThe hit ratio goes from {:.0}% at p = {} to {:.0}% at p = {}: every order \
+                 invalidates its toy's entry, so the more clients buy, the less the cache holds.",
+                100.0 * first.hit_ratio,
+                first.p,
+                100.0 * last.hit_ratio,
+                last.p
+            );
+        }
+    }
+    out.push_str(
+        "\nOrders and order queries do not go through the cache; their rows below show what \
+         replication costs, and any difference between cache on and off there is noise.\n\n",
+    );
+    out
+}
+
+/// Writes `points.csv`, `summary.md` and one SVG plot per request type into `dir`, creating it.
+/// Returns the files written.
+pub fn write_all(study: &Study, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = vec![
+        (dir.join(CSV_FILE), csv(&study.points)),
+        (dir.join(SUMMARY_FILE), markdown(study)),
+    ];
+    for kind in RequestType::ALL {
+        files.push((
+            dir.join(format!("{}.svg", kind.slug())),
+            plot::latency_svg(&study.points, kind)?,
+        ));
+    }
+    write_files(dir, files)
+}
+
+/// The CSV header of the throughput mode: one row per phase.
+pub const LOAD_CSV_HEADER: &str = "workload,connections,requests,errors,sold_out,elapsed_s,rps,\
+mean_us,p50_us,p95_us,p99_us,max_us,hit_ratio,goal,goal_met";
+
+/// Every phase of a throughput run as CSV rows.
+pub fn load_csv(report: &LoadReport) -> String {
+    let mut out = String::from(LOAD_CSV_HEADER);
+    out.push('\n');
+    for phase in &report.phases {
+        let l = &phase.latency;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{:.3},{:.1},{:.1},{},{},{},{},{:.4},{},{}",
+            phase.workload.slug(),
+            phase.connections,
+            phase.requests,
+            phase.errors,
+            phase.sold_out,
+            phase.elapsed_s,
+            phase.rps,
+            l.mean_us,
+            l.p50_us,
+            l.p95_us,
+            l.p99_us,
+            l.max_us,
+            phase.hit_ratio,
+            phase.goal.map(|g| g.describe()).unwrap_or_default(),
+            phase
+                .goal_met
+                .map(|m| if m { "yes" } else { "no" })
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// The throughput table, as Markdown rows (also readable on a terminal).
+pub fn load_table(report: &LoadReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| workload | connections | req/s | mean | p50 | p99 | errors | hit ratio | goal |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for phase in &report.phases {
+        let l = &phase.latency;
+        let goal = match (phase.goal, phase.goal_met) {
+            (Some(goal), Some(true)) => format!("{} ✓", goal.describe()),
+            (Some(goal), _) => format!("{} ✗ missed", goal.describe()),
+            (None, _) => String::new(),
+        };
+        // Orders look nothing up in the cache.
+        let hits = match phase.workload {
+            Workload::Order => "–".to_string(),
+            _ => format!("{:.0}%", 100.0 * phase.hit_ratio),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            phase.workload.label(),
+            phase.connections,
+            thousands(phase.rps),
+            human_us(l.mean_us),
+            human_us(l.p50_us as f64),
+            human_us(l.p99_us as f64),
+            phase.errors,
+            hits,
+            goal
+        );
+    }
+    out
+}
+
+/// The throughput summary in Markdown.
+pub fn load_markdown(report: &LoadReport) -> String {
+    let mut out = String::from("# storectl bench --load: throughput\n\n");
+    let _ = writeln!(
+        out,
+        "Each workload keeps {} keep-alive connections busy for {} s (after a warm-up), then \
+         one connection for the sequential latency; {}. Requests per second count 2xx replies \
+         only; the load comes from one thread on the same machine.\n",
+        report.connections, report.duration_s, report.cluster
+    );
+    out.push_str(&load_table(report));
+    let sold_out: u64 = report.phases.iter().map(|p| p.sold_out).sum();
+    if sold_out > 0 {
+        let _ = writeln!(
+            out,
+            "\n{sold_out} orders were refused as sold out and are not counted: a cluster's \
+             stock runs out in seconds at these rates (`storectl up --initial-stock`)."
+        );
+    }
+    out
+}
+
+/// Writes `throughput.csv` and `throughput.md` into `dir`, creating it.
+pub fn write_load(report: &LoadReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_files(
+        dir,
+        vec![
+            (dir.join(LOAD_CSV_FILE), load_csv(report)),
+            (dir.join(LOAD_SUMMARY_FILE), load_markdown(report)),
+        ],
+    )
+}
+
+fn write_files(dir: &Path, files: Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (path, contents) in &files {
+        std::fs::write(path, contents).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::bench::TypeStats;
+
+    fn stats(mean_us: f64) -> TypeStats {
+        TypeStats {
+            count: 100,
+            errors: 0,
+            mean_us,
+            p50_us: mean_us as u64,
+            p95_us: 2 * mean_us as u64,
+            p99_us: 3 * mean_us as u64,
+            max_us: 4 * mean_us as u64,
+            throughput_rps: 50.0,
+        }
+    }
+
+    pub(crate) fn point(cache: CacheMode, p: f64, query_us: f64, hit_ratio: f64) -> Point {
+        Point {
+            cache,
+            p,
+            clients: 5,
+            elapsed_s: 2.0,
+            hit_ratio,
+            sold_out: 0,
+            product_query: stats(query_us),
+            order: stats(1000.0),
+            order_query: stats(300.0),
+        }
+    }
+
+    fn known() -> Vec<Point> {
+        vec![
+            point(CacheMode::On, 0.0, 100.0, 0.5),
+            point(CacheMode::On, 0.5, 200.0, 0.25),
+            point(CacheMode::Off, 0.0, 400.0, 0.0),
+            point(CacheMode::Off, 0.5, 400.0, 0.0),
+        ]
+    }
+
+    #[test]
+    fn csv_has_a_row_per_point_and_request_type() {
+        let text = csv(&known());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 4 * 3);
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(
+            lines[1],
+            "on,0,5,product-query,100,0,100.0,100,200,300,400,50.0,0.5000,0,2.000"
+        );
+        assert!(lines[2].starts_with("on,0,5,order,100,0,1000.0,"));
+        assert!(lines[12].starts_with("off,0.5,5,order-query,"));
+        let columns = CSV_HEADER.split(',').count();
+        assert!(lines.iter().all(|l| l.split(',').count() == columns));
+    }
+
+    #[test]
+    fn savings_pair_the_modes_at_each_p() {
+        let s = savings(&known());
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].p, s[0].saved_us(), s[0].saved_percent()),
+            (0.0, 300.0, 75.0)
+        );
+        assert_eq!(
+            (s[1].p, s[1].saved_us(), s[1].saved_percent()),
+            (0.5, 200.0, 50.0)
+        );
+        assert!(
+            savings(&known()[..2]).is_empty(),
+            "cache on alone pairs nothing"
+        );
+    }
+
+    #[test]
+    fn the_summary_says_what_the_cache_saves() {
+        let study = Study {
+            clients: 5,
+            length: "100 iterations".into(),
+            seed: 7,
+            cluster: "a test".into(),
+            points: known(),
+        };
+        let md = markdown(&study);
+        // Averaged over p: 150 µs with the cache, 400 µs without.
+        assert!(
+            md.contains("150µs on average with the cache and 400µs without"),
+            "{md}"
+        );
+        assert!(md.contains("saves 250µs per query (62%)"), "{md}");
+        assert!(
+            md.contains("| 0.5 | 25% | 200µs | 400µs | 200µs (50%) |"),
+            "{md}"
+        );
+        assert!(md.contains("from 50% at p = 0 to 25% at p = 0.5"), "{md}");
+        for kind in RequestType::ALL {
+            assert!(md.contains(&format!("]({}.svg)", kind.slug())), "{md}");
+        }
+        assert!(!md.contains("unexpected replies"));
+        let mut with_errors = study.clone();
+        with_errors.points[1].order.errors = 3;
+        assert!(markdown(&with_errors).contains("**3 unexpected replies**"));
+    }
+}
