@@ -38,11 +38,19 @@ pub fn run(args: &BenchArgs) -> Result<Exit> {
             .collect();
         crate::interrupt::stop_clusters_on_ctrl_c(clusters, Some(work.path().to_path_buf()));
     }
-    if args.load {
+    // A directory that cannot be written is found out now, not after minutes of measuring.
+    let created = !args.out.exists();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create the results directory {}", args.out.display()))?;
+    let outcome = if args.load {
         load(args, target, cache_size)
     } else {
         study(args, target, cache_size)
+    };
+    if outcome.is_err() && created {
+        let _ = std::fs::remove_dir(&args.out);
     }
+    outcome
 }
 
 fn study(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit> {

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("storectl: {e}");
+            eprintln!("storectl: {e:#}");
             let exit = match e.downcast_ref::<storectl::Error>() {
                 Some(storectl::Error::Usage(_)) => Exit::Usage,
                 _ => Exit::Failure,

@@ -16,6 +16,9 @@ _storectl() {
             ",$1")
                 cmd="storectl"
                 ;;
+            storectl,bench)
+                cmd="storectl__subcmd__bench"
+                ;;
             storectl,chaos)
                 cmd="storectl__subcmd__chaos"
                 ;;
@@ -51,6 +54,9 @@ _storectl() {
                 ;;
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
+                ;;
+            storectl__subcmd__help,bench)
+                cmd="storectl__subcmd__help__subcmd__bench"
                 ;;
             storectl__subcmd__help,chaos)
                 cmd="storectl__subcmd__help__subcmd__chaos"
@@ -128,12 +134,66 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart client chaos verify-logs generate help"
+            opts="-h -V --help --version demo serve up down status kill restart client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__bench)
+            opts="-h --out --clients --p --cache --iterations --duration --seed --cache-size --state-dir --load --connections --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clients)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --iterations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -288,8 +348,22 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help)
-            opts="demo serve up down status kill restart client chaos verify-logs generate help"
+            opts="demo serve up down status kill restart client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -566,7 +640,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__catalog)
-            opts="-h --host --port --data-dir --frontend --restock-interval --help"
+            opts="-h --host --port --data-dir --frontend --restock-interval --initial-stock --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -589,6 +663,10 @@ _storectl() {
                     return 0
                     ;;
                 --restock-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --initial-stock)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -768,7 +846,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --cache-size --restock-interval --health-interval --help"
+            opts="-h --state-dir --port-base --host --cache-size --restock-interval --initial-stock --health-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -791,6 +869,10 @@ _storectl() {
                     return 0
                     ;;
                 --restock-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --initial-stock)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill on
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -53,6 +54,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of catalog.csv (seeded from the built-in stock when missing)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l frontend -d 'Front end whose cache to invalidate after stock changes' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l restock-interval -d 'How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy when catalog.csv is first created (default: the built-in 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l host -d 'Address to listen on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l port -d 'Port to listen on' -r
@@ -78,6 +80,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'F
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l host -d 'Address every service listens on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds; 0 turns it off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l initial-stock -d 'Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval -d 'How often the front end checks the order leader' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
@@ -109,24 +112,39 @@ complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l seed -d 'Seed of the victims and the clients\' choices (default: random, printed)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l json -d 'Print the report as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l out -d 'Directory for the results (created if missing; files in it are replaced)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l clients -d 'Concurrent client sessions at each point' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l p -d 'Order probabilities to measure, comma-separated' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l cache -d 'Cache modes to measure, comma-separated [default: on,off; with --state-dir, the mode the running cluster has]' -r -f -a "on\t'The front end\'s LRU cache on (--cache-size entries)'
+off\t'No cache: every product query goes to the catalog'"
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l iterations -d 'Iterations of the buy loop per session at each point' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l duration -d 'Run each point for this long instead of a number of iterations; with --load, how long each phase is measured [default with --load: 5s]' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l seed -d 'Seed of the clients\' choices, to repeat a study (default: random, printed)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l cache-size -d 'Entries of the front end\'s cache when it is on, in clusters the bench starts' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l state-dir -d 'Measure the running cluster in this state directory instead of starting clusters' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l connections -d 'Connections of the throughput mode\'s concurrent phases' -r
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l load -d 'Throughput mode: many connections per request type for a fixed time, then one'
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l json -d 'Print the results as JSON on stdout (the files are written too)'
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "order" -d 'One order replica, with its own orders-N.csv'

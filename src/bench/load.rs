@@ -469,9 +469,11 @@ mod tests {
 
     #[test]
     fn a_goal_is_met_or_not() {
-        let mut counts = Counts::default();
-        counts.ok = 60_000;
-        counts.elapsed = Duration::from_secs(1);
+        let mut counts = Counts {
+            ok: 60_000,
+            elapsed: Duration::from_secs(1),
+            ..Default::default()
+        };
         for us in [50, 60, 70] {
             counts.latencies.record(Duration::from_micros(us));
         }
