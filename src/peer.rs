@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::http::{header, Method, Request};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -23,21 +28,26 @@ pub enum CallError {
 }
 
 /// A cheap-to-clone handle to the process's connection pool.
+///
+/// hyper-util's pooled client rather than a higher-level one: calls between services are the
+/// store's hot path (three per order), and it leaves out URL parsing, redirects and proxies,
+/// which loopback calls never need.
 #[derive(Clone, Debug)]
 pub struct PeerClient {
-    http: reqwest::Client,
+    http: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl PeerClient {
     pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        PeerClient { http }
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        PeerClient { http, timeout }
     }
 
     /// Timeouts for calls between services on one machine: a peer that does not connect within
@@ -47,7 +57,7 @@ impl PeerClient {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, url: &str) -> Result<T, CallError> {
-        self.send(self.http.get(url), None).await
+        self.send(Method::GET, url, None, self.timeout).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -55,7 +65,7 @@ impl PeerClient {
         url: &str,
         body: &B,
     ) -> Result<T, CallError> {
-        self.send(self.http.post(url).json(body), None).await
+        self.post_with_timeout(url, body, self.timeout).await
     }
 
     /// A POST with a timeout of its own, for calls that may legitimately take longer.
@@ -65,8 +75,9 @@ impl PeerClient {
         body: &B,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        self.send(self.http.post(url).json(body), Some(timeout))
-            .await
+        let body = serde_json::to_vec(body)
+            .map_err(|e| CallError::BadReply(format!("request not serialisable: {e}")))?;
+        self.send(Method::POST, url, Some(body), timeout).await
     }
 
     pub async fn get_with_timeout<T: DeserializeOwned>(
@@ -74,27 +85,43 @@ impl PeerClient {
         url: &str,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        self.send(self.http.get(url), Some(timeout)).await
+        self.send(Method::GET, url, None, timeout).await
     }
 
     async fn send<T: DeserializeOwned>(
         &self,
-        request: reqwest::RequestBuilder,
-        timeout: Option<Duration>,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
     ) -> Result<T, CallError> {
-        let request = match timeout {
-            Some(t) => request.timeout(t),
-            None => request,
+        let mut request = Request::builder().method(method).uri(url);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| CallError::Unreachable(format!("bad address '{url}': {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| CallError::Unreachable(describe(&e)))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CallError::Unreachable(describe(&e)))?
+                .to_bytes();
+            Ok::<_, CallError>((status, body))
         };
-        let response = request
-            .send()
+        let (status, body) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|e| CallError::Unreachable(describe(&e)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Unreachable(describe(&e)))?;
+            .map_err(|_| {
+                CallError::Unreachable(format!("no reply within {} ms", timeout.as_millis()))
+            })??;
         if !status.is_success() {
             let message = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|b| b.error.message)
@@ -108,8 +135,8 @@ impl PeerClient {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
+/// An error with its chain of causes, which is where the useful part ("connection refused") is.
+fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
