@@ -68,6 +68,25 @@ pub struct Bought {
     pub quantity: u64,
 }
 
+/// Most orders the leader sends the catalog in one buy.
+pub const MAX_BUY_BATCH: usize = 128;
+
+/// The order leader asks the catalog to buy for the orders that arrived together: one call and
+/// one durable write for all of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuyBatch {
+    pub orders: Vec<PlaceOrder>,
+}
+
+/// The catalog's answer for one order of a [`BuyBatch`], in the batch's order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum BuyOutcome {
+    Bought(Bought),
+    /// Unknown product (404) or not enough stock (409), with the API's error.
+    Refused(ErrorDetail),
+}
+
 /// Cache invalidations the catalog pushes to the front end after stock changes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Invalidate {

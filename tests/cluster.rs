@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, get, post, stderr, stdout, Cluster};
+use common::{assert_error, eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
 fn client_json(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
@@ -261,12 +261,17 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
     let buy = || {
         post(
             &format!("{catalog}/internal/buy"),
-            r#"{"key":"stray-1","name":"yo-yo","quantity":7}"#,
+            r#"{"orders":[{"key":"stray-1","name":"yo-yo","quantity":7}]}"#,
             &[],
         )
     };
     let first = buy();
     assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(
+        first.json["data"][0]["bought"]["name"], "Yo-Yo",
+        "{}",
+        first.json
+    );
     let killed = cluster.run("kill", &["catalog"]);
     assert!(killed.status.success(), "{}", stderr(&killed));
     let restarted = cluster.run("restart", &["catalog"]);
@@ -279,11 +284,27 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
         "bought once"
     );
 
+    // Each order of a batch is taken or refused on its own.
+    let mixed = post(
+        &format!("{catalog}/internal/buy"),
+        r#"{"orders":[{"key":"m-1","name":"tux","quantity":1},
+                      {"key":"m-2","name":"yeti","quantity":1},
+                      {"key":"m-3","name":"fox","quantity":1000}]}"#,
+        &[],
+    );
+    assert_eq!(mixed.status, 200, "{}", mixed.json);
+    let outcomes = &mixed.json["data"];
+    assert_eq!(outcomes[0]["bought"]["name"], "Tux", "{outcomes}");
+    assert_eq!(outcomes[1]["refused"]["code"], 404, "{outcomes}");
+    assert_eq!(outcomes[2]["refused"]["code"], 409, "{outcomes}");
+    let empty = post(&format!("{catalog}/internal/buy"), r#"{"orders":[]}"#, &[]);
+    assert_error(&empty, 400);
+
     // Stock taken with no order behind it is what the check exists to catch.
     let check = cluster.run("verify-logs", &["--stock"]);
     assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
     assert!(
-        stdout(&check).contains("1 buys with no order in the log"),
+        stdout(&check).contains("2 buys with no order in the log"),
         "{}",
         stdout(&check)
     );

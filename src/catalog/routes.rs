@@ -6,9 +6,12 @@ use super::ledger::{Kind, Record};
 use super::stock::BuyError;
 use super::Catalog;
 use crate::http::{self, Request, Response};
-use crate::wire::{CatalogHealth, PlaceOrder};
+use crate::wire::{BuyBatch, BuyOutcome, CatalogHealth, ErrorDetail, MAX_BUY_BATCH};
 
 impl http::Handler for Catalog {
+    /// Room for a full batch of buys.
+    const MAX_BODY: usize = 64 * 1024;
+
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {
@@ -44,48 +47,77 @@ impl Catalog {
         }
     }
 
+    /// Buys for a batch of orders: each is taken or refused on its own, and the batch is
+    /// answered once every change it made (and any earlier one) is durable and invalidated.
     async fn buy(&self, request: &Request) -> Response {
-        let order: PlaceOrder = match http::parse_json(request) {
-            Ok(order) => order,
+        let batch: BuyBatch = match http::parse_json(request) {
+            Ok(batch) => batch,
             Err(e) => return e.into(),
         };
-        let outcome = {
-            let mut state = self.state();
-            state
-                .stock
-                .buy(&order.key, &order.name, order.quantity)
-                .map(|purchase| {
-                    // A repeated key changed nothing, but its first buy may still be on its way
-                    // to disk: wait for everything made so far.
-                    let seq = match purchase.invalidation {
-                        Some(invalidation) => {
-                            let record = Record {
-                                kind: Kind::Buy,
-                                key: order.key.clone(),
-                                name: purchase.bought.name.clone(),
-                                quantity: purchase.bought.quantity,
-                            };
-                            Self::changed(&mut state, [invalidation], [record])
-                        }
-                        None => state.changes,
-                    };
-                    (purchase.bought, seq)
-                })
-        };
-        match outcome {
-            Ok((bought, seq)) => match self.wait_durable(seq).await {
-                Ok(()) => {
-                    tracing::debug!(product = %bought.name, quantity = bought.quantity, key = %order.key, "bought");
-                    http::data(bought)
-                }
-                Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-            },
-            Err(BuyError::UnknownProduct(name)) => unknown_product(&name),
-            Err(BuyError::NotEnoughStock { name, available }) => http::error(
-                StatusCode::CONFLICT,
-                &format!("not enough {name} in stock: {available} left"),
-            ),
+        if batch.orders.is_empty() || batch.orders.len() > MAX_BUY_BATCH {
+            return http::error(
+                StatusCode::BAD_REQUEST,
+                &format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
+            );
         }
+        let (outcomes, seq) = {
+            let mut state = self.state();
+            let mut invalidations = Vec::new();
+            let mut records = Vec::new();
+            let outcomes: Vec<BuyOutcome> = batch
+                .orders
+                .iter()
+                .map(
+                    |order| match state.stock.buy(&order.key, &order.name, order.quantity) {
+                        Ok(purchase) => {
+                            // A repeated key changes nothing and records nothing.
+                            if let Some(invalidation) = purchase.invalidation {
+                                invalidations.push(invalidation);
+                                records.push(Record {
+                                    kind: Kind::Buy,
+                                    key: order.key.clone(),
+                                    name: purchase.bought.name.clone(),
+                                    quantity: purchase.bought.quantity,
+                                });
+                            }
+                            BuyOutcome::Bought(purchase.bought)
+                        }
+                        Err(e) => BuyOutcome::Refused(refusal(e)),
+                    },
+                )
+                .collect();
+            // With nothing new, a repeated key's first buy may still be on its way to disk:
+            // wait for everything made so far.
+            let seq = if records.is_empty() {
+                state.changes
+            } else {
+                Self::changed(&mut state, invalidations, records)
+            };
+            (outcomes, seq)
+        };
+        match self.wait_durable(seq).await {
+            Ok(()) => {
+                tracing::debug!(orders = outcomes.len(), "bought");
+                http::data(outcomes)
+            }
+            Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        }
+    }
+}
+
+fn refusal(error: BuyError) -> ErrorDetail {
+    let (status, message) = match error {
+        BuyError::UnknownProduct(name) => {
+            (StatusCode::NOT_FOUND, format!("no product named '{name}'"))
+        }
+        BuyError::NotEnoughStock { name, available } => (
+            StatusCode::CONFLICT,
+            format!("not enough {name} in stock: {available} left"),
+        ),
+    };
+    ErrorDetail {
+        code: status.as_u16(),
+        message,
     }
 }
 

@@ -5,6 +5,7 @@
 //! and to the followers', and answers once the order is durable on a majority (itself and one
 //! follower). See `docs/replication.md` for the protocol and why no acknowledged order is lost.
 
+mod buyer;
 pub mod log;
 mod replication;
 mod routes;
@@ -48,8 +49,11 @@ pub struct Replica {
 struct Shared {
     id: u32,
     peers: Vec<ReplicaAddr>,
-    catalog: String,
     client: PeerClient,
+    /// Buys in the catalog for the orders this replica places as leader.
+    buyer: buyer::Buyer,
+    /// The buyer's batching task, taken and spawned by [`Replica::run`].
+    batcher: Mutex<Option<buyer::Batcher>>,
     state: Mutex<State>,
     /// The one writer of the orders file. Held while the file is written, and by anyone who
     /// truncates the log, so a write never races a truncation.
@@ -101,6 +105,8 @@ impl Replica {
             len,
             path.display()
         );
+        let client = PeerClient::for_services();
+        let (buyer, batcher) = buyer::buyer(&config.catalog, client.clone());
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
@@ -110,8 +116,9 @@ impl Replica {
                     .filter(|r| r.id != config.id)
                     .cloned()
                     .collect(),
-                catalog: config.catalog.clone(),
-                client: PeerClient::for_services(),
+                client,
+                buyer,
+                batcher: Mutex::new(Some(batcher)),
                 state: Mutex::new(State {
                     log,
                     role: Role::Follower,
@@ -137,6 +144,15 @@ impl Replica {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let mut tasks = TaskGuard::default();
+        if let Some(batcher) = self
+            .shared
+            .batcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tasks.spawn(batcher.run());
+        }
         tasks.spawn(self.clone().catch_up_on_start());
         crate::http::serve(listener, self.clone(), shutdown).await;
         self.shared

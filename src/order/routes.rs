@@ -4,13 +4,12 @@ use std::time::Duration;
 
 use warp::http::{Method, StatusCode};
 
+use super::buyer::BuyError;
 use super::replication::AppendOutcome;
 use super::Replica;
 use crate::http::{self, Request, Response};
-use crate::peer::CallError;
 use crate::wire::{
-    Bought, Data, Entry, LeaderAnnouncement, OrderCreated, OrderInfo, PlaceOrder, Replicate,
-    SyncRequest,
+    Entry, LeaderAnnouncement, OrderCreated, OrderInfo, PlaceOrder, Replicate, SyncRequest,
 };
 
 /// How long an order waits to be durable on a majority before the leader gives up with 503.
@@ -98,23 +97,14 @@ impl Replica {
         if let Some(number) = known {
             return self.answer_when_committed(number).await;
         }
-        let url = format!("{}/internal/buy", self.shared.catalog);
-        let bought = match self
-            .shared
-            .client
-            .post::<_, Data<Bought>>(&url, &order)
-            .await
-        {
-            Ok(Data { data }) => data,
-            Err(CallError::Status { status, message }) if status == 404 || status == 409 => {
+        let bought = match self.shared.buyer.buy(order.clone()).await {
+            Ok(bought) => bought,
+            Err(BuyError::Refused { status, message }) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
                 return http::error(status, &message);
             }
-            Err(e) => {
-                return http::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("the catalog did not take the order: {e}"),
-                )
+            Err(BuyError::Unavailable(message)) => {
+                return http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
             }
         };
         crate::fault::point(crate::fault::AFTER_BUY);

@@ -1,0 +1,128 @@
+//! The leader's buys in the catalog, batched: orders that arrive while earlier calls are in
+//! flight go together in the next call. Alone, an order is sent at once; under load, many share
+//! one call and one durable write in the catalog.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::peer::{CallError, PeerClient};
+use crate::wire::{Bought, BuyBatch, BuyOutcome, Data, PlaceOrder, MAX_BUY_BATCH};
+
+/// Calls to the catalog in flight at once: enough to keep its group commit fed while one batch
+/// is being written.
+const CALLS_IN_FLIGHT: usize = 4;
+
+/// Why an order was not bought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyError {
+    /// The catalog refused it: unknown product (404) or not enough stock (409).
+    Refused { status: u16, message: String },
+    /// The catalog did not answer as it should; the order may be retried with its key.
+    Unavailable(String),
+}
+
+struct Pending {
+    order: PlaceOrder,
+    reply: oneshot::Sender<Result<Bought, BuyError>>,
+}
+
+/// A cheap-to-clone handle to the batching task.
+#[derive(Clone)]
+pub struct Buyer {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+/// The batching task's end of the queue, until [`Batcher::run`] is spawned.
+pub struct Batcher {
+    queue: mpsc::UnboundedReceiver<Pending>,
+    url: String,
+    client: PeerClient,
+}
+
+/// A buyer for the catalog at `catalog` (a base URL), and the task that must run for it to buy.
+pub fn buyer(catalog: &str, client: PeerClient) -> (Buyer, Batcher) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Buyer { queue: tx },
+        Batcher {
+            queue: rx,
+            url: format!("{catalog}/internal/buy"),
+            client,
+        },
+    )
+}
+
+impl Buyer {
+    /// Buys for `order` in the catalog, in whatever batch it lands.
+    pub async fn buy(&self, order: PlaceOrder) -> Result<Bought, BuyError> {
+        let stopped = || BuyError::Unavailable("the replica is stopping".into());
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { order, reply })
+            .map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+impl Batcher {
+    /// Sends the queued orders in batches until every [`Buyer`] is gone.
+    pub async fn run(mut self) {
+        let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+        while let Some(first) = self.queue.recv().await {
+            // Waiting for a free call is what lets a batch gather.
+            let Ok(permit) = calls.clone().acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BUY_BATCH {
+                match self.queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (client, url) = (self.client.clone(), self.url.clone());
+            tokio::spawn(async move {
+                send(&client, &url, batch).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
+    let (orders, replies): (Vec<PlaceOrder>, Vec<_>) =
+        batch.into_iter().map(|p| (p.order, p.reply)).unzip();
+    let count = orders.len();
+    let answer = client
+        .post::<_, Data<Vec<BuyOutcome>>>(url, &BuyBatch { orders })
+        .await;
+    let outcomes: Vec<Result<Bought, BuyError>> = match answer {
+        Ok(Data { data }) if data.len() == count => data
+            .into_iter()
+            .map(|outcome| match outcome {
+                BuyOutcome::Bought(bought) => Ok(bought),
+                BuyOutcome::Refused(e) => Err(BuyError::Refused {
+                    status: e.code,
+                    message: e.message,
+                }),
+            })
+            .collect(),
+        Ok(Data { data }) => {
+            let e = format!("the catalog answered {} of {count} buys", data.len());
+            vec![Err(BuyError::Unavailable(e)); count]
+        }
+        Err(e) => {
+            let e = unavailable(e);
+            vec![Err(e); count]
+        }
+    };
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        // A placer that is gone has nothing to hear.
+        let _ = reply.send(outcome);
+    }
+}
+
+fn unavailable(e: CallError) -> BuyError {
+    BuyError::Unavailable(format!("the catalog did not take the order: {e}"))
+}
