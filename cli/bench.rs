@@ -172,12 +172,12 @@ fn render_study(study: &Study) -> String {
             "{:<6} {:>4}  {:>9} {:>9} {:>5.0}%  {:>9} {:>9}  {:>9}  {:>6}\n",
             point.cache.label(),
             point.p,
-            human_us(point.product_query.mean_us),
-            human_us(point.product_query.p99_us as f64),
+            point.product_query.show(point.product_query.mean_us),
+            point.product_query.show(point.product_query.p99_us as f64),
             100.0 * point.hit_ratio,
-            human_us(point.order.mean_us),
-            human_us(point.order.p99_us as f64),
-            human_us(point.order_query.mean_us),
+            point.order.show(point.order.mean_us),
+            point.order.show(point.order.p99_us as f64),
+            point.order_query.show(point.order_query.mean_us),
             point.errors()
         ));
     }

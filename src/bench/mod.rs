@@ -114,6 +114,15 @@ impl TypeStats {
             },
         }
     }
+
+    /// A latency of this type for people: `–` when there was no such request (orders at p = 0).
+    pub fn show(&self, us: f64) -> String {
+        if self.count == 0 {
+            "–".into()
+        } else {
+            crate::client::stats::human_us(us)
+        }
+    }
 }
 
 /// The request types of the study, in the order the CSV and the plots list them.

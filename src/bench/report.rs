@@ -134,10 +134,10 @@ pub fn markdown(study: &Study) -> String {
                 point.p,
                 s.count,
                 s.errors,
-                human_us(s.mean_us),
-                human_us(s.p50_us as f64),
-                human_us(s.p95_us as f64),
-                human_us(s.p99_us as f64),
+                s.show(s.mean_us),
+                s.show(s.p50_us as f64),
+                s.show(s.p95_us as f64),
+                s.show(s.p99_us as f64),
                 s.throughput_rps,
                 100.0 * point.hit_ratio
             );
