@@ -20,6 +20,9 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// Header of a product reply saying whether the front end's cache answered it: `hit` or `miss`.
+pub const CACHE_HEADER: &str = "x-cache";
+
 /// A product as clients see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Product {

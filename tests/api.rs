@@ -102,25 +102,25 @@ fn every_row_of_the_public_api() {
 #[test]
 fn a_buy_is_visible_through_the_cache_and_eviction_happens() {
     let cluster = Cluster::start(&["--cache-size", "10"]);
+    // The X-Cache header says who answered: quantity and hit or miss, query by query.
+    let whale = || {
+        let reply =
+            storectl::client::get(&storectl::client::agent(), &cluster.url("/products/whale"))
+                .expect("the front end answers");
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        (body["data"]["quantity"].as_u64().unwrap(), reply.cache_hit)
+    };
     // Fill the cache, buy, query again: the new quantity, not the cached one.
-    assert_eq!(
-        get(&cluster.url("/products/whale")).json["data"]["quantity"],
-        100
-    );
-    assert_eq!(
-        get(&cluster.url("/products/whale")).json["data"]["quantity"],
-        100
-    );
+    assert_eq!(whale(), (100, Some(false)));
+    assert_eq!(whale(), (100, Some(true)));
     let bought = post(
         &cluster.url("/orders"),
         r#"{"name":"whale","quantity":4}"#,
         &[],
     );
     assert_eq!(bought.status, 200);
-    assert_eq!(
-        get(&cluster.url("/products/whale")).json["data"]["quantity"],
-        96
-    );
+    assert_eq!(whale(), (96, Some(false)), "the buy invalidated the entry");
+    assert_eq!(whale(), (96, Some(true)));
 
     // More distinct toys than the cache holds: the least recently used go.
     for toy in storectl::client::catalog_products().iter().take(14) {

@@ -63,11 +63,23 @@ fn a_short_study_leaves_the_csv_the_plots_and_the_summary() {
 
     // The CSV: one row per point and request type, agreeing with the JSON.
     let rows = csv_rows(&read(&out.join("points.csv")));
-    assert_eq!(rows.len(), 4 * 3);
+    assert_eq!(rows.len(), 4 * 5);
     assert_eq!(rows[0][..4], ["on", "0", "2", "product-query"]);
     assert_eq!(rows[0][4], "40");
-    assert_eq!(rows[4][..4], ["on", "0.5", "2", "order"]);
-    assert_eq!(rows[4][4], ordered.to_string());
+    // Product queries split by the front end's X-Cache header: hits and misses add up.
+    assert_eq!(rows[1][3], "product-query-hit");
+    assert_eq!(rows[2][3], "product-query-miss");
+    let count = |row: &Vec<String>| row[4].parse::<u64>().unwrap();
+    assert_eq!(count(&rows[1]) + count(&rows[2]), 40);
+    assert!(
+        count(&rows[1]) > 0 && count(&rows[2]) > 0,
+        "{:?}",
+        &rows[..3]
+    );
+    assert_eq!(rows[8][..4], ["on", "0.5", "2", "order"]);
+    assert_eq!(rows[8][4], ordered.to_string());
+    // With the cache off, nothing is a hit.
+    assert_eq!(rows[11][..5], ["off", "0", "2", "product-query-hit", "0"]);
 
     // One plot per request type, with both modes on its axes.
     for name in ["product-query", "order", "order-query"] {

@@ -129,13 +129,26 @@ impl TypeStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestType {
     ProductQuery,
+    /// The product queries the cache answered (the front end's `X-Cache: hit`).
+    ProductQueryHit,
+    /// The product queries it did not.
+    ProductQueryMiss,
     Order,
     OrderQuery,
 }
 
 impl RequestType {
-    pub const ALL: [RequestType; 3] = [
+    /// The API's three requests: a plot and a table each.
+    pub const MAIN: [RequestType; 3] = [
         RequestType::ProductQuery,
+        RequestType::Order,
+        RequestType::OrderQuery,
+    ];
+    /// Every row of the CSV: the three requests, and product queries split by hit and miss.
+    pub const ALL: [RequestType; 5] = [
+        RequestType::ProductQuery,
+        RequestType::ProductQueryHit,
+        RequestType::ProductQueryMiss,
         RequestType::Order,
         RequestType::OrderQuery,
     ];
@@ -144,6 +157,8 @@ impl RequestType {
     pub fn slug(self) -> &'static str {
         match self {
             RequestType::ProductQuery => "product-query",
+            RequestType::ProductQueryHit => "product-query-hit",
+            RequestType::ProductQueryMiss => "product-query-miss",
             RequestType::Order => "order",
             RequestType::OrderQuery => "order-query",
         }
@@ -152,6 +167,8 @@ impl RequestType {
     pub fn title(self) -> &'static str {
         match self {
             RequestType::ProductQuery => "Product queries (GET /products/{name})",
+            RequestType::ProductQueryHit => "Product queries answered by the cache",
+            RequestType::ProductQueryMiss => "Product queries the cache could not answer",
             RequestType::Order => "Orders (POST /orders)",
             RequestType::OrderQuery => "Order queries (GET /orders/{number})",
         }
@@ -170,6 +187,8 @@ pub struct Point {
     /// Orders refused because the toy sold out (409): expected, not errors.
     pub sold_out: u64,
     pub product_query: TypeStats,
+    pub product_query_hit: TypeStats,
+    pub product_query_miss: TypeStats,
     pub order: TypeStats,
     pub order_query: TypeStats,
 }
@@ -178,13 +197,18 @@ impl Point {
     pub fn stats(&self, kind: RequestType) -> &TypeStats {
         match kind {
             RequestType::ProductQuery => &self.product_query,
+            RequestType::ProductQueryHit => &self.product_query_hit,
+            RequestType::ProductQueryMiss => &self.product_query_miss,
             RequestType::Order => &self.order,
             RequestType::OrderQuery => &self.order_query,
         }
     }
 
     pub fn errors(&self) -> u64 {
-        RequestType::ALL.iter().map(|&k| self.stats(k).errors).sum()
+        RequestType::MAIN
+            .iter()
+            .map(|&k| self.stats(k).errors)
+            .sum()
     }
 }
 
@@ -402,6 +426,8 @@ fn measure_point(
         hit_ratio: hit_ratio(&before, &after),
         sold_out: report.sold_out,
         product_query: TypeStats::new(&report.query, errors.query, elapsed),
+        product_query_hit: TypeStats::new(&report.query_hit, 0, elapsed),
+        product_query_miss: TypeStats::new(&report.query_miss, 0, elapsed),
         order: TypeStats::new(&report.order, errors.order, elapsed),
         order_query: TypeStats::new(&report.order_query, errors.order_query, elapsed),
     })

@@ -57,6 +57,9 @@ pub struct Saving {
     pub hit_ratio: f64,
     pub mean_on_us: f64,
     pub mean_off_us: f64,
+    /// Mean latency of the hits and of the misses with the cache on.
+    pub hit_us: f64,
+    pub miss_us: f64,
 }
 
 impl Saving {
@@ -89,6 +92,8 @@ pub fn savings(points: &[Point]) -> Vec<Saving> {
                 hit_ratio: on.hit_ratio,
                 mean_on_us: on.product_query.mean_us,
                 mean_off_us: off.product_query.mean_us,
+                hit_us: on.product_query_hit.mean_us,
+                miss_us: on.product_query_miss.mean_us,
             })
         })
         .collect()
@@ -117,7 +122,7 @@ pub fn markdown(study: &Study) -> String {
         );
     }
     out.push_str(&what_the_cache_saves(&study.points));
-    for kind in RequestType::ALL {
+    for kind in RequestType::MAIN {
         let _ = writeln!(out, "## {}\n", kind.title());
         let _ = writeln!(out, "![{}]({}.svg)\n", kind.title(), kind.slug());
         let _ = writeln!(
@@ -159,34 +164,41 @@ fn what_the_cache_saves(points: &[Point]) -> String {
         return out;
     }
     let n = savings.len() as f64;
-    let mean_on = savings.iter().map(|s| s.mean_on_us).sum::<f64>() / n;
-    let mean_off = savings.iter().map(|s| s.mean_off_us).sum::<f64>() / n;
+    let average = |f: fn(&Saving) -> f64| savings.iter().map(f).sum::<f64>() / n;
     let overall = Saving {
         p: f64::NAN,
-        hit_ratio: f64::NAN,
-        mean_on_us: mean_on,
-        mean_off_us: mean_off,
+        hit_ratio: average(|s| s.hit_ratio),
+        mean_on_us: average(|s| s.mean_on_us),
+        mean_off_us: average(|s| s.mean_off_us),
+        hit_us: average(|s| s.hit_us),
+        miss_us: average(|s| s.miss_us),
     };
     let _ = writeln!(
         out,
         "Product queries take {} on average with the cache and {} without: the cache saves \
-         {} per query ({:.0}%), averaged over every p. Per p:\n",
-        human_us(mean_on),
-        human_us(mean_off),
+         {} per query ({:.0}%), averaged over every p. A hit takes {} and a miss {}: the \
+         saving is the hit ratio ({:.0}% on average) times that difference. Per p:\n",
+        human_us(overall.mean_on_us),
+        human_us(overall.mean_off_us),
         human_us(overall.saved_us()),
-        overall.saved_percent()
+        overall.saved_percent(),
+        human_us(overall.hit_us),
+        human_us(overall.miss_us),
+        100.0 * overall.hit_ratio,
     );
     let _ = writeln!(
         out,
-        "| p | hit ratio | mean, cache on | mean, cache off | saved |"
+        "| p | hit ratio | hit | miss | mean, cache on | mean, cache off | saved |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
     for s in &savings {
         let _ = writeln!(
             out,
-            "| {} | {:.0}% | {} | {} | {} ({:.0}%) |",
+            "| {} | {:.0}% | {} | {} | {} | {} | {} ({:.0}%) |",
             s.p,
             100.0 * s.hit_ratio,
+            human_us(s.hit_us),
+            human_us(s.miss_us),
             human_us(s.mean_on_us),
             human_us(s.mean_off_us),
             human_us(s.saved_us()),
@@ -220,7 +232,7 @@ pub fn write_all(study: &Study, dir: &Path) -> Result<Vec<PathBuf>> {
         (dir.join(CSV_FILE), csv(&study.points)),
         (dir.join(SUMMARY_FILE), markdown(study)),
     ];
-    for kind in RequestType::ALL {
+    for kind in RequestType::MAIN {
         files.push((
             dir.join(format!("{}.svg", kind.slug())),
             plot::latency_svg(&study.points, kind)?,
@@ -370,6 +382,8 @@ pub(crate) mod tests {
             hit_ratio,
             sold_out: 0,
             product_query: stats(query_us),
+            product_query_hit: stats(50.0),
+            product_query_miss: stats(450.0),
             order: stats(1000.0),
             order_query: stats(300.0),
         }
@@ -388,14 +402,16 @@ pub(crate) mod tests {
     fn csv_has_a_row_per_point_and_request_type() {
         let text = csv(&known());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1 + 4 * 3);
+        assert_eq!(lines.len(), 1 + 4 * 5);
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(
             lines[1],
             "on,0,5,product-query,100,0,100.0,100,200,300,400,50.0,0.5000,0,2.000"
         );
-        assert!(lines[2].starts_with("on,0,5,order,100,0,1000.0,"));
-        assert!(lines[12].starts_with("off,0.5,5,order-query,"));
+        assert!(lines[2].starts_with("on,0,5,product-query-hit,100,0,50.0,"));
+        assert!(lines[3].starts_with("on,0,5,product-query-miss,100,0,450.0,"));
+        assert!(lines[4].starts_with("on,0,5,order,100,0,1000.0,"));
+        assert!(lines[20].starts_with("off,0.5,5,order-query,"));
         let columns = CSV_HEADER.split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == columns));
     }
@@ -435,11 +451,12 @@ pub(crate) mod tests {
         );
         assert!(md.contains("saves 250µs per query (62%)"), "{md}");
         assert!(
-            md.contains("| 0.5 | 25% | 200µs | 400µs | 200µs (50%) |"),
+            md.contains("| 0.5 | 25% | 50µs | 450µs | 200µs | 400µs | 200µs (50%) |"),
             "{md}"
         );
+        assert!(md.contains("A hit takes 50µs and a miss 450µs"), "{md}");
         assert!(md.contains("from 50% at p = 0 to 25% at p = 0.5"), "{md}");
-        for kind in RequestType::ALL {
+        for kind in RequestType::MAIN {
             assert!(md.contains(&format!("]({}.svg)", kind.slug())), "{md}");
         }
         assert!(!md.contains("unexpected replies"));

@@ -33,6 +33,8 @@ pub fn agent() -> ureq::Agent {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// For a product reply, whether the front end's cache answered it (its `X-Cache` header).
+    pub cache_hit: Option<bool>,
 }
 
 impl Reply {
@@ -69,11 +71,20 @@ pub fn post_json<T: Serialize>(
 
 fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, String> {
     let status = response.status().as_u16();
+    let cache_hit = response
+        .headers()
+        .get(crate::wire::CACHE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v == "hit");
     let body = response
         .body_mut()
         .read_to_string()
         .map_err(|e| e.to_string())?;
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        body,
+        cache_hit,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +120,9 @@ pub struct Report {
     pub mismatches: u64,
     pub elapsed_s: f64,
     pub query: LatencySummary,
+    /// Product queries the front end's cache answered, and those it did not.
+    pub query_hit: LatencySummary,
+    pub query_miss: LatencySummary,
     pub order: LatencySummary,
     pub order_query: LatencySummary,
     /// A few of the unexpected replies, to show the user.
@@ -171,6 +185,8 @@ struct SessionResult {
     checked: u64,
     mismatches: u64,
     query: Latencies,
+    query_hit: Latencies,
+    query_miss: Latencies,
     order: Latencies,
     order_query: Latencies,
     error_samples: Vec<String>,
@@ -213,11 +229,11 @@ pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
         elapsed_s: started.elapsed().as_secs_f64(),
         ..Default::default()
     };
-    let (mut query, mut order, mut order_query) = (
-        Latencies::default(),
-        Latencies::default(),
-        Latencies::default(),
-    );
+    let mut query = Latencies::default();
+    let mut query_hit = Latencies::default();
+    let mut query_miss = Latencies::default();
+    let mut order = Latencies::default();
+    let mut order_query = Latencies::default();
     for r in results {
         report.requests += r.requests;
         report.errors += r.errors;
@@ -227,6 +243,8 @@ pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
         report.orders_checked += r.checked;
         report.mismatches += r.mismatches;
         query.merge(&r.query);
+        query_hit.merge(&r.query_hit);
+        query_miss.merge(&r.query_miss);
         order.merge(&r.order);
         order_query.merge(&r.order_query);
         for sample in r.error_samples {
@@ -236,6 +254,8 @@ pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
         }
     }
     report.query = query.summary();
+    report.query_hit = query_hit.summary();
+    report.query_miss = query_miss.summary();
     report.order = order.summary();
     report.order_query = order_query.summary();
     report
@@ -277,7 +297,13 @@ fn session(
         let product = match reply {
             Ok(r) if r.status == 200 => match r.json::<Data<Product>>() {
                 Some(p) => {
-                    result.query.record(started.elapsed());
+                    let elapsed = started.elapsed();
+                    result.query.record(elapsed);
+                    match r.cache_hit {
+                        Some(true) => result.query_hit.record(elapsed),
+                        Some(false) => result.query_miss.record(elapsed),
+                        None => {}
+                    }
                     p.data
                 }
                 None => {

@@ -55,7 +55,7 @@ impl Frontend {
         let key = name.to_lowercase();
         if let Some(body) = self.cache().get(&key) {
             tracing::debug!(product = %key, "cache hit");
-            return http::json_bytes(StatusCode::OK, body);
+            return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
         }
         tracing::debug!(product = %key, "cache miss");
         let url = format!(
@@ -74,7 +74,7 @@ impl Frontend {
                 };
                 let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
                 self.cache().fill(&key, p.version, body.clone());
-                http::json_bytes(StatusCode::OK, body)
+                with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
             }
             Err(e) => relay(e, "catalog"),
         }
@@ -181,6 +181,25 @@ impl Frontend {
         }
         http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
     }
+}
+
+/// The `X-Cache` header of a product reply: whether the front end's cache answered it, so that
+/// clients (and `storectl bench`) can tell what a hit and a miss cost.
+enum CacheHeader {
+    Hit,
+    Miss,
+}
+
+fn with_cache_header(mut response: Response, cache: CacheHeader) -> Response {
+    let value = match cache {
+        CacheHeader::Hit => "hit",
+        CacheHeader::Miss => "miss",
+    };
+    response.headers_mut().insert(
+        crate::wire::CACHE_HEADER,
+        warp::http::HeaderValue::from_static(value),
+    );
+    response
 }
 
 /// Passes a peer's 4xx on to the client; anything else means the peer is unavailable.
