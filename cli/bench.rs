@@ -181,14 +181,13 @@ fn render_study(study: &Study) -> String {
             point.errors()
         ));
     }
-    let savings = report::savings(&study.points);
-    if !savings.is_empty() {
-        let n = savings.len() as f64;
-        let saved = savings.iter().map(|s| s.saved_us()).sum::<f64>() / n;
-        let percent = savings.iter().map(|s| s.saved_percent()).sum::<f64>() / n;
+    if let Some(overall) = report::overall_saving(&report::savings(&study.points)) {
         out.push_str(&format!(
-            "\nthe cache saves {} per product query on average ({percent:.0}%)\n",
-            human_us(saved)
+            "\nthe cache saves {} per product query on average ({:.0}%): a hit takes {}, a miss {}\n",
+            human_us(overall.saved_us()),
+            overall.saved_percent(),
+            human_us(overall.hit_us),
+            human_us(overall.miss_us)
         ));
     }
     out

@@ -99,6 +99,23 @@ pub fn savings(points: &[Point]) -> Vec<Saving> {
         .collect()
 }
 
+/// The savings averaged over every `p` (`p` itself is NaN); `None` when there are none.
+pub fn overall_saving(savings: &[Saving]) -> Option<Saving> {
+    if savings.is_empty() {
+        return None;
+    }
+    let n = savings.len() as f64;
+    let average = |f: fn(&Saving) -> f64| savings.iter().map(f).sum::<f64>() / n;
+    Some(Saving {
+        p: f64::NAN,
+        hit_ratio: average(|s| s.hit_ratio),
+        mean_on_us: average(|s| s.mean_on_us),
+        mean_off_us: average(|s| s.mean_off_us),
+        hit_us: average(|s| s.hit_us),
+        miss_us: average(|s| s.miss_us),
+    })
+}
+
 /// The summary in Markdown: how it was run, a table per request type, and what the cache saves.
 pub fn markdown(study: &Study) -> String {
     let mut out = String::new();
@@ -125,16 +142,23 @@ pub fn markdown(study: &Study) -> String {
     for kind in RequestType::MAIN {
         let _ = writeln!(out, "## {}\n", kind.title());
         let _ = writeln!(out, "![{}]({}.svg)\n", kind.title(), kind.slug());
+        // Only product queries go through the cache.
+        let cached = kind == RequestType::ProductQuery;
         let _ = writeln!(
             out,
-            "| cache | p | count | errors | mean | p50 | p95 | p99 | req/s | hit ratio |"
+            "| cache | p | count | errors | mean | p50 | p95 | p99 | max | req/s |{}",
+            if cached { " hit ratio |" } else { "" }
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+            if cached { "---:|" } else { "" }
+        );
         for point in &study.points {
             let s = point.stats(kind);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0}% |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |{}",
                 point.cache.label(),
                 point.p,
                 s.count,
@@ -143,8 +167,13 @@ pub fn markdown(study: &Study) -> String {
                 s.show(s.p50_us as f64),
                 s.show(s.p95_us as f64),
                 s.show(s.p99_us as f64),
+                s.show(s.max_us as f64),
                 s.throughput_rps,
-                100.0 * point.hit_ratio
+                if cached {
+                    format!(" {:.0}% |", 100.0 * point.hit_ratio)
+                } else {
+                    String::new()
+                }
             );
         }
         out.push('\n');
@@ -163,15 +192,8 @@ fn what_the_cache_saves(points: &[Point]) -> String {
         );
         return out;
     }
-    let n = savings.len() as f64;
-    let average = |f: fn(&Saving) -> f64| savings.iter().map(f).sum::<f64>() / n;
-    let overall = Saving {
-        p: f64::NAN,
-        hit_ratio: average(|s| s.hit_ratio),
-        mean_on_us: average(|s| s.mean_on_us),
-        mean_off_us: average(|s| s.mean_off_us),
-        hit_us: average(|s| s.hit_us),
-        miss_us: average(|s| s.miss_us),
+    let Some(overall) = overall_saving(&savings) else {
+        return out;
     };
     let _ = writeln!(
         out,
