@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use storectl::config::{self, ReplicaAddr};
+use storectl::secret::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,16 +115,19 @@ unexpected reply.")]
 pub enum ServeCommand {
     /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
     #[command(after_help = "Example:
-  storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
     Catalog(CatalogArgs),
     /// The front end: the public API, the product cache, leader selection
     #[command(after_help = "Example:
-  storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
       --replica 1=127.0.0.1:8010 --replica 2=127.0.0.1:8011 --replica 3=127.0.0.1:8012")]
     Frontend(FrontendArgs),
     /// One order replica, with its own orders-N.csv
     #[command(after_help = "Example:
-  storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
     Order(OrderArgs),
 }
 
@@ -134,10 +138,38 @@ pub struct ListenArgs {
     pub host: String,
 }
 
+/// The cluster secret of a service.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// The cluster's shared secret, which internal endpoints require and calls to other services
+    /// present (at least 16 characters). `storectl up` makes one and passes it in the
+    /// environment; prefer the environment to the flag, which `ps` shows
+    #[arg(
+        long = "cluster-secret",
+        env = "STORECTL_CLUSTER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    secret: String,
+}
+
+impl SecretArgs {
+    /// The secret, checked here rather than by clap, whose error would echo it.
+    pub fn secret(&self) -> Result<Secret, storectl::Error> {
+        Secret::parse(&self.secret).map_err(|e| {
+            storectl::Error::Usage(format!(
+                "{e}: set --cluster-secret or STORECTL_CLUSTER_SECRET"
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// Port to listen on
     #[arg(long, default_value_t = config::catalog_port(config::DEFAULT_PORT_BASE))]
     pub port: u16,
@@ -159,6 +191,8 @@ pub struct CatalogArgs {
 pub struct FrontendArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// Port to listen on
     #[arg(long, default_value_t = config::frontend_port(config::DEFAULT_PORT_BASE))]
     pub port: u16,
@@ -183,6 +217,8 @@ pub struct FrontendArgs {
 pub struct OrderArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// This replica's id (1, 2 or 3); the highest answering id leads
     #[arg(long)]
     pub id: u32,

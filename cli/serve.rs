@@ -26,6 +26,7 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     frontend: Some(config::base_url(&args.frontend)),
                     restock_interval: args.restock_interval,
                     initial_stock: args.initial_stock,
+                    secret: args.secret.secret()?,
                 })?;
                 let listener = bind(&args.listen.host, args.port).await?;
                 tracing::info!("catalog listening on {}", address(&listener));
@@ -38,6 +39,7 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     cache_size: args.cache_size,
                     health_interval: args.health_interval,
                     failover_timeout: args.failover_timeout,
+                    secret: args.secret.secret()?,
                 };
                 let listener = bind(&args.listen.host, args.port).await?;
                 tracing::info!(
@@ -57,6 +59,7 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     data_dir: args.data_dir.clone(),
                     replicas: replicas_or_default(args.replicas, &args.listen.host),
                     catalog: config::base_url(&args.catalog),
+                    secret: args.secret.secret()?,
                 })?;
                 let listener = bind(&args.listen.host, port).await?;
                 tracing::info!(

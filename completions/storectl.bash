@@ -640,13 +640,17 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__catalog)
-            opts="-h --host --port --data-dir --frontend --restock-interval --initial-stock --help"
+            opts="-h --host --cluster-secret --port --data-dir --frontend --restock-interval --initial-stock --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -678,13 +682,17 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__frontend)
-            opts="-h --host --port --catalog --replica --cache-size --health-interval --failover-timeout --help"
+            opts="-h --host --cluster-secret --port --catalog --replica --cache-size --health-interval --failover-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -790,13 +798,17 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__order)
-            opts="-h --host --id --port --data-dir --catalog --replica --help"
+            opts="-h --host --cluster-secret --id --port --data-dir --catalog --replica --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,6 +50,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l port -d 'Port to listen on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of catalog.csv (seeded from the built-in stock when missing)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l frontend -d 'Front end whose cache to invalidate after stock changes' -r
@@ -57,6 +58,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy when catalog.csv is first created (default: the built-in 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l port -d 'Port to listen on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l catalog -d 'Address of the catalog' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l replica -d 'An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)' -r
@@ -65,6 +67,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l failover-timeout -d 'How long an order is retried on new leaders before the client gets 503' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l host -d 'Address to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s id (1, 2 or 3); the highest answering id leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l port -d 'Port to listen on (default: 8009 + id)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of orders-ID.csv' -r -F

@@ -39,6 +39,15 @@ impl Request {
         self.path.trim_start_matches('/').split('/').collect()
     }
 
+    /// Whether the request presents the cluster's secret.
+    pub fn presents(&self, secret: &crate::secret::Secret) -> bool {
+        secret.admits(
+            self.headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -180,6 +189,20 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 
 pub fn not_found(path: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("no such resource: {path}"))
+}
+
+/// 401 for an internal endpoint called without the cluster's secret.
+pub fn unauthorized() -> Response {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "this endpoint is for the cluster's own services: present the cluster secret as \
+         'Authorization: Bearer <secret>' (storectl up keeps it in STATE_DIR/cluster-secret)",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"storectl cluster\""),
+    );
+    response
 }
 
 /// 405 with the `Allow` header listing what the path does take.

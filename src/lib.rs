@@ -7,6 +7,7 @@
 //! - [`config`]: topology: replica ids, ports, addresses. The only place ports live.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
 //! - [`peer`]: the pooled client services use to call each other.
+//! - [`secret`]: the cluster's shared secret, which internal endpoints require.
 //! - [`storage`]: atomic file replacement and directory fsync.
 //! - [`catalog`]: the stock, its file, restocks, cache invalidations.
 //! - [`order`]: one replica of the order log: the log file, replication, catch-up.
@@ -31,6 +32,7 @@ pub mod frontend;
 pub mod http;
 pub mod order;
 pub mod peer;
+pub mod secret;
 pub mod storage;
 pub mod tasks;
 pub mod verify;

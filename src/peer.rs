@@ -11,6 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::secret::Secret;
 use crate::wire::ErrorBody;
 
 /// Why a call to another service did not give the expected reply.
@@ -36,10 +37,12 @@ pub enum CallError {
 pub struct PeerClient {
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// `Bearer <cluster secret>`, sent on every call.
+    authorization: hyper::http::HeaderValue,
 }
 
 impl PeerClient {
-    pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, timeout: Duration, secret: &Secret) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -47,13 +50,21 @@ impl PeerClient {
             .pool_max_idle_per_host(64)
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        PeerClient { http, timeout }
+        // A secret is visible ASCII by construction, so it is always a valid header value.
+        let mut authorization = hyper::http::HeaderValue::from_str(&secret.bearer())
+            .unwrap_or_else(|_| hyper::http::HeaderValue::from_static(""));
+        authorization.set_sensitive(true);
+        PeerClient {
+            http,
+            timeout,
+            authorization,
+        }
     }
 
     /// Timeouts for calls between services on one machine: a peer that does not connect within
     /// 500 ms is treated as down.
-    pub fn for_services() -> Self {
-        Self::new(Duration::from_millis(500), Duration::from_secs(5))
+    pub fn for_services(secret: &Secret) -> Self {
+        Self::new(Duration::from_millis(500), Duration::from_secs(5), secret)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, url: &str) -> Result<T, CallError> {
@@ -95,7 +106,10 @@ impl PeerClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        let mut request = Request::builder().method(method).uri(url);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::AUTHORIZATION, self.authorization.clone());
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }

@@ -195,6 +195,7 @@ fn no_reachable_replica_is_a_503() {
             "--failover-timeout",
             "500ms",
         ])
+        .env("STORECTL_CLUSTER_SECRET", "a-test-secret-of-some-length")
         .current_dir(dir.path())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -258,11 +258,13 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
 fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays() {
     let cluster = Cluster::start(&[]);
     let catalog = format!("http://127.0.0.1:{}", cluster.base + 1);
+    let (name, value) = cluster.authorization();
+    let secret = [(name, value.as_str())];
     let buy = || {
         post(
             &format!("{catalog}/internal/buy"),
             r#"{"orders":[{"key":"stray-1","name":"yo-yo","quantity":7}]}"#,
-            &[],
+            &secret,
         )
     };
     let first = buy();
@@ -290,14 +292,18 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
         r#"{"orders":[{"key":"m-1","name":"tux","quantity":1},
                       {"key":"m-2","name":"yeti","quantity":1},
                       {"key":"m-3","name":"fox","quantity":1000}]}"#,
-        &[],
+        &secret,
     );
     assert_eq!(mixed.status, 200, "{}", mixed.json);
     let outcomes = &mixed.json["data"];
     assert_eq!(outcomes[0]["bought"]["name"], "Tux", "{outcomes}");
     assert_eq!(outcomes[1]["refused"]["code"], 404, "{outcomes}");
     assert_eq!(outcomes[2]["refused"]["code"], 409, "{outcomes}");
-    let empty = post(&format!("{catalog}/internal/buy"), r#"{"orders":[]}"#, &[]);
+    let empty = post(
+        &format!("{catalog}/internal/buy"),
+        r#"{"orders":[]}"#,
+        &secret,
+    );
     assert_error(&empty, 400);
 
     // Stock taken with no order behind it is what the check exists to catch.

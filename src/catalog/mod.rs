@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
+use crate::secret::Secret;
 use crate::tasks::TaskGuard;
 use crate::wire::{Invalidate, Invalidation};
 use ledger::{Kind, Ledger, Record};
@@ -44,6 +45,8 @@ pub struct CatalogConfig {
     /// Units of each toy when `catalog.csv` is seeded from the built-in catalog; `None` keeps the
     /// built-in 100. A benchmark seeds a large stock so that orders are never refused as sold out.
     pub initial_stock: Option<u64>,
+    /// The cluster's secret: required of callers, presented to the front end.
+    pub secret: Secret,
 }
 
 /// A cheap-to-clone handle to the running catalog.
@@ -57,6 +60,7 @@ struct Shared {
     path: PathBuf,
     frontend: Option<String>,
     client: PeerClient,
+    secret: Secret,
     /// Number of changes that are on disk and invalidated.
     durable: watch::Sender<u64>,
     wake: Notify,
@@ -105,7 +109,8 @@ impl Catalog {
                 }),
                 path,
                 frontend: config.frontend.clone(),
-                client: PeerClient::for_services(),
+                client: PeerClient::for_services(&config.secret),
+                secret: config.secret.clone(),
                 durable: watch::Sender::new(0),
                 wake: Notify::new(),
                 ledger: Arc::new(Mutex::new(ledger)),

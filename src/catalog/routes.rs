@@ -17,6 +17,8 @@ impl http::Handler for Catalog {
         match (segments.as_slice(), &request.method) {
             (["health"], &Method::GET) => self.health(),
             (["health"], m) => http::method_not_allowed(m, "GET"),
+            // Everything else is for the cluster's services only.
+            _ if !request.presents(&self.shared.secret) => http::unauthorized(),
             (["products", name], &Method::GET) => self.product(name),
             (["products", _], m) => http::method_not_allowed(m, "GET"),
             (["internal", "buy"], &Method::POST) => self.buy(&request).await,

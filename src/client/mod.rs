@@ -51,7 +51,20 @@ impl Reply {
 }
 
 pub fn get(agent: &ureq::Agent, url: &str) -> Result<Reply, String> {
-    let response = agent.get(url).call().map_err(|e| e.to_string())?;
+    get_authorized(agent, url, None)
+}
+
+/// A GET that presents the cluster's secret, for a service's internal endpoints.
+pub fn get_authorized(
+    agent: &ureq::Agent,
+    url: &str,
+    secret: Option<&crate::secret::Secret>,
+) -> Result<Reply, String> {
+    let mut request = agent.get(url);
+    if let Some(secret) = secret {
+        request = request.header("Authorization", &secret.bearer());
+    }
+    let response = request.call().map_err(|e| e.to_string())?;
     read(response)
 }
 

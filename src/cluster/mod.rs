@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, REPLICA_IDS};
 use crate::error::{Error, Result};
+use crate::secret::{Secret, SECRET_ENV};
 use crate::wire::{CacheStats, Data, FrontendHealth, ReplicaHealth, Role};
 pub use process::Signal;
 
@@ -266,6 +267,7 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     let spec = plan(options, &data_dir);
     let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     crate::storage::write_atomic(&state.spec_path(), &text)?;
+    Secret::generate().save(state.root())?;
     // The back ends first: the front end picks the highest replica that answers, so it must
     // not look before all of them listen.
     let (frontend, back_ends): (Vec<ServiceSpec>, Vec<ServiceSpec>) = spec
@@ -316,8 +318,15 @@ fn start_services(
     services: &[ServiceSpec],
     started: &mut Vec<Started>,
 ) -> Result<()> {
+    // The secret goes in the environment: a command line is visible to every user's `ps`.
+    let secret = Secret::load(state.root()).map_err(|e| {
+        Error::Cluster(format!(
+            "{e}: the cluster's secret is missing; start the cluster again with `storectl up`"
+        ))
+    })?;
+    let env = [(SECRET_ENV, secret.expose())];
     for service in services {
-        let child = process::spawn(exe, &service.args, &state.log_path(&service.name))?;
+        let child = process::spawn(exe, &service.args, &env, &state.log_path(&service.name))?;
         state.write_pid(&service.name, child.id())?;
         tracing::debug!(
             "started {} (pid {}) on {}",
@@ -643,9 +652,10 @@ pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     let spec = state.load()?;
     let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
     let orders = crate::order::log::read_entries(&state.orders_paths()[0])?;
+    let secret = Secret::load(state.root()).ok();
     let live = spec.url("catalog").and_then(|url| {
         let agent = crate::client::agent();
-        crate::client::get(&agent, &format!("{url}/internal/stock"))
+        crate::client::get_authorized(&agent, &format!("{url}/internal/stock"), secret.as_ref())
             .ok()
             .and_then(|reply| reply.json::<Data<Vec<crate::wire::VersionedProduct>>>())
     });

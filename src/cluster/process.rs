@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// Starts `exe args…` in its own process group (so a Ctrl-C meant for the caller does not reach
-/// it), with its output appended to `log`. Dropping the returned child leaves it running.
-pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<Child> {
+/// it), with `env` added to its environment and its output appended to `log`. Dropping the
+/// returned child leaves it running.
+pub fn spawn(exe: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> Result<Child> {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
@@ -20,6 +21,7 @@ pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<Child> {
     let err = out.try_clone().map_err(|e| Error::io(log, e))?;
     Command::new(exe)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

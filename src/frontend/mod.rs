@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ReplicaAddr;
 use crate::peer::PeerClient;
+use crate::secret::Secret;
 use crate::tasks::TaskGuard;
 use cache::ProductCache;
 use leader::LeaderTracker;
@@ -24,6 +25,8 @@ pub struct FrontendConfig {
     pub health_interval: Duration,
     /// How long an order or order query keeps being retried on new leaders before it gets 503.
     pub failover_timeout: Duration,
+    /// The cluster's secret: presented to the other services, required of invalidations.
+    pub secret: Secret,
 }
 
 #[derive(Clone)]
@@ -37,11 +40,12 @@ struct Shared {
     cache: Mutex<ProductCache>,
     leader: LeaderTracker,
     failover_timeout: Duration,
+    secret: Secret,
 }
 
 impl Frontend {
     pub fn new(config: &FrontendConfig) -> Self {
-        let client = PeerClient::for_services();
+        let client = PeerClient::for_services(&config.secret);
         Frontend {
             shared: Arc::new(Shared {
                 catalog: config.catalog.clone(),
@@ -49,6 +53,7 @@ impl Frontend {
                 client,
                 cache: Mutex::new(ProductCache::new(config.cache_size)),
                 failover_timeout: config.failover_timeout,
+                secret: config.secret.clone(),
             }),
         }
     }

@@ -34,6 +34,7 @@ impl http::Handler for Frontend {
                 cache: self.cache().stats(),
             }),
             (["health"], m) => http::method_not_allowed(m, "GET"),
+            (["internal", ..], _) if !request.presents(&self.shared.secret) => http::unauthorized(),
             (["internal", "invalidate"], &Method::POST) => self.invalidate(&request),
             (["internal", "invalidate"], m) => http::method_not_allowed(m, "POST"),
             _ => http::not_found(&request.path),

@@ -21,6 +21,7 @@ use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
+use crate::secret::Secret;
 use crate::tasks::TaskGuard;
 use crate::wire::Role;
 use log::{LogFile, OrderLog};
@@ -38,6 +39,8 @@ pub struct ReplicaConfig {
     pub replicas: Vec<ReplicaAddr>,
     /// Base URL of the catalog.
     pub catalog: String,
+    /// The cluster's secret: required of callers, presented to peers and the catalog.
+    pub secret: Secret,
 }
 
 /// A cheap-to-clone handle to a running replica.
@@ -50,6 +53,7 @@ struct Shared {
     id: u32,
     peers: Vec<ReplicaAddr>,
     client: PeerClient,
+    secret: Secret,
     /// Buys in the catalog for the orders this replica places as leader.
     buyer: buyer::Buyer,
     /// The buyer's batching task, taken and spawned by [`Replica::run`].
@@ -105,7 +109,7 @@ impl Replica {
             len,
             path.display()
         );
-        let client = PeerClient::for_services();
+        let client = PeerClient::for_services(&config.secret);
         let (buyer, batcher) = buyer::buyer(&config.catalog, client.clone());
         Ok(Replica {
             shared: Arc::new(Shared {
@@ -117,6 +121,7 @@ impl Replica {
                     .cloned()
                     .collect(),
                 client,
+                secret: config.secret.clone(),
                 buyer,
                 batcher: Mutex::new(Some(batcher)),
                 state: Mutex::new(State {

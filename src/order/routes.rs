@@ -23,6 +23,8 @@ impl http::Handler for Replica {
         match (segments.as_slice(), &request.method) {
             (["health"], &Method::GET) => http::data(self.health()),
             (["health"], m) => http::method_not_allowed(m, "GET"),
+            // Everything else is for the cluster's services only.
+            _ if !request.presents(&self.shared.secret) => http::unauthorized(),
             (["orders"], &Method::POST) => match http::parse_json::<PlaceOrder>(&request) {
                 // Once the catalog has sold, the order must reach the log even if the front end
                 // stops waiting (its client went away): else stock is gone with no order for it.

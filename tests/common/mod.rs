@@ -139,6 +139,12 @@ impl Cluster {
     pub fn file(&self, name: &str) -> PathBuf {
         self.state().join(name)
     }
+
+    /// The `Authorization` header that internal endpoints require, with the secret `up` made.
+    pub fn authorization(&self) -> (&'static str, String) {
+        let secret = read(&self.file("cluster-secret"));
+        ("Authorization", format!("Bearer {}", secret.trim()))
+    }
 }
 
 impl Drop for Cluster {
