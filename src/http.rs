@@ -5,9 +5,13 @@
 //! readable place per service, including 404 versus 405, which warp's rejection merging blurs.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -70,13 +74,93 @@ pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
 }
 
-/// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then lets requests
-/// in flight finish. Callers bind, so tests can listen on port 0.
+/// How long a client may take to send a request's headers, from the moment it connects or its
+/// previous reply was sent. A client that trickles them (slowloris) is cut off after this, so
+/// it holds a connection for a bounded time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then stops
+/// accepting, closes idle connections and lets requests in flight finish. Callers bind, so
+/// tests can listen on port 0.
+///
+/// Each connection is its own task on hyper's HTTP/1 server, so a slow or stalled client
+/// holds nothing but its own connection, and only for [`HEADER_READ_TIMEOUT`] while it sends
+/// headers.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    raise_open_files_limit();
+    let service = warp::service(routes(handler));
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    survive_accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            );
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// An accept that failed for the whole listener (out of file descriptors, say) is retried after
+/// a pause instead of ending the service; one that failed for one connection is just dropped.
+async fn survive_accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    ) {
+        return;
+    }
+    tracing::error!("cannot accept connections: {e}; trying again in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Raises the soft limit on open files to the hard one: every connection is a descriptor, and a
+/// soft limit of 1024 would let a thousand idle clients lock everyone else out.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The one warp filter of a service: every request, its body read up to the handler's limit,
+/// handed to the handler.
+fn routes<H: Handler>(
+    handler: H,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let route = warp::method()
         .and(warp::path::full())
@@ -105,11 +189,7 @@ pub async fn serve<H: Handler>(
                 }
             },
         );
-    warp::serve(route)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    route
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
