@@ -1,0 +1,208 @@
+//! Limits a hostile or careless client runs into: slow headers, piles of idle connections,
+//! large bodies; and a graceful stop that finishes what is in flight.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_error, eventually, get, post, Cluster};
+
+const SECRET: &str = "limits-test-secret-0123456789";
+
+/// A connection whose reads never wait, so that many can be checked in turn.
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    stream.set_nonblocking(true).unwrap();
+    stream
+}
+
+/// True once the server has closed `stream`: a read gives end of file or a reset.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn a_client_trickling_its_headers_is_cut_off_and_starves_nobody() {
+    let cluster = Cluster::start(&[]);
+    // Twenty slowloris connections, one byte of headers a second.
+    let request = b"GET /products/tux HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567890123456789\r\n";
+    let mut slow: Vec<TcpStream> = (0..20).map(|_| connect(cluster.base)).collect();
+    let started = Instant::now();
+    let mut sent = 0;
+    let cut_off = eventually(Duration::from_secs(30), || {
+        if started.elapsed() >= Duration::from_secs(sent as u64) && sent < request.len() {
+            for stream in &mut slow {
+                let _ = stream.write_all(&request[sent..sent + 1]);
+            }
+            sent += 1;
+        }
+        // Others are served meanwhile.
+        assert_eq!(get(&cluster.url("/products/tux")).status, 200);
+        slow.iter_mut()
+            .all(closed_by_server)
+            .then_some(started.elapsed())
+    });
+    let cut_off = cut_off.expect("the slow connections are closed by the server");
+    assert!(
+        cut_off >= Duration::from_secs(5),
+        "closed for being slow, not at once: {cut_off:?}"
+    );
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_the_front_end() {
+    let cluster = Cluster::start(&[]);
+    let idle: Vec<TcpStream> = (0..1000).map(|_| connect(cluster.base)).collect();
+    for _ in 0..50 {
+        assert_eq!(get(&cluster.url("/products/tux")).status, 200);
+    }
+    let order = post(
+        &cluster.url("/orders"),
+        r#"{"name":"tux","quantity":1}"#,
+        &[],
+    );
+    assert_eq!(order.status, 200, "{}", order.json);
+    drop(idle);
+}
+
+#[test]
+fn large_bodies_are_refused_everywhere_with_413() {
+    let cluster = Cluster::start(&[]);
+    let (name, secret) = cluster.authorization();
+    let auth = [(name, secret.as_str())];
+    let catalog = format!("http://127.0.0.1:{}", cluster.base + 1);
+    let big = format!(r#"{{"orders":[],"pad":"{}"}}"#, "x".repeat(100_000));
+    assert_error(&post(&cluster.url("/orders"), &big, &[]), 413);
+    assert_error(&post(&format!("{catalog}/internal/buy"), &big, &auth), 413);
+    // A body announced as larger than the limit is refused before it is sent.
+    for (port, path, limit) in [
+        (cluster.base, "/orders", 16 * 1024),
+        (cluster.base + 1, "/internal/buy", 64 * 1024),
+        (cluster.base + 12, "/internal/sync", 4 * 1024 * 1024),
+    ] {
+        let status = announce(port, path, limit + 1, &secret);
+        assert!(status.starts_with("HTTP/1.1 413"), "{path}: {status}");
+    }
+    assert_eq!(
+        get(&cluster.url("/products/tux")).json["data"]["quantity"],
+        100,
+        "nothing was bought"
+    );
+}
+
+/// Sends only the headers of a POST announcing a `length`-byte body, and returns the status line
+/// of the reply.
+fn announce(port: u16, path: &str, length: usize, authorization: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: {authorization}\r\nContent-Length: {length}\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One catalog on its own, stopped with SIGTERM while buys are in flight.
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+    let mut catalog = Command::new(common::EXE)
+        .args(["serve", "catalog", "--port", &port.to_string()])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        // No front end to invalidate: each buy waits for its flush only.
+        .args(["--frontend", "127.0.0.1:1", "--initial-stock", "1000000"])
+        .env("STORECTL_CLUSTER_SECRET", SECRET)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let up = eventually(Duration::from_secs(10), || {
+        storectl::client::get(&storectl::client::agent(), &format!("{url}/health")).ok()
+    });
+    assert!(up.is_some(), "the catalog answers");
+
+    // Buyers keep buying until the catalog is gone; each remembers the keys it was told of.
+    let stop = Arc::new(AtomicBool::new(false));
+    let buyers: Vec<_> = (0..4)
+        .map(|b| {
+            let url = url.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let agent = storectl::client::agent();
+                let mut bought = Vec::new();
+                let mut server_errors = 0;
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let key = format!("sigterm-{b}-{i}");
+                    let body =
+                        format!(r#"{{"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
+                    let reply = agent
+                        .post(&format!("{url}/internal/buy"))
+                        .header("Authorization", &format!("Bearer {SECRET}"))
+                        .header("Content-Type", "application/json")
+                        .send(body.as_str());
+                    match reply {
+                        Ok(r) if r.status() == 200 => bought.push(key),
+                        Ok(r) if r.status().is_server_error() => server_errors += 1,
+                        Ok(_) => {}
+                        // Refused or closed: the catalog stopped taking requests.
+                        Err(_) => break,
+                    }
+                }
+                (bought, server_errors)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = catalog.id() as i32;
+    // SAFETY: kill only sends a signal to the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let exited = eventually(Duration::from_secs(15), || catalog.try_wait().unwrap());
+    stop.store(true, Ordering::Relaxed);
+    let status = exited.expect("the catalog stops within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+
+    let mut bought = Vec::new();
+    for buyer in buyers {
+        let (keys, server_errors) = buyer.join().unwrap();
+        assert_eq!(server_errors, 0, "no buy was answered with a 5xx");
+        bought.extend(keys);
+    }
+    assert!(!bought.is_empty());
+    // Every buy that was answered is in the ledger, and the snapshot was brought up to it.
+    let ledger = common::read(&dir.path().join("catalog-ledger.csv"));
+    for key in &bought {
+        assert!(ledger.contains(&format!("buy,{key},Tux,1")), "{key} lost");
+    }
+    let snapshot = common::read(&dir.path().join("catalog.csv"));
+    let tux = 1_000_000 - ledger.matches(",Tux,1\n").count() as u64;
+    assert!(
+        snapshot.contains(&format!("Tux,25.99,{tux}\n")),
+        "catalog.csv flushed on stop: {snapshot}"
+    );
+}
