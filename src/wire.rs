@@ -55,13 +55,53 @@ pub struct OrderInfo {
     pub quantity: u64,
 }
 
+/// Longest product name a request may carry.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest idempotency key.
+pub const MAX_KEY_LEN: usize = 128;
+/// Largest quantity one order may ask for; far above any stock.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+
+/// Whether `key` can be an idempotency key: 1 to [`MAX_KEY_LEN`] characters of A-Z, a-z, 0-9,
+/// `-`, `_`, `.`, `:` (so it is safe in a CSV field and a log line).
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
 /// An order that the front end forwards to the leader, and that the leader asks the catalog to
 /// buy: the key makes a retry of it harmless.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     pub key: String,
     pub name: String,
     pub quantity: u64,
+}
+
+impl PlaceOrder {
+    /// The checks the front end makes of a client's order, made again by every service that
+    /// takes one, so that nothing else reaches a file.
+    pub fn check(&self) -> Result<(), String> {
+        if !is_valid_key(&self.key) {
+            return Err(format!(
+                "key must be 1 to {MAX_KEY_LEN} characters of A-Z, a-z, 0-9, '-', '_', '.', ':'"
+            ));
+        }
+        if self.name.trim().is_empty() || self.name.len() > MAX_NAME_LEN {
+            return Err(format!("name must be 1 to {MAX_NAME_LEN} bytes"));
+        }
+        if !(1..=MAX_QUANTITY).contains(&self.quantity) {
+            return Err(format!(
+                "quantity must be an integer from 1 to {MAX_QUANTITY}, not {}",
+                self.quantity
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The catalog's answer to a buy: the catalog's own spelling of the name.

@@ -6,7 +6,7 @@ use super::ledger::{Kind, Record};
 use super::stock::BuyError;
 use super::Catalog;
 use crate::http::{self, Request, Response};
-use crate::wire::{BuyBatch, BuyOutcome, CatalogHealth, ErrorDetail, MAX_BUY_BATCH};
+use crate::wire::{BuyBatch, BuyOutcome, CatalogHealth, ErrorDetail, PlaceOrder, MAX_BUY_BATCH};
 
 impl http::Handler for Catalog {
     /// Room for a full batch of buys.
@@ -61,6 +61,14 @@ impl Catalog {
                 StatusCode::BAD_REQUEST,
                 &format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
             );
+        }
+        if let Some(Err(e)) = batch
+            .orders
+            .iter()
+            .map(PlaceOrder::check)
+            .find(Result::is_err)
+        {
+            return http::error(StatusCode::BAD_REQUEST, &e);
         }
         let (outcomes, seq) = {
             let mut state = self.state();

@@ -10,14 +10,9 @@ use super::Frontend;
 use crate::http::{self, ApiError, Request, Response};
 use crate::peer::CallError;
 use crate::wire::{
-    Data, FrontendHealth, Invalidate, OrderCreated, OrderInfo, PlaceOrder, Product,
-    VersionedProduct,
+    is_valid_key, Data, FrontendHealth, Invalidate, OrderCreated, OrderInfo, PlaceOrder, Product,
+    VersionedProduct, MAX_KEY_LEN, MAX_NAME_LEN, MAX_QUANTITY,
 };
-
-const MAX_NAME_LEN: usize = 128;
-const MAX_KEY_LEN: usize = 128;
-/// Largest quantity one order may ask for; far above any stock.
-const MAX_QUANTITY: u64 = 1_000_000;
 
 impl http::Handler for Frontend {
     async fn handle(&self, request: Request) -> Response {
@@ -261,12 +256,7 @@ fn parse_order(request: &Request) -> Result<(String, u64), ApiError> {
 }
 
 fn valid_key(key: &str) -> Result<&str, ApiError> {
-    let ok = !key.is_empty()
-        && key.len() <= MAX_KEY_LEN
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    if ok {
+    if is_valid_key(key) {
         Ok(key)
     } else {
         Err(ApiError::bad_request(

@@ -25,17 +25,22 @@ impl http::Handler for Replica {
             (["health"], m) => http::method_not_allowed(m, "GET"),
             // Everything else is for the cluster's services only.
             _ if !request.presents(&self.shared.secret) => http::unauthorized(),
-            (["orders"], &Method::POST) => match http::parse_json::<PlaceOrder>(&request) {
-                // Once the catalog has sold, the order must reach the log even if the front end
-                // stops waiting (its client went away): else stock is gone with no order for it.
-                Ok(order) => {
-                    let replica = self.clone();
-                    run_to_end(async move { replica.place(order).await })
-                        .await
-                        .unwrap_or_else(|e| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e))
+            (["orders"], &Method::POST) => {
+                match http::parse_json::<PlaceOrder>(&request).and_then(|order| {
+                    order.check().map_err(http::ApiError::bad_request)?;
+                    Ok(order)
+                }) {
+                    // Once the catalog has sold, the order must reach the log even if the front end
+                    // stops waiting (its client went away): else stock is gone with no order for it.
+                    Ok(order) => {
+                        let replica = self.clone();
+                        run_to_end(async move { replica.place(order).await })
+                            .await
+                            .unwrap_or_else(|e| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e))
+                    }
+                    Err(e) => e.into(),
                 }
-                Err(e) => e.into(),
-            },
+            }
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => self.order(number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
