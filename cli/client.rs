@@ -17,6 +17,14 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
             .map_err(|e| anyhow::anyhow!("{e}, or pass --frontend ADDRESS"))?
             .frontend_url(),
     };
+    // A front end that does not answer at all is a setup problem, not a thousand client errors.
+    let health = format!("{frontend}/health");
+    if let Err(e) = client::get(&client::agent(), &health) {
+        anyhow::bail!(
+            "the front end at {frontend} does not answer ({e}); start a cluster with `storectl up`, \
+             or pass --frontend ADDRESS"
+        );
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClientConfig {
         frontend,

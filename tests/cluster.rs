@@ -464,3 +464,27 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
         "the replica said what it dropped"
     );
 }
+
+#[test]
+fn commands_against_a_stopped_cluster_say_to_start_it() {
+    let cluster = Cluster::start(&[]);
+    assert!(cluster.run("down", &[]).status.success());
+    let out_dir = cluster.dir.path().join("bench");
+    for (command, args) in [
+        ("client", vec!["--iterations", "1"]),
+        ("kill", vec!["leader"]),
+        (
+            "bench",
+            vec!["--iterations", "1", "--out", out_dir.to_str().unwrap()],
+        ),
+    ] {
+        let out = cluster.run(command, &args);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{command}: {err}");
+        assert!(
+            err.contains("storectl up"),
+            "{command} says what to do: {err}"
+        );
+    }
+}

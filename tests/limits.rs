@@ -206,3 +206,59 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
         "catalog.csv flushed on stop: {snapshot}"
     );
 }
+
+/// A file damaged beyond a torn last line stops its service at start with one line naming the
+/// file and the line, and is left as it was.
+#[test]
+fn damaged_files_stop_their_service_with_the_file_and_line_named() {
+    let cluster = Cluster::start(&[]);
+    for toy in ["tux", "fox"] {
+        let body = format!(r#"{{"name":"{toy}","quantity":1}}"#);
+        assert_eq!(post(&cluster.url("/orders"), &body, &[]).status, 200);
+    }
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("down", &[]).status.success());
+    let base = cluster.base.to_string();
+
+    let orders = common::read(&cluster.orders_file(2));
+    let ledger = common::read(&cluster.file("catalog-ledger.csv"));
+    let mut lines: Vec<&str> = orders.lines().collect();
+    lines[1] = "0,Tux,not-a-number,1,key";
+    let garbled_orders = lines.join("\n") + "\n";
+    let cases = [
+        ("orders-2.csv", garbled_orders, "orders-2.csv, line 2"),
+        (
+            "orders-2.csv",
+            orders.replacen("number,", "numero,", 1),
+            "orders-2.csv, line 1",
+        ),
+        (
+            "catalog-ledger.csv",
+            ledger.replacen("kind,", "sort,", 1),
+            "catalog-ledger.csv, line 1",
+        ),
+        (
+            "catalog-ledger.csv",
+            ledger.replacen("\nseed,,Tux,", "\nsteal,,Tux,", 1),
+            "catalog-ledger.csv, line 2",
+        ),
+    ];
+    for (file, damaged, named) in cases {
+        let path = cluster.file(file);
+        let original = common::read(&path);
+        std::fs::write(&path, &damaged).unwrap();
+        let up = cluster.run("up", &["--port-base", &base]);
+        assert_eq!(up.status.code(), Some(1), "{file}: {}", common::stderr(&up));
+        // After up's progress line, the failure in one line.
+        let err = common::stderr(&up);
+        let last = err.trim().lines().last().unwrap_or_default();
+        assert!(last.contains(named), "names {named}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(common::read(&path), damaged, "{file} is never rewritten");
+        std::fs::write(&path, original).unwrap();
+    }
+    // Repaired, the cluster starts again with every order.
+    let up = cluster.run("up", &["--port-base", &base]);
+    assert!(up.status.success(), "{}", common::stderr(&up));
+    assert_eq!(cluster.service("order-3")["last_order"], 1);
+}

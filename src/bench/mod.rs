@@ -337,9 +337,9 @@ pub fn running_frontend(state: &StateDir) -> Result<String> {
         .collect();
     if !down.is_empty() {
         return Err(Error::Cluster(format!(
-            "{} of the cluster in {} not running; see `storectl status`",
-            down.join(", "),
-            state.root().display()
+            "not running in the cluster in {}: {}; start it with `storectl up` (see `storectl status`)",
+            state.root().display(),
+            down.join(", ")
         )));
     }
     Ok(spec.frontend_url())

@@ -456,7 +456,13 @@ pub fn resolve_target(spec: &ClusterSpec, target: &str) -> Result<String> {
     if target == "leader" {
         return find_leader(spec)
             .map(|id| format!("order-{id}"))
-            .ok_or_else(|| Error::Cluster("no order replica is leading right now".into()));
+            .ok_or_else(|| {
+                Error::Cluster(
+                    "no order replica is leading right now; see `storectl status`, and start \
+                     the cluster with `storectl up` if it is down"
+                        .into(),
+                )
+            });
     }
     if spec.service(target).is_some() {
         return Ok(target.to_string());
