@@ -38,9 +38,11 @@ pub struct Request {
 }
 
 impl Request {
-    /// The path's segments after the leading slash, still percent-encoded.
+    /// The path's segments after the leading slash, still percent-encoded. Empty segments
+    /// (`//health`, `/products/tux/`) are kept, so such paths match no route.
     pub fn segments(&self) -> Vec<&str> {
-        self.path.trim_start_matches('/').split('/').collect()
+        let path = self.path.strip_prefix('/').unwrap_or(&self.path);
+        path.split('/').collect()
     }
 
     /// Whether the request presents the cluster's secret.
@@ -367,6 +369,23 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_paths_keep_their_empty_segments() {
+        let request = |path: &str| Request {
+            method: Method::GET,
+            path: path.into(),
+            query: String::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        assert_eq!(request("/health").segments(), ["health"]);
+        assert_eq!(request("//health").segments(), ["", "health"]);
+        assert_eq!(
+            request("/products/tux/").segments(),
+            ["products", "tux", ""]
+        );
+    }
 
     #[test]
     fn segments_round_trip() {
