@@ -338,16 +338,21 @@ impl From<ApiError> for Response {
     }
 }
 
-/// Parses a JSON body, refusing with 400 or 415 when it is not one.
+/// Parses a JSON body, refusing with 415 when it is not declared as JSON and 400 when it is not.
 pub fn parse_json<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
-    if let Some(kind) = request.header(header::CONTENT_TYPE.as_str()) {
-        let essence = kind.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("content type must be application/json, not '{kind}'"),
-            ));
-        }
+    let Some(kind) = request.headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON, with 'Content-Type: application/json'",
+        ));
+    };
+    let kind = String::from_utf8_lossy(kind.as_bytes());
+    let essence = kind.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type must be application/json, not '{kind}'"),
+        ));
     }
     serde_json::from_slice(&request.body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
