@@ -30,6 +30,9 @@ pub enum Error {
     Cluster(String),
     #[error("{0}")]
     Remote(String),
+    /// The bench could not measure or could not render what it measured.
+    #[error("{0}")]
+    Bench(String),
 }
 
 impl Error {

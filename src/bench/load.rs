@@ -158,7 +158,7 @@ pub fn run_load(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Remote(format!("cannot start the load generator: {e}")))?;
+        .map_err(|e| Error::Bench(format!("cannot start the load generator: {e}")))?;
     let driver = Driver {
         options,
         runtime: &runtime,

@@ -13,7 +13,7 @@ const CACHE_OFF: RGBColor = RGBColor(214, 39, 40);
 /// One request type's plot, as SVG text.
 pub fn latency_svg(points: &[Point], kind: RequestType) -> Result<String> {
     let mut svg = String::new();
-    draw(&mut svg, points, kind).map_err(|e| Error::Remote(format!("cannot draw a plot: {e}")))?;
+    draw(&mut svg, points, kind).map_err(|e| Error::Bench(format!("cannot draw a plot: {e}")))?;
     Ok(svg)
 }
 
