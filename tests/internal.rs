@@ -73,6 +73,22 @@ fn internal_endpoints_want_the_cluster_secret() {
     cluster.assert_converges(std::time::Duration::from_secs(10));
     assert_eq!(cluster.service("order-3")["last_order"], 0);
 
+    // The front end forwards nothing internal: other services' endpoints are unknown there,
+    // even to a caller with the secret.
+    for path in [
+        "/internal/buy",
+        "/internal/replicate",
+        "/internal/sync",
+        "/internal/leader",
+    ] {
+        let reply = post(
+            &format!("{frontend}{path}"),
+            "{}",
+            &[(name, right.as_str())],
+        );
+        assert_error(&reply, 404);
+    }
+
     // The right secret is let in.
     let reply = post(
         &format!("{frontend}/internal/invalidate"),
