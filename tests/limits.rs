@@ -222,6 +222,7 @@ fn damaged_files_stop_their_service_with_the_file_and_line_named() {
 
     let orders = common::read(&cluster.orders_file(2));
     let ledger = common::read(&cluster.file("catalog-ledger.csv"));
+    let catalog = common::read(&cluster.file("catalog.csv"));
     let mut lines: Vec<&str> = orders.lines().collect();
     lines[1] = "0,Tux,not-a-number,1,key";
     let garbled_orders = lines.join("\n") + "\n";
@@ -231,6 +232,11 @@ fn damaged_files_stop_their_service_with_the_file_and_line_named() {
             "orders-2.csv",
             orders.replacen("number,", "numero,", 1),
             "orders-2.csv, line 1",
+        ),
+        (
+            "catalog.csv",
+            catalog.replacen("name,price,quantity", "name,cost,quantity", 1),
+            "catalog.csv, line 1",
         ),
         (
             "catalog-ledger.csv",
