@@ -77,8 +77,9 @@ pub trait Handler: Clone + Send + Sync + 'static {
 }
 
 /// How long a client may take to send a request's headers, from the moment it connects or its
-/// previous reply was sent. A client that trickles them (slowloris) is cut off after this, so
-/// it holds a connection for a bounded time.
+/// previous reply was sent. A client that trickles them (slowloris) is cut off after this, and
+/// so is a keep-alive connection left idle that long, so each holds a descriptor for a bounded
+/// time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then stops
