@@ -24,14 +24,7 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
     };
     let exe = crate::cluster::exe()?;
     let given = StateDir::new(&args.state.state_dir);
-    let running = given
-        .load()
-        .map(|spec| {
-            spec.services
-                .iter()
-                .all(|s| given.live_pid(&s.name).is_some())
-        })
-        .unwrap_or(false);
+    let running = given.running().is_ok();
     let spinner = if args.json {
         ProgressBar::hidden()
     } else {

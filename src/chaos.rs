@@ -78,17 +78,7 @@ pub fn run(
     exe: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ChaosReport> {
-    let spec = state.load()?;
-    if spec
-        .services
-        .iter()
-        .any(|s| state.live_pid(&s.name).is_none())
-    {
-        return Err(Error::Cluster(format!(
-            "not every service of the cluster in {} is running; see `storectl status`",
-            state.root().display()
-        )));
-    }
+    let spec = state.running()?;
     let stop = Arc::new(AtomicBool::new(false));
     let config = ClientConfig {
         frontend: spec.frontend_url(),

@@ -54,9 +54,10 @@ fn every_row_of_the_public_api() {
     // A body not declared as JSON is refused, however good it is.
     let undeclared = common::raw_request(
         cluster.base,
-        "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\nConnection: close\r\n\r\n\
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\nConnection: close\r\n\r\n\
          {\"name\":\"tux\",\"quantity\":1}",
     );
+    let undeclared = String::from_utf8_lossy(&undeclared);
     assert!(undeclared.starts_with("HTTP/1.1 415"), "{undeclared}");
     assert!(undeclared.contains(r#""code":415"#), "{undeclared}");
     let huge = format!(r#"{{"name":"{}","quantity":1}}"#, "x".repeat(100_000));

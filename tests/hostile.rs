@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -59,14 +57,7 @@ impl Case {
 
 /// Sends one request on its own connection; returns the status and body.
 fn send(port: u16, case: &Case) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the service is up");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    // A server may answer (413, say) before it has read everything: a failed write is fine.
-    let _ = stream.write_all(&case.bytes());
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
+    let reply = common::raw_request(port, &case.bytes());
     let end = reply
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -106,17 +106,11 @@ fn large_bodies_are_refused_everywhere_with_413() {
 /// Sends only the headers of a POST announcing a `length`-byte body, and returns the status line
 /// of the reply.
 fn announce(port: u16, path: &str, length: usize, authorization: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Authorization: {authorization}\r\nContent-Length: {length}\r\n\r\n{{"
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
+    let reply = common::raw_request(port, head.as_bytes());
     String::from_utf8_lossy(&reply)
         .lines()
         .next()

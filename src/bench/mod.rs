@@ -328,21 +328,7 @@ pub fn own_cluster_dir(work_dir: &Path, cache_size: usize) -> PathBuf {
 
 /// The front end of the running cluster in `state`, once every service of it is alive.
 pub fn running_frontend(state: &StateDir) -> Result<String> {
-    let spec = state.load()?;
-    let down: Vec<&str> = spec
-        .services
-        .iter()
-        .filter(|s| state.live_pid(&s.name).is_none())
-        .map(|s| s.name.as_str())
-        .collect();
-    if !down.is_empty() {
-        return Err(Error::Cluster(format!(
-            "not running in the cluster in {}: {}; start it with `storectl up` (see `storectl status`)",
-            state.root().display(),
-            down.join(", ")
-        )));
-    }
-    Ok(spec.frontend_url())
+    Ok(state.running()?.frontend_url())
 }
 
 /// The front end's cache counters.

@@ -151,6 +151,27 @@ impl StateDir {
         self.pid(service).filter(|&pid| process::is_alive(pid))
     }
 
+    /// The cluster recorded here, if every one of its services is running; otherwise an error
+    /// that names those that are not and says how to start them.
+    pub fn running(&self) -> Result<ClusterSpec> {
+        let spec = self.load()?;
+        let down: Vec<&str> = spec
+            .services
+            .iter()
+            .filter(|s| self.live_pid(&s.name).is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        if !down.is_empty() {
+            return Err(Error::Cluster(format!(
+                "not running in the cluster in {}: {}; start it with `storectl up` \
+                 (see `storectl status`)",
+                self.root.display(),
+                down.join(", ")
+            )));
+        }
+        Ok(spec)
+    }
+
     fn write_pid(&self, service: &str, pid: u32) -> Result<()> {
         crate::storage::write_atomic(&self.pid_path(service), format!("{pid}\n").as_bytes())
     }

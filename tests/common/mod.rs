@@ -206,14 +206,15 @@ pub fn read(path: &Path) -> String {
 
 /// Sends `request` as raw bytes on a connection of its own and returns the whole reply: for
 /// requests an HTTP client library would not send.
-pub fn raw_request(port: u16, request: &str) -> String {
+/// A server may answer (413, say) before it has read everything: a failed write is fine.
+pub fn raw_request(port: u16, request: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let _ = stream.write_all(request.as_bytes());
+    let _ = stream.write_all(request);
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
-    String::from_utf8_lossy(&reply).into_owned()
+    reply
 }
