@@ -185,16 +185,13 @@ fn no_reachable_replica_is_a_503() {
     let nowhere = |id: u32| format!("{id}=127.0.0.1:{}", base + 9 + id as u16);
     let (r1, r2, r3) = (nowhere(1), nowhere(2), nowhere(3));
     let catalog = format!("127.0.0.1:{}", base + 1);
-    let mut child = std::process::Command::new(common::EXE)
-        .args([
-            "serve",
+    let mut child = common::serve(
+        &[
             "frontend",
             "--port",
             &frontend_port,
             "--catalog",
             &catalog,
-        ])
-        .args([
             "--replica",
             &r1,
             "--replica",
@@ -203,17 +200,11 @@ fn no_reachable_replica_is_a_503() {
             &r3,
             "--failover-timeout",
             "500ms",
-        ])
-        .env("STORECTL_CLUSTER_SECRET", "a-test-secret-of-some-length")
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+        base,
+    );
     let url = format!("http://127.0.0.1:{base}");
-    let up = eventually(Duration::from_secs(10), || {
-        storectl::client::get(&storectl::client::agent(), &format!("{url}/health")).ok()
-    });
-    assert!(up.is_some(), "front end answers");
     let reply = post(
         &format!("{url}/orders"),
         r#"{"name":"tux","quantity":1}"#,

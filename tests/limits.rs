@@ -5,14 +5,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{assert_error, eventually, get, post, Cluster};
-
-const SECRET: &str = "limits-test-secret-0123456789";
 
 /// A connection whose reads never wait, so that many can be checked in turn.
 fn connect(port: u16) -> TcpStream {
@@ -123,20 +120,23 @@ fn announce(port: u16, path: &str, length: usize, authorization: &str) -> String
 fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let port = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-    let mut catalog = Command::new(common::EXE)
-        .args(["serve", "catalog", "--port", &port.to_string()])
-        .args(["--data-dir", dir.path().to_str().unwrap()])
-        // No front end to invalidate: each buy waits for its flush only.
-        .args(["--frontend", "127.0.0.1:1", "--initial-stock", "1000000"])
-        .env("STORECTL_CLUSTER_SECRET", SECRET)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // No front end to invalidate: each buy waits for its flush only.
+    let mut catalog = common::serve(
+        &[
+            "catalog",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--frontend",
+            "127.0.0.1:1",
+            "--initial-stock",
+            "1000000",
+        ],
+        dir.path(),
+        port,
+    );
     let url = format!("http://127.0.0.1:{port}");
-    let up = eventually(Duration::from_secs(10), || {
-        storectl::client::get(&storectl::client::agent(), &format!("{url}/health")).ok()
-    });
-    assert!(up.is_some(), "the catalog answers");
 
     // Buyers keep buying until the catalog is gone; each remembers the keys it was told of.
     let stop = Arc::new(AtomicBool::new(false));
@@ -157,7 +157,7 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
                         format!(r#"{{"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
                     let reply = agent
                         .post(&format!("{url}/internal/buy"))
-                        .header("Authorization", &format!("Bearer {SECRET}"))
+                        .header("Authorization", &format!("Bearer {}", common::TEST_SECRET))
                         .header("Content-Type", "application/json")
                         .send(body.as_str());
                     match reply {

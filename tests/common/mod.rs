@@ -206,6 +206,31 @@ pub fn read(path: &Path) -> String {
 
 /// Sends `request` as raw bytes on a connection of its own and returns the whole reply: for
 /// requests an HTTP client library would not send.
+/// The cluster secret of services a test starts by itself with [`serve`].
+pub const TEST_SECRET: &str = "a-test-secret-of-some-length";
+
+/// Starts `storectl serve ARGS…` in `dir` with [`TEST_SECRET`], and waits until it answers on
+/// `port`. The caller stops the child.
+pub fn serve(args: &[&str], dir: &Path, port: u16) -> std::process::Child {
+    let mut child = Command::new(EXE)
+        .arg("serve")
+        .args(args)
+        .env("STORECTL_CLUSTER_SECRET", TEST_SECRET)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the storectl binary runs");
+    let health = format!("http://127.0.0.1:{port}/health");
+    let up = eventually(Duration::from_secs(10), || {
+        storectl::client::get(&storectl::client::agent(), &health).ok()
+    });
+    if up.is_none() {
+        let _ = child.kill();
+        panic!("storectl serve {args:?} did not answer on port {port}");
+    }
+    child
+}
+
 /// A server may answer (413, say) before it has read everything: a failed write is fine.
 pub fn raw_request(port: u16, request: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
