@@ -69,25 +69,20 @@ fn study(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit
         seed: args.seed.unwrap_or_else(rand::random),
         cache_size,
     };
-    let modes = match (&options.caches, target) {
-        (Some(modes), _) => modes.len(),
-        (None, Target::Own { .. }) => 2,
-        (None, Target::Running(_)) => 1,
-    };
-    let points = (modes * options.ps.len()) as u64;
+    let points = bench::point_count(&options, target) as u64;
     let bar = study_progress(&options, points, !args.json);
     let study = bench::run_study(&options, target, &bar);
     bar.finish_and_clear();
     let study = study?;
     let files = report::write_all(&study, &args.out)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&study)?);
-    } else {
-        print!("{}", render_study(&study));
-        print_files(&args.out, &files);
-        println!("seed: {} (repeat with --seed {})", study.seed, study.seed);
-    }
-    Ok(exit_for(study.errors()))
+    let human = format!(
+        "{}{}seed: {} (repeat with --seed {})\n",
+        render_study(&study),
+        files_written(&args.out, &files),
+        study.seed,
+        study.seed
+    );
+    tell(args.json, &study, &human, study.errors())
 }
 
 fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit> {
@@ -98,14 +93,10 @@ fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit>
         warmup: (duration / 5).min(Duration::from_secs(1)),
         cache_size,
     };
-    let phases = match target {
-        Target::Own { .. } => 6,
-        Target::Running(_) => 4,
-    };
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(phases)
+        ProgressBar::new(load::phase_count(target) as u64)
     };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed}] phase {pos}/{len}: {msg}")
@@ -116,13 +107,18 @@ fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit>
     bar.finish_and_clear();
     let report = report?;
     let files = report::write_load(&report, &args.out)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let human = render_load(&report) + &files_written(&args.out, &files);
+    tell(args.json, &report, &human, report.errors())
+}
+
+/// Prints the results, as JSON or for people, and picks the exit code from the errors seen.
+fn tell(json: bool, results: &impl serde::Serialize, human: &str, errors: u64) -> Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(results)?);
     } else {
-        print!("{}", render_load(&report));
-        print_files(&args.out, &files);
+        print!("{human}");
     }
-    Ok(exit_for(report.errors()))
+    Ok(exit_for(errors))
 }
 
 fn cache_mode(arg: CacheArg) -> CacheMode {
@@ -203,13 +199,13 @@ fn render_load(report: &LoadReport) -> String {
     )
 }
 
-fn print_files(dir: &Path, files: &[PathBuf]) {
+fn files_written(dir: &Path, files: &[PathBuf]) -> String {
     let names: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    println!("\nwrote {} in {}", names.join(", "), dir.display());
+    format!("\nwrote {} in {}\n", names.join(", "), dir.display())
 }
 
 fn exit_for(errors: u64) -> Exit {

@@ -147,6 +147,19 @@ impl LoadReport {
     }
 }
 
+/// Each workload runs twice: on the many connections, then on one.
+const RUNS_PER_WORKLOAD: usize = 2;
+
+/// How many phases [`run_load`] runs: three workloads on clusters of its own, a query and
+/// orders on a running cluster.
+pub fn phase_count(target: Target<'_>) -> usize {
+    let workloads = match target {
+        Target::Own { .. } => 3,
+        Target::Running(_) => 2,
+    };
+    workloads * RUNS_PER_WORKLOAD
+}
+
 /// Runs every phase: against clusters of its own (one with the cache on for cached queries and
 /// orders, one with it off for uncached queries), or against the running cluster with the cache
 /// it has.
@@ -232,7 +245,8 @@ impl Driver<'_> {
         let mut phases = Vec::new();
         for &workload in workloads {
             let requests = Arc::new(prepare(workload, &toys, cache_size, &authority));
-            for connections in [self.options.connections, 1] {
+            let runs: [usize; RUNS_PER_WORKLOAD] = [self.options.connections, 1];
+            for connections in runs {
                 self.progress.set_message(format!(
                     "{}, {connections} connection{}",
                     workload.label(),

@@ -249,10 +249,7 @@ pub fn run_study(
     };
     match target {
         Target::Own { work_dir, exe } => {
-            let caches = options
-                .caches
-                .clone()
-                .unwrap_or_else(|| vec![CacheMode::On, CacheMode::Off]);
+            let caches = own_caches(options);
             study.cluster = format!(
                 "clusters started by the bench, one per cache mode (cache of {} entries when on), \
                  {BENCH_STOCK} units of each toy",
@@ -297,6 +294,25 @@ pub fn run_study(
         }
     }
     Ok(study)
+}
+
+/// The cache modes measured on clusters the bench starts: both unless told.
+fn own_caches(options: &StudyOptions) -> Vec<CacheMode> {
+    options
+        .caches
+        .clone()
+        .unwrap_or_else(|| vec![CacheMode::On, CacheMode::Off])
+}
+
+/// How many points [`run_study`] measures: every `p` for each cache mode (a running cluster has
+/// the one it was started with).
+pub fn point_count(options: &StudyOptions, target: Target<'_>) -> usize {
+    let modes = match (&options.caches, target) {
+        (Some(modes), _) => modes.len(),
+        (None, Target::Own { .. }) => own_caches(options).len(),
+        (None, Target::Running(_)) => 1,
+    };
+    modes * options.ps.len()
 }
 
 /// Starts a cluster with a cache of `cache_size` in a fresh directory under `work_dir`, runs
