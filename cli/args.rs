@@ -205,11 +205,12 @@ pub struct FrontendArgs {
     /// Product replies the LRU cache holds; 0 turns the cache off
     #[arg(long, default_value_t = 10)]
     pub cache_size: usize,
-    /// How often the order leader's health is checked
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    /// How often every order replica is asked who leads
+    #[arg(long, default_value = "200ms", value_parser = duration)]
     pub health_interval: Duration,
-    /// How long an order is retried on new leaders before the client gets 503
-    #[arg(long, default_value = "20s", value_parser = duration)]
+    /// How long an order is retried on new leaders before the client gets 503 (at least 10s:
+    /// longer than the front end waits for one order)
+    #[arg(long, default_value = "10s", value_parser = duration)]
     pub failover_timeout: Duration,
 }
 
@@ -219,13 +220,13 @@ pub struct OrderArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
-    /// This replica's id (1, 2 or 3); the highest answering id leads
+    /// This replica's id (1, 2 or 3); the highest id that can win an election leads
     #[arg(long)]
     pub id: u32,
     /// Port to listen on (default: 8009 + id)
     #[arg(long)]
     pub port: Option<u16>,
-    /// Directory of orders-ID.csv
+    /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
     /// Address of the catalog
@@ -262,8 +263,8 @@ pub struct UpArgs {
     /// Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub initial_stock: Option<u64>,
-    /// How often the front end checks the order leader
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    /// How often the front end asks every order replica who leads
+    #[arg(long, default_value = "200ms", value_parser = duration)]
     pub health_interval: Duration,
 }
 

@@ -16,7 +16,7 @@ use crate::exit::Exit;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub fn run(command: ServeCommand) -> Result<Exit> {
-    crate::init_logging("info");
+    crate::init_logging("info,openraft=warn");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match command {
@@ -33,9 +33,12 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                 until_stopped(|stop| catalog.run(listener, args.restock_interval, stop)).await
             }
             ServeCommand::Frontend(args) => {
+                let replicas = replicas_or_default(args.replicas, &args.listen.host);
+                storectl::timeouts::check(replicas.len(), args.failover_timeout)
+                    .map_err(storectl::Error::Usage)?;
                 let config = FrontendConfig {
                     catalog: config::base_url(&args.catalog),
-                    replicas: replicas_or_default(args.replicas, &args.listen.host),
+                    replicas,
                     cache_size: args.cache_size,
                     health_interval: args.health_interval,
                     failover_timeout: args.failover_timeout,
@@ -60,7 +63,8 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     replicas: replicas_or_default(args.replicas, &args.listen.host),
                     catalog: config::base_url(&args.catalog),
                     secret: args.secret.secret()?,
-                })?;
+                })
+                .await?;
                 let listener = bind(&args.listen.host, port).await?;
                 tracing::info!(
                     "order replica {} listening on {}",

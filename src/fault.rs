@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// Between the catalog's buy and the leader's append of the order.
+/// After the leader committed an order's intent, before it asks the catalog to buy.
+pub const AFTER_INTENT: &str = "after-intent";
+
+/// After the catalog sold, before the leader commits the outcome.
 pub const AFTER_BUY: &str = "after-buy";
 
 fn fault_dir() -> Option<&'static PathBuf> {
@@ -22,5 +25,23 @@ pub fn point(name: &str) {
     if std::fs::remove_file(dir.join(name)).is_ok() {
         eprintln!("fault point '{name}' armed: aborting");
         std::process::abort();
+    }
+}
+
+/// A slow disk: while the file `slow-fsync` in the fault directory holds a number of
+/// milliseconds, every fsync of the order log waits that long first. Unlike a crash point it
+/// stays armed until the file is removed, so a test can slow a replica's disk and heal it.
+pub const SLOW_FSYNC: &str = "slow-fsync";
+
+/// Sleeps as long as [`SLOW_FSYNC`] says, if it is armed.
+pub fn slow_disk() {
+    let Some(dir) = fault_dir() else {
+        return;
+    };
+    let delay = std::fs::read_to_string(dir.join(SLOW_FSYNC))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(ms) = delay {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }

@@ -10,14 +10,15 @@
 //! - [`secret`]: the cluster's shared secret, which internal endpoints require.
 //! - [`storage`]: atomic file replacement and directory fsync.
 //! - [`catalog`]: the stock, its file, restocks, cache invalidations.
-//! - [`order`]: one replica of the order log: the log file, replication, catch-up.
-//! - [`frontend`]: the public API, the LRU cache, leader selection.
+//! - [`order`]: one replica of the order log on the openraft engine: storage, peer RPC, orders.
+//! - [`frontend`]: the public API, the LRU cache, following the order leader.
 //! - [`client`]: the buy loop, its checks and latency summary.
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`tasks`]: background tasks that stop with their service.
+//! - [`timeouts`]: every timeout of the cluster, and the orderings between them.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
 pub mod bench;
@@ -35,6 +36,7 @@ pub mod peer;
 pub mod secret;
 pub mod storage;
 pub mod tasks;
+pub mod timeouts;
 pub mod verify;
 pub mod wire;
 

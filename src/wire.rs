@@ -105,7 +105,7 @@ impl PlaceOrder {
 }
 
 /// The catalog's answer to a buy: the catalog's own spelling of the name.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Bought {
     pub name: String,
     pub quantity: u64,
@@ -144,86 +144,63 @@ pub struct Invalidation {
     pub version: u64,
 }
 
-/// One entry of the replicated order log, as it is stored in `orders-N.csv` and sent to peers.
+/// One order as a replica applied it: a row of `orders-N.csv`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {
     pub number: u64,
     pub name: String,
     pub quantity: u64,
-    /// The leader term in which the entry was created; decides which log wins on reconciliation.
+    /// The leader term in which the order's outcome was committed.
     pub term: u64,
     /// The idempotency key of the order.
     pub key: String,
 }
 
-/// The front end tells a replica who leads, and in which term.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LeaderAnnouncement {
-    pub leader_id: u32,
-    pub term: u64,
-}
-
-/// Where an entry sits in a log: its number and the term it was created in.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LogPosition {
-    pub number: u64,
-    pub term: u64,
-}
-
-/// The leader appends `entries` to a follower's log; `prev` must match the follower's entry just
-/// before them, so logs that agree on a position agree on everything before it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Replicate {
-    pub leader_id: u32,
-    pub term: u64,
-    pub prev: Option<LogPosition>,
-    pub entries: Vec<Entry>,
-    /// The leader's log length when it sent this.
-    pub leader_len: u64,
-}
-
-/// A follower's answer to `Replicate`: on a mismatch it sends the tail of its log, so the leader can
-/// find where the two agree.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReplicateReply {
-    pub ok: bool,
-    /// The follower's log length after the call.
-    pub len: u64,
-    pub tail: Vec<LogPosition>,
-}
-
-/// A replica asks a peer for the entries it lacks, sending the tail of its own log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SyncRequest {
-    pub tail: Vec<LogPosition>,
-}
-
-/// The peer's answer: the logs agree on the first `common` entries, and `entries` follow them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SyncReply {
-    pub common: u64,
-    pub entries: Vec<Entry>,
-}
-
-/// Health and role of an order replica.
+/// Health and role of an order replica, as its engine sees them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReplicaHealth {
     pub id: u32,
     pub role: Role,
+    /// The leader this replica knows of.
     pub leader_id: Option<u32>,
     pub term: u64,
-    /// False while the replica is still catching up: it may not lead yet.
+    /// True once the replica knows a leader: it takes part in the cluster.
     pub ready: bool,
-    /// Number of orders in the log; the last order number is `len - 1`.
+    /// Orders applied here; all are committed (durable on a majority). The last order number
+    /// is `len - 1`.
     pub len: u64,
-    pub last_term: u64,
+    /// Index of the last entry in this replica's log (entries, not orders).
+    pub log_index: Option<u64>,
+    /// Index of the last entry applied here.
+    pub applied_index: Option<u64>,
+    /// Orders whose buy started and whose outcome is not in the log yet.
+    pub open_intents: u64,
 }
 
+/// A replica's part in the engine.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Leader,
     Follower,
+    /// Standing for election.
+    Candidate,
+    /// Receiving the log without a vote.
+    Learner,
+    /// The engine has stopped (for example after a disk error).
+    Stopped,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Stopped => "stopped",
+        }
+    }
 }
 
 /// Health of the front end, with its cache counters.

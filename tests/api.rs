@@ -198,19 +198,28 @@ fn no_reachable_replica_is_a_503() {
             &r2,
             "--replica",
             &r3,
-            "--failover-timeout",
-            "500ms",
         ],
         dir.path(),
         base,
     );
     let url = format!("http://127.0.0.1:{base}");
+    let started = std::time::Instant::now();
     let reply = post(
         &format!("{url}/orders"),
         r#"{"name":"tux","quantity":1}"#,
         &[],
     );
     assert_error(&reply, 503);
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 3 order replicas answer; orders need 2"),
+        "{}",
+        reply.json
+    );
+    // Fails fast rather than spending the whole failover budget (10 s).
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
     assert_error(&get(&format!("{url}/orders/0")), 503);
     // The catalog is down too: a product query is a 503, not a crash.
     assert_error(&get(&format!("{url}/products/tux")), 503);

@@ -438,10 +438,10 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     }
     cluster.assert_converges(Duration::from_secs(10));
     assert!(cluster.run("down", &[]).status.success());
-    // A crash in the middle of an append: half a line, no newline.
-    let path = cluster.orders_file(3);
+    // A crash in the middle of an append to the engine's log: half a record, no newline.
+    let path = cluster.state().join("raft-3.log");
     let mut text = common::read(&path);
-    text.push_str("3,Bicy");
+    text.push_str("0badf00d {\"entry\":{\"log_id\":");
     std::fs::write(&path, text).unwrap();
 
     let base = cluster.base.to_string();
@@ -455,7 +455,7 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     assert_eq!(reply.json["data"]["order_number"], 3, "{}", reply.json);
     cluster.assert_converges(Duration::from_secs(10));
     assert!(
-        !common::read(&path).contains("Bicy\n3"),
+        !common::read(&path).contains("0badf00d"),
         "the torn bytes are gone"
     );
     let log = common::read(&cluster.state().join("logs/order-3.log"));

@@ -214,19 +214,16 @@ fn damaged_files_stop_their_service_with_the_file_and_line_named() {
     assert!(cluster.run("down", &[]).status.success());
     let base = cluster.base.to_string();
 
-    let orders = common::read(&cluster.orders_file(2));
+    let raft_log = common::read(&cluster.file("raft-2.log"));
     let ledger = common::read(&cluster.file("catalog-ledger.csv"));
     let catalog = common::read(&cluster.file("catalog.csv"));
-    let mut lines: Vec<&str> = orders.lines().collect();
-    lines[1] = "0,Tux,not-a-number,1,key";
-    let garbled_orders = lines.join("\n") + "\n";
+    // A record in the middle of the engine's log that fails its checksum is damage, not a
+    // torn write: the replica refuses to start rather than guess.
+    let mut lines: Vec<String> = raft_log.lines().map(String::from).collect();
+    lines[1] = lines[1].replacen("term", "tern", 1);
+    let garbled_log = lines.join("\n") + "\n";
     let cases = [
-        ("orders-2.csv", garbled_orders, "orders-2.csv, line 2"),
-        (
-            "orders-2.csv",
-            orders.replacen("number,", "numero,", 1),
-            "orders-2.csv, line 1",
-        ),
+        ("raft-2.log", garbled_log, "raft-2.log, line 2"),
         (
             "catalog.csv",
             catalog.replacen("name,price,quantity", "name,cost,quantity", 1),

@@ -73,7 +73,7 @@ impl Default for UpOptions {
             port_base: config::DEFAULT_PORT_BASE,
             cache_size: 10,
             restock_interval: Duration::from_secs(10),
-            health_interval: Duration::from_secs(1),
+            health_interval: crate::timeouts::HEALTH_POLL,
             initial_stock: None,
         }
     }
@@ -613,10 +613,7 @@ pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
                 .filter(|_| service.name.starts_with("order-"))
             {
                 let h = h.data;
-                row.role = Some(match h.role {
-                    Role::Leader => "leader".into(),
-                    Role::Follower => "follower".into(),
-                });
+                row.role = Some(h.role.as_str().into());
                 row.ready = Some(h.ready);
                 row.term = Some(h.term);
                 row.orders = Some(h.len);
@@ -678,7 +675,7 @@ pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     use crate::catalog::{ledger, stock::Stock, CATALOG_FILE};
     let spec = state.load()?;
     let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
-    let orders = crate::order::log::read_entries(&state.orders_paths()[0])?;
+    let orders = crate::order::orders_file::read_entries(&state.orders_paths()[0])?;
     let secret = Secret::load(state.root()).ok();
     let live = spec.url("catalog").and_then(|url| {
         let agent = crate::client::agent();

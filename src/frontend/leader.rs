@@ -1,21 +1,16 @@
-//! Leader selection: the front end picks the highest-id replica that answers and is caught up,
-//! tells every replica, watches the leader's health, and picks again the moment it fails.
+//! Following the order leader. The replicas elect it among themselves; the front end only finds
+//! out who it is, by asking every replica's health every [`timeouts::HEALTH_POLL`] (and at once
+//! when a replica says it does not lead), and counts how many replicas answer.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{watch, Notify};
 
 use crate::config::ReplicaAddr;
 use crate::peer::PeerClient;
-use crate::wire::{Data, LeaderAnnouncement, ReplicaHealth, Role};
-
-const HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
-/// A new leader catches up from its peers before it answers the announcement.
-const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a selection that found no leader, requests wait this long before trying again, so a
-/// crowd of waiting requests does not run one selection each.
-const RETRY_GAP: Duration = Duration::from_millis(250);
+use crate::timeouts;
+use crate::wire::{Data, ReplicaHealth, Role};
 
 /// The leader as the front end knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +18,17 @@ pub struct Leader {
     pub id: u32,
     pub url: String,
     pub term: u64,
-    /// Bumped at every selection, so callers that saw one leader fail reselect only once.
-    pub generation: u64,
+}
+
+/// What the front end knows of the replicas after its last look.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub leader: Option<Leader>,
+    /// Replicas that answered the last health poll.
+    pub answering: usize,
+    /// Since when fewer than a majority have answered; `None` while a majority answers or
+    /// before the first poll.
+    pub minority_since: Option<Instant>,
 }
 
 #[derive(Clone)]
@@ -35,10 +39,8 @@ pub struct LeaderTracker {
 struct Inner {
     replicas: Vec<ReplicaAddr>,
     client: PeerClient,
-    current: RwLock<Option<Leader>>,
-    generation: std::sync::atomic::AtomicU64,
-    /// When the last selection that found no leader ended.
-    selecting: AsyncMutex<Option<std::time::Instant>>,
+    view: watch::Sender<View>,
+    poll_now: Notify,
 }
 
 impl LeaderTracker {
@@ -47,180 +49,115 @@ impl LeaderTracker {
             inner: Arc::new(Inner {
                 replicas,
                 client,
-                current: RwLock::new(None),
-                generation: Default::default(),
-                selecting: AsyncMutex::new(None),
+                view: watch::Sender::new(View::default()),
+                poll_now: Notify::new(),
             }),
         }
     }
 
+    pub fn replicas(&self) -> &[ReplicaAddr] {
+        &self.inner.replicas
+    }
+
+    /// How many replicas must answer for orders to be possible.
+    pub fn majority(&self) -> usize {
+        self.inner.replicas.len() / 2 + 1
+    }
+
+    pub fn view(&self) -> View {
+        self.inner.view.borrow().clone()
+    }
+
     pub fn current(&self) -> Option<Leader> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.view.borrow().leader.clone()
     }
 
-    /// The current leader, selecting one if there is none.
-    pub async fn get(&self) -> Option<Leader> {
-        match self.current() {
-            Some(leader) => Some(leader),
-            None => self.reselect(None).await,
+    /// A receiver that wakes whenever the view changes.
+    pub fn subscribe(&self) -> watch::Receiver<View> {
+        self.inner.view.subscribe()
+    }
+
+    /// Asks for a poll now rather than at the next tick: a replica said it does not lead, or
+    /// the leader did not answer.
+    pub fn poll_now(&self) {
+        self.inner.poll_now.notify_one();
+    }
+
+    /// Polls every replica each `interval` (or sooner when asked) for as long as it runs.
+    pub async fn monitor(self, interval: Duration) {
+        loop {
+            self.poll().await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.inner.poll_now.notified() => {}
+            }
         }
     }
 
-    /// Selects a leader again because the one of generation `failed` did not answer; a caller
-    /// whose failed leader was already replaced just gets the new one.
-    pub async fn reselect(&self, failed: Option<u64>) -> Option<Leader> {
-        let mut last_failure = self.inner.selecting.lock().await;
-        match self.current() {
-            Some(current) if failed != Some(current.generation) => return Some(current),
-            None if last_failure.is_some_and(|t| t.elapsed() < RETRY_GAP) => return None,
-            _ => {}
-        }
-        let leader = self.select().await;
-        *last_failure = leader.is_none().then(std::time::Instant::now);
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = leader.clone();
-        leader
-    }
-
-    async fn health_of_all(&self) -> Vec<(ReplicaAddr, Option<ReplicaHealth>)> {
+    async fn poll(&self) {
         let client = &self.inner.client;
-        futures_util::future::join_all(self.inner.replicas.iter().map(|r| async move {
-            let url = format!("{}/health", r.url);
-            let health = client
-                .get_with_timeout::<Data<ReplicaHealth>>(&url, HEALTH_TIMEOUT)
-                .await
-                .ok()
-                .map(|d| d.data);
-            (r.clone(), health)
-        }))
-        .await
+        let healths: Vec<(ReplicaAddr, Option<ReplicaHealth>)> =
+            futures_util::future::join_all(self.inner.replicas.iter().map(|r| async move {
+                let url = format!("{}/health", r.url);
+                let health = client
+                    .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
+                    .await
+                    .ok()
+                    .map(|d| d.data);
+                (r.clone(), health)
+            }))
+            .await;
+        let leader = self.leader_among(&healths);
+        let answering = healths.iter().filter(|(_, h)| h.is_some()).count();
+        let majority = self.majority();
+        self.inner.view.send_if_modified(|view| {
+            let minority_since = if answering >= majority {
+                None
+            } else {
+                view.minority_since.or(Some(Instant::now()))
+            };
+            let new = View {
+                leader: leader.clone(),
+                answering,
+                minority_since,
+            };
+            if *view == new {
+                return false;
+            }
+            if view.leader.as_ref().map(|l| l.id) != new.leader.as_ref().map(|l| l.id) {
+                match &new.leader {
+                    Some(l) => tracing::info!("order replica {} leads (term {})", l.id, l.term),
+                    None => tracing::warn!("no order replica leads right now"),
+                }
+            }
+            *view = new;
+            true
+        });
     }
 
-    async fn select(&self) -> Option<Leader> {
-        let healths = self.health_of_all().await;
-        let mut term = healths
+    /// The leader of the newest term any replica reports: the replica that says it leads in
+    /// that term, or the one the replicas of that term name. A paused old leader that wakes up
+    /// still believing it leads reports an older term, and is passed over.
+    fn leader_among(&self, healths: &[(ReplicaAddr, Option<ReplicaHealth>)]) -> Option<Leader> {
+        let newest = healths
             .iter()
             .filter_map(|(_, h)| h.as_ref().map(|h| h.term))
-            .max()
-            .unwrap_or(0);
-        let mut candidates: Vec<&ReplicaAddr> = healths
-            .iter()
-            .filter(|(_, h)| h.as_ref().is_some_and(|h| h.ready))
-            .map(|(r, _)| r)
-            .collect();
-        candidates.sort_by_key(|r| std::cmp::Reverse(r.id));
-        for candidate in candidates {
-            term += 1;
-            tracing::info!(
-                "selecting replica {} as leader in term {term}",
-                candidate.id
-            );
-            let announcement = LeaderAnnouncement {
-                leader_id: candidate.id,
-                term,
-            };
-            let url = format!("{}/internal/leader", candidate.url);
-            let accepted = self
-                .inner
-                .client
-                .post_with_timeout::<_, Data<ReplicaHealth>>(&url, &announcement, ANNOUNCE_TIMEOUT)
-                .await;
-            match accepted {
-                Ok(_) => {
-                    self.announce_to_followers(announcement).await;
-                    let generation = self
-                        .inner
-                        .generation
-                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                        + 1;
-                    tracing::info!("replica {} leads (term {term})", candidate.id);
-                    return Some(Leader {
-                        id: candidate.id,
-                        url: candidate.url.clone(),
-                        term,
-                        generation,
-                    });
-                }
-                Err(e) => tracing::warn!("replica {} cannot lead: {e}", candidate.id),
-            }
-        }
-        tracing::warn!("no order replica can lead right now");
-        None
-    }
-
-    async fn announce_to_followers(&self, announcement: LeaderAnnouncement) {
-        let client = &self.inner.client;
-        futures_util::future::join_all(
-            self.inner
-                .replicas
+            .max()?;
+        let in_newest = || {
+            healths
                 .iter()
-                .filter(|r| r.id != announcement.leader_id)
-                .map(|r| async move {
-                    let url = format!("{}/internal/leader", r.url);
-                    if let Err(e) = client
-                        .post_with_timeout::<_, serde_json::Value>(
-                            &url,
-                            &announcement,
-                            HEALTH_TIMEOUT,
-                        )
-                        .await
-                    {
-                        tracing::debug!("replica {} did not take the announcement: {e}", r.id);
-                    }
-                }),
-        )
-        .await;
-    }
-
-    /// Checks every replica each `interval`: reselects when the leader stops answering or no
-    /// longer leads, and tells replicas that came back who leads.
-    pub async fn monitor(self, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let Some(leader) = self.get().await else {
-                continue;
-            };
-            let healths = self.health_of_all().await;
-            let leader_ok = healths.iter().any(|(r, h)| {
-                r.id == leader.id
-                    && h.as_ref()
-                        .is_some_and(|h| h.role == Role::Leader && h.term == leader.term)
-            });
-            if !leader_ok {
-                tracing::warn!("leader {} stopped answering; selecting again", leader.id);
-                self.reselect(Some(leader.generation)).await;
-                continue;
-            }
-            for (replica, health) in &healths {
-                let Some(health) = health else { continue };
-                if replica.id != leader.id
-                    && (health.leader_id != Some(leader.id) || health.term != leader.term)
-                {
-                    let announcement = LeaderAnnouncement {
-                        leader_id: leader.id,
-                        term: leader.term,
-                    };
-                    let url = format!("{}/internal/leader", replica.url);
-                    let _ = self
-                        .inner
-                        .client
-                        .post_with_timeout::<_, serde_json::Value>(
-                            &url,
-                            &announcement,
-                            HEALTH_TIMEOUT,
-                        )
-                        .await;
-                }
-            }
-        }
+                .filter_map(|(r, h)| Some((r, h.as_ref()?)))
+                .filter(|(_, h)| h.term == newest)
+        };
+        let id = in_newest()
+            .find(|(_, h)| h.role == Role::Leader)
+            .map(|(r, _)| r.id)
+            .or_else(|| in_newest().find_map(|(_, h)| h.leader_id))?;
+        let addr = self.inner.replicas.iter().find(|r| r.id == id)?;
+        Some(Leader {
+            id,
+            url: addr.url.clone(),
+            term: newest,
+        })
     }
 }

@@ -2,13 +2,17 @@
 
 use std::time::{Duration, Instant};
 
+/// How long a request waits for news of the leader before it looks again.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 use bytes::Bytes;
 use serde_json::Value;
 use warp::http::{Method, StatusCode};
 
-use super::Frontend;
+use super::{leader, Frontend};
 use crate::http::{self, ApiError, Request, Response};
 use crate::peer::CallError;
+use crate::timeouts;
 use crate::wire::{
     is_valid_key, Data, FrontendHealth, Invalidate, OrderCreated, OrderInfo, PlaceOrder, Product,
     VersionedProduct, MAX_KEY_LEN, MAX_NAME_LEN, MAX_QUANTITY,
@@ -94,13 +98,15 @@ impl Frontend {
             quantity,
         };
         let client = &self.shared.client;
-        self.with_leader(|url| {
-            let order = &order;
-            async move {
-                client
-                    .post::<_, Data<OrderCreated>>(&format!("{url}/orders"), order)
-                    .await
-            }
+        let order = &order;
+        self.with_leader(|url| async move {
+            client
+                .post_with_timeout::<_, Data<OrderCreated>>(
+                    &format!("{url}/orders"),
+                    order,
+                    timeouts::FRONTEND_ORDER_CALL,
+                )
+                .await
         })
         .await
         .map_or_else(|r| r, |created| http::data(created.data))
@@ -117,51 +123,168 @@ impl Frontend {
             );
         };
         let client = &self.shared.client;
-        self.with_leader(|url| async move {
-            client
-                .get::<Data<OrderInfo>>(&format!("{url}/orders/{number}"))
-                .await
-        })
-        .await
-        .map_or_else(|r| r, |info| http::data(info.data))
+        let path = format!("/orders/{number}");
+        let path = &path;
+        let from_leader = self
+            .with_leader(|url| async move {
+                client
+                    .get_with_timeout::<Data<OrderInfo>>(
+                        &format!("{url}{path}"),
+                        timeouts::FRONTEND_ORDER_CALL,
+                    )
+                    .await
+            })
+            .await;
+        match from_leader {
+            Ok(info) => http::data(info.data),
+            // No leader: any replica that holds the order can still say what it is.
+            Err(unavailable) if unavailable.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                match self.order_from_any_replica(path).await {
+                    Some(info) => http::data(info),
+                    None => unavailable,
+                }
+            }
+            Err(other) => other,
+        }
     }
 
-    /// Runs `call` against the leader; when the leader fails or no longer leads, selects a new
-    /// one at once and runs it again there, for up to the failover timeout.
+    /// Asks every replica for an order at once; the first that holds it answers.
+    async fn order_from_any_replica(&self, path: &str) -> Option<OrderInfo> {
+        let client = &self.shared.client;
+        let asks = self.shared.leader.replicas().iter().map(|r| {
+            Box::pin(async move {
+                client
+                    .get_with_timeout::<Data<OrderInfo>>(
+                        &format!("{}{path}", r.url),
+                        timeouts::HEALTH_CALL,
+                    )
+                    .await
+            })
+        });
+        let mut pending: Vec<_> = asks.collect();
+        while !pending.is_empty() {
+            let (answer, _, rest) = futures_util::future::select_all(pending).await;
+            if let Ok(info) = answer {
+                return Some(info.data);
+            }
+            pending = rest;
+        }
+        None
+    }
+
+    /// Runs `call` against the leader the replicas elected. When the leader changes while a
+    /// call is in flight (it was paused or cut off), the call is abandoned and made again on
+    /// the new leader; the idempotency key makes that safe. A replica that says it does not
+    /// lead makes the front end look again at once. With fewer than a majority of replicas
+    /// answering for [`timeouts::NO_QUORUM_FAIL`], the request fails with 503 rather than wait.
     async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, Response>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,
     {
         let tracker = &self.shared.leader;
-        let deadline = Instant::now() + self.shared.failover_timeout;
-        let mut last_error = String::from("no order replica is reachable");
-        while Instant::now() < deadline {
-            let Some(leader) = tracker.get().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let deadline = started + self.shared.failover_timeout;
+        let fail_fast_at = started + timeouts::NO_QUORUM_FAIL;
+        let mut last_error = String::from("no order replica leads yet");
+        let mut changes = tracker.subscribe();
+        loop {
+            let view = changes.borrow_and_update().clone();
+            if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
+                return Err(refusal);
+            }
+            if Instant::now() >= deadline {
+                return Err(http::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("no order replica could take the request: {last_error}"),
+                ));
+            }
+            let Some(leader) = view.leader.clone() else {
+                tracker.poll_now();
+                let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
                 continue;
             };
-            match call(leader.url.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(CallError::Status { status, message }) if status != 503 => {
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                    return Err(http::error(status, &message));
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "leader {} failed ({e}); selecting again and retrying",
-                        leader.id
-                    );
-                    last_error = e.to_string();
-                    if tracker.reselect(Some(leader.generation)).await.is_none() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+            let attempt = call(leader.url.clone());
+            tokio::pin!(attempt);
+            let answer = loop {
+                tokio::select! {
+                    answer = &mut attempt => break Some(answer),
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            continue;
+                        }
+                        let view = changes.borrow_and_update().clone();
+                        if view.leader.as_ref().is_some_and(|l| *l != leader) {
+                            tracing::info!(
+                                "order replica {} leads now; retrying the request there",
+                                view.leader.as_ref().map_or(0, |l| l.id)
+                            );
+                            break None;
+                        }
+                        if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
+                            return Err(refusal);
+                        }
                     }
+                    _ = tokio::time::sleep_until(fail_fast_at.into()), if Instant::now() < fail_fast_at => {
+                        if let Some(refusal) = self.no_majority(&tracker.view(), fail_fast_at) {
+                            return Err(refusal);
+                        }
+                    }
+                }
+            };
+            match answer {
+                None => continue,
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(CallError::Status { status, message })) => match status {
+                    421 | 503 => {
+                        tracing::debug!("replica {}: {message}", leader.id);
+                        last_error = message;
+                        tracker.poll_now();
+                        let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+                    }
+                    // The replica is fine; the catalog is not. Only the client's retry (with
+                    // the same key) can help, so say so rather than wait.
+                    502 => {
+                        return Err(http::error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &format!(
+                                "{message}; the order is not placed yet: retry with the same Idempotency-Key"
+                            ),
+                        ))
+                    }
+                    _ => {
+                        let status =
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                        return Err(http::error(status, &message));
+                    }
+                },
+                Some(Err(e)) => {
+                    tracing::warn!("order replica {} failed ({e}); looking for the leader", leader.id);
+                    last_error = format!("replica {}: {e}", leader.id);
+                    tracker.poll_now();
+                    let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
                 }
             }
         }
-        Err(http::error(
+    }
+
+    /// The 503 for a request that has waited [`timeouts::NO_QUORUM_FAIL`] while fewer than a
+    /// majority of replicas answer.
+    fn no_majority(&self, view: &leader::View, fail_fast_at: Instant) -> Option<Response> {
+        let tracker = &self.shared.leader;
+        let since = view.minority_since?;
+        let now = Instant::now();
+        if now < fail_fast_at && now.duration_since(since) < timeouts::NO_QUORUM_FAIL {
+            return None;
+        }
+        Some(http::error(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("no order replica reachable: {last_error}"),
+            &format!(
+                "only {} of {} order replicas answer; orders need {}",
+                view.answering,
+                tracker.replicas().len(),
+                tracker.majority()
+            ),
         ))
     }
 

@@ -95,7 +95,11 @@ async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
         batch.into_iter().map(|p| (p.order, p.reply)).unzip();
     let count = orders.len();
     let answer = client
-        .post::<_, Data<Vec<BuyOutcome>>>(url, &BuyBatch { orders })
+        .post_with_timeout::<_, Data<Vec<BuyOutcome>>>(
+            url,
+            &BuyBatch { orders },
+            crate::timeouts::CATALOG_CALL,
+        )
         .await;
     let outcomes: Vec<Result<Bought, BuyError>> = match answer {
         Ok(Data { data }) if data.len() == count => data

@@ -1,41 +1,53 @@
-//! The order service: one replica of the replicated order log.
+//! The order service: one replica of the replicated order log, on the openraft engine.
 //!
-//! The front end names a leader and a term. The leader takes an order by asking the catalog to
-//! buy (keyed, so a retry never buys twice), gives it the next number, writes it to its own file
-//! and to the followers', and answers once the order is durable on a majority (itself and one
-//! follower). See `docs/replication.md` for the protocol and why no acknowledged order is lost.
+//! The replicas elect a leader by votes and terms. Only the leader takes orders: it commits an
+//! intent, asks the catalog to buy (keyed, so a retry never buys twice), and commits the outcome,
+//! which numbers the order when it is applied. An order is acknowledged once its outcome is
+//! committed, that is durable on a majority. See `docs/replication.md`.
+//!
+//! Layout: [`types`] (commands and the engine's types), [`book`] (the state every replica derives),
+//! [`log_store`] and [`state_machine`] (the engine's storage), [`network`] (peer RPC),
+//! `placer` (the leader's order flow), `routes` (HTTP).
 
+pub mod book;
 mod buyer;
-pub mod log;
-mod replication;
+pub mod log_store;
+pub mod network;
+pub mod orders_file;
+mod placer;
 mod routes;
+pub mod state_machine;
+pub mod types;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use openraft::{BasicNode, ServerState};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, OwnedMutexGuard};
+use tokio::sync::Notify;
 
 use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::tasks::TaskGuard;
-use crate::wire::Role;
-use log::{LogFile, OrderLog};
+use crate::timeouts;
+use crate::wire::{ReplicaHealth, Role};
+use state_machine::OrderStore;
+use types::{NodeId, Raft};
 
 /// Name of replica `id`'s orders file.
 pub fn orders_file_name(id: u32) -> String {
-    format!("orders-{id}.csv")
+    orders_file::file_name(id)
 }
 
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
     pub id: u32,
     pub data_dir: PathBuf,
-    /// Every replica of the cluster; this one's own entry is ignored.
+    /// Every replica of the cluster, this one included.
     pub replicas: Vec<ReplicaAddr>,
     /// Base URL of the catalog.
     pub catalog: String,
@@ -51,98 +63,82 @@ pub struct Replica {
 
 struct Shared {
     id: u32,
-    peers: Vec<ReplicaAddr>,
-    client: PeerClient,
+    raft: Raft,
+    orders: OrderStore,
+    /// Every replica, for the bootstrap.
+    members: BTreeMap<NodeId, BasicNode>,
+    /// This replica's rank by id, 0 for the highest: it decides how soon it stands for election.
+    rank: usize,
     secret: Secret,
-    /// Buys in the catalog for the orders this replica places as leader.
     buyer: buyer::Buyer,
     /// The buyer's batching task, taken and spawned by [`Replica::run`].
     batcher: Mutex<Option<buyer::Batcher>>,
-    state: Mutex<State>,
-    /// The one writer of the orders file. Held while the file is written, and by anyone who
-    /// truncates the log, so a write never races a truncation.
-    file: Arc<tokio::sync::Mutex<LogFile>>,
-    /// Log length, published whenever the leader appends, to wake the replication tasks.
-    appended: watch::Sender<u64>,
-    /// Leader only: how many entries are durable on a majority.
-    committed: watch::Sender<u64>,
-    /// Idempotency keys of orders being placed right now, and a bell rung when one finishes.
-    in_flight: Mutex<HashSet<String>>,
-    in_flight_done: Notify,
-    /// Replication tasks of the current leadership; replaced or dropped when it ends.
-    leadership: Mutex<Option<TaskGuard>>,
-}
-
-struct State {
-    log: OrderLog,
-    role: Role,
-    leader_id: Option<u32>,
-    term: u64,
-    /// False until the replica has caught up with the leader after a start.
-    ready: bool,
-    /// Leader only: for each follower, how many entries it holds durably.
-    matched: std::collections::HashMap<u32, u64>,
+    /// Idempotency keys being placed by this replica right now, and a bell rung when one ends.
+    claims: Mutex<HashSet<String>>,
+    claim_done: Notify,
+    /// The term in which this replica, as leader, has applied everything earlier leaders
+    /// committed; until then it must not read the book to decide an order.
+    caught_up_term: AtomicU64,
 }
 
 impl Replica {
-    /// Opens replica `config.id`'s orders file, reading back every order in it.
-    pub fn open(config: &ReplicaConfig) -> Result<Self> {
-        if !config.replicas.iter().any(|r| r.id == config.id) {
+    /// Opens replica `config.id`'s log and state machine and starts its engine.
+    pub async fn open(config: &ReplicaConfig) -> Result<Self> {
+        let ids: Vec<u32> = config.replicas.iter().map(|r| r.id).collect();
+        if !ids.contains(&config.id) {
             return Err(Error::Usage(format!(
                 "replica {} is not among the cluster's replicas ({})",
                 config.id,
-                config
-                    .replicas
-                    .iter()
-                    .map(|r| r.id.to_string())
+                ids.iter()
+                    .map(u32::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
         }
-        let path = config.data_dir.join(orders_file_name(config.id));
-        let (log, file) = log::open(&path)?;
-        let len = log.len();
-        let term = log.last_term();
-        tracing::info!(
-            "replica {} read {} orders from {}",
-            config.id,
-            len,
-            path.display()
-        );
+        let log_path = config.data_dir.join(log_store::file_name(config.id));
+        refuse_a_lost_log(config, &log_path)?;
+        let log = log_store::LogStore::open(&log_path)?;
+        let (machine, orders) = state_machine::open(&config.data_dir, config.id)?;
+        let rank = ids.iter().filter(|&&other| other > config.id).count();
+        let raft_config = raft_config(rank)?;
         let client = PeerClient::for_services(&config.secret);
-        let (buyer, batcher) = buyer::buyer(&config.catalog, client.clone());
+        let raft = Raft::new(
+            NodeId::from(config.id),
+            Arc::new(raft_config),
+            network::Network::new(client.clone()),
+            log,
+            machine,
+        )
+        .await
+        .map_err(|e| Error::Cluster(format!("replica {} cannot start: {e}", config.id)))?;
+        tracing::info!(
+            "replica {} opened with {} orders",
+            config.id,
+            orders.read(|b| b.len())
+        );
+        let (buyer, batcher) = buyer::buyer(&config.catalog, client);
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
-                peers: config
+                raft,
+                orders,
+                members: config
                     .replicas
                     .iter()
-                    .filter(|r| r.id != config.id)
-                    .cloned()
+                    .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
                     .collect(),
-                client,
+                rank,
                 secret: config.secret.clone(),
                 buyer,
                 batcher: Mutex::new(Some(batcher)),
-                state: Mutex::new(State {
-                    log,
-                    role: Role::Follower,
-                    leader_id: None,
-                    term,
-                    ready: false,
-                    matched: Default::default(),
-                }),
-                file: Arc::new(tokio::sync::Mutex::new(file)),
-                appended: watch::Sender::new(len),
-                committed: watch::Sender::new(0),
-                in_flight: Mutex::new(HashSet::new()),
-                in_flight_done: Notify::new(),
-                leadership: Mutex::new(None),
+                claims: Mutex::new(HashSet::new()),
+                claim_done: Notify::new(),
+                caught_up_term: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Serves on `listener` until `shutdown`, catching up with the cluster first.
+    /// Serves on `listener` until `shutdown`, then stops the engine.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -158,122 +154,139 @@ impl Replica {
         {
             tasks.spawn(batcher.run());
         }
-        tasks.spawn(self.clone().catch_up_on_start());
+        tasks.spawn(self.clone().bootstrap());
+        tasks.spawn(self.clone().finish_intents());
         crate::http::serve(listener, self.clone(), shutdown).await;
-        self.shared
-            .leadership
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+        drop(tasks);
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!("the engine did not stop cleanly: {e}");
+        }
     }
 
     pub fn id(&self) -> u32 {
         self.shared.id
     }
 
-    /// The term this replica leads in, if it leads and has caught up.
-    fn leading_term(&self) -> Option<u64> {
-        let state = self.state();
-        (state.role == Role::Leader && state.ready).then_some(state.term)
-    }
-
-    /// Writes whatever the log holds that the file does not, with one fsync.
-    async fn persist(&self) -> Result<()> {
-        let file = self.shared.file.clone().lock_owned().await;
-        self.persist_holding(file).await
-    }
-
-    /// [`Self::persist`] for a caller that already holds the file.
-    ///
-    /// The write and the record that it was done run in a task of their own: the caller may be
-    /// cancelled (hyper drops a handler whose client disconnects, as a dying leader does), and a
-    /// write done but not recorded would be written a second time.
-    async fn persist_holding(&self, file: OwnedMutexGuard<LogFile>) -> Result<()> {
-        let replica = self.clone();
-        tokio::spawn(async move { replica.write_pending(file).await })
-            .await
-            .map_err(|e| Error::Cluster(format!("log writer stopped: {e}")))?
-    }
-
-    async fn write_pending(&self, mut file: OwnedMutexGuard<LogFile>) -> Result<()> {
-        let Some((job, len)) = self.state().log.pending_write() else {
-            return Ok(());
-        };
-        let (file, written) = tokio::task::spawn_blocking(move || {
-            let written = file.apply(&job);
-            (file, written)
-        })
-        .await
-        .map_err(|e| Error::Cluster(format!("log writer stopped: {e}")))?;
-        let mut state = self.state();
-        match written {
-            Ok(()) => {
-                state.log.mark_written(len);
-                drop(state);
-                drop(file);
-                self.advance_commit();
-                Ok(())
-            }
-            Err(e) => {
-                state.log.write_failed();
-                tracing::error!("cannot write {}: {e}", file.path().display());
-                Err(e)
-            }
-        }
-    }
-
-    /// Leader: raises the commit point to what is durable here and on at least one follower.
-    fn advance_commit(&self) {
-        let state = self.state();
-        if state.role != Role::Leader {
-            return;
-        }
-        let on_a_follower = state.matched.values().copied().max().unwrap_or(0);
-        let committed = state.log.written().min(on_a_follower);
-        self.shared.committed.send_if_modified(|c| {
-            if committed > *c {
-                *c = committed;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// Waits until order `number` is committed, for at most `timeout`.
-    async fn wait_committed(&self, number: u64, timeout: Duration) -> bool {
-        let mut committed = self.shared.committed.subscribe();
-        let reached = tokio::time::timeout(timeout, committed.wait_for(|&c| c > number))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        reached
-    }
-
-    /// Waits until no other request is placing an order with `key`, then claims it.
-    async fn claim_key(&self, key: &str) -> KeyClaim {
+    /// Makes the cluster exist: the first time a replica starts, it names every replica as a
+    /// member, which also makes it stand for election. The highest id does so at once and the
+    /// others later, each rank a step behind, so the highest id that is up leads first. The
+    /// same members on every replica make this safe from any of them.
+    async fn bootstrap(self) {
+        let raft = &self.shared.raft;
+        tokio::time::sleep(timeouts::ELECTION_STEP * 3 * self.shared.rank as u32).await;
         loop {
-            let done = self.shared.in_flight_done.notified();
+            match raft.is_initialized().await {
+                Ok(true) | Err(_) => return,
+                Ok(false) => {}
+            }
+            match raft.initialize(self.shared.members.clone()).await {
+                Ok(()) => {
+                    tracing::info!("replica {} started the cluster", self.id());
+                    return;
+                }
+                Err(e) => tracing::debug!("initialize: {e}"),
+            }
+            tokio::time::sleep(timeouts::ELECTION_STEP).await;
+        }
+    }
+
+    /// Health and role as the engine sees them; `len` counts the orders applied here, all of
+    /// which are committed, so durable on a majority.
+    pub fn health(&self) -> ReplicaHealth {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        let role = match metrics.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Stopped,
+        };
+        let (len, open_intents) = self
+            .shared
+            .orders
+            .read(|b| (b.len(), b.open_intent_count() as u64));
+        ReplicaHealth {
+            id: self.id(),
+            role,
+            leader_id: metrics.current_leader.and_then(|l| u32::try_from(l).ok()),
+            term: metrics.current_term,
+            ready: metrics.running_state.is_ok() && metrics.current_leader.is_some(),
+            len,
+            log_index: metrics.last_log_index,
+            applied_index: metrics.last_applied.map(|l| l.index),
+            open_intents,
+        }
+    }
+
+    /// Waits until no other request on this replica is placing an order with `key`, then
+    /// claims it.
+    async fn claim(&self, key: &str) -> KeyClaim {
+        loop {
+            let done = self.shared.claim_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            if self
-                .shared
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.to_string())
-            {
-                return KeyClaim {
-                    replica: self.clone(),
-                    key: key.to_string(),
-                };
+            if let Some(claim) = self.try_claim(key) {
+                return claim;
             }
             done.await;
         }
     }
+
+    fn try_claim(&self, key: &str) -> Option<KeyClaim> {
+        self.shared
+            .claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string())
+            .then(|| KeyClaim {
+                replica: self.clone(),
+                key: key.to_string(),
+            })
+    }
+
+    fn caught_up_in(&self, term: u64) -> bool {
+        self.shared.caught_up_term.load(Ordering::SeqCst) == term
+    }
+}
+
+/// A replica whose log file is gone but whose orders file holds orders has lost its log (or
+/// was made by a storectl from before the engine): rejoining empty would hide that. Refuse.
+fn refuse_a_lost_log(config: &ReplicaConfig, log_path: &std::path::Path) -> Result<()> {
+    let orders_path = config.data_dir.join(orders_file_name(config.id));
+    if log_path.exists() || !orders_path.exists() {
+        return Ok(());
+    }
+    let orders = orders_file::read_entries(&orders_path)?;
+    if orders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Cluster(format!(
+        "{} holds {} orders but {} is missing: this replica's log was lost or was written by an \
+         older storectl; start a new cluster in an empty state directory",
+        orders_path.display(),
+        orders.len(),
+        log_path.display()
+    )))
+}
+
+/// The engine's settings for the replica of rank `rank` (0 for the highest id).
+fn raft_config(rank: usize) -> Result<openraft::Config> {
+    let (election_min, election_max) = timeouts::election_timeout(rank);
+    openraft::Config {
+        cluster_name: "storectl".into(),
+        heartbeat_interval: timeouts::HEARTBEAT.as_millis() as u64,
+        election_timeout_min: election_min.as_millis() as u64,
+        election_timeout_max: election_max.as_millis() as u64,
+        install_snapshot_timeout: timeouts::INSTALL_SNAPSHOT.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+        max_in_snapshot_log_to_keep: 2_000,
+        // Chunks travel as JSON arrays of numbers, up to four bytes a byte: this keeps them far
+        // under the peer body limit.
+        snapshot_max_chunk_size: (crate::http::MAX_PEER_BODY_BYTES / 8) as u64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| Error::Cluster(format!("bad engine settings: {e}")))
 }
 
 /// An idempotency key being placed; released when dropped.
@@ -286,10 +299,10 @@ impl Drop for KeyClaim {
     fn drop(&mut self) {
         let shared = &self.replica.shared;
         shared
-            .in_flight
+            .claims
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.key);
-        shared.in_flight_done.notify_waiters();
+        shared.claim_done.notify_waiters();
     }
 }

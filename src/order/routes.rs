@@ -1,19 +1,18 @@
-//! The order replica's HTTP routes: orders for the front end, and the peer protocol.
+//! The order replica's HTTP routes: orders for the front end, and the engine's peer RPC.
+//!
+//! Replies to the front end say who should answer instead: 421 names the leader when this
+//! replica does not lead (or, for an order query, does not hold the order), 502 means the
+//! catalog failed (not this replica), 503 means the log cannot commit right now.
 
-use std::time::Duration;
-
+use serde::de::DeserializeOwned;
 use warp::http::{Method, StatusCode};
 
-use super::buyer::BuyError;
-use super::replication::AppendOutcome;
+use super::placer::PlaceError;
+use super::types::{Settled, TypeConfig};
 use super::Replica;
 use crate::http::{self, Request, Response};
-use crate::wire::{
-    Entry, LeaderAnnouncement, OrderCreated, OrderInfo, PlaceOrder, Replicate, SyncRequest,
-};
-
-/// How long an order waits to be durable on a majority before the leader gives up with 503.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::timeouts;
+use crate::wire::{OrderCreated, OrderInfo, PlaceOrder};
 
 impl http::Handler for Replica {
     const MAX_BODY: usize = http::MAX_PEER_BODY_BYTES;
@@ -30,13 +29,16 @@ impl http::Handler for Replica {
                     order.check().map_err(http::ApiError::bad_request)?;
                     Ok(order)
                 }) {
-                    // Once the catalog has sold, the order must reach the log even if the front end
-                    // stops waiting (its client went away): else stock is gone with no order for it.
+                    // Once an intent is committed, the order must be settled even if the front
+                    // end stops waiting (its client went away), so it runs on its own task.
                     Ok(order) => {
                         let replica = self.clone();
-                        run_to_end(async move { replica.place(order).await })
-                            .await
-                            .unwrap_or_else(|e| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e))
+                        match tokio::spawn(async move { replica.place(order).await }).await {
+                            Ok(result) => self.placed(result),
+                            Err(e) => {
+                                http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+                            }
+                        }
                     }
                     Err(e) => e.into(),
                 }
@@ -44,48 +46,25 @@ impl http::Handler for Replica {
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => self.order(number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
-            (["internal", "leader"], &Method::POST) => {
-                match http::parse_json::<LeaderAnnouncement>(&request) {
-                    // Taking over leadership must finish even if the front end stops waiting.
-                    Ok(a) => {
-                        let replica = self.clone();
-                        match run_to_end(async move { replica.announced(a).await })
-                            .await
-                            .and_then(|r| r)
-                        {
-                            Ok(()) => http::data(self.health()),
-                            Err(e) => http::error(StatusCode::CONFLICT, &e),
-                        }
-                    }
-                    Err(e) => e.into(),
-                }
+            (["internal", "raft", "append"], &Method::POST) => {
+                let raft = self.shared.raft.clone();
+                rpc(&request, |r| async move { raft.append_entries(r).await }).await
             }
-            (["internal", "replicate"], &Method::POST) => {
-                match http::parse_json::<Replicate>(&request) {
-                    Ok(r) => match self.apply_replicate(r).await {
-                        Ok(AppendOutcome::Applied(reply)) => http::data(reply),
-                        Ok(AppendOutcome::StaleTerm(term)) => http::error(
-                            StatusCode::CONFLICT,
-                            &format!("stale leader: this replica is in term {term}"),
-                        ),
-                        Err(e) => http::error(StatusCode::BAD_REQUEST, &e),
+            (["internal", "raft", "vote"], &Method::POST) => {
+                let raft = self.shared.raft.clone();
+                rpc(&request, |r| async move { raft.vote(r).await }).await
+            }
+            (["internal", "raft", "snapshot"], &Method::POST) => {
+                let raft = self.shared.raft.clone();
+                rpc(
+                    &request,
+                    |r: openraft::raft::InstallSnapshotRequest<TypeConfig>| async move {
+                        raft.install_snapshot(r).await
                     },
-                    Err(e) => e.into(),
-                }
+                )
+                .await
             }
-            (["internal", "sync"], &Method::POST) => {
-                match http::parse_json::<SyncRequest>(&request) {
-                    Ok(r) => match self.sync_reply(&r) {
-                        Some(reply) => http::data(reply),
-                        None => http::error(
-                            StatusCode::CONFLICT,
-                            "the logs share no position in the tail sent",
-                        ),
-                    },
-                    Err(e) => e.into(),
-                }
-            }
-            (["internal", "leader" | "replicate" | "sync"], m) => {
+            (["internal", "raft", "append" | "vote" | "snapshot"], m) => {
                 http::method_not_allowed(m, "POST")
             }
             _ => http::not_found(&request.path),
@@ -93,64 +72,52 @@ impl http::Handler for Replica {
     }
 }
 
+/// Runs one engine RPC: the body is the engine's request, the reply its `Ok`/`Err` result.
+async fn rpc<Req, Resp, F, Fut>(request: &Request, call: F) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: serde::Serialize,
+    F: FnOnce(Req) -> Fut,
+    Fut: std::future::Future<Output = Resp>,
+{
+    match http::parse_json::<Req>(request) {
+        Ok(rpc) => http::json(StatusCode::OK, &call(rpc).await),
+        Err(e) => e.into(),
+    }
+}
+
 impl Replica {
-    /// Leader: buys in the catalog, appends, replicates, answers once a majority has it.
-    async fn place(&self, order: PlaceOrder) -> Response {
-        let Some(term) = self.leading_term() else {
-            return not_leader(self.id());
-        };
-        let _claim = self.claim_key(&order.key).await;
-        let known = self.state().log.number_of(&order.key);
-        if let Some(number) = known {
-            return self.answer_when_committed(number).await;
-        }
-        let bought = match self.shared.buyer.buy(order.clone()).await {
-            Ok(bought) => bought,
-            Err(BuyError::Refused { status, message }) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
-                return http::error(status, &message);
-            }
-            Err(BuyError::Unavailable(message)) => {
-                return http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
-            }
-        };
-        crate::fault::point(crate::fault::AFTER_BUY);
-        let number = {
-            let mut state = self.state();
-            if state.term != term || state.role != crate::wire::Role::Leader {
-                return not_leader(self.id());
-            }
-            let number = state.log.len();
-            state.log.append(Entry {
-                number,
-                name: bought.name,
-                quantity: bought.quantity,
-                term,
-                key: order.key.clone(),
-            });
-            number
-        };
-        self.shared.appended.send_replace(number + 1);
-        if let Err(e) = self.persist().await {
-            return http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-        }
-        self.answer_when_committed(number).await
-    }
-
-    async fn answer_when_committed(&self, number: u64) -> Response {
-        if self.wait_committed(number, COMMIT_TIMEOUT).await {
-            http::data(OrderCreated {
+    fn placed(&self, result: Result<Settled, PlaceError>) -> Response {
+        match result {
+            Ok(Settled::Placed { number }) => http::data(OrderCreated {
                 order_number: number,
-            })
-        } else {
-            http::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("order {number} is not yet on a second replica; no follower answers"),
-            )
+            }),
+            Ok(Settled::Refused(refusal)) => http::error(
+                StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::CONFLICT),
+                &refusal.message,
+            ),
+            Err(PlaceError::NotLeader { leader }) => self.not_leader(leader),
+            Err(PlaceError::Catalog(message)) => http::error(StatusCode::BAD_GATEWAY, &message),
+            Err(PlaceError::NoQuorum(message) | PlaceError::Unavailable(message)) => {
+                http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
+            }
         }
     }
 
-    /// An order by number: a leader shows only committed orders, a follower what it holds.
+    fn not_leader(&self, leader: Option<u64>) -> Response {
+        let message = match leader {
+            Some(leader) => format!(
+                "replica {} is not the leader; replica {leader} leads",
+                self.id()
+            ),
+            None => format!("replica {} is not the leader and knows of none", self.id()),
+        };
+        http::error(StatusCode::MISDIRECTED_REQUEST, &message)
+    }
+
+    /// An order by number, from the orders applied here. A follower that lacks it says so
+    /// with 421 (another replica may hold it); the leader first makes sure it is not behind,
+    /// and only then answers 404.
     async fn order(&self, segment: &str) -> Response {
         let Ok(number) = segment.parse::<u64>() else {
             return http::error(
@@ -158,39 +125,35 @@ impl Replica {
                 &format!("order number must be a non-negative integer, not '{segment}'"),
             );
         };
-        let (exists, leading) = {
-            let state = self.state();
-            (
-                number < state.log.len(),
-                state.role == crate::wire::Role::Leader,
-            )
+        let lookup = || {
+            self.shared.orders.read(|b| {
+                b.order(number).map(|e| OrderInfo {
+                    number: e.number,
+                    name: e.name.clone(),
+                    quantity: e.quantity,
+                })
+            })
         };
-        if !exists || (leading && !self.wait_committed(number, COMMIT_TIMEOUT).await) {
-            return http::error(StatusCode::NOT_FOUND, &format!("no order number {number}"));
+        if let Some(info) = lookup() {
+            return http::data(info);
         }
-        match self.state().log.get(number) {
-            Some(entry) => http::data(OrderInfo {
-                number: entry.number,
-                name: entry.name.clone(),
-                quantity: entry.quantity,
-            }),
-            None => http::error(StatusCode::NOT_FOUND, &format!("no order number {number}")),
+        let raft = &self.shared.raft;
+        match tokio::time::timeout(timeouts::COMMIT, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => match lookup() {
+                Some(info) => http::data(info),
+                None => http::error(StatusCode::NOT_FOUND, &format!("no order number {number}")),
+            },
+            Ok(Err(e)) => match e.forward_to_leader() {
+                Some(forward) => self.not_leader(forward.leader_id),
+                None => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
+            Err(_) => http::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "replica {} cannot tell whether order {number} exists: no majority answers",
+                    self.id()
+                ),
+            ),
         }
     }
-}
-
-/// Runs `work` on a task of its own, so that it completes even when the request is cancelled.
-async fn run_to_end<T: Send + 'static>(
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T, String> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| format!("stopped: {e}"))
-}
-
-fn not_leader(id: u32) -> Response {
-    http::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &format!("replica {id} is not the leader"),
-    )
 }

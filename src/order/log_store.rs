@@ -1,0 +1,417 @@
+//! The engine's log on disk: entries, vote and committed index in one append-only file,
+//! `raft-N.log`, with group commit.
+//!
+//! Each line is a record, `CRC32 JSON`. One writer thread takes every record queued since its
+//! last fsync, writes them, fsyncs once and only then tells the engine they are durable (the
+//! engine's flush callback): that is where many appends share one fsync. A vote is durable
+//! before [`RaftLogStorage::save_vote`] returns, and so is a truncation. The committed index
+//! rides along with the next fsync: losing it only means re-learning it from the leader.
+//!
+//! On open, the records are replayed. A last line that is incomplete or fails its checksum is a
+//! write a crash cut short: it was never acknowledged, so it is cut off. Any other bad line
+//! stops the replica with the file and line named. When purged records outweigh the live ones,
+//! the file is rewritten whole (atomically) by the same writer, so order is never lost.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use super::types::{LogEntry, LogId, StorageError, TypeConfig, Vote};
+use crate::error::{Error, Result};
+
+/// Name of replica `id`'s log file.
+pub fn file_name(id: u32) -> String {
+    format!("raft-{id}.log")
+}
+
+/// One line of the log file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Record {
+    Entry(LogEntry),
+    Vote(Vote),
+    Committed(Option<LogId>),
+    /// Every entry from this index on is gone.
+    Truncate(u64),
+    /// Every entry up to this one (inclusive) is in a snapshot and gone from the log.
+    Purge(LogId),
+}
+
+impl Record {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        // Entries, votes and log ids are plain data: they always serialise.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let crc = crc32fast::hash(&json);
+        out.extend_from_slice(format!("{crc:08x} ").as_bytes());
+        out.extend_from_slice(&json);
+        out.push(b'\n');
+    }
+
+    fn decode(line: &[u8]) -> std::result::Result<Record, String> {
+        let (crc, json) = line
+            .split_first_chunk::<9>()
+            .ok_or_else(|| "line too short for a record".to_string())?;
+        let crc = std::str::from_utf8(&crc[..8])
+            .ok()
+            .and_then(|c| u32::from_str_radix(c, 16).ok())
+            .ok_or_else(|| "no checksum at the start of the line".to_string())?;
+        if crc32fast::hash(json) != crc {
+            return Err("checksum does not match".into());
+        }
+        serde_json::from_slice(json).map_err(|e| format!("not a log record: {e}"))
+    }
+}
+
+/// What the log holds, in memory; the file holds the same.
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<u64, LogEntry>,
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+    last_purged: Option<LogId>,
+    /// Records in the file, to tell when a rewrite would shrink it.
+    records: u64,
+}
+
+impl State {
+    fn replay(&mut self, record: Record) {
+        match record {
+            Record::Entry(entry) => {
+                self.entries.insert(entry.log_id.index, entry);
+            }
+            Record::Vote(vote) => self.vote = Some(vote),
+            Record::Committed(committed) => self.committed = committed,
+            Record::Truncate(from) => {
+                self.entries.split_off(&from);
+            }
+            Record::Purge(upto) => self.purge(upto),
+        }
+        self.records += 1;
+    }
+
+    fn purge(&mut self, upto: LogId) {
+        self.entries = self.entries.split_off(&(upto.index + 1));
+        if self.last_purged.is_none_or(|p| p.index < upto.index) {
+            self.last_purged = Some(upto);
+        }
+    }
+
+    /// The whole state as a fresh file's contents.
+    fn encode_all(&self) -> (Vec<u8>, u64) {
+        let mut bytes = Vec::new();
+        let mut records = 0;
+        let mut put = |r: Record| {
+            r.encode_into(&mut bytes);
+            records += 1;
+        };
+        if let Some(vote) = self.vote {
+            put(Record::Vote(vote));
+        }
+        if let Some(purged) = self.last_purged {
+            put(Record::Purge(purged));
+        }
+        put(Record::Committed(self.committed));
+        for entry in self.entries.values() {
+            put(Record::Entry(entry.clone()));
+        }
+        (bytes, records)
+    }
+}
+
+/// Who waits for a write to be durable.
+enum Done {
+    Nobody,
+    Engine(LogFlushed<TypeConfig>),
+    Caller(tokio::sync::oneshot::Sender<io::Result<()>>),
+}
+
+enum Job {
+    Append(Vec<u8>, Done),
+    /// Replace the whole file with these bytes.
+    Rewrite(Vec<u8>, Done),
+}
+
+/// A cheap-to-clone handle to the log; clones share it (the engine's reader is one).
+#[derive(Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log at `path`, replaying it, and starts its writer.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut state = State::default();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let whole = replay(&bytes, path, &mut state)?;
+                crate::storage::drop_torn_tail(path, whole, bytes.len())?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::storage::write_atomic(path, b"")?;
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        let file = open_append(path)?;
+        let (tx, rx) = mpsc::channel();
+        let writer_path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || write_jobs(writer_path, file, rx))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(LogStore {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                jobs: Mutex::new(tx),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job` behind every earlier one. Called with the state locked, so the file sees
+    /// records in the order the state changed.
+    fn queue(&self, job: Job) -> std::result::Result<(), WriterStopped> {
+        self.shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| WriterStopped)
+    }
+
+    /// Queues `record` and waits until it is durable.
+    async fn write_durably(
+        &self,
+        record: Record,
+        apply: impl FnOnce(&mut State),
+    ) -> std::result::Result<(), StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.state();
+            apply(&mut state);
+            let mut bytes = Vec::new();
+            record.encode_into(&mut bytes);
+            state.records += 1;
+            self.queue(Job::Append(bytes, Done::Caller(tx)))?;
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(write_error(e)),
+            Err(_) => Err(write_error("the log writer has stopped")),
+        }
+    }
+}
+
+/// The writer thread is gone, so nothing more can be made durable.
+struct WriterStopped;
+
+impl From<WriterStopped> for StorageError {
+    fn from(_: WriterStopped) -> Self {
+        write_error("the log writer has stopped")
+    }
+}
+
+fn write_error(e: impl ToString) -> StorageError {
+    StorageIOError::write_logs(AnyError::error(e)).into()
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Replays the records of a log file; returns how many bytes of it are whole, good lines.
+fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
+    let mut offset = 0;
+    let mut line_number = 0;
+    while offset < bytes.len() {
+        line_number += 1;
+        let Some(end) = bytes[offset..].iter().position(|&b| b == b'\n') else {
+            break; // an incomplete last line
+        };
+        let line = &bytes[offset..offset + end];
+        match Record::decode(line) {
+            Ok(record) => state.replay(record),
+            Err(_) if offset + end + 1 == bytes.len() => break, // a torn last line
+            Err(message) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    line: line_number,
+                    message,
+                })
+            }
+        }
+        offset += end + 1;
+    }
+    Ok(offset)
+}
+
+/// The writer thread: group commit. Takes every job queued, writes them, fsyncs once, and tells
+/// each waiter. After a failed write the file's state is unknown, so every later write fails.
+fn write_jobs(path: PathBuf, mut file: File, jobs: mpsc::Receiver<Job>) {
+    let mut broken: Option<String> = None;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while let Ok(next) = jobs.try_recv() {
+            batch.push(next);
+        }
+        if broken.is_none() {
+            if let Err(e) = write_batch(&path, &mut file, &batch) {
+                tracing::error!("cannot write {}: {e}; this replica stops", path.display());
+                broken = Some(format!("{}: {e}", path.display()));
+            }
+        }
+        for job in batch {
+            let done = match job {
+                Job::Append(_, done) | Job::Rewrite(_, done) => done,
+            };
+            let result = match &broken {
+                None => Ok(()),
+                Some(e) => Err(io::Error::other(e.clone())),
+            };
+            match done {
+                Done::Nobody => {}
+                Done::Engine(callback) => callback.log_io_completed(result),
+                Done::Caller(tx) => {
+                    let _ = tx.send(result);
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(path: &Path, file: &mut File, batch: &[Job]) -> io::Result<()> {
+    for job in batch {
+        match job {
+            Job::Append(bytes, _) => file.write_all(bytes)?,
+            Job::Rewrite(bytes, _) => {
+                crate::storage::write_atomic(path, bytes).map_err(io::Error::other)?;
+                *file = OpenOptions::new().append(true).open(path)?;
+            }
+        }
+    }
+    crate::fault::slow_disk();
+    file.sync_data()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> std::result::Result<Vec<LogEntry>, StorageError> {
+        Ok(self
+            .state()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> std::result::Result<LogState<TypeConfig>, StorageError> {
+        let state = self.state();
+        let last = state
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(state.last_purged);
+        Ok(LogState {
+            last_purged_log_id: state.last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> std::result::Result<(), StorageError> {
+        let vote = *vote;
+        self.write_durably(Record::Vote(vote), |s| s.vote = Some(vote))
+            .await
+    }
+
+    async fn read_vote(&mut self) -> std::result::Result<Option<Vote>, StorageError> {
+        Ok(self.state().vote)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId>,
+    ) -> std::result::Result<(), StorageError> {
+        let mut state = self.state();
+        state.committed = committed;
+        state.records += 1;
+        let mut bytes = Vec::new();
+        Record::Committed(committed).encode_into(&mut bytes);
+        Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
+    }
+
+    async fn read_committed(&mut self) -> std::result::Result<Option<LogId>, StorageError> {
+        Ok(self.state().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> std::result::Result<(), StorageError>
+    where
+        I: IntoIterator<Item = LogEntry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut state = self.state();
+        let mut bytes = Vec::new();
+        for entry in entries {
+            Record::Entry(entry.clone()).encode_into(&mut bytes);
+            state.records += 1;
+            state.entries.insert(entry.log_id.index, entry);
+        }
+        Ok(self.queue(Job::Append(bytes, Done::Engine(callback)))?)
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> std::result::Result<(), StorageError> {
+        let from = log_id.index;
+        self.write_durably(Record::Truncate(from), |s| {
+            s.entries.split_off(&from);
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> std::result::Result<(), StorageError> {
+        let mut state = self.state();
+        state.purge(log_id);
+        let live = state.entries.len() as u64;
+        if state.records > 2 * live + 10_000 {
+            let (bytes, records) = state.encode_all();
+            state.records = records;
+            Ok(self.queue(Job::Rewrite(bytes, Done::Nobody))?)
+        } else {
+            let mut bytes = Vec::new();
+            Record::Purge(log_id).encode_into(&mut bytes);
+            state.records += 1;
+            Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
+        }
+    }
+}

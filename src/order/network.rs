@@ -1,0 +1,116 @@
+//! The engine's peer RPC over HTTP: append-entries, vote and snapshot chunks, each a POST to
+//! `/internal/raft/...` on the target replica with the cluster's secret.
+//!
+//! The reply body is the engine's own result, `{"Ok": …}` or `{"Err": …}`, so the caller's
+//! engine sees exactly what the target's engine said. A peer that cannot be reached is reported
+//! as unreachable, which makes the engine back off instead of retrying at once.
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{NodeId, TypeConfig};
+use crate::peer::{CallError, PeerClient};
+
+/// Paths of the peer RPC endpoints.
+pub const APPEND_PATH: &str = "/internal/raft/append";
+pub const VOTE_PATH: &str = "/internal/raft/vote";
+pub const SNAPSHOT_PATH: &str = "/internal/raft/snapshot";
+
+/// Makes one [`PeerLink`] per target replica; they share the process's connection pool.
+#[derive(Clone)]
+pub struct Network {
+    client: PeerClient,
+}
+
+impl Network {
+    pub fn new(client: PeerClient) -> Self {
+        Network { client }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerLink;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        PeerLink {
+            client: self.client.clone(),
+            target,
+            base_url: crate::config::base_url(&node.addr),
+        }
+    }
+}
+
+/// The RPC connection to one replica.
+pub struct PeerLink {
+    client: PeerClient,
+    target: NodeId,
+    base_url: String,
+}
+
+impl PeerLink {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let url = format!("{}{path}", self.base_url);
+        let reply = self
+            .client
+            .post_with_timeout::<_, Result<Resp, RaftError<NodeId, E>>>(
+                &url,
+                request,
+                option.hard_ttl(),
+            )
+            .await;
+        match reply {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            Err(e @ CallError::Unreachable(_)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerLink {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(APPEND_PATH, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(SNAPSHOT_PATH, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(VOTE_PATH, &rpc, &option).await
+    }
+}

@@ -1,0 +1,164 @@
+//! The leader's order flow: catch up, commit an intent, buy in the catalog, commit the outcome.
+//! And the leader's sweep that finishes intents an earlier leader (or a client that went
+//! away) left without an outcome.
+
+use std::sync::atomic::Ordering;
+
+use openraft::error::{ForwardToLeader, RaftError};
+use openraft::{BasicNode, ServerState, TryAsRef};
+
+use super::buyer::BuyError;
+use super::types::{Applied, BuyResult, Command, NodeId, Refusal, Settled};
+use super::Replica;
+use crate::timeouts;
+use crate::wire::{PlaceOrder, MAX_BUY_BATCH};
+
+/// Why the leader did not settle an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceError {
+    /// This replica does not lead; `leader` is the one it knows of.
+    NotLeader { leader: Option<NodeId> },
+    /// The leader cannot reach a majority, so it cannot commit.
+    NoQuorum(String),
+    /// The catalog did not answer the buy. The intent stays open and is finished later.
+    Catalog(String),
+    /// The log did not commit in time.
+    Unavailable(String),
+}
+
+impl Replica {
+    /// Places `order` as leader, or gives the settlement its key already has.
+    pub(super) async fn place(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
+        self.lead().await?;
+        let _claim = self.claim(&order.key).await;
+        if let Some(settled) = self.shared.orders.read(|b| b.settled(&order.key)) {
+            return Ok(settled);
+        }
+        let intent = Command::Intent {
+            key: order.key.clone(),
+            name: order.name.clone(),
+            quantity: order.quantity,
+        };
+        if let Some(settled) = self.write(intent).await?.settled {
+            return Ok(settled);
+        }
+        crate::fault::point(crate::fault::AFTER_INTENT);
+        self.settle(order).await
+    }
+
+    /// Buys for an order whose intent is committed, and commits the outcome.
+    async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
+        let key = order.key.clone();
+        let result = match self.shared.buyer.buy(order).await {
+            Ok(bought) => BuyResult::Bought(bought),
+            Err(BuyError::Refused { status, message }) => BuyResult::Refused(Refusal {
+                code: status,
+                message,
+            }),
+            Err(BuyError::Unavailable(message)) => return Err(PlaceError::Catalog(message)),
+        };
+        crate::fault::point(crate::fault::AFTER_BUY);
+        self.write(Command::Outcome { key, result })
+            .await?
+            .settled
+            .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))
+    }
+
+    /// Commits `command` through the engine and returns what applying it gave.
+    async fn write(&self, command: Command) -> Result<Applied, PlaceError> {
+        let written = self
+            .bounded("commit", self.shared.raft.client_write(command))
+            .await?;
+        Ok(written.data)
+    }
+
+    /// Succeeds when this replica leads, hears from a majority, and has applied everything
+    /// earlier leaders committed (so its book can decide an order).
+    pub(super) async fn lead(&self) -> Result<(), PlaceError> {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return Err(PlaceError::NotLeader {
+                leader: metrics.current_leader,
+            });
+        }
+        // Unknown right after an election; the commit timeout bounds that case.
+        if let Some(silent) = metrics.millis_since_quorum_ack {
+            if silent > timeouts::QUORUM_LOST.as_millis() as u64 {
+                return Err(PlaceError::NoQuorum(format!(
+                    "replica {} leads but has not heard from a majority of replicas for \
+                     {silent} ms; orders need two of three",
+                    self.id()
+                )));
+            }
+        }
+        let term = metrics.current_term;
+        if !self.caught_up_in(term) {
+            self.bounded("confirm it leads", self.shared.raft.ensure_linearizable())
+                .await?;
+            self.shared.caught_up_term.store(term, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Runs an engine call for at most [`timeouts::COMMIT`], turning its errors into the
+    /// replica's: a redirect to the leader, or unavailable.
+    async fn bounded<T, E>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, RaftError<NodeId, E>>>,
+    ) -> Result<T, PlaceError>
+    where
+        E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, BasicNode>>,
+    {
+        match tokio::time::timeout(timeouts::COMMIT, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => match e.forward_to_leader::<BasicNode>() {
+                Some(forward) => Err(PlaceError::NotLeader {
+                    leader: forward.leader_id,
+                }),
+                None => Err(PlaceError::Unavailable(format!(
+                    "replica {} cannot {what}: {e}",
+                    self.id()
+                ))),
+            },
+            Err(_) => Err(PlaceError::Unavailable(format!(
+                "replica {} could not {what} within {} ms; is a majority of replicas reachable?",
+                self.id(),
+                timeouts::COMMIT.as_millis()
+            ))),
+        }
+    }
+
+    /// While this replica leads: every [`timeouts::FINISH_INTERVAL`], finishes the intents
+    /// that have no outcome and that no request here is placing.
+    pub(super) async fn finish_intents(self) {
+        let mut ticker = tokio::time::interval(timeouts::FINISH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if self.lead().await.is_err() {
+                continue;
+            }
+            let open = self.shared.orders.read(|b| b.open_intents(MAX_BUY_BATCH));
+            let replica = &self;
+            let work = open.into_iter().filter_map(|(key, intent)| {
+                let claim = replica.try_claim(&key)?;
+                let order = PlaceOrder {
+                    key,
+                    name: intent.name,
+                    quantity: intent.quantity,
+                };
+                Some(async move {
+                    let key = order.key.clone();
+                    let result = replica.settle(order).await;
+                    drop(claim);
+                    match result {
+                        Ok(settled) => tracing::info!("finished the open order {key}: {settled:?}"),
+                        Err(e) => tracing::debug!("open order {key} still open: {e:?}"),
+                    }
+                })
+            });
+            futures_util::future::join_all(work).await;
+        }
+    }
+}

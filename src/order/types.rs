@@ -1,0 +1,78 @@
+//! What the replicas agree on: the commands in the replicated log and the engine's type set.
+//!
+//! An order takes two commands. An [`Command::Intent`] is committed before the leader asks the
+//! catalog to buy, and an [`Command::Outcome`] after: a leader that dies between the two leaves an
+//! intent without an outcome, which the next leader finishes (the catalog's buy is keyed, so it
+//! is never taken twice). So no stock is taken for an order that does not end up in the log.
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::Bought;
+
+/// A replica's id in the engine; the same number as `order-N`.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The type set of the order log.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type LogEntry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+
+/// One command of the replicated log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    /// The leader is about to buy for the order with this key.
+    Intent {
+        key: String,
+        name: String,
+        quantity: u64,
+    },
+    /// What the catalog said for the order with this key. The first outcome of a key wins; a
+    /// bought one takes the next order number when it is applied.
+    Outcome { key: String, result: BuyResult },
+}
+
+/// The catalog's answer to a keyed buy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BuyResult {
+    Bought(Bought),
+    Refused(Refusal),
+}
+
+/// Why the catalog refused an order: unknown product (404) or not enough stock (409).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub message: String,
+}
+
+/// How the order with a key ended, for good.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Settled {
+    Placed { number: u64 },
+    Refused(Refusal),
+}
+
+/// What applying a command gave: the key's settlement once it has one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Applied {
+    pub settled: Option<Settled>,
+}

@@ -1,0 +1,155 @@
+//! Every timeout of the cluster in one table, with the orderings they must satisfy.
+//!
+//! The rule behind the orderings: a caller always waits longer than the callee it waits for, so
+//! a slow callee answers (with its own, precise error) before its caller gives up on it and
+//! blames the wrong service. [`check`] proves the orderings at start.
+//!
+//! | who waits | for what | how long |
+//! |---|---|---|
+//! | leader | sends a heartbeat every | [`HEARTBEAT`] |
+//! | follower | a heartbeat, before standing for election | the engine's lease (the window's top) plus [`election_timeout`]: 250–350 ms for the highest id, 200 ms more per rank below; so 600–700 ms, 1.0–1.1 s, 1.4–1.5 s |
+//! | leader | a majority's answer, before it refuses new orders | [`QUORUM_LOST`] |
+//! | leader | one write to commit | [`COMMIT`] |
+//! | leader | the catalog's buy | [`CATALOG_CALL`] |
+//! | leader | a whole order (catch-up, intent, buy, outcome) | [`LEADER_ORDER`] |
+//! | front end | the leader's answer to one order | [`FRONTEND_ORDER_CALL`] |
+//! | front end | each replica's health | [`HEALTH_CALL`], polled every [`HEALTH_POLL`] |
+//! | front end | a majority to answer, before an order fails fast | [`NO_QUORUM_FAIL`] |
+//! | front end | any leader, retrying with the same key | `--failover-timeout` (default [`FAILOVER`]) |
+
+use std::time::Duration;
+
+/// How often the leader tells followers it is alive.
+pub const HEARTBEAT: Duration = Duration::from_millis(50);
+/// Election timeout of the highest-id replica: it stands first, so it leads when it can.
+pub const ELECTION_BASE: Duration = Duration::from_millis(250);
+/// Each lower rank waits this much longer, so it stands only when every higher one could not.
+pub const ELECTION_STEP: Duration = Duration::from_millis(200);
+/// Width of each rank's random window, so two candidates rarely split a vote.
+pub const ELECTION_SPREAD: Duration = Duration::from_millis(100);
+/// A leader that has not heard from a majority for this long refuses new orders at once
+/// rather than let them wait.
+pub const QUORUM_LOST: Duration = Duration::from_millis(1000);
+/// The leader's wait for one write (an intent or an outcome) to commit on a majority.
+pub const COMMIT: Duration = Duration::from_secs(2);
+/// The leader's wait for the catalog to answer a buy.
+pub const CATALOG_CALL: Duration = Duration::from_secs(2);
+/// The longest the leader spends on one order: catching up (a commit), the intent (a
+/// commit), the buy, the outcome (a commit).
+pub const LEADER_ORDER: Duration = Duration::from_secs(2 * 3 + 2);
+/// The front end's wait for the leader's answer to one order.
+pub const FRONTEND_ORDER_CALL: Duration = Duration::from_secs(9);
+/// How often the front end asks every replica who leads.
+pub const HEALTH_POLL: Duration = Duration::from_millis(200);
+/// The front end's wait for one replica's health.
+pub const HEALTH_CALL: Duration = Duration::from_millis(300);
+/// With fewer than two replicas answering for this long, an order fails with 503.
+pub const NO_QUORUM_FAIL: Duration = Duration::from_secs(2);
+/// The front end's default budget for one order or order query, across leader changes.
+pub const FAILOVER: Duration = Duration::from_secs(10);
+/// How often a leader looks for intents without an outcome and finishes them.
+pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
+/// A first-chunk snapshot transfer may take this long before the engine retries it.
+pub const INSTALL_SNAPSHOT: Duration = Duration::from_secs(2);
+
+/// The election timeout window of the replica ranked `rank` (0 for the highest id).
+pub fn election_timeout(rank: usize) -> (Duration, Duration) {
+    let min = ELECTION_BASE + ELECTION_STEP * rank as u32;
+    (min, min + ELECTION_SPREAD)
+}
+
+/// Checks the orderings of the table for a cluster of `replicas` and a front end whose failover
+/// budget is `failover`; the error names the pair that is out of order.
+pub fn check(replicas: usize, failover: Duration) -> Result<(), String> {
+    let mut rules: Vec<(&str, Duration, &str, Duration)> = vec![
+        (
+            "3 heartbeats",
+            HEARTBEAT * 3,
+            "the shortest election timeout",
+            ELECTION_BASE,
+        ),
+        (
+            "the rank spread",
+            ELECTION_SPREAD,
+            "the rank step",
+            ELECTION_STEP,
+        ),
+        (
+            "3 heartbeats",
+            HEARTBEAT * 3,
+            "the leader's quorum check",
+            QUORUM_LOST,
+        ),
+        (
+            "the leader's whole order",
+            COMMIT * 3 + CATALOG_CALL,
+            "the leader's order budget",
+            LEADER_ORDER + Duration::from_millis(1),
+        ),
+        (
+            "the leader's order budget",
+            LEADER_ORDER,
+            "the front end's order call",
+            FRONTEND_ORDER_CALL,
+        ),
+        (
+            "the front end's order call",
+            FRONTEND_ORDER_CALL,
+            "the failover budget",
+            failover,
+        ),
+        (
+            "a health call",
+            HEALTH_CALL,
+            "fail-fast without a majority",
+            NO_QUORUM_FAIL,
+        ),
+        (
+            "fail-fast without a majority",
+            NO_QUORUM_FAIL,
+            "the failover budget",
+            failover,
+        ),
+    ];
+    // A follower stands only after the engine's lease (the window's top) and its own timeout.
+    let (_, slowest) = election_timeout(replicas.saturating_sub(1));
+    rules.push((
+        "the slowest election",
+        slowest * 2,
+        "fail-fast without a majority",
+        NO_QUORUM_FAIL,
+    ));
+    for (shorter, a, longer, b) in rules {
+        if a >= b {
+            return Err(format!(
+                "timeouts out of order: {shorter} ({} ms) must be shorter than {longer} ({} ms)",
+                a.as_millis(),
+                b.as_millis()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_order() {
+        check(3, FAILOVER).unwrap();
+    }
+
+    #[test]
+    fn a_failover_budget_shorter_than_an_order_call_is_refused() {
+        let err = check(3, Duration::from_secs(5)).unwrap_err();
+        assert!(err.contains("failover budget"), "{err}");
+    }
+
+    #[test]
+    fn ranks_never_overlap() {
+        let (_, top_max) = election_timeout(0);
+        let (next_min, _) = election_timeout(1);
+        assert!(top_max < next_min);
+    }
+}
