@@ -17,6 +17,8 @@ pub mod orders_file;
 mod placer;
 mod routes;
 pub mod state_machine;
+#[cfg(test)]
+mod storage_tests;
 pub mod types;
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,0 +1,187 @@
+//! The engine's storage under test: openraft's own storage suite, then what the suite does not
+//! try: reopening after a crash.
+
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
+
+use super::log_store::{self, LogStore};
+use super::state_machine::{self, StateMachine};
+use super::types::{BuyResult, Command, LogEntry, StorageError, TypeConfig};
+use crate::wire::Bought;
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = LogStore::open(&dir.path().join(log_store::file_name(1))).expect("a new log");
+        let (machine, _) = state_machine::open(dir.path(), 1).expect("a new state machine");
+        Ok((dir, log, machine))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() {
+    Suite::test_all(Builder).unwrap();
+}
+
+fn log_id(term: u64, index: u64) -> LogId<u64> {
+    LogId::new(CommittedLeaderId::new(term, 3), index)
+}
+
+fn blank(term: u64, index: u64) -> LogEntry {
+    LogEntry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Blank,
+    }
+}
+
+fn order(term: u64, index: u64, key: &str) -> Vec<LogEntry> {
+    let intent = Command::Intent {
+        key: key.into(),
+        name: "tux".into(),
+        quantity: 1,
+    };
+    let outcome = Command::Outcome {
+        key: key.into(),
+        result: BuyResult::Bought(Bought {
+            name: "Tux".into(),
+            quantity: 1,
+        }),
+    };
+    vec![
+        LogEntry {
+            log_id: log_id(term, index),
+            payload: EntryPayload::Normal(intent),
+        },
+        LogEntry {
+            log_id: log_id(term, index + 1),
+            payload: EntryPayload::Normal(outcome),
+        },
+    ]
+}
+
+async fn indexes(log: &mut LogStore) -> Vec<u64> {
+    log.try_get_log_entries(..)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.log_id.index)
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn vote_committed_truncate_and_purge_survive_a_reopen() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-1.log");
+        {
+            let mut log = LogStore::open(&path).unwrap();
+            log.save_vote(&Vote::new(4, 2)).await.unwrap();
+            log.blocking_append((0..6).map(|i| blank(1, i)))
+                .await
+                .unwrap();
+            log.truncate(log_id(1, 4)).await.unwrap();
+            log.blocking_append([blank(2, 4)]).await.unwrap();
+            log.purge(log_id(1, 1)).await.unwrap();
+            log.save_committed(Some(log_id(2, 4))).await.unwrap();
+            // Durable with the next fsync, like the committed index.
+            log.blocking_append([blank(2, 5)]).await.unwrap();
+        }
+        let mut log = LogStore::open(&path).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(4, 2)));
+        assert_eq!(log.read_committed().await.unwrap(), Some(log_id(2, 4)));
+        assert_eq!(indexes(&mut log).await, vec![2, 3, 4, 5]);
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1)));
+        assert_eq!(state.last_log_id, Some(log_id(2, 5)));
+        let entries = log.try_get_log_entries(4..5).await.unwrap();
+        assert_eq!(
+            entries[0].log_id,
+            log_id(2, 4),
+            "the truncated entry is replaced"
+        );
+    });
+}
+
+#[test]
+fn a_torn_last_record_is_cut_and_damage_elsewhere_is_refused() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-1.log");
+        {
+            let mut log = LogStore::open(&path).unwrap();
+            log.blocking_append((0..3).map(|i| blank(1, i)))
+                .await
+                .unwrap();
+        }
+        let whole = std::fs::read(&path).unwrap();
+        // A crash mid-write: part of a record, no newline.
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"0123abcd {\"entry\":{\"log");
+        std::fs::write(&path, &torn).unwrap();
+        let mut log = LogStore::open(&path).unwrap();
+        assert_eq!(indexes(&mut log).await, vec![0, 1, 2]);
+        drop(log);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            whole,
+            "the torn bytes are cut off"
+        );
+
+        // A whole last line whose checksum fails is a torn write too.
+        let mut bad_tail = whole.clone();
+        bad_tail.extend_from_slice(b"00000000 {\"vote\":null}\n");
+        std::fs::write(&path, &bad_tail).unwrap();
+        assert!(LogStore::open(&path).is_ok());
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+
+        // The same damage in the middle is not a torn write: refuse, name the line, keep the file.
+        let text = String::from_utf8(whole).unwrap();
+        let damaged = text.replacen("\"index\":1", "\"index\":7", 1);
+        std::fs::write(&path, &damaged).unwrap();
+        let err = LogStore::open(&path).err().unwrap().to_string();
+        assert!(err.contains("raft-1.log, line 2"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+    });
+}
+
+#[test]
+fn the_state_machine_comes_back_from_its_snapshot_and_rewrites_its_csv() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut machine, orders) = state_machine::open(dir.path(), 2).unwrap();
+            machine.apply(order(1, 1, "a")).await.unwrap();
+            let snapshot = {
+                use openraft::RaftSnapshotBuilder;
+                let mut builder = machine.get_snapshot_builder().await;
+                builder.build_snapshot().await.unwrap()
+            };
+            assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 2)));
+            machine.apply(order(1, 3, "b")).await.unwrap();
+            assert_eq!(orders.read(|b| b.len()), 2);
+            let csv = std::fs::read_to_string(dir.path().join("orders-2.csv")).unwrap();
+            assert_eq!(csv.lines().count(), 3, "{csv}");
+        }
+        // After a crash, the book is the snapshot's; the engine re-applies what follows it.
+        let (mut machine, orders) = state_machine::open(dir.path(), 2).unwrap();
+        let (applied, _) = machine.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 2)));
+        assert_eq!(orders.read(|b| b.len()), 1);
+        let csv = std::fs::read_to_string(dir.path().join("orders-2.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 2, "the CSV matches the book: {csv}");
+        machine.apply(order(1, 3, "b")).await.unwrap();
+        let again = std::fs::read_to_string(dir.path().join("orders-2.csv")).unwrap();
+        assert!(again.ends_with(",1,b\n"), "{again}");
+        assert_eq!(orders.read(|b| b.len()), 2);
+    });
+}
