@@ -266,6 +266,11 @@ pub struct UpArgs {
     /// How often the front end asks every order replica who leads
     #[arg(long, default_value = "200ms", value_parser = duration)]
     pub health_interval: Duration,
+    /// Give each service a fault directory under STATE_DIR/faults/ (for tests and
+    /// `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that
+    /// replica's every fsync until it is removed
+    #[arg(long)]
+    pub fault_hooks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +288,10 @@ pub enum SignalArg {
     Kill,
     /// SIGTERM: a graceful stop
     Term,
+    /// SIGSTOP: a pause; the process holds its sockets and answers nothing
+    Stop,
+    /// SIGCONT: resumes a paused process
+    Cont,
 }
 
 #[derive(Debug, Args)]
@@ -348,12 +357,44 @@ pub struct ChaosArgs {
     /// Share of the kills aimed at the leader
     #[arg(long, default_value_t = 0.5, value_parser = probability)]
     pub leader_share: f64,
+    /// Faults to choose from, one at random each round, comma-separated
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,stop")]
+    pub fault: Vec<FaultArg>,
     /// Seed of the victims and the clients' choices (default: random, printed)
     #[arg(long)]
     pub seed: Option<u64>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// A fault `storectl chaos` can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultArg {
+    /// SIGKILL one replica (the leader at --leader-share), restart it after --down-for
+    Kill,
+    /// SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT
+    Stop,
+    /// Pause one replica so it lags, SIGKILL the other two, resume it, restart the two
+    Two,
+    /// SIGKILL all three replicas at once, restart them one by one
+    Power,
+    /// Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault
+    /// hooks, or needs `up --fault-hooks`)
+    SlowDisk,
+}
+
+impl FaultArg {
+    pub fn fault(self) -> storectl::chaos::Fault {
+        use storectl::chaos::Fault;
+        match self {
+            FaultArg::Kill => Fault::Kill,
+            FaultArg::Stop => Fault::Stop,
+            FaultArg::Two => Fault::Two,
+            FaultArg::Power => Fault::Power,
+            FaultArg::SlowDisk => Fault::SlowDisk,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

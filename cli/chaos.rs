@@ -21,6 +21,7 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
         down_for: args.down_for,
         leader_share: args.leader_share,
         seed: args.seed.unwrap_or_else(rand::random),
+        faults: args.fault.iter().map(|f| f.fault()).collect(),
     };
     let exe = crate::cluster::exe()?;
     let given = StateDir::new(&args.state.state_dir);
@@ -53,6 +54,7 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
         let base = config::find_free_port_base(config::DEFAULT_HOST)?;
         let options_up = UpOptions {
             port_base: base,
+            fault_hooks: options.faults.contains(&chaos::Fault::SlowDisk),
             ..Default::default()
         };
         let outcome = cluster::up(&state, &options_up, &exe)
@@ -83,15 +85,34 @@ fn render(r: &ChaosReport) -> String {
     let catch_up: Vec<u64> = r.kills.iter().map(|k| k.catch_up_ms).collect();
     let slowest = catch_up.iter().max().copied().unwrap_or(0);
     let mut out = String::new();
+    let mut by_fault: Vec<String> = Vec::new();
+    for fault in chaos::Fault::ALL {
+        let n = r.kills.iter().filter(|k| k.fault == fault).count();
+        if n > 0 {
+            by_fault.push(format!("{n} {}", fault.name()));
+        }
+    }
     out.push_str(&format!(
-        "{} rounds: {} kills of the leader, {} of a follower; slowest catch-up {} ms\n",
+        "{} rounds ({}): the leader hit {} times; slowest catch-up {} ms\n",
         r.rounds,
+        by_fault.join(", "),
         r.leader_kills,
-        r.kills.len() - r.leader_kills,
         slowest
     ));
     out.push_str(&format!("requests:               {}\n", r.requests));
-    out.push_str(&format!("client-visible errors:  {}\n", r.client_errors));
+    out.push_str(&format!(
+        "client-visible errors:  {}{}\n",
+        r.client_errors,
+        if r.majority_kept {
+            ""
+        } else {
+            " (expected: some rounds left fewer than two replicas up)"
+        }
+    ));
+    out.push_str(&format!(
+        "orders retried (same key): {}\n",
+        r.client.retries
+    ));
     out.push_str(&format!(
         "orders acknowledged:    {}\n",
         r.orders_acknowledged
@@ -124,8 +145,10 @@ fn render(r: &ChaosReport) -> String {
     for sample in &r.client.error_samples {
         out.push_str(&format!("  error: {sample}\n"));
     }
-    out.push_str(if r.ok() {
+    out.push_str(if r.ok() && r.majority_kept {
         "OK: no client saw an error, nothing was lost or duplicated\n"
+    } else if r.ok() {
+        "OK: every acknowledged order kept its number and owner; nothing was duplicated\n"
     } else {
         "FAILED: see above\n"
     });

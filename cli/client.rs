@@ -34,6 +34,7 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
         seed,
         products: client::catalog_products(),
         stop: None,
+        retry_for: std::time::Duration::ZERO,
     };
     let report = run_with_progress(&config, !args.json);
     if args.json {

@@ -19,6 +19,7 @@ pub fn up(args: &UpArgs) -> Result<Exit> {
         restock_interval: args.restock_interval,
         health_interval: args.health_interval,
         initial_stock: args.initial_stock,
+        fault_hooks: args.fault_hooks,
     };
     eprintln!("starting a cluster in {} …", state.root().display());
     let spec = cluster::up(&state, &options, &exe()?)?;
@@ -63,9 +64,16 @@ pub fn kill(args: &KillArgs) -> Result<Exit> {
     let signal = match args.signal {
         SignalArg::Kill => Signal::Kill,
         SignalArg::Term => Signal::Term,
+        SignalArg::Stop => Signal::Stop,
+        SignalArg::Cont => Signal::Cont,
     };
     let (name, pid) = cluster::kill(&state, &args.target.target, signal)?;
-    println!("{name} (pid {pid}) stopped with {}", signal.name());
+    let what = match signal {
+        Signal::Stop => "paused",
+        Signal::Cont => "resumed",
+        Signal::Kill | Signal::Term => "stopped",
+    };
+    println!("{name} (pid {pid}) {what} with {}", signal.name());
     Ok(Exit::Success)
 }
 

@@ -63,6 +63,7 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
         seed: rand::random(),
         products: client::catalog_products(),
         stop: None,
+        retry_for: std::time::Duration::ZERO,
     };
     let first = crate::client::run_with_progress(&config, true);
     print!("{}", client::render(&first));
@@ -85,14 +86,7 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
 
     println!("\n== 5/5 are the replicas identical? ==");
     let comparison = storectl::verify::compare(&state.orders_paths())?;
-    match &comparison.difference {
-        None => println!(
-            "OK: {} order files identical, {} orders each",
-            comparison.files.len(),
-            comparison.orders
-        ),
-        Some(d) => println!("DIFFERENT: {d}"),
-    }
+    println!("{comparison}");
     let clean = first.ok() && during.ok() && comparison.identical();
     println!(
         "\n{}",

@@ -16,11 +16,13 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     } else {
         None
     };
-    let ok = comparison.identical() && stock.as_ref().is_none_or(StockCheck::conserved);
+    let ok = comparison.consistent() && stock.as_ref().is_none_or(StockCheck::conserved);
     if args.json {
         let json = serde_json::json!({
             "identical": comparison.identical(),
+            "consistent": comparison.consistent(),
             "orders": comparison.orders,
+            "lagging": comparison.lagging,
             "files": comparison.files,
             "difference": comparison.difference,
             "stock": stock.as_ref().map(|s| serde_json::json!({
@@ -32,14 +34,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        match &comparison.difference {
-            None => println!(
-                "OK: {} order files identical, {} orders each",
-                comparison.files.len(),
-                comparison.orders
-            ),
-            Some(difference) => println!("DIFFERENT: {difference}"),
-        }
+        println!("{comparison}");
         if let Some(check) = &stock {
             println!("{check}");
         }

@@ -202,7 +202,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__chaos)
-            opts="-h --state-dir --clients --p --rounds --interval --down-for --leader-share --seed --json --help"
+            opts="-h --state-dir --clients --p --rounds --interval --down-for --leader-share --fault --seed --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +234,10 @@ _storectl() {
                     ;;
                 --leader-share)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fault)
+                    COMPREPLY=($(compgen -W "kill stop two power slow-disk" -- "${cur}"))
                     return 0
                     ;;
                 --seed)
@@ -597,7 +601,7 @@ _storectl() {
                     return 0
                     ;;
                 --signal)
-                    COMPREPLY=($(compgen -W "kill term" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "kill term stop cont" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -858,7 +862,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --cache-size --restock-interval --initial-stock --health-interval --help"
+            opts="-h --state-dir --port-base --host --cache-size --restock-interval --initial-stock --health-interval --fault-hooks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

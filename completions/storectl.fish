@@ -85,6 +85,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d '
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l initial-stock -d 'Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval -d 'How often the front end asks every order replica who leads' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l fault-hooks -d 'Give each service a fault directory under STATE_DIR/faults/ (for tests and `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that replica\'s every fsync until it is removed'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand down" -s h -l help -d 'Print help'
@@ -93,7 +94,9 @@ complete -c storectl -n "__fish_storectl_using_subcommand status" -l json -d 'Pr
 complete -c storectl -n "__fish_storectl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand kill" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand kill" -l signal -d 'Signal to send' -r -f -a "kill\t'SIGKILL: a crash, nothing flushed'
-term\t'SIGTERM: a graceful stop'"
+term\t'SIGTERM: a graceful stop'
+stop\t'SIGSTOP: a pause; the process holds its sockets and answers nothing'
+cont\t'SIGCONT: resumes a paused process'"
 complete -c storectl -n "__fish_storectl_using_subcommand kill" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand restart" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand restart" -s h -l help -d 'Print help'
@@ -112,9 +115,14 @@ complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l rounds -d 'R
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l interval -d 'Pause before each kill' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l down-for -d 'How long a killed replica stays down before it is restarted' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share -d 'Share of the kills aimed at the leader' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l fault -d 'Faults to choose from, one at random each round, comma-separated' -r -f -a "kill\t'SIGKILL one replica (the leader at --leader-share), restart it after --down-for'
+stop\t'SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT'
+two\t'Pause one replica so it lags, SIGKILL the other two, resume it, restart the two'
+power\t'SIGKILL all three replicas at once, restart them one by one'
+slow-disk\t'Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault hooks, or needs `up --fault-hooks`)'"
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l seed -d 'Seed of the victims and the clients\' choices (default: random, printed)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l json -d 'Print the report as JSON'
-complete -c storectl -n "__fish_storectl_using_subcommand chaos" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l out -d 'Directory for the results (created if missing; files in it are replaced)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l clients -d 'Concurrent client sessions at each point' -r
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l p -d 'Order probabilities to measure, comma-separated' -r

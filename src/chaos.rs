@@ -1,13 +1,20 @@
-//! `storectl chaos`: replicas killed with SIGKILL under client load, one at a time, then a check
-//! that clients saw no error and that nothing was lost, duplicated or left diverged.
+//! `storectl chaos`: failures injected into the order replicas under client load, round after
+//! round, then a check that every acknowledged order is still at its number with its own key,
+//! that nothing was duplicated or left diverged, and that stock was conserved.
+//!
+//! The clients retry a failed order with the same idempotency key, as a careful client would.
+//! While a majority is up ([`Fault::Kill`], [`Fault::Stop`], [`Fault::SlowDisk`]) they must see
+//! no error; while it is not ([`Fault::Two`], [`Fault::Power`]) errors are expected, and only
+//! what was acknowledged must survive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -17,27 +24,74 @@ use crate::config::REPLICA_IDS;
 use crate::error::{Error, Result};
 use crate::verify;
 
+/// One kind of failure a round injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL one replica, restart it after `--down-for`.
+    Kill,
+    /// SIGSTOP one replica for a random time up to twice `--down-for`, then SIGCONT: a gray
+    /// failure, where the process holds its sockets and answers nothing.
+    Stop,
+    /// Pause one replica briefly so it lags, SIGKILL the other two together, resume it, and
+    /// restart the two after `--down-for`, one after the other.
+    Two,
+    /// SIGKILL all three at once, then restart them one by one in a random order.
+    Power,
+    /// Make one replica's every fsync take 2 s for `--down-for` (needs fault hooks).
+    SlowDisk,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::Kill,
+        Fault::Stop,
+        Fault::Two,
+        Fault::Power,
+        Fault::SlowDisk,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::Two => "two",
+            Fault::Power => "power",
+            Fault::SlowDisk => "slow-disk",
+        }
+    }
+
+    /// Whether a majority of replicas stays up and connected through this fault.
+    pub fn keeps_majority(self) -> bool {
+        matches!(self, Fault::Kill | Fault::Stop | Fault::SlowDisk)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChaosOptions {
     pub clients: usize,
     pub p: f64,
     pub rounds: usize,
-    /// Pause between one replica's return and the next kill.
+    /// Pause between one round's recovery and the next fault.
     pub interval: Duration,
-    /// How long a killed replica stays down.
+    /// How long a fault lasts.
     pub down_for: Duration,
-    /// Share of kills aimed at the leader.
+    /// Share of single-replica faults aimed at the leader.
     pub leader_share: f64,
     pub seed: u64,
+    /// The faults to choose from, one at random each round.
+    pub faults: Vec<Fault>,
 }
 
-/// What one kill did.
+/// What one round did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Kill {
     pub round: usize,
+    pub fault: Fault,
+    /// The replica the fault hit first (for `two`, the one left lagging).
     pub replica: String,
     pub was_leader: bool,
-    /// How long it took from its restart until it had caught up.
+    /// How long it took from the end of the fault until every replica had caught up.
     pub catch_up_ms: u64,
 }
 
@@ -49,13 +103,18 @@ pub struct ChaosReport {
     pub requests: u64,
     /// Replies a client should never see: 5xx, refused connections, malformed bodies.
     pub client_errors: u64,
+    /// Whether every round kept a majority up, so that any client error is a failure.
+    pub majority_kept: bool,
     pub orders_acknowledged: u64,
-    /// Acknowledged orders that a final query did not find as placed.
+    /// Acknowledged orders that are not at their number with their own key in the longest
+    /// replica file, or that a final query did not find as placed.
     pub orders_lost: u64,
     /// Idempotency keys that appear more than once in the order log.
     pub orders_duplicated: u64,
     pub files_identical: bool,
     pub stock_conserved: bool,
+    /// The slowest acknowledged order, retries included, in microseconds.
+    pub slowest_order_us: u64,
     pub client: client::Report,
     pub difference: Option<String>,
     pub stock: String,
@@ -63,7 +122,7 @@ pub struct ChaosReport {
 
 impl ChaosReport {
     pub fn ok(&self) -> bool {
-        self.client_errors == 0
+        (self.client_errors == 0 || !self.majority_kept)
             && self.orders_lost == 0
             && self.orders_duplicated == 0
             && self.files_identical
@@ -88,7 +147,15 @@ pub fn run(
         seed: options.seed,
         products: client::catalog_products(),
         stop: Some(stop.clone()),
+        retry_for: CLIENT_RETRY,
     };
+    if options.faults.contains(&Fault::SlowDisk) && state.fault_dir("order-1").is_none() {
+        return Err(Error::Usage(format!(
+            "--fault slow-disk needs a cluster started with `storectl up --fault-hooks`; the one \
+             in {} was not (or let chaos start its own: run it with no cluster up)",
+            state.root().display()
+        )));
+    }
     let (kills, report) = std::thread::scope(|scope| {
         let clients = scope.spawn(|| client::run(&config, None));
         let kills = kill_rounds(state, options, exe, progress);
@@ -108,14 +175,21 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(100));
     };
     let stock = cluster::check_stock(state)?;
+    let longest = comparison
+        .longest()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| state.orders_paths()[0].clone());
+    let misplaced = misplaced_orders(&longest, &report.acknowledged)?;
     Ok(ChaosReport {
         rounds: options.rounds,
         leader_kills: kills.iter().filter(|k| k.was_leader).count(),
         requests: report.requests,
         client_errors: report.errors - report.mismatches.min(report.errors),
+        majority_kept: kills.iter().all(|k| k.fault.keeps_majority()),
         orders_acknowledged: report.orders,
-        orders_lost: report.mismatches,
-        orders_duplicated: duplicated_keys(&state.orders_paths()[0])?,
+        orders_lost: report.mismatches.max(misplaced),
+        orders_duplicated: duplicated_keys(&longest)?,
+        slowest_order_us: report.order.max_us,
         files_identical: comparison.identical(),
         stock_conserved: stock.conserved(),
         difference: comparison.difference.map(|d| d.to_string()),
@@ -125,6 +199,11 @@ pub fn run(
     })
 }
 
+/// How long a client retries a failed order with the same key: longer than any fault lasts.
+const CLIENT_RETRY: Duration = Duration::from_secs(30);
+/// How long a replica may take to catch up after a fault.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
 fn kill_rounds(
     state: &StateDir,
     options: &ChaosOptions,
@@ -133,43 +212,118 @@ fn kill_rounds(
 ) -> Result<Vec<Kill>> {
     let mut rng = StdRng::seed_from_u64(options.seed ^ 0x5eed);
     let mut kills = Vec::new();
+    let replicas: Vec<String> = REPLICA_IDS.iter().map(|id| format!("order-{id}")).collect();
     for round in 1..=options.rounds {
         std::thread::sleep(options.interval);
+        let fault = options.faults[rng.random_range(0..options.faults.len())];
         let spec = state.load()?;
         let leader = cluster::find_leader(&spec).map(|id| format!("order-{id}"));
         let aim_at_leader = rng.random_bool(options.leader_share.clamp(0.0, 1.0));
-        let followers: Vec<String> = REPLICA_IDS
+        let followers: Vec<&String> = replicas
             .iter()
-            .map(|id| format!("order-{id}"))
-            .filter(|name| Some(name) != leader.as_ref())
+            .filter(|name| Some(*name) != leader.as_ref())
             .collect();
         let target = match (&leader, aim_at_leader) {
             (Some(leader), true) => leader.clone(),
             _ => followers[rng.random_range(0..followers.len())].clone(),
         };
         let was_leader = Some(&target) == leader.as_ref();
-        progress(&format!(
-            "round {round}/{}: SIGKILL {target}{}",
-            options.rounds,
-            if was_leader { " (the leader)" } else { "" }
-        ));
-        cluster::kill(state, &target, Signal::Kill)?;
-        std::thread::sleep(options.down_for);
-        progress(&format!(
-            "round {round}/{}: restarting {target}",
-            options.rounds
-        ));
-        cluster::restart(state, &target, exe)?;
+        let say = |what: String| progress(&format!("round {round}/{}: {what}", options.rounds));
+        let leader_note = if was_leader { " (the leader)" } else { "" };
+        match fault {
+            Fault::Kill => {
+                say(format!("SIGKILL {target}{leader_note}"));
+                cluster::kill(state, &target, Signal::Kill)?;
+                std::thread::sleep(options.down_for);
+                say(format!("restarting {target}"));
+                cluster::restart(state, &target, exe)?;
+            }
+            Fault::Stop => {
+                let max = options.down_for.max(Duration::from_millis(100)) * 2;
+                let paused = Duration::from_millis(rng.random_range(100..=max.as_millis() as u64));
+                say(format!(
+                    "SIGSTOP {target}{leader_note} for {} ms",
+                    paused.as_millis()
+                ));
+                cluster::kill(state, &target, Signal::Stop)?;
+                std::thread::sleep(paused);
+                say(format!("SIGCONT {target}"));
+                cluster::kill(state, &target, Signal::Cont)?;
+            }
+            Fault::Two => {
+                let others: Vec<&String> = replicas.iter().filter(|r| **r != target).collect();
+                say(format!(
+                    "SIGSTOP {target}, SIGKILL {} and {}, SIGCONT {target}",
+                    others[0], others[1]
+                ));
+                cluster::kill(state, &target, Signal::Stop)?;
+                std::thread::sleep(Duration::from_millis(150));
+                let killed: Result<Vec<_>> = others
+                    .iter()
+                    .map(|r| cluster::kill(state, r, Signal::Kill))
+                    .collect();
+                cluster::kill(state, &target, Signal::Cont)?;
+                killed?;
+                std::thread::sleep(options.down_for);
+                let mut order = others.clone();
+                order.shuffle(&mut rng);
+                for replica in order {
+                    say(format!("restarting {replica}"));
+                    cluster::restart(state, replica, exe)?;
+                }
+            }
+            Fault::Power => {
+                say("SIGKILL every replica at once (power loss)".into());
+                for replica in &replicas {
+                    cluster::kill(state, replica, Signal::Kill)?;
+                }
+                std::thread::sleep(options.down_for);
+                let mut order: Vec<&String> = replicas.iter().collect();
+                order.shuffle(&mut rng);
+                for replica in order {
+                    say(format!("restarting {replica}"));
+                    cluster::restart(state, replica, exe)?;
+                }
+            }
+            Fault::SlowDisk => {
+                let dir = state.fault_dir(&target).ok_or_else(|| {
+                    Error::Usage("--fault slow-disk needs fault hooks (`up --fault-hooks`)".into())
+                })?;
+                let armed = dir.join(crate::fault::SLOW_FSYNC);
+                say(format!("every fsync of {target}{leader_note} takes 2 s"));
+                std::fs::write(&armed, "2000").map_err(|e| Error::io(&armed, e))?;
+                std::thread::sleep(options.down_for);
+                say(format!("{target}'s disk is fast again"));
+                std::fs::remove_file(&armed).map_err(|e| Error::io(&armed, e))?;
+            }
+        }
         let back = Instant::now();
-        wait_ready(state, &target, Duration::from_secs(30))?;
+        for replica in &replicas {
+            wait_ready(state, replica, CATCH_UP)?;
+        }
         kills.push(Kill {
             round,
+            fault,
             replica: target,
             was_leader,
             catch_up_ms: back.elapsed().as_millis() as u64,
         });
     }
     Ok(kills)
+}
+
+/// Acknowledged orders that are not in `path` at their number with their own key: lost,
+/// renumbered or given to another client.
+fn misplaced_orders(path: &Path, acknowledged: &[client::Acknowledged]) -> Result<u64> {
+    let entries = crate::order::orders_file::read_entries(path)?;
+    let at: HashMap<u64, &crate::wire::Entry> = entries.iter().map(|e| (e.number, e)).collect();
+    Ok(acknowledged
+        .iter()
+        .filter(|a| {
+            !at.get(&a.number)
+                .is_some_and(|e| e.key == a.key && e.quantity == a.quantity && e.name == a.name)
+        })
+        .count() as u64)
 }
 
 /// Waits until `replica` reports that it has caught up, so that the next kill never leaves two

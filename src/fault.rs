@@ -11,9 +11,12 @@ pub const AFTER_INTENT: &str = "after-intent";
 /// After the catalog sold, before the leader commits the outcome.
 pub const AFTER_BUY: &str = "after-buy";
 
+/// The variable that names a service's fault directory.
+pub const FAULT_DIR_ENV: &str = "STORECTL_FAULT_DIR";
+
 fn fault_dir() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| std::env::var_os("STORECTL_FAULT_DIR").map(PathBuf::from))
+    DIR.get_or_init(|| std::env::var_os(FAULT_DIR_ENV).map(PathBuf::from))
         .as_ref()
 }
 

@@ -405,6 +405,7 @@ fn measure_point(
         seed,
         products: client::catalog_products(),
         stop: Some(stop.clone()),
+        retry_for: Duration::ZERO,
     };
     let before = frontend_cache(frontend)?;
     let report = std::thread::scope(|scope| {

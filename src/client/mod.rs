@@ -113,6 +113,19 @@ pub struct ClientConfig {
     pub products: Vec<String>,
     /// When set, sessions stop early once it turns true (then check their orders as usual).
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// How long an order that failed (5xx or no reply) is retried with the same idempotency
+    /// key, as a careful client would; zero means never. Every failed attempt still counts as
+    /// an error seen.
+    pub retry_for: Duration,
+}
+
+/// An order the store acknowledged: the key it was placed with and the number it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub key: String,
+    pub number: u64,
+    pub name: String,
+    pub quantity: u64,
 }
 
 /// What one client run saw.
@@ -140,6 +153,11 @@ pub struct Report {
     pub order_query: LatencySummary,
     /// A few of the unexpected replies, to show the user.
     pub error_samples: Vec<String>,
+    /// Failed orders sent again with the same key.
+    pub retries: u64,
+    /// Every acknowledged order, for checks against the replicas' files.
+    #[serde(skip)]
+    pub acknowledged: Vec<Acknowledged>,
 }
 
 impl Report {
@@ -180,16 +198,10 @@ impl ErrorCounts {
     }
 }
 
-/// An order a session placed and was told the number of.
-#[derive(Debug, Clone)]
-struct Placed {
-    number: u64,
-    name: String,
-    quantity: u64,
-}
-
 #[derive(Default)]
 struct SessionResult {
+    retries: u64,
+    placed: Vec<Acknowledged>,
     requests: u64,
     errors: u64,
     errors_by_kind: ErrorCounts,
@@ -255,6 +267,8 @@ pub fn run(config: &ClientConfig, progress: Option<&ProgressBar>) -> Report {
         report.sold_out += r.sold_out;
         report.orders_checked += r.checked;
         report.mismatches += r.mismatches;
+        report.retries += r.retries;
+        report.acknowledged.extend(r.placed);
         query.merge(&r.query);
         query_hit.merge(&r.query_hit);
         query_miss.merge(&r.query_miss);
@@ -283,7 +297,6 @@ fn session(
     let agent = agent();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut result = SessionResult::default();
-    let mut placed = Vec::new();
     let mut keys = 0u64;
     let tick = || {
         if let Some(bar) = progress {
@@ -349,37 +362,51 @@ fn session(
             let body = serde_json::json!({ "name": product.name, "quantity": quantity });
             let url = format!("{}/orders", config.frontend);
             let started = Instant::now();
-            let reply = post_json(&agent, &url, &body, Some(&key));
-            result.requests += 1;
-            match reply {
-                Ok(r) if r.status == 200 => match r.json::<Data<OrderCreated>>() {
-                    Some(created) => {
+            let retry_until = started + config.retry_for;
+            loop {
+                let reply = post_json(&agent, &url, &body, Some(&key));
+                result.requests += 1;
+                let failure = match reply {
+                    Ok(r) if r.status == 200 => match r.json::<Data<OrderCreated>>() {
+                        Some(created) => {
+                            result.order.record(started.elapsed());
+                            result.orders += 1;
+                            result.placed.push(Acknowledged {
+                                key: key.clone(),
+                                number: created.data.order_number,
+                                name: product.name.clone(),
+                                quantity,
+                            });
+                            break;
+                        }
+                        None => format!("POST /orders: malformed reply {}", r.body),
+                    },
+                    Ok(r) if r.status == 409 => {
                         result.order.record(started.elapsed());
-                        result.orders += 1;
-                        placed.push(Placed {
-                            number: created.data.order_number,
-                            name: product.name.clone(),
-                            quantity,
-                        });
+                        result.sold_out += 1;
+                        break;
                     }
-                    None => result.error(
-                        Kind::Order,
-                        format!("POST /orders: malformed reply {}", r.body),
-                    ),
-                },
-                Ok(r) if r.status == 409 => {
-                    result.order.record(started.elapsed());
-                    result.sold_out += 1;
+                    Ok(r) if r.status < 500 => {
+                        result.error(
+                            Kind::Order,
+                            format!("POST /orders: {} {}", r.status, r.message()),
+                        );
+                        break;
+                    }
+                    Ok(r) => format!("POST /orders: {} {}", r.status, r.message()),
+                    Err(e) => format!("POST /orders: {e}"),
+                };
+                result.error(Kind::Order, failure);
+                if Instant::now() >= retry_until {
+                    break;
                 }
-                Ok(r) => result.error(
-                    Kind::Order,
-                    format!("POST /orders: {} {}", r.status, r.message()),
-                ),
-                Err(e) => result.error(Kind::Order, format!("POST /orders: {e}")),
+                result.retries += 1;
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
         tick();
     }
+    let placed = result.placed.clone();
     for order in placed {
         if let Some(bar) = progress {
             bar.inc_length(1);

@@ -64,7 +64,13 @@ pub struct UpOptions {
     pub health_interval: Duration,
     /// Units of each toy in a new catalog (`None`: the built-in 100).
     pub initial_stock: Option<u64>,
+    /// Give every service a fault directory under `STATE_DIR/faults/`, so that tests and
+    /// `chaos --fault slow-disk` can slow a replica's disk.
+    pub fault_hooks: bool,
 }
+
+/// Where a cluster started with fault hooks keeps its services' fault directories.
+pub const FAULTS_DIR: &str = "faults";
 
 impl Default for UpOptions {
     fn default() -> Self {
@@ -75,6 +81,7 @@ impl Default for UpOptions {
             restock_interval: Duration::from_secs(10),
             health_interval: crate::timeouts::HEALTH_POLL,
             initial_stock: None,
+            fault_hooks: false,
         }
     }
 }
@@ -100,6 +107,18 @@ impl StateDir {
 
     pub fn pid_path(&self, service: &str) -> PathBuf {
         self.root.join(format!("{service}.pid"))
+    }
+
+    /// `service`'s fault directory (see [`crate::fault`]), made on first use, when the cluster
+    /// was started with fault hooks; `None` otherwise.
+    pub fn fault_dir(&self, service: &str) -> Option<PathBuf> {
+        let hooks = self.root.join(FAULTS_DIR);
+        if !hooks.is_dir() {
+            return None;
+        }
+        let dir = hooks.join(service);
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::canonicalize(&dir).ok()
     }
 
     pub fn log_path(&self, service: &str) -> PathBuf {
@@ -284,6 +303,12 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         )));
     }
     std::fs::create_dir_all(state.root().join("logs")).map_err(|e| Error::io(state.root(), e))?;
+    let hooks = state.root().join(FAULTS_DIR);
+    if options.fault_hooks {
+        std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
+    } else if hooks.is_dir() {
+        std::fs::remove_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
+    }
     let data_dir = std::fs::canonicalize(state.root()).map_err(|e| Error::io(state.root(), e))?;
     let spec = plan(options, &data_dir);
     let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -345,8 +370,14 @@ fn start_services(
             "{e}: the cluster's secret is missing; start the cluster again with `storectl up`"
         ))
     })?;
-    let env = [(SECRET_ENV, secret.expose())];
     for service in services {
+        // A cluster started with fault hooks gives each service a fault directory of its own.
+        let fault_dir = state.fault_dir(&service.name);
+        let fault_dir = fault_dir.as_deref().map(Path::to_string_lossy);
+        let mut env = vec![(SECRET_ENV, secret.expose())];
+        if let Some(dir) = &fault_dir {
+            env.push((crate::fault::FAULT_DIR_ENV, dir));
+        }
         let child = process::spawn(exe, &service.args, &env, &state.log_path(&service.name))?;
         state.write_pid(&service.name, child.id())?;
         tracing::debug!(
@@ -512,7 +543,8 @@ pub fn find_leader(spec: &ClusterSpec) -> Option<u32> {
     })
 }
 
-/// Sends `signal` to `target` and waits for it to go. Returns the service's name and pid.
+/// Sends `signal` to `target` and, for a signal that ends it, waits for it to go. Returns the
+/// service's name and pid.
 pub fn kill(state: &StateDir, target: &str, signal: Signal) -> Result<(String, u32)> {
     let spec = state.load()?;
     let name = resolve_target(&spec, target)?;
@@ -522,6 +554,9 @@ pub fn kill(state: &StateDir, target: &str, signal: Signal) -> Result<(String, u
         ))
     })?;
     process::send(pid, signal)?;
+    if matches!(signal, Signal::Stop | Signal::Cont) {
+        return Ok((name, pid));
+    }
     if !process::wait_gone(pid, Duration::from_secs(10)) {
         return Err(Error::Cluster(format!(
             "{name} (pid {pid}) is still running after {}",
@@ -675,7 +710,13 @@ pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     use crate::catalog::{ledger, stock::Stock, CATALOG_FILE};
     let spec = state.load()?;
     let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
-    let orders = crate::order::orders_file::read_entries(&state.orders_paths()[0])?;
+    // The replica that has applied the most orders: one that lags would look like lost orders.
+    let comparison = crate::verify::compare(&state.orders_paths())?;
+    let longest = comparison
+        .longest()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| state.orders_paths()[0].clone());
+    let orders = crate::order::orders_file::read_entries(&longest)?;
     let secret = Secret::load(state.root()).ok();
     let live = spec.url("catalog").and_then(|url| {
         let agent = crate::client::agent();

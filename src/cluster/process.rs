@@ -55,6 +55,10 @@ pub fn is_alive(pid: u32) -> bool {
 pub enum Signal {
     Kill,
     Term,
+    /// Pauses the process: it holds its sockets but answers nothing (a gray failure).
+    Stop,
+    /// Resumes a paused process.
+    Cont,
 }
 
 impl Signal {
@@ -62,6 +66,8 @@ impl Signal {
         match self {
             Signal::Kill => libc::SIGKILL,
             Signal::Term => libc::SIGTERM,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 
@@ -69,6 +75,8 @@ impl Signal {
         match self {
             Signal::Kill => "SIGKILL",
             Signal::Term => "SIGTERM",
+            Signal::Stop => "SIGSTOP",
+            Signal::Cont => "SIGCONT",
         }
     }
 }
