@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Applied, BuyResult, Command, Refusal, Settled};
+use super::types::{BuyResult, Command, Refusal, Settled};
 use crate::wire::Entry;
 
 /// An order whose buy was started and whose outcome is not in the log yet.
@@ -32,7 +32,7 @@ pub struct OrderBook {
 
 impl OrderBook {
     /// Applies one command committed in leader term `term`; returns the key's settlement.
-    pub fn apply(&mut self, command: &Command, term: u64) -> Applied {
+    pub fn apply(&mut self, command: &Command, term: u64) -> Option<Settled> {
         match command {
             Command::Intent {
                 key,
@@ -70,9 +70,7 @@ impl OrderBook {
                 }
             }
         }
-        Applied {
-            settled: self.settled(command.key()),
-        }
+        self.settled(command.key())
     }
 
     /// How the order with `key` ended, if it has.
@@ -179,11 +177,11 @@ mod tests {
     fn numbers_follow_the_order_outcomes_are_applied_in() {
         let mut book = OrderBook::default();
         for key in ["a", "b", "c"] {
-            assert_eq!(book.apply(&intent(key), 1).settled, None);
+            assert_eq!(book.apply(&intent(key), 1), None);
         }
         assert_eq!(book.open_intent_count(), 3);
-        let c = book.apply(&bought("c"), 1).settled;
-        let a = book.apply(&bought("a"), 2).settled;
+        let c = book.apply(&bought("c"), 1);
+        let a = book.apply(&bought("a"), 2);
         assert_eq!(c, Some(Settled::Placed { number: 0 }));
         assert_eq!(a, Some(Settled::Placed { number: 1 }));
         assert_eq!(book.order(1).unwrap().term, 2);
@@ -194,10 +192,10 @@ mod tests {
     fn the_first_outcome_of_a_key_wins() {
         let mut book = OrderBook::default();
         book.apply(&intent("k"), 1);
-        let first = book.apply(&bought("k"), 1).settled;
-        assert_eq!(book.apply(&bought("k"), 1).settled, first);
-        assert_eq!(book.apply(&refused("k"), 1).settled, first);
-        assert_eq!(book.apply(&intent("k"), 1).settled, first);
+        let first = book.apply(&bought("k"), 1);
+        assert_eq!(book.apply(&bought("k"), 1), first);
+        assert_eq!(book.apply(&refused("k"), 1), first);
+        assert_eq!(book.apply(&intent("k"), 1), first);
         assert_eq!(book.len(), 1);
         assert_eq!(
             book.open_intent_count(),
@@ -206,7 +204,7 @@ mod tests {
         );
 
         book.apply(&refused("r"), 1);
-        let refusal = book.apply(&bought("r"), 1).settled;
+        let refusal = book.apply(&bought("r"), 1);
         assert!(matches!(refusal, Some(Settled::Refused(_))));
         assert_eq!(book.len(), 1, "a refused key never takes a number");
     }

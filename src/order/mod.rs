@@ -11,10 +11,13 @@
 
 pub mod book;
 mod buyer;
+#[cfg(test)]
+mod cluster_tests;
 pub mod log_store;
 pub mod network;
 pub mod orders_file;
 mod placer;
+mod proposer;
 mod routes;
 pub mod state_machine;
 #[cfg(test)]
@@ -75,6 +78,9 @@ struct Shared {
     buyer: buyer::Buyer,
     /// The buyer's batching task, taken and spawned by [`Replica::run`].
     batcher: Mutex<Option<buyer::Batcher>>,
+    proposer: proposer::Proposer,
+    /// The proposer's gathering task, taken and spawned by [`Replica::run`].
+    gatherer: Mutex<Option<proposer::Gatherer>>,
     /// Idempotency keys being placed by this replica right now, and a bell rung when one ends.
     claims: Mutex<HashSet<String>>,
     claim_done: Notify,
@@ -119,6 +125,7 @@ impl Replica {
             orders.read(|b| b.len())
         );
         let (buyer, batcher) = buyer::buyer(&config.catalog, client);
+        let (proposer, gatherer) = proposer::proposer(raft.clone(), config.id);
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
@@ -133,6 +140,8 @@ impl Replica {
                 secret: config.secret.clone(),
                 buyer,
                 batcher: Mutex::new(Some(batcher)),
+                proposer,
+                gatherer: Mutex::new(Some(gatherer)),
                 claims: Mutex::new(HashSet::new()),
                 claim_done: Notify::new(),
                 caught_up_term: AtomicU64::new(0),
@@ -155,6 +164,15 @@ impl Replica {
             .take()
         {
             tasks.spawn(batcher.run());
+        }
+        if let Some(gatherer) = self
+            .shared
+            .gatherer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tasks.spawn(gatherer.run());
         }
         tasks.spawn(self.clone().bootstrap());
         tasks.spawn(self.clone().finish_intents());

@@ -4,11 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use openraft::error::{ForwardToLeader, RaftError};
-use openraft::{BasicNode, ServerState, TryAsRef};
+use openraft::ServerState;
 
 use super::buyer::BuyError;
-use super::types::{Applied, BuyResult, Command, NodeId, Refusal, Settled};
+use super::proposer::bounded;
+use super::types::{BuyResult, Command, NodeId, Refusal, Settled};
 use super::Replica;
 use crate::timeouts;
 use crate::wire::{PlaceOrder, MAX_BUY_BATCH};
@@ -39,7 +39,7 @@ impl Replica {
             name: order.name.clone(),
             quantity: order.quantity,
         };
-        if let Some(settled) = self.write(intent).await?.settled {
+        if let Some(settled) = self.write(intent).await? {
             return Ok(settled);
         }
         crate::fault::point(crate::fault::AFTER_INTENT);
@@ -60,16 +60,13 @@ impl Replica {
         crate::fault::point(crate::fault::AFTER_BUY);
         self.write(Command::Outcome { key, result })
             .await?
-            .settled
             .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))
     }
 
-    /// Commits `command` through the engine and returns what applying it gave.
-    async fn write(&self, command: Command) -> Result<Applied, PlaceError> {
-        let written = self
-            .bounded("commit", self.shared.raft.client_write(command))
-            .await?;
-        Ok(written.data)
+    /// Commits `command` (in whatever entry the proposer puts it) and returns its key's
+    /// settlement after it was applied.
+    async fn write(&self, command: Command) -> Result<Option<Settled>, PlaceError> {
+        self.shared.proposer.propose(command).await
     }
 
     /// Succeeds when this replica leads, hears from a majority, and has applied everything
@@ -93,40 +90,11 @@ impl Replica {
         }
         let term = metrics.current_term;
         if !self.caught_up_in(term) {
-            self.bounded("confirm it leads", self.shared.raft.ensure_linearizable())
-                .await?;
+            let raft = &self.shared.raft;
+            bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;
             self.shared.caught_up_term.store(term, Ordering::SeqCst);
         }
         Ok(())
-    }
-
-    /// Runs an engine call for at most [`timeouts::COMMIT`], turning its errors into the
-    /// replica's: a redirect to the leader, or unavailable.
-    async fn bounded<T, E>(
-        &self,
-        what: &str,
-        call: impl std::future::Future<Output = Result<T, RaftError<NodeId, E>>>,
-    ) -> Result<T, PlaceError>
-    where
-        E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, BasicNode>>,
-    {
-        match tokio::time::timeout(timeouts::COMMIT, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => match e.forward_to_leader::<BasicNode>() {
-                Some(forward) => Err(PlaceError::NotLeader {
-                    leader: forward.leader_id,
-                }),
-                None => Err(PlaceError::Unavailable(format!(
-                    "replica {} cannot {what}: {e}",
-                    self.id()
-                ))),
-            },
-            Err(_) => Err(PlaceError::Unavailable(format!(
-                "replica {} could not {what} within {} ms; is a majority of replicas reachable?",
-                self.id(),
-                timeouts::COMMIT.as_millis()
-            ))),
-        }
     }
 
     /// While this replica leads: every [`timeouts::FINISH_INTERVAL`], finishes the intents

@@ -213,8 +213,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             machine.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(command) => {
-                    machine.book.apply(&command, entry.log_id.leader_id.term)
+                EntryPayload::Normal(proposal) => {
+                    let term = entry.log_id.leader_id.term;
+                    Applied {
+                        settled: proposal
+                            .commands
+                            .iter()
+                            .map(|command| machine.book.apply(command, term))
+                            .collect(),
+                    }
                 }
                 EntryPayload::Membership(membership) => {
                     machine.membership = StoredMembership::new(Some(entry.log_id), membership);

@@ -7,7 +7,7 @@ use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
 
 use super::log_store::{self, LogStore};
 use super::state_machine::{self, StateMachine};
-use super::types::{BuyResult, Command, LogEntry, StorageError, TypeConfig};
+use super::types::{BuyResult, Command, LogEntry, Proposal, StorageError, TypeConfig};
 use crate::wire::Bought;
 
 struct Builder;
@@ -53,11 +53,15 @@ fn order(term: u64, index: u64, key: &str) -> Vec<LogEntry> {
     vec![
         LogEntry {
             log_id: log_id(term, index),
-            payload: EntryPayload::Normal(intent),
+            payload: EntryPayload::Normal(Proposal {
+                commands: vec![intent],
+            }),
         },
         LogEntry {
             log_id: log_id(term, index + 1),
-            payload: EntryPayload::Normal(outcome),
+            payload: EntryPayload::Normal(Proposal {
+                commands: vec![outcome],
+            }),
         },
     ]
 }

@@ -17,7 +17,7 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// The type set of the order log.
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = Applied,
         NodeId = NodeId,
         Node = openraft::BasicNode,
@@ -71,8 +71,16 @@ pub enum Settled {
     Refused(Refusal),
 }
 
-/// What applying a command gave: the key's settlement once it has one.
+/// One entry of the replicated log: the commands of every order that reached the leader's
+/// proposer together. The engine writes and fsyncs one entry at a time, so commands share
+/// entries (and fsyncs) under load; alone, a command is an entry of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Proposal {
+    pub commands: Vec<Command>,
+}
+
+/// What applying a proposal gave: for each command, its key's settlement once it has one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Applied {
-    pub settled: Option<Settled>,
+    pub settled: Vec<Option<Settled>>,
 }

@@ -1,0 +1,138 @@
+//! The leader's group commit above the engine. The engine (openraft 0.9) writes and fsyncs the
+//! entries of one client write before it takes the next, so one command per entry would cost
+//! one fsync per command. The proposer gathers the commands that arrive while earlier writes
+//! are in flight into one entry: alone, a command is written at once; under load, many share
+//! an entry, its fsync and its replication.
+
+use std::sync::Arc;
+
+use openraft::error::{ForwardToLeader, RaftError};
+use openraft::{BasicNode, TryAsRef};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::placer::PlaceError;
+use super::types::{Command, NodeId, Proposal, Raft, Settled};
+use crate::timeouts;
+
+/// Client writes in flight at once: one being written while the next gathers.
+const WRITES_IN_FLIGHT: usize = 2;
+/// Most commands in one entry; keeps an entry far under the peer body limit.
+const MAX_COMMANDS: usize = 512;
+
+struct Pending {
+    command: Command,
+    reply: oneshot::Sender<Result<Option<Settled>, PlaceError>>,
+}
+
+/// A cheap-to-clone handle to the proposing task.
+#[derive(Clone)]
+pub struct Proposer {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+/// The proposing task's end of the queue, until [`Gatherer::run`] is spawned.
+pub struct Gatherer {
+    queue: mpsc::UnboundedReceiver<Pending>,
+    raft: Raft,
+    id: u32,
+}
+
+pub fn proposer(raft: Raft, id: u32) -> (Proposer, Gatherer) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Proposer { queue: tx },
+        Gatherer {
+            queue: rx,
+            raft,
+            id,
+        },
+    )
+}
+
+impl Proposer {
+    /// Commits `command` in whatever entry it lands, and gives its key's settlement after.
+    pub async fn propose(&self, command: Command) -> Result<Option<Settled>, PlaceError> {
+        let stopped = || PlaceError::Unavailable("the replica is stopping".into());
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { command, reply })
+            .map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+impl Gatherer {
+    /// Writes the queued commands in entries until every [`Proposer`] is gone.
+    pub async fn run(mut self) {
+        let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
+        while let Some(first) = self.queue.recv().await {
+            // Waiting for a free write is what lets an entry gather.
+            let Ok(permit) = writes.clone().acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_COMMANDS {
+                match self.queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (raft, id) = (self.raft.clone(), self.id);
+            tokio::spawn(async move {
+                write(&raft, id, batch).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn write(raft: &Raft, id: u32, batch: Vec<Pending>) {
+    let (commands, replies): (Vec<Command>, Vec<_>) =
+        batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let count = commands.len();
+    let written = bounded(id, "commit", raft.client_write(Proposal { commands })).await;
+    let outcomes: Vec<Result<Option<Settled>, PlaceError>> = match written {
+        Ok(response) if response.data.settled.len() == count => {
+            response.data.settled.into_iter().map(Ok).collect()
+        }
+        Ok(response) => {
+            let e = PlaceError::Unavailable(format!(
+                "applying {count} commands gave {} answers",
+                response.data.settled.len()
+            ));
+            vec![Err(e); count]
+        }
+        Err(e) => vec![Err(e); count],
+    };
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        // A placer that is gone has nothing to hear.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Runs an engine call for at most [`timeouts::COMMIT`], turning its errors into the
+/// replica's: a redirect to the leader, or unavailable.
+pub async fn bounded<T, E>(
+    id: u32,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, RaftError<NodeId, E>>>,
+) -> Result<T, PlaceError>
+where
+    E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, BasicNode>>,
+{
+    match tokio::time::timeout(timeouts::COMMIT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => match e.forward_to_leader::<BasicNode>() {
+            Some(forward) => Err(PlaceError::NotLeader {
+                leader: forward.leader_id,
+            }),
+            None => Err(PlaceError::Unavailable(format!(
+                "replica {id} cannot {what}: {e}"
+            ))),
+        },
+        Err(_) => Err(PlaceError::Unavailable(format!(
+            "replica {id} could not {what} within {} ms; is a majority of replicas reachable?",
+            timeouts::COMMIT.as_millis()
+        ))),
+    }
+}
