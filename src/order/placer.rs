@@ -49,7 +49,14 @@ impl Replica {
     /// Buys for an order whose intent is committed, and commits the outcome.
     async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
         let key = order.key.clone();
-        let result = match self.shared.buyer.buy(order).await {
+        // A buy is keyed, so asking again is safe. Once more is enough to ride out a moment
+        // when the catalog's answer was lost, or this replica was paused and its timer ran out
+        // while the answer waited; a catalog that is really down fails both.
+        let mut answer = self.shared.buyer.buy(order.clone()).await;
+        if matches!(answer, Err(BuyError::Unavailable(_))) && self.lead().await.is_ok() {
+            answer = self.shared.buyer.buy(order).await;
+        }
+        let result = match answer {
             Ok(bought) => BuyResult::Bought(bought),
             Err(BuyError::Refused { status, message }) => BuyResult::Refused(Refusal {
                 code: status,

@@ -14,8 +14,10 @@ use super::placer::PlaceError;
 use super::types::{Command, NodeId, Proposal, Raft, Settled};
 use crate::timeouts;
 
-/// Client writes in flight at once: one being written while the next gathers.
-const WRITES_IN_FLIGHT: usize = 2;
+/// Client writes in flight at once. The engine takes them one at a time anyway, so one is
+/// enough: the next entry gathers while it is written (measured: 1 gave the most orders/s at
+/// 32 connections, ahead of 2 and 3).
+const WRITES_IN_FLIGHT: usize = 1;
 /// Most commands in one entry; keeps an entry far under the peer body limit.
 const MAX_COMMANDS: usize = 512;
 
