@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | leader | sends a heartbeat every | [`HEARTBEAT`] |
 //! | follower | a heartbeat, before standing for election | the engine's lease (the window's top) plus [`election_timeout`]: 250–350 ms for the highest id, 200 ms more per rank below; so 600–700 ms, 1.0–1.1 s, 1.4–1.5 s |
+//! | leader | before it tries an unreachable replica again | [`HEARTBEAT`], doubling to [`PEER_BACKOFF_MAX`] |
 //! | leader | a majority's answer, before it refuses new orders | [`QUORUM_LOST`] |
 //! | leader | one write to commit | [`COMMIT`] |
 //! | leader | the catalog's buy (asked twice at most) | [`CATALOG_CALL`] |
@@ -27,6 +28,8 @@ pub const ELECTION_BASE: Duration = Duration::from_millis(250);
 pub const ELECTION_STEP: Duration = Duration::from_millis(200);
 /// Width of each rank's random window, so two candidates rarely split a vote.
 pub const ELECTION_SPREAD: Duration = Duration::from_millis(100);
+/// The longest a leader waits before it tries an unreachable replica again.
+pub const PEER_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// A leader that has not heard from a majority for this long refuses new orders at once
 /// rather than let them wait.
 pub const QUORUM_LOST: Duration = Duration::from_millis(1000);

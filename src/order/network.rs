@@ -8,7 +8,7 @@
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::types::{NodeId, TypeConfig};
 use crate::peer::{CallError, PeerClient};
+use crate::timeouts;
 
 /// Paths of the peer RPC endpoints.
 pub const APPEND_PATH: &str = "/internal/raft/append";
@@ -87,6 +88,19 @@ impl PeerLink {
 }
 
 impl RaftNetwork<TypeConfig> for PeerLink {
+    /// How long the engine waits before it tries an unreachable peer again: a heartbeat, then
+    /// doubling up to [`timeouts::PEER_BACKOFF_MAX`]. The engine's default (500 ms) let a
+    /// replica that came back from a pause go without heartbeats long enough to stand for
+    /// election and unseat a healthy leader.
+    fn backoff(&self) -> Backoff {
+        let mut next = timeouts::HEARTBEAT;
+        Backoff::new(std::iter::from_fn(move || {
+            let now = next;
+            next = (next * 2).min(timeouts::PEER_BACKOFF_MAX);
+            Some(now)
+        }))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
