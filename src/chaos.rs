@@ -167,14 +167,25 @@ pub fn run(
 
     progress("waiting for the replicas to converge");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let comparison = loop {
+    loop {
         let comparison = verify::compare(&state.orders_paths())?;
         if comparison.identical() || Instant::now() > deadline {
-            break comparison;
+            break;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    // A buy whose leader died before its order was logged is placed by the next leader once
+    // it is old enough (timeouts::UNCONFIRMED_AGE): give that a few seconds.
+    progress("checking that stock was conserved");
+    let deadline = Instant::now() + crate::timeouts::UNCONFIRMED_AGE * 3;
+    let stock = loop {
+        let stock = cluster::check_stock(state)?;
+        if stock.conserved() || Instant::now() > deadline {
+            break stock;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     };
-    let stock = cluster::check_stock(state)?;
+    let comparison = verify::compare(&state.orders_paths())?;
     let longest = comparison
         .longest()
         .map(Path::to_path_buf)

@@ -5,9 +5,6 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// After the leader committed an order's intent, before it asks the catalog to buy.
-pub const AFTER_INTENT: &str = "after-intent";
-
 /// After the catalog sold, before the leader commits the outcome.
 pub const AFTER_BUY: &str = "after-buy";
 

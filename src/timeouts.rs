@@ -17,6 +17,7 @@
 //! | front end | each replica's health | [`HEALTH_CALL`], polled every [`HEALTH_POLL`] |
 //! | front end | a majority to answer, before an order fails fast | [`NO_QUORUM_FAIL`] |
 //! | front end | any leader, retrying with the same key | `--failover-timeout` (default [`FAILOVER`]) |
+//! | leader | before it places the order of a buy the catalog has not seen confirmed | [`UNCONFIRMED_AGE`], looked for every [`FINISH_INTERVAL`] |
 
 use std::time::Duration;
 
@@ -50,8 +51,11 @@ pub const HEALTH_CALL: Duration = Duration::from_millis(300);
 pub const NO_QUORUM_FAIL: Duration = Duration::from_secs(2);
 /// The front end's default budget for one order or order query, across leader changes.
 pub const FAILOVER: Duration = Duration::from_secs(10);
-/// How often a leader looks for intents without an outcome and finishes them.
+/// How often a leader asks the catalog for buys its log may lack, and places their orders.
 pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
+/// A buy unconfirmed for this long is one whose order the log may lack: longer than a buy's
+/// answer and the commit that follows it, so orders in flight are left to their placers.
+pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
 /// A first-chunk snapshot transfer may take this long before the engine retries it.
 pub const INSTALL_SNAPSHOT: Duration = Duration::from_secs(2);
 

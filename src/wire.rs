@@ -130,6 +130,24 @@ pub enum BuyOutcome {
     Refused(ErrorDetail),
 }
 
+/// A buy the catalog made whose order the order service has not yet confirmed is in its log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnconfirmedBuy {
+    pub key: String,
+    pub name: String,
+    pub quantity: u64,
+}
+
+/// The order leader tells the catalog that these keys' orders are settled in its log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    pub keys: Vec<String>,
+}
+
+/// Most keys one confirmation or one list of unconfirmed buys carries.
+pub const MAX_CONFIRM_BATCH: usize = 4096;
+
 /// Cache invalidations the catalog pushes to the front end after stock changes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Invalidate {
@@ -173,8 +191,6 @@ pub struct ReplicaHealth {
     pub log_index: Option<u64>,
     /// Index of the last entry applied here.
     pub applied_index: Option<u64>,
-    /// Orders whose buy started and whose outcome is not in the log yet.
-    pub open_intents: u64,
 }
 
 /// A replica's part in the engine.

@@ -144,44 +144,67 @@ fn a_dead_catalog_fails_orders_with_its_name_and_never_moves_the_leader() {
 }
 
 #[test]
-fn an_order_whose_client_gave_up_is_finished_and_takes_stock_once() {
+fn a_stalled_catalog_fails_an_order_cleanly_and_its_retry_buys_once() {
     let cluster = Cluster::start(&[]);
-    assert!(cluster
-        .run("kill", &["catalog", "--signal", "stop"])
-        .status
-        .success());
-    // The catalog hears the buy but answers nothing: the leader gives up on it, the client
-    // gets a 503 naming the catalog and goes away.
-    let reply = post(
-        &cluster.url("/orders"),
-        r#"{"name":"lego","quantity":3}"#,
-        &[("Idempotency-Key", "gave-up")],
-    );
+    let paused = cluster.run("kill", &["catalog", "--signal", "stop"]);
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    let order = r#"{"name":"lego","quantity":3}"#;
+    let key = [("Idempotency-Key", "stalled")];
+    let reply = post(&cluster.url("/orders"), order, &key);
     assert_eq!(reply.status, 503, "{}", reply.json);
-    assert!(reply.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("catalog"));
-    assert!(cluster
-        .run("kill", &["catalog", "--signal", "cont"])
-        .status
-        .success());
-    // The leader finishes the open intent: the order is placed, the stock taken once.
-    let placed = eventually(Duration::from_secs(15), || {
-        let text = common::read(&cluster.orders_file(3));
-        text.contains(",gave-up\n").then_some(text)
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("catalog"), "{message}");
+    assert!(message.contains("same Idempotency-Key"), "{message}");
+    let resumed = cluster.run("kill", &["catalog", "--signal", "cont"]);
+    assert!(resumed.status.success());
+    // Whatever the catalog did with the buy it heard while paused, stock and log agree...
+    cluster.assert_converges(Duration::from_secs(15));
+    // ...and the client's retry with its key places the order once.
+    let again = post(&cluster.url("/orders"), order, &key);
+    assert_eq!(again.status, 200, "{}", again.json);
+    let again_twice = post(&cluster.url("/orders"), order, &key);
+    assert_eq!(again_twice.json, again.json);
+    let lego = get(&cluster.url("/products/lego"));
+    assert_eq!(lego.json["data"]["quantity"], 97, "{}", lego.json);
+}
+
+#[test]
+fn a_buy_whose_leader_died_before_logging_it_is_placed_by_the_next_leader() {
+    let faults = tempfile::tempdir().unwrap();
+    let fault_dir = faults.path().to_str().unwrap().to_string();
+    let cluster = Cluster::start_with_env(&[], &[("STORECTL_FAULT_DIR", &fault_dir)]);
+    // The leader aborts right after the catalog sold, and nobody retries: the order is sent
+    // to the leader directly, as only a front end would, and the caller gives up.
+    std::fs::write(faults.path().join(storectl::fault::AFTER_BUY), "").unwrap();
+    let secret = common::read(&cluster.file("cluster-secret"));
+    let bearer = format!("Bearer {}", secret.trim());
+    let leader = format!("http://127.0.0.1:{}/orders", cluster.base + 12);
+    let _ = common::post_raw(
+        &leader,
+        r#"{"key":"orphan","name":"lego","quantity":3}"#,
+        &[("Authorization", bearer.as_str())],
+    );
+    assert!(
+        !faults.path().join(storectl::fault::AFTER_BUY).exists(),
+        "the fault fired"
+    );
+    // The next leader finds the catalog's unconfirmed buy and places its order.
+    let placed = eventually(Duration::from_secs(20), || {
+        let text = common::read(&cluster.orders_file(2));
+        text.contains(",orphan\n").then_some(text)
     });
-    assert!(placed.is_some(), "the open order was finished");
-    cluster.assert_converges(Duration::from_secs(10));
+    assert!(placed.is_some(), "the orphaned buy got its order");
     assert_eq!(
         get(&cluster.url("/products/lego")).json["data"]["quantity"],
         97
     );
-    // The client's retry with its key learns the number; nothing more is bought.
+    assert!(cluster.run("restart", &["order-3"]).status.success());
+    cluster.assert_converges(Duration::from_secs(10));
+    // A late retry of the key learns the number and buys nothing more.
     let again = post(
         &cluster.url("/orders"),
         r#"{"name":"lego","quantity":3}"#,
-        &[("Idempotency-Key", "gave-up")],
+        &[("Idempotency-Key", "orphan")],
     );
     assert_eq!(again.status, 200, "{}", again.json);
     assert_eq!(again.json["data"]["order_number"], 0);

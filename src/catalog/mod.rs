@@ -11,9 +11,10 @@ pub mod ledger;
 mod routes;
 pub mod stock;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -76,10 +77,19 @@ struct Shared {
 
 struct State {
     stock: Stock,
+    /// Buys whose orders the order service has not confirmed it holds (see [`routes`]).
+    unconfirmed: HashMap<String, Unconfirmed>,
     /// Number of changes made in memory so far.
     changes: u64,
     pending: Vec<Invalidation>,
     records: Vec<Record>,
+}
+
+/// A buy not yet confirmed by the order service, and since when.
+struct Unconfirmed {
+    name: String,
+    quantity: u64,
+    since: Instant,
 }
 
 impl Catalog {
@@ -99,9 +109,24 @@ impl Catalog {
             );
             crate::storage::write_atomic(&path, &stock.to_csv())?;
         }
+        // After a start nothing is known to be confirmed: the order leader checks every buy
+        // against its log once, and confirms those it holds.
+        let started = Instant::now();
+        let unconfirmed = stock
+            .bought()
+            .map(|(key, bought)| {
+                let buy = Unconfirmed {
+                    name: bought.name.clone(),
+                    quantity: bought.quantity,
+                    since: started,
+                };
+                (key.clone(), buy)
+            })
+            .collect();
         Ok(Catalog {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
+                    unconfirmed,
                     stock,
                     changes: 0,
                     pending: Vec::new(),

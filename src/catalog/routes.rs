@@ -1,12 +1,22 @@
 //! The catalog's HTTP routes: product lookups for the front end, buys for the order leader.
+//!
+//! Every new buy stays *unconfirmed* until the order leader says the key's order is settled in
+//! its log. The leader asks for the buys that have stayed unconfirmed longer than
+//! [`crate::timeouts::UNCONFIRMED_AGE`] and places an order for each one its log lacks: so stock
+//! taken for an order whose leader died before it could log it still ends up in the log.
 
 use warp::http::{Method, StatusCode};
 
 use super::ledger::{Kind, Record};
 use super::stock::BuyError;
-use super::Catalog;
+use super::{Catalog, Unconfirmed};
 use crate::http::{self, Request, Response};
-use crate::wire::{BuyBatch, BuyOutcome, CatalogHealth, ErrorDetail, PlaceOrder, MAX_BUY_BATCH};
+use crate::timeouts;
+use crate::wire::{
+    is_valid_key, BuyBatch, BuyOutcome, CatalogHealth, Confirm, ErrorDetail, PlaceOrder,
+    UnconfirmedBuy, MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
+};
+use std::time::Instant;
 
 impl http::Handler for Catalog {
     /// Room for a full batch of buys.
@@ -25,6 +35,10 @@ impl http::Handler for Catalog {
             (["internal", "buy"], m) => http::method_not_allowed(m, "POST"),
             (["internal", "stock"], &Method::GET) => http::data(self.state().stock.products()),
             (["internal", "stock"], m) => http::method_not_allowed(m, "GET"),
+            (["internal", "unconfirmed"], &Method::GET) => self.unconfirmed(),
+            (["internal", "unconfirmed"], m) => http::method_not_allowed(m, "GET"),
+            (["internal", "confirm"], &Method::POST) => self.confirm(&request),
+            (["internal", "confirm"], m) => http::method_not_allowed(m, "POST"),
             _ => http::not_found(&request.path),
         }
     }
@@ -83,6 +97,14 @@ impl Catalog {
                             // A repeated key changes nothing and records nothing.
                             if let Some(invalidation) = purchase.invalidation {
                                 invalidations.push(invalidation);
+                                state.unconfirmed.insert(
+                                    order.key.clone(),
+                                    Unconfirmed {
+                                        name: purchase.bought.name.clone(),
+                                        quantity: purchase.bought.quantity,
+                                        since: Instant::now(),
+                                    },
+                                );
                                 records.push(Record {
                                     kind: Kind::Buy,
                                     key: order.key.clone(),
@@ -112,6 +134,50 @@ impl Catalog {
             }
             Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
+    }
+}
+
+impl Catalog {
+    /// Buys unconfirmed for longer than [`timeouts::UNCONFIRMED_AGE`], oldest first.
+    fn unconfirmed(&self) -> Response {
+        let state = self.state();
+        let mut old: Vec<(&String, &Unconfirmed)> = state
+            .unconfirmed
+            .iter()
+            .filter(|(_, u)| u.since.elapsed() >= timeouts::UNCONFIRMED_AGE)
+            .collect();
+        old.sort_by_key(|(_, u)| u.since);
+        let buys: Vec<UnconfirmedBuy> = old
+            .into_iter()
+            .take(MAX_CONFIRM_BATCH)
+            .map(|(key, u)| UnconfirmedBuy {
+                key: key.clone(),
+                name: u.name.clone(),
+                quantity: u.quantity,
+            })
+            .collect();
+        http::data(buys)
+    }
+
+    /// The order leader holds these keys' orders: forget them.
+    fn confirm(&self, request: &Request) -> Response {
+        let confirm: Confirm = match http::parse_json(request) {
+            Ok(confirm) => confirm,
+            Err(e) => return e.into(),
+        };
+        if confirm.keys.len() > MAX_CONFIRM_BATCH || !confirm.keys.iter().all(|k| is_valid_key(k)) {
+            return http::error(
+                StatusCode::BAD_REQUEST,
+                &format!("a confirmation takes up to {MAX_CONFIRM_BATCH} valid keys"),
+            );
+        }
+        let mut state = self.state();
+        let confirmed = confirm
+            .keys
+            .iter()
+            .filter(|k| state.unconfirmed.remove(*k).is_some())
+            .count();
+        http::data(serde_json::json!({ "confirmed": confirmed }))
     }
 }
 

@@ -194,6 +194,11 @@ impl Stock {
         }
     }
 
+    /// Every key that bought, with what it bought.
+    pub fn bought(&self) -> impl Iterator<Item = (&String, &Bought)> {
+        self.bought_keys.iter()
+    }
+
     pub fn units_in_stock(&self) -> u64 {
         self.items.iter().map(|i| i.row.quantity).sum()
     }

@@ -3,19 +3,12 @@
 //! Pure logic, no I/O: applying the same commands in the same order gives the same book, which
 //! is why the replicas' `orders-N.csv` files end byte-identical.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::types::{BuyResult, Command, Refusal, Settled};
 use crate::wire::Entry;
-
-/// An order whose buy was started and whose outcome is not in the log yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OpenIntent {
-    pub name: String,
-    pub quantity: u64,
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OrderBook {
@@ -23,8 +16,6 @@ pub struct OrderBook {
     orders: Vec<Entry>,
     /// Keys whose orders the catalog refused, with its answer.
     refused: HashMap<String, Refusal>,
-    /// Keys with an intent and no outcome yet.
-    intents: BTreeMap<String, OpenIntent>,
     /// Order number of each placed key; rebuilt from `orders` after a snapshot is read.
     #[serde(skip)]
     numbers: HashMap<String, u64>,
@@ -33,40 +24,22 @@ pub struct OrderBook {
 impl OrderBook {
     /// Applies one command committed in leader term `term`; returns the key's settlement.
     pub fn apply(&mut self, command: &Command, term: u64) -> Option<Settled> {
-        match command {
-            Command::Intent {
-                key,
-                name,
-                quantity,
-            } => {
-                if self.settled(key).is_none() {
-                    self.intents
-                        .entry(key.clone())
-                        .or_insert_with(|| OpenIntent {
-                            name: name.clone(),
-                            quantity: *quantity,
-                        });
+        let Command::Outcome { key, result } = command;
+        if self.settled(key).is_none() {
+            match result {
+                BuyResult::Bought(bought) => {
+                    let number = self.orders.len() as u64;
+                    self.numbers.insert(key.clone(), number);
+                    self.orders.push(Entry {
+                        number,
+                        name: bought.name.clone(),
+                        quantity: bought.quantity,
+                        term,
+                        key: key.clone(),
+                    });
                 }
-            }
-            Command::Outcome { key, result } => {
-                if self.settled(key).is_none() {
-                    self.intents.remove(key);
-                    match result {
-                        BuyResult::Bought(bought) => {
-                            let number = self.orders.len() as u64;
-                            self.numbers.insert(key.clone(), number);
-                            self.orders.push(Entry {
-                                number,
-                                name: bought.name.clone(),
-                                quantity: bought.quantity,
-                                term,
-                                key: key.clone(),
-                            });
-                        }
-                        BuyResult::Refused(refusal) => {
-                            self.refused.insert(key.clone(), refusal.clone());
-                        }
-                    }
+                BuyResult::Refused(refusal) => {
+                    self.refused.insert(key.clone(), refusal.clone());
                 }
             }
         }
@@ -101,19 +74,6 @@ impl OrderBook {
         self.orders.is_empty()
     }
 
-    /// Up to `max` intents that have no outcome, oldest key order first.
-    pub fn open_intents(&self, max: usize) -> Vec<(String, OpenIntent)> {
-        self.intents
-            .iter()
-            .take(max)
-            .map(|(k, i)| (k.clone(), i.clone()))
-            .collect()
-    }
-
-    pub fn open_intent_count(&self) -> usize {
-        self.intents.len()
-    }
-
     /// Serialises the book for a snapshot.
     pub fn to_bytes(&self) -> Vec<u8> {
         // A book of strings and integers always serialises.
@@ -134,9 +94,8 @@ impl OrderBook {
 
 impl Command {
     pub fn key(&self) -> &str {
-        match self {
-            Command::Intent { key, .. } | Command::Outcome { key, .. } => key,
-        }
+        let Command::Outcome { key, .. } = self;
+        key
     }
 }
 
@@ -144,14 +103,6 @@ impl Command {
 mod tests {
     use super::*;
     use crate::wire::Bought;
-
-    fn intent(key: &str) -> Command {
-        Command::Intent {
-            key: key.into(),
-            name: "tux".into(),
-            quantity: 2,
-        }
-    }
 
     fn bought(key: &str) -> Command {
         Command::Outcome {
@@ -176,32 +127,21 @@ mod tests {
     #[test]
     fn numbers_follow_the_order_outcomes_are_applied_in() {
         let mut book = OrderBook::default();
-        for key in ["a", "b", "c"] {
-            assert_eq!(book.apply(&intent(key), 1), None);
-        }
-        assert_eq!(book.open_intent_count(), 3);
         let c = book.apply(&bought("c"), 1);
         let a = book.apply(&bought("a"), 2);
         assert_eq!(c, Some(Settled::Placed { number: 0 }));
         assert_eq!(a, Some(Settled::Placed { number: 1 }));
         assert_eq!(book.order(1).unwrap().term, 2);
-        assert_eq!(book.open_intents(10).len(), 1, "b is still open");
+        assert_eq!(book.settled("b"), None);
     }
 
     #[test]
     fn the_first_outcome_of_a_key_wins() {
         let mut book = OrderBook::default();
-        book.apply(&intent("k"), 1);
         let first = book.apply(&bought("k"), 1);
         assert_eq!(book.apply(&bought("k"), 1), first);
         assert_eq!(book.apply(&refused("k"), 1), first);
-        assert_eq!(book.apply(&intent("k"), 1), first);
         assert_eq!(book.len(), 1);
-        assert_eq!(
-            book.open_intent_count(),
-            0,
-            "an intent after the outcome stays closed"
-        );
 
         book.apply(&refused("r"), 1);
         let refusal = book.apply(&bought("r"), 1);
@@ -212,7 +152,6 @@ mod tests {
     #[test]
     fn a_book_survives_its_snapshot() {
         let mut book = OrderBook::default();
-        book.apply(&intent("open"), 1);
         book.apply(&bought("x"), 1);
         book.apply(&refused("y"), 1);
         let again = OrderBook::from_bytes(&book.to_bytes()).unwrap();

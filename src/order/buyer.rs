@@ -1,13 +1,17 @@
-//! The leader's buys in the catalog, batched: orders that arrive while earlier calls are in
-//! flight go together in the next call. Alone, an order is sent at once; under load, many share
-//! one call and one durable write in the catalog.
+//! The leader's calls to the catalog. Buys are batched: orders that arrive while earlier calls
+//! are in flight go together in the next call. Alone, an order is sent at once; under load, many
+//! share one call and one durable write in the catalog. Confirmations (this key's order is in
+//! the log) are batched the same way, off the order's path.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::peer::{CallError, PeerClient};
-use crate::wire::{Bought, BuyBatch, BuyOutcome, Data, PlaceOrder, MAX_BUY_BATCH};
+use crate::wire::{
+    Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, UnconfirmedBuy, MAX_BUY_BATCH,
+    MAX_CONFIRM_BATCH,
+};
 
 /// Calls to the catalog in flight at once: enough to keep its group commit fed while one batch
 /// is being written.
@@ -27,27 +31,38 @@ struct Pending {
     reply: oneshot::Sender<Result<Bought, BuyError>>,
 }
 
-/// A cheap-to-clone handle to the batching task.
+/// A cheap-to-clone handle to the batching tasks.
 #[derive(Clone)]
 pub struct Buyer {
     queue: mpsc::UnboundedSender<Pending>,
+    confirmations: mpsc::UnboundedSender<String>,
+    catalog: String,
+    client: PeerClient,
 }
 
-/// The batching task's end of the queue, until [`Batcher::run`] is spawned.
+/// The batching tasks' ends of the queues, until [`Batcher::run`] is spawned.
 pub struct Batcher {
     queue: mpsc::UnboundedReceiver<Pending>,
-    url: String,
+    confirmations: mpsc::UnboundedReceiver<String>,
+    catalog: String,
     client: PeerClient,
 }
 
 /// A buyer for the catalog at `catalog` (a base URL), and the task that must run for it to buy.
 pub fn buyer(catalog: &str, client: PeerClient) -> (Buyer, Batcher) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     (
-        Buyer { queue: tx },
+        Buyer {
+            queue: tx,
+            confirmations: confirm_tx,
+            catalog: catalog.to_string(),
+            client: client.clone(),
+        },
         Batcher {
             queue: rx,
-            url: format!("{catalog}/internal/buy"),
+            confirmations: confirm_rx,
+            catalog: catalog.to_string(),
             client,
         },
     )
@@ -63,30 +78,94 @@ impl Buyer {
             .map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// Tells the catalog, soon and in a batch, that `key`'s order is settled in the log.
+    pub fn confirm(&self, key: String) {
+        // Without the task there is nobody to tell; the catalog will ask again.
+        let _ = self.confirmations.send(key);
+    }
+
+    /// The catalog's buys that have stayed unconfirmed long enough to be orphans.
+    pub async fn unconfirmed(&self) -> Result<Vec<UnconfirmedBuy>, BuyError> {
+        let url = format!("{}/internal/unconfirmed", self.catalog);
+        self.client
+            .get_with_timeout::<Data<Vec<UnconfirmedBuy>>>(&url, crate::timeouts::CATALOG_CALL)
+            .await
+            .map(|d| d.data)
+            .map_err(unavailable)
+    }
 }
 
 impl Batcher {
-    /// Sends the queued orders in batches until every [`Buyer`] is gone.
-    pub async fn run(mut self) {
-        let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
-        while let Some(first) = self.queue.recv().await {
-            // Waiting for a free call is what lets a batch gather.
-            let Ok(permit) = calls.clone().acquire_owned().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BUY_BATCH {
-                match self.queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
+    /// Sends the queued buys and confirmations in batches until every [`Buyer`] is gone.
+    pub async fn run(self) {
+        let Batcher {
+            queue,
+            confirmations,
+            catalog,
+            client,
+        } = self;
+        let confirm_url = format!("{catalog}/internal/confirm");
+        let confirming = confirm_in_batches(confirmations, client.clone(), confirm_url);
+        let buying = buy_in_batches(queue, client, format!("{catalog}/internal/buy"));
+        tokio::join!(confirming, buying);
+    }
+}
+
+async fn confirm_in_batches(
+    mut queue: mpsc::UnboundedReceiver<String>,
+    client: PeerClient,
+    url: String,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut keys = vec![first];
+        while keys.len() < MAX_CONFIRM_BATCH {
+            match queue.try_recv() {
+                Ok(next) => keys.push(next),
+                Err(_) => break,
             }
-            let (client, url) = (self.client.clone(), self.url.clone());
-            tokio::spawn(async move {
-                send(&client, &url, batch).await;
-                drop(permit);
-            });
         }
+        let confirm = Confirm { keys };
+        if let Err(e) = client
+            .post_with_timeout::<_, serde_json::Value>(
+                &url,
+                &confirm,
+                crate::timeouts::CATALOG_CALL,
+            )
+            .await
+        {
+            // Harmless: the catalog lists the keys again later, and the leader confirms them.
+            tracing::debug!(
+                "confirming {} orders to the catalog: {e}",
+                confirm.keys.len()
+            );
+        }
+    }
+}
+
+async fn buy_in_batches(
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    client: PeerClient,
+    url: String,
+) {
+    let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        // Waiting for a free call is what lets a batch gather.
+        let Ok(permit) = calls.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BUY_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            send(&client, &url, batch).await;
+            drop(permit);
+        });
     }
 }
 

@@ -245,14 +245,9 @@ impl Cluster {
         }
     }
 
-    /// Places an order through `leader`: intent, then outcome. Returns its number.
+    /// Places an order through `leader`: commits its outcome. Returns its number.
     async fn place(&self, leader: NodeId, key: &str) -> Result<u64, String> {
         let raft = self.raft(leader);
-        let intent = Command::Intent {
-            key: key.into(),
-            name: "Tux".into(),
-            quantity: 1,
-        };
         let bought = Command::Outcome {
             key: key.into(),
             result: BuyResult::Bought(Bought {
@@ -270,7 +265,6 @@ impl Cluster {
                 .map_err(|e| e.to_string())
                 .map(|written| written.data.settled.into_iter().next().flatten())
         };
-        write(intent).await?;
         match write(bought).await? {
             Some(Settled::Placed { number }) => Ok(number),
             other => Err(format!("not placed: {other:?}")),
@@ -333,13 +327,15 @@ fn a_cut_off_leader_commits_nothing_and_acknowledged_orders_survive_it() {
         let stale = tokio::spawn({
             let raft = cluster.raft(3);
             async move {
-                let intent = Command::Intent {
+                let stale = Command::Outcome {
                     key: "stale".into(),
-                    name: "Tux".into(),
-                    quantity: 1,
+                    result: BuyResult::Bought(Bought {
+                        name: "Tux".into(),
+                        quantity: 1,
+                    }),
                 };
                 let proposal = Proposal {
-                    commands: vec![intent],
+                    commands: vec![stale],
                 };
                 tokio::time::timeout(Duration::from_secs(3), raft.client_write(proposal)).await
             }

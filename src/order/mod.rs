@@ -1,8 +1,8 @@
 //! The order service: one replica of the replicated order log, on the openraft engine.
 //!
-//! The replicas elect a leader by votes and terms. Only the leader takes orders: it commits an
-//! intent, asks the catalog to buy (keyed, so a retry never buys twice), and commits the outcome,
-//! which numbers the order when it is applied. An order is acknowledged once its outcome is
+//! The replicas elect a leader by votes and terms. Only the leader takes orders: it asks the
+//! catalog to buy (keyed, so a retry never buys twice) and commits the outcome, which numbers the
+//! order when it is applied; it also places the orders of buys whose leader died first. An order is acknowledged once its outcome is
 //! committed, that is durable on a majority. See `docs/replication.md`.
 //!
 //! Layout: [`types`] (commands and the engine's types), [`book`] (the state every replica derives),
@@ -175,7 +175,7 @@ impl Replica {
             tasks.spawn(gatherer.run());
         }
         tasks.spawn(self.clone().bootstrap());
-        tasks.spawn(self.clone().finish_intents());
+        tasks.spawn(self.clone().place_orphans());
         crate::http::serve(listener, self.clone(), shutdown).await;
         drop(tasks);
         if let Err(e) = self.shared.raft.shutdown().await {
@@ -221,10 +221,7 @@ impl Replica {
             ServerState::Learner => Role::Learner,
             ServerState::Shutdown => Role::Stopped,
         };
-        let (len, open_intents) = self
-            .shared
-            .orders
-            .read(|b| (b.len(), b.open_intent_count() as u64));
+        let len = self.shared.orders.read(|b| b.len());
         ReplicaHealth {
             id: self.id(),
             role,
@@ -234,7 +231,6 @@ impl Replica {
             len,
             log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|l| l.index),
-            open_intents,
         }
     }
 

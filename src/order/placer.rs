@@ -1,6 +1,6 @@
-//! The leader's order flow: catch up, commit an intent, buy in the catalog, commit the outcome.
-//! And the leader's sweep that finishes intents an earlier leader (or a client that went
-//! away) left without an outcome.
+//! The leader's order flow: catch up, buy in the catalog (keyed), commit the outcome. And the
+//! leader's sweep that places the orders of buys the catalog holds unconfirmed and the log lacks:
+//! buys whose leader died, or whose commit failed, before the outcome was in the log.
 
 use std::sync::atomic::Ordering;
 
@@ -11,7 +11,7 @@ use super::proposer::bounded;
 use super::types::{BuyResult, Command, NodeId, Refusal, Settled};
 use super::Replica;
 use crate::timeouts;
-use crate::wire::{PlaceOrder, MAX_BUY_BATCH};
+use crate::wire::PlaceOrder;
 
 /// Why the leader did not settle an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,19 +34,11 @@ impl Replica {
         if let Some(settled) = self.shared.orders.read(|b| b.settled(&order.key)) {
             return Ok(settled);
         }
-        let intent = Command::Intent {
-            key: order.key.clone(),
-            name: order.name.clone(),
-            quantity: order.quantity,
-        };
-        if let Some(settled) = self.write(intent).await? {
-            return Ok(settled);
-        }
-        crate::fault::point(crate::fault::AFTER_INTENT);
         self.settle(order).await
     }
 
-    /// Buys for an order whose intent is committed, and commits the outcome.
+    /// Buys for an order (keyed: the same buy, if the catalog already made it), and commits
+    /// the outcome.
     async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
         let key = order.key.clone();
         // A buy is keyed, so asking again is safe. Once more is enough to ride out a moment
@@ -65,9 +57,17 @@ impl Replica {
             Err(BuyError::Unavailable(message)) => return Err(PlaceError::Catalog(message)),
         };
         crate::fault::point(crate::fault::AFTER_BUY);
-        self.write(Command::Outcome { key, result })
+        let settled = self
+            .write(Command::Outcome {
+                key: key.clone(),
+                result,
+            })
             .await?
-            .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))
+            .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))?;
+        if matches!(settled, Settled::Placed { .. }) {
+            self.shared.buyer.confirm(key);
+        }
+        Ok(settled)
     }
 
     /// Commits `command` (in whatever entry the proposer puts it) and returns its key's
@@ -104,9 +104,10 @@ impl Replica {
         Ok(())
     }
 
-    /// While this replica leads: every [`timeouts::FINISH_INTERVAL`], finishes the intents
-    /// that have no outcome and that no request here is placing.
-    pub(super) async fn finish_intents(self) {
+    /// While this replica leads: every [`timeouts::FINISH_INTERVAL`], asks the catalog for the
+    /// buys it holds unconfirmed, confirms those whose orders the log holds, and places the
+    /// orders of the others that no request here is placing.
+    pub(super) async fn place_orphans(self) {
         let mut ticker = tokio::time::interval(timeouts::FINISH_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -114,22 +115,43 @@ impl Replica {
             if self.lead().await.is_err() {
                 continue;
             }
-            let open = self.shared.orders.read(|b| b.open_intents(MAX_BUY_BATCH));
+            let buys = match self.shared.buyer.unconfirmed().await {
+                Ok(buys) => buys,
+                Err(e) => {
+                    tracing::debug!("cannot list unconfirmed buys: {e:?}");
+                    continue;
+                }
+            };
             let replica = &self;
-            let work = open.into_iter().filter_map(|(key, intent)| {
-                let claim = replica.try_claim(&key)?;
+            let work = buys.into_iter().filter_map(|buy| {
+                match self.shared.orders.read(|b| b.settled(&buy.key)) {
+                    Some(Settled::Placed { .. }) => {
+                        self.shared.buyer.confirm(buy.key);
+                        return None;
+                    }
+                    Some(Settled::Refused(_)) => {
+                        tracing::error!(
+                            "the catalog sold to key {} but the log refused its order; \
+                             verify-logs --stock will show it",
+                            buy.key
+                        );
+                        return None;
+                    }
+                    None => {}
+                }
+                let claim = replica.try_claim(&buy.key)?;
                 let order = PlaceOrder {
-                    key,
-                    name: intent.name,
-                    quantity: intent.quantity,
+                    key: buy.key,
+                    name: buy.name,
+                    quantity: buy.quantity,
                 };
                 Some(async move {
                     let key = order.key.clone();
                     let result = replica.settle(order).await;
                     drop(claim);
                     match result {
-                        Ok(settled) => tracing::info!("finished the open order {key}: {settled:?}"),
-                        Err(e) => tracing::debug!("open order {key} still open: {e:?}"),
+                        Ok(settled) => tracing::info!("placed the orphaned buy {key}: {settled:?}"),
+                        Err(e) => tracing::debug!("orphaned buy {key} still open: {e:?}"),
                     }
                 })
             });

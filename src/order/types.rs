@@ -1,9 +1,9 @@
 //! What the replicas agree on: the commands in the replicated log and the engine's type set.
 //!
-//! An order takes two commands. An [`Command::Intent`] is committed before the leader asks the
-//! catalog to buy, and an [`Command::Outcome`] after: a leader that dies between the two leaves an
-//! intent without an outcome, which the next leader finishes (the catalog's buy is keyed, so it
-//! is never taken twice). So no stock is taken for an order that does not end up in the log.
+//! An order is one command, its [`Command::Outcome`], committed after the leader's keyed buy in
+//! the catalog. A leader that dies between the buy and the commit leaves a buy the catalog holds
+//! *unconfirmed*; a leader places the order of every such buy its log lacks (the buy is keyed, so
+//! it is never taken twice). So no stock is taken for an order that does not end up in the log.
 
 use std::io::Cursor;
 
@@ -37,12 +37,6 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
-    /// The leader is about to buy for the order with this key.
-    Intent {
-        key: String,
-        name: String,
-        quantity: u64,
-    },
     /// What the catalog said for the order with this key. The first outcome of a key wins; a
     /// bought one takes the next order number when it is applied.
     Outcome { key: String, result: BuyResult },

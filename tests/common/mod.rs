@@ -187,6 +187,15 @@ pub fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
     reply(request.send(body))
 }
 
+/// POSTs JSON and returns whether a reply came at all: for a server that may die mid-request.
+pub fn post_raw(url: &str, body: &str, headers: &[(&str, &str)]) -> bool {
+    let mut request = agent().post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send(body).is_ok()
+}
+
 /// Checks the API's error shape and status.
 pub fn assert_error(reply: &Reply, status: u16) {
     assert_eq!(reply.status, status, "body: {}", reply.json);
