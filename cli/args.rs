@@ -60,7 +60,9 @@ pub enum Command {
     #[command(after_help = "Examples:
   storectl kill leader
   storectl kill order-2
-  storectl kill catalog --signal term")]
+  storectl kill catalog --signal term
+  storectl kill leader --signal stop     # a pause: it holds its sockets, answers nothing
+  storectl kill order-3 --signal cont")]
     Kill(KillArgs),
     /// Start a killed (or running) service again with the arguments `up` gave it
     #[command(after_help = "Examples:
@@ -78,9 +80,13 @@ pub enum Command {
     #[command(after_help = "Examples:
   storectl up && storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
   storectl chaos --rounds 5 --leader-share 1 --json
+  storectl chaos --fault kill,stop,two,power --rounds 20
+  storectl up --fault-hooks && storectl chaos --fault slow-disk --rounds 3
 
 Without a running cluster in the state directory, chaos starts one in a temporary directory.
-One replica is down at a time: the next kill waits until the last victim has caught up.")]
+Each round waits until every replica has caught up before the next fault. Clients retry a
+failed order with the same key; with `two` and `power` they see 503s while fewer than two
+replicas run, and only what was acknowledged must survive.")]
     Chaos(ChaosArgs),
     /// Measure the store: latency against p with the cache on and off, or throughput (--load)
     #[command(after_help = "Examples:

@@ -12,7 +12,7 @@
 //! | leader | a majority's answer, before it refuses new orders | [`QUORUM_LOST`] |
 //! | leader | one write to commit | [`COMMIT`] |
 //! | leader | the catalog's buy (asked twice at most) | [`CATALOG_CALL`] |
-//! | leader | a whole order (catch-up, intent, buy, outcome) | [`LEADER_ORDER`] |
+//! | leader | a whole order (catch-up, buy, outcome) | [`LEADER_ORDER`] |
 //! | front end | the leader's answer to one order | [`FRONTEND_ORDER_CALL`] |
 //! | front end | each replica's health | [`HEALTH_CALL`], polled every [`HEALTH_POLL`] |
 //! | front end | a majority to answer, before an order fails fast | [`NO_QUORUM_FAIL`] |
@@ -34,13 +34,13 @@ pub const PEER_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// A leader that has not heard from a majority for this long refuses new orders at once
 /// rather than let them wait.
 pub const QUORUM_LOST: Duration = Duration::from_millis(1000);
-/// The leader's wait for one write (an intent or an outcome) to commit on a majority.
+/// The leader's wait for one write (an order's outcome) to commit on a majority.
 pub const COMMIT: Duration = Duration::from_millis(1500);
 /// The leader's wait for the catalog to answer a buy.
 pub const CATALOG_CALL: Duration = Duration::from_secs(2);
-/// The longest the leader spends on one order: catching up (a commit), the intent (a
-/// commit), the buy and its one retry, the outcome (a commit).
-pub const LEADER_ORDER: Duration = Duration::from_millis(1500 * 3 + 2000 * 2);
+/// The longest the leader spends on one order: catching up (a commit), the buy and its one
+/// retry, the outcome (a commit).
+pub const LEADER_ORDER: Duration = Duration::from_millis(1500 * 2 + 2000 * 2);
 /// The front end's wait for the leader's answer to one order.
 pub const FRONTEND_ORDER_CALL: Duration = Duration::from_secs(9);
 /// How often the front end asks every replica who leads.
@@ -89,7 +89,7 @@ pub fn check(replicas: usize, failover: Duration) -> Result<(), String> {
         ),
         (
             "the leader's whole order",
-            COMMIT * 3 + CATALOG_CALL * 2,
+            COMMIT * 2 + CATALOG_CALL * 2,
             "the leader's order budget",
             LEADER_ORDER + Duration::from_millis(1),
         ),

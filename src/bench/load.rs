@@ -77,7 +77,7 @@ impl Goal {
         match (workload, connections) {
             (Workload::CachedQuery, 32) => Some(Goal::MinRps(45_000.0)),
             (Workload::UncachedQuery, 32) => Some(Goal::MinRps(12_000.0)),
-            (Workload::Order, 32) => Some(Goal::MinRps(5_000.0)),
+            (Workload::Order, 32) => Some(Goal::MinRps(6_000.0)),
             (Workload::CachedQuery, 1) => Some(Goal::MaxP50Us(80)),
             (Workload::Order, 1) => Some(Goal::MaxP50Us(1_500)),
             _ => None,

@@ -20,7 +20,8 @@ pub enum PlaceError {
     NotLeader { leader: Option<NodeId> },
     /// The leader cannot reach a majority, so it cannot commit.
     NoQuorum(String),
-    /// The catalog did not answer the buy. The intent stays open and is finished later.
+    /// The catalog did not answer the buy. If it sold nonetheless, the buy stays unconfirmed
+    /// and a leader places its order later.
     Catalog(String),
     /// The log did not commit in time.
     Unavailable(String),

@@ -29,7 +29,7 @@ impl http::Handler for Replica {
                     order.check().map_err(http::ApiError::bad_request)?;
                     Ok(order)
                 }) {
-                    // Once an intent is committed, the order must be settled even if the front
+                    // Once the catalog has sold, the outcome should be logged even if the front
                     // end stops waiting (its client went away), so it runs on its own task.
                     Ok(order) => {
                         let replica = self.clone();
