@@ -54,7 +54,11 @@ pub enum Command {
     /// Show each service: pid, port, alive, role, last order number, cache counters
     #[command(after_help = "Examples:
   storectl status
-  storectl status --json | jq '.[] | select(.role == \"leader\")'")]
+  storectl status --json | jq '.[] | select(.role == \"leader\")'
+
+A replica's last order is the last one it has applied: committed, so durable on a majority,
+not merely received. ROLE is the engine's: leader, follower, or candidate while an election
+runs.")]
     Status(StatusArgs),
     /// Kill one service (SIGKILL by default) to simulate a crash
     #[command(after_help = "Examples:

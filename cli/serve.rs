@@ -30,7 +30,11 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                 })?;
                 let listener = bind(&args.listen.host, args.port).await?;
                 tracing::info!("catalog listening on {}", address(&listener));
-                until_stopped(|stop| catalog.run(listener, args.restock_interval, stop)).await
+                until_stopped(|stop| async move {
+                    catalog.run(listener, args.restock_interval, stop).await;
+                    Ok(())
+                })
+                .await
             }
             ServeCommand::Frontend(args) => {
                 let replicas = replicas_or_default(args.replicas, &args.listen.host);
@@ -51,7 +55,11 @@ pub fn run(command: ServeCommand) -> Result<Exit> {
                     args.cache_size
                 );
                 let frontend = Frontend::new(&config);
-                until_stopped(|stop| frontend.run(listener, args.health_interval, stop)).await
+                until_stopped(|stop| async move {
+                    frontend.run(listener, args.health_interval, stop).await;
+                    Ok(())
+                })
+                .await
             }
             ServeCommand::Order(args) => {
                 let port = args
@@ -106,7 +114,7 @@ fn address(listener: &tokio::net::TcpListener) -> String {
 async fn until_stopped<F, Fut>(service: F) -> Result<Exit>
 where
     F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = storectl::Result<()>>,
 {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = Box::pin(async move {
@@ -122,7 +130,10 @@ where
         }
     };
     tokio::select! {
-        _ = service(stop) => tracing::info!("stopped"),
+        ended = service(stop) => {
+            ended?;
+            tracing::info!("stopped");
+        }
         _ = forced => tracing::warn!("requests still running after {}s; stopping anyway", STOP_GRACE.as_secs()),
     }
     Ok(Exit::Success)

@@ -17,10 +17,12 @@
 //! - [`verify`]: comparing the replicas' order files.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
+//! - [`batch`]: work gathered into batches (buys, confirmations, log entries).
 //! - [`tasks`]: background tasks that stop with their service.
 //! - [`timeouts`]: every timeout of the cluster, and the orderings between them.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
+pub mod batch;
 pub mod bench;
 pub mod catalog;
 pub mod chaos;

@@ -191,6 +191,17 @@ pub struct ReplicaHealth {
     pub log_index: Option<u64>,
     /// Index of the last entry applied here.
     pub applied_index: Option<u64>,
+    /// Leader only: how far each replica's log is known to match this one's.
+    #[serde(default)]
+    pub replicated: Vec<Replicated>,
+}
+
+/// How far one replica's log is known (by the leader) to match the leader's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replicated {
+    pub id: u32,
+    /// Index of the last entry known to match; `None` until the leader has learned it.
+    pub index: Option<u64>,
 }
 
 /// A replica's part in the engine.

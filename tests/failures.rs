@@ -262,3 +262,35 @@ fn with_one_replica_left_orders_fail_fast_and_order_queries_still_answer() {
     let status = stdout(&cluster.run("status", &[]));
     assert!(status.contains("order-2"), "{status}");
 }
+
+#[test]
+fn a_replica_whose_data_was_wiped_refuses_to_rejoin_and_the_leader_stays_up() {
+    let cluster = Cluster::start(&[]);
+    for toy in ["tux", "fox"] {
+        let reply = post(
+            &cluster.url("/orders"),
+            &format!(r#"{{"name":"{toy}","quantity":1}}"#),
+            &[],
+        );
+        assert_eq!(reply.status, 200);
+    }
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("kill", &["order-1"]).status.success());
+    for file in ["raft-1.log", "orders-1.csv"] {
+        std::fs::remove_file(cluster.file(file)).unwrap();
+    }
+    let restart = cluster.run("restart", &["order-1"]);
+    assert_eq!(restart.status.code(), Some(1), "{}", stderr(&restart));
+    let err = stderr(&restart);
+    assert!(err.contains("replica 1 has no log"), "{err}");
+    assert!(err.contains("data was lost"), "{err}");
+    // The leader did not stop over it, and orders go on with the two replicas left.
+    assert_eq!(cluster.service("order-3")["alive"], true);
+    let reply = post(
+        &cluster.url("/orders"),
+        r#"{"name":"lego","quantity":1}"#,
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["data"]["order_number"], 2);
+}

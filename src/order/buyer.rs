@@ -3,9 +3,9 @@
 //! share one call and one durable write in the catalog. Confirmations (this key's order is in
 //! the log) are batched the same way, off the order's path.
 
-use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use crate::batch::send_in_batches;
 
 use crate::peer::{CallError, PeerClient};
 use crate::wire::{
@@ -113,60 +113,34 @@ impl Batcher {
 }
 
 async fn confirm_in_batches(
-    mut queue: mpsc::UnboundedReceiver<String>,
+    queue: mpsc::UnboundedReceiver<String>,
     client: PeerClient,
     url: String,
 ) {
-    while let Some(first) = queue.recv().await {
-        let mut keys = vec![first];
-        while keys.len() < MAX_CONFIRM_BATCH {
-            match queue.try_recv() {
-                Ok(next) => keys.push(next),
-                Err(_) => break,
+    send_in_batches(queue, MAX_CONFIRM_BATCH, 1, |keys| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let count = keys.len();
+            let confirm = Confirm { keys };
+            let timeout = crate::timeouts::CATALOG_CALL;
+            if let Err(e) = client
+                .post_with_timeout::<_, serde_json::Value>(&url, &confirm, timeout)
+                .await
+            {
+                // Harmless: the catalog lists the keys again later, and the leader confirms.
+                tracing::debug!("confirming {count} orders to the catalog: {e}");
             }
         }
-        let confirm = Confirm { keys };
-        if let Err(e) = client
-            .post_with_timeout::<_, serde_json::Value>(
-                &url,
-                &confirm,
-                crate::timeouts::CATALOG_CALL,
-            )
-            .await
-        {
-            // Harmless: the catalog lists the keys again later, and the leader confirms them.
-            tracing::debug!(
-                "confirming {} orders to the catalog: {e}",
-                confirm.keys.len()
-            );
-        }
-    }
+    })
+    .await
 }
 
-async fn buy_in_batches(
-    mut queue: mpsc::UnboundedReceiver<Pending>,
-    client: PeerClient,
-    url: String,
-) {
-    let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        // Waiting for a free call is what lets a batch gather.
-        let Ok(permit) = calls.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BUY_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+async fn buy_in_batches(queue: mpsc::UnboundedReceiver<Pending>, client: PeerClient, url: String) {
+    send_in_batches(queue, MAX_BUY_BATCH, CALLS_IN_FLIGHT, |batch| {
         let (client, url) = (client.clone(), url.clone());
-        tokio::spawn(async move {
-            send(&client, &url, batch).await;
-            drop(permit);
-        });
-    }
+        async move { send(&client, &url, batch).await }
+    })
+    .await
 }
 
 async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {

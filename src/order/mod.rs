@@ -39,7 +39,7 @@ use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::tasks::TaskGuard;
 use crate::timeouts;
-use crate::wire::{ReplicaHealth, Role};
+use crate::wire::{Data, ReplicaHealth, Replicated, Role};
 use state_machine::OrderStore;
 use types::{NodeId, Raft};
 
@@ -105,11 +105,14 @@ impl Replica {
         }
         let log_path = config.data_dir.join(log_store::file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
+        let client = PeerClient::for_services(&config.secret);
+        if !log_path.exists() {
+            refuse_if_wiped(config, &client).await?;
+        }
         let log = log_store::LogStore::open(&log_path)?;
         let (machine, orders) = state_machine::open(&config.data_dir, config.id)?;
         let rank = ids.iter().filter(|&&other| other > config.id).count();
         let raft_config = raft_config(rank)?;
-        let client = PeerClient::for_services(&config.secret);
         let raft = Raft::new(
             NodeId::from(config.id),
             Arc::new(raft_config),
@@ -149,12 +152,14 @@ impl Replica {
         })
     }
 
-    /// Serves on `listener` until `shutdown`, then stops the engine.
+    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
+    /// if the engine stops by itself (a disk that failed, a bug): a replica without its engine
+    /// must not go on answering as if it were one.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
+    ) -> Result<()> {
         let mut tasks = TaskGuard::default();
         if let Some(batcher) = self
             .shared
@@ -176,10 +181,33 @@ impl Replica {
         }
         tasks.spawn(self.clone().bootstrap());
         tasks.spawn(self.clone().place_orphans());
-        crate::http::serve(listener, self.clone(), shutdown).await;
+        let engine_stopped = tokio::select! {
+            _ = crate::http::serve(listener, self.clone(), shutdown) => false,
+            _ = self.engine_stopped() => true,
+        };
         drop(tasks);
+        if engine_stopped {
+            return Err(Error::Cluster(format!(
+                "replica {}'s engine stopped; see the lines above for why",
+                self.id()
+            )));
+        }
         if let Err(e) = self.shared.raft.shutdown().await {
             tracing::warn!("the engine did not stop cleanly: {e}");
+        }
+        Ok(())
+    }
+
+    /// Returns once the engine has stopped running.
+    async fn engine_stopped(&self) {
+        let mut metrics = self.shared.raft.metrics();
+        loop {
+            if metrics.borrow_and_update().running_state.is_err() {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -231,6 +259,17 @@ impl Replica {
             len,
             log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|l| l.index),
+            replicated: metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, matched)| {
+                    Some(Replicated {
+                        id: u32::try_from(*id).ok()?,
+                        index: matched.map(|m| m.index),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -283,6 +322,47 @@ fn refuse_a_lost_log(config: &ReplicaConfig, log_path: &std::path::Path) -> Resu
         orders.len(),
         log_path.display()
     )))
+}
+
+/// A replica that starts with no log while a leader holds a copy of its entries was wiped: its
+/// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
+/// (the leader stops). Refuse, and say how to recover. (A new cluster's leader knows nothing of
+/// a replica it has never reached, so a first start is never refused.)
+async fn refuse_if_wiped(config: &ReplicaConfig, client: &PeerClient) -> Result<()> {
+    let asks = config
+        .replicas
+        .iter()
+        .filter(|r| r.id != config.id)
+        .map(|r| async move {
+            let url = format!("{}/health", r.url);
+            client
+                .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
+                .await
+                .ok()
+                .map(|d| d.data)
+        });
+    for health in futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        let copy = health
+            .replicated
+            .iter()
+            .find(|r| r.id == config.id)
+            .and_then(|r| r.index);
+        if let (Role::Leader, Some(index)) = (health.role, copy) {
+            return Err(Error::Cluster(format!(
+                "replica {} has no log in {}, but the leader (replica {}) holds a copy of its \
+                 entries up to index {index}: this replica's data was lost. Restore its \
+                 directory from a backup, or stop the cluster and start a new one",
+                config.id,
+                config.data_dir.display(),
+                health.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The engine's settings for the replica of rank `rank` (0 for the highest id).

@@ -4,14 +4,13 @@
 //! are in flight into one entry: alone, a command is written at once; under load, many share
 //! an entry, its fsync and its replication.
 
-use std::sync::Arc;
-
 use openraft::error::{ForwardToLeader, RaftError};
 use openraft::{BasicNode, TryAsRef};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::placer::PlaceError;
 use super::types::{Command, NodeId, Proposal, Raft, Settled};
+use crate::batch::send_in_batches;
 use crate::timeouts;
 
 /// Client writes in flight at once. The engine takes them one at a time anyway, so one is
@@ -65,26 +64,13 @@ impl Proposer {
 
 impl Gatherer {
     /// Writes the queued commands in entries until every [`Proposer`] is gone.
-    pub async fn run(mut self) {
-        let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
-        while let Some(first) = self.queue.recv().await {
-            // Waiting for a free write is what lets an entry gather.
-            let Ok(permit) = writes.clone().acquire_owned().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_COMMANDS {
-                match self.queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            let (raft, id) = (self.raft.clone(), self.id);
-            tokio::spawn(async move {
-                write(&raft, id, batch).await;
-                drop(permit);
-            });
-        }
+    pub async fn run(self) {
+        let Gatherer { queue, raft, id } = self;
+        send_in_batches(queue, MAX_COMMANDS, WRITES_IN_FLIGHT, |batch| {
+            let raft = raft.clone();
+            async move { write(&raft, id, batch).await }
+        })
+        .await
     }
 }
 
