@@ -216,6 +216,26 @@ impl Cluster {
         self.router.cut.lock().unwrap().clear();
     }
 
+    /// Freezes replica `id` as SIGSTOP would: no message in or out, and its own timers stop.
+    fn pause(&self, id: NodeId) {
+        self.isolate(id);
+        let raft = self.raft(id);
+        let runtime = raft.runtime_config();
+        runtime.tick(false);
+        runtime.heartbeat(false);
+        runtime.elect(false);
+    }
+
+    /// Lets a paused replica go on where it stopped, as SIGCONT would.
+    fn resume(&self, id: NodeId) {
+        let raft = self.raft(id);
+        let runtime = raft.runtime_config();
+        runtime.tick(true);
+        runtime.heartbeat(true);
+        runtime.elect(true);
+        self.heal();
+    }
+
     /// Waits until every replica in `among` names the same leader, which leads; returns it.
     async fn wait_leader(&self, among: &[NodeId]) -> NodeId {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -322,6 +342,8 @@ fn a_cut_off_leader_commits_nothing_and_acknowledged_orders_survive_it() {
             let key = format!("before-{i}");
             acknowledged.push((cluster.place(3, &key).await.unwrap(), key));
         }
+        // With equal logs, the highest id left wins; a longer log would win whatever its id.
+        cluster.assert_converged(&IDS, 5).await;
         cluster.isolate(3);
         // The old leader still believes it leads; nothing it takes can commit.
         let stale = tokio::spawn({
@@ -360,6 +382,51 @@ fn a_cut_off_leader_commits_nothing_and_acknowledged_orders_survive_it() {
         }
         let numbers: Vec<u64> = acknowledged.iter().map(|(n, _)| *n).collect();
         assert_eq!(numbers, (0..10).collect::<Vec<u64>>(), "contiguous from 0");
+    });
+}
+
+#[test]
+fn a_paused_leader_that_resumes_steps_down_and_its_stale_write_never_commits() {
+    runtime().block_on(async {
+        let cluster = Cluster::start().await;
+        for i in 0..3 {
+            cluster.place(3, &format!("before-{i}")).await.unwrap();
+        }
+        cluster.assert_converged(&IDS, 3).await;
+        cluster.pause(3);
+        let stale = tokio::spawn({
+            let raft = cluster.raft(3);
+            async move {
+                let stale = Command::Outcome {
+                    key: "stale".into(),
+                    result: BuyResult::Bought(Bought {
+                        name: "Tux".into(),
+                        quantity: 1,
+                    }),
+                };
+                let proposal = Proposal {
+                    commands: vec![stale],
+                };
+                tokio::time::timeout(Duration::from_secs(4), raft.client_write(proposal)).await
+            }
+        });
+        assert_eq!(cluster.wait_leader(&[1, 2]).await, 2);
+        for i in 0..3 {
+            cluster.place(2, &format!("during-{i}")).await.unwrap();
+        }
+        cluster.resume(3);
+        let leader = cluster.wait_leader(&IDS).await;
+        cluster.place(leader, "after").await.unwrap();
+        cluster.assert_converged(&IDS, 7).await;
+        assert!(
+            !matches!(stale.await.unwrap(), Ok(Ok(_))),
+            "the paused leader acknowledged a write after it resumed"
+        );
+        for id in IDS {
+            let keys: Vec<Option<String>> = (0..7).map(|n| cluster.key_at(id, n)).collect();
+            assert!(!keys.contains(&Some("stale".into())), "{keys:?}");
+            assert_eq!(keys[3].as_deref(), Some("during-0"));
+        }
     });
 }
 

@@ -103,6 +103,7 @@ impl Replica {
                     .join(", ")
             )));
         }
+        timeouts::check(config.replicas.len(), timeouts::FAILOVER).map_err(Error::Cluster)?;
         let log_path = config.data_dir.join(log_store::file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&config.secret);
