@@ -103,7 +103,7 @@ fn render(r: &ChaosReport) -> String {
     out.push_str(&format!(
         "client-visible errors:  {}{}\n",
         r.client_errors,
-        if r.majority_kept {
+        if r.majority_kept || r.client_errors == 0 {
             ""
         } else {
             " (expected: some rounds left fewer than two replicas up)"
