@@ -42,11 +42,13 @@ impl Replica {
     /// the outcome.
     async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
         let key = order.key.clone();
-        // A buy is keyed, so asking again is safe. Once more is enough to ride out a moment
-        // when the catalog's answer was lost, or this replica was paused and its timer ran out
-        // while the answer waited; a catalog that is really down fails both.
+        // A buy is keyed, so asking again is safe. Before the catalog is blamed, this replica
+        // makes sure it still leads: one that was paused wakes with its timer run out and may
+        // have been replaced meanwhile (then the front end retries on the new leader). Once
+        // more is enough to ride out a lost answer; a catalog that is really down fails both.
         let mut answer = self.shared.buyer.buy(order.clone()).await;
-        if matches!(answer, Err(BuyError::Unavailable(_))) && self.lead().await.is_ok() {
+        if matches!(answer, Err(BuyError::Unavailable(_))) {
+            self.lead().await?;
             answer = self.shared.buyer.buy(order).await;
         }
         let result = match answer {
