@@ -128,7 +128,7 @@ pub enum ServeCommand {
   STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
       storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
     Catalog(CatalogArgs),
-    /// The front end: the public API, the product cache, leader selection
+    /// The front end: the public API, the product cache, following the order leader
     #[command(after_help = "Example:
   STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
       storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\

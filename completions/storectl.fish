@@ -46,7 +46,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand demo" -l keep -d 'Keep
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l host -d 'Address to listen on' -r
@@ -75,7 +75,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l replica -d 'Every order replica as ID=ADDRESS, this one included (default: 1..3 on ports 8010..8012)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
@@ -157,5 +157,5 @@ complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_s
 complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, leader selection'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "order" -d 'One order replica, with its own orders-N.csv'

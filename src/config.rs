@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Ids of the order replicas; the highest answering one leads.
+/// Ids of the order replicas; the highest one that can win an election leads.
 pub const REPLICA_IDS: [u32; 3] = [1, 2, 3];
 /// Port of the front end when nothing else is said; the rest follow from it.
 pub const DEFAULT_PORT_BASE: u16 = 8000;

@@ -1,5 +1,5 @@
 //! The cluster's shared secret: what a caller presents to use a service's internal endpoints
-//! (replication, leader announcement, invalidation, buy, catch-up).
+//! (the engine's peer messages, buys, confirmations, invalidations).
 //!
 //! `storectl up` makes a random one, keeps it in the state directory readable by its owner
 //! only, and hands it to each service in its environment, never on a command line that `ps`
