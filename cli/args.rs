@@ -212,8 +212,8 @@ pub struct FrontendArgs {
     /// An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)
     #[arg(long = "replica", value_name = "ID=ADDRESS", value_parser = replica)]
     pub replicas: Vec<ReplicaAddr>,
-    /// Product replies the LRU cache holds; 0 turns the cache off
-    #[arg(long, default_value_t = 10)]
+    /// Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off
+    #[arg(long, default_value_t = 10, value_parser = cache_size)]
     pub cache_size: usize,
     /// How often every order replica is asked who leads
     #[arg(long, default_value = "200ms", value_parser = duration)]
@@ -230,8 +230,9 @@ pub struct OrderArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
-    /// This replica's id (1, 2 or 3); the highest id that can win an election leads
-    #[arg(long)]
+    /// This replica's id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that
+    /// can win an election leads
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_REPLICA_ID))]
     pub id: u32,
     /// Port to listen on (default: 8009 + id)
     #[arg(long)]
@@ -258,14 +259,15 @@ pub struct StateArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// Front end on N, catalog on N+1, order replica i on N+9+i
-    #[arg(long, default_value_t = config::DEFAULT_PORT_BASE)]
+    /// Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)
+    #[arg(long, default_value_t = config::DEFAULT_PORT_BASE,
+          value_parser = clap::value_parser!(u16).range(1..=config::MAX_PORT_BASE as i64))]
     pub port_base: u16,
     /// Address every service listens on
     #[arg(long, default_value = config::DEFAULT_HOST)]
     pub host: String,
-    /// Product replies the front end's LRU cache holds; 0 turns it off
-    #[arg(long, default_value_t = 10)]
+    /// Product replies the front end's LRU cache holds (0 to 1000000); 0 turns it off
+    #[arg(long, default_value_t = 10, value_parser = cache_size)]
     pub cache_size: usize,
     /// How often sold-out toys are restocked
     #[arg(long, default_value = "10s", value_parser = duration)]
@@ -513,6 +515,20 @@ fn duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+/// Largest `--id` of an order replica: its default port, 8009 + id, must fit.
+const MAX_REPLICA_ID: i64 = 255;
+/// Largest cache: far beyond any catalog, and small enough that a typo cannot exhaust memory.
+const MAX_CACHE_SIZE: usize = 1_000_000;
+
+fn cache_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_CACHE_SIZE => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a cache size from 0 to {MAX_CACHE_SIZE}"
+        )),
+    }
 }
 
 fn replica(s: &str) -> Result<ReplicaAddr, String> {

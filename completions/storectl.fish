@@ -62,13 +62,13 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l port -d 'Port to listen on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l catalog -d 'Address of the catalog' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l replica -d 'An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cache-size -d 'Product replies the LRU cache holds; 0 turns the cache off' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cache-size -d 'Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l health-interval -d 'How often every order replica is asked who leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l failover-timeout -d 'How long an order is retried on new leaders before the client gets 503 (at least 10s: longer than the front end waits for one order)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l host -d 'Address to listen on' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s id (1, 2 or 3); the highest id that can win an election leads' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l port -d 'Port to listen on (default: 8009 + id)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of the replica\'s files: raft-ID.log, snapshot-ID.json, orders-ID.csv' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l catalog -d 'Address of the catalog' -r
@@ -79,9 +79,9 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
-complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N, catalog on N+1, order replica i on N+9+i' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l host -d 'Address every service listens on' -r
-complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds; 0 turns it off' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds (0 to 1000000); 0 turns it off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l initial-stock -d 'Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval -d 'How often the front end asks every order replica who leads' -r

@@ -488,3 +488,21 @@ fn commands_against_a_stopped_cluster_say_to_start_it() {
         );
     }
 }
+
+#[test]
+fn numeric_flags_out_of_range_are_one_line_usage_errors() {
+    for args in [
+        &["serve", "order", "--id", "65535"][..],
+        &["serve", "order", "--id", "0"],
+        &["serve", "frontend", "--cache-size", "100000000000"],
+        &["up", "--port-base", "65530"],
+        &["up", "--cache-size", "1000001"],
+    ] {
+        let out = common::storectl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
