@@ -20,6 +20,7 @@ use args::{Cli, Command};
 use exit::Exit;
 
 fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(e).into(),
@@ -49,6 +50,25 @@ fn main() -> ExitCode {
             exit.into()
         }
     }
+}
+
+/// A reader that stops early (`storectl status --json | head -c 10`) closes the pipe, and the
+/// next `println!` fails with a broken pipe. That is a normal end for a command line tool, as it
+/// is for ripgrep: exit 0 without a word, instead of the panic `println!` makes of it.
+fn end_quietly_on_a_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
 }
 
 /// Prints help and version as clap does; shortens a usage error to one line that says where to

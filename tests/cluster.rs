@@ -506,3 +506,19 @@ fn numeric_flags_out_of_range_are_one_line_usage_errors() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_a_normal_end() {
+    // `storectl … | head -c 10`: the reader closes the pipe before storectl has written all.
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::EXE)
+        .args(["generate", "man", "--out", out_dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
