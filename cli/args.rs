@@ -58,7 +58,11 @@ pub enum Command {
 
 A replica's last order is the last one it has applied: committed, so durable on a majority,
 not merely received. ROLE is the engine's: leader, follower, or candidate while an election
-runs.")]
+runs.
+
+Exit status: 0 when every service answers and a replica leads; 1 when a service does not
+answer, no replica leads, or there is no cluster (the table or the message says which); 2 for
+a bad command line. So `storectl status >/dev/null` is a health check.")]
     Status(StatusArgs),
     /// Kill one service (SIGKILL by default) to simulate a crash
     #[command(after_help = "Examples:

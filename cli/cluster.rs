@@ -56,7 +56,11 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
     } else {
         print!("{}", cluster::render_status(&rows));
     }
-    Ok(Exit::Success)
+    Ok(if cluster::healthy(&rows) {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
 }
 
 pub fn kill(args: &KillArgs) -> Result<Exit> {

@@ -522,3 +522,41 @@ fn a_reader_that_stops_early_is_a_normal_end() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
+    let cluster = Cluster::start(&[]);
+    assert_eq!(cluster.run("status", &[]).status.code(), Some(0));
+    assert!(cluster.run("kill", &["order-1"]).status.success());
+    let out = cluster.run("status", &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let one = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "order-1")
+        .unwrap();
+    assert_eq!(one["alive"], false);
+    // A paused service holds its port but answers nothing: not answering, and said quickly.
+    assert!(cluster.run("restart", &["order-1"]).status.success());
+    assert!(cluster
+        .run("kill", &["frontend", "--signal", "stop"])
+        .status
+        .success());
+    let started = std::time::Instant::now();
+    assert_eq!(cluster.run("status", &[]).status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(cluster
+        .run("kill", &["frontend", "--signal", "cont"])
+        .status
+        .success());
+    assert_eq!(cluster.run("status", &[]).status.code(), Some(0));
+    assert!(cluster.run("down", &[]).status.success());
+    let out = cluster.run("status", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

@@ -18,11 +18,21 @@ use stats::{Latencies, LatencySummary};
 /// A blocking HTTP agent with a timeout per phase (a global timeout costs a thread per request)
 /// and error statuses returned as replies rather than errors.
 pub fn agent() -> ureq::Agent {
+    agent_waiting(Duration::from_secs(30))
+}
+
+/// An agent for health checks: a service that does not answer within a second (paused, say)
+/// is reported as not answering rather than waited for.
+pub fn health_agent() -> ureq::Agent {
+    agent_waiting(Duration::from_secs(1))
+}
+
+fn agent_waiting(reply: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(2)))
-        .timeout_send_request(Some(Duration::from_secs(5)))
-        .timeout_recv_response(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(30)))
+        .timeout_connect(Some(Duration::from_secs(2).min(reply)))
+        .timeout_send_request(Some(Duration::from_secs(5).min(reply)))
+        .timeout_recv_response(Some(reply))
+        .timeout_recv_body(Some(reply))
         .http_status_as_error(false)
         .build()
         .into()

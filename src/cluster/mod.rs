@@ -611,17 +611,22 @@ pub struct ServiceStatus {
     pub role: Option<String>,
     pub ready: Option<bool>,
     pub term: Option<u64>,
-    /// The number of the last order in the replica's log.
+    /// The number of the last order the replica has applied: committed, so durable.
     pub last_order: Option<u64>,
     pub orders: Option<u64>,
     pub leader_id: Option<u32>,
     pub cache: Option<CacheStats>,
 }
 
+/// Whether every service answers and a replica leads: the cluster can take orders.
+pub fn healthy(rows: &[ServiceStatus]) -> bool {
+    rows.iter().all(|r| r.alive) && rows.iter().any(|r| r.role.as_deref() == Some("leader"))
+}
+
 /// The state of every service of the cluster, from pid files and health checks.
 pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
     let spec = state.load()?;
-    let agent = crate::client::agent();
+    let agent = crate::client::health_agent();
     let mut rows = Vec::new();
     for service in &spec.services {
         let pid = state.live_pid(&service.name);
