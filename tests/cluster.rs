@@ -560,3 +560,28 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
     let out = cluster.run("status", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+#[test]
+fn a_pid_that_names_another_process_gets_no_signal() {
+    let cluster = Cluster::start(&[]);
+    let path = cluster.file("order-1.pid");
+    let record = common::read(&path);
+    let mut fields = record.split_whitespace();
+    let pid: u32 = fields.next().unwrap().parse().unwrap();
+    let started: u64 = fields
+        .next()
+        .expect("the pid file records the start time")
+        .parse()
+        .unwrap();
+    // As if order-1 had ended and its pid had gone to a process that started later.
+    std::fs::write(&path, format!("{pid} {}\n", started + 1)).unwrap();
+    let out = cluster.run("kill", &["order-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the process that owns the pid was not signalled"
+    );
+    std::fs::write(&path, record).unwrap();
+    assert!(cluster.run("kill", &["order-1"]).status.success());
+}

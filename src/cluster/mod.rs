@@ -160,14 +160,25 @@ impl StateDir {
     }
 
     pub fn pid(&self, service: &str) -> Option<u32> {
-        std::fs::read_to_string(self.pid_path(service))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        self.pid_record(service).map(|(pid, _)| pid)
     }
 
-    /// The pid of `service` if it is running.
+    /// A pid file holds `PID START_TIME`: the pid and when that process started, so that a
+    /// later process given the same pid is never taken for ours (a file with the pid alone is
+    /// checked by its command line only).
+    fn pid_record(&self, service: &str) -> Option<(u32, Option<u64>)> {
+        let text = std::fs::read_to_string(self.pid_path(service)).ok()?;
+        let mut fields = text.split_whitespace();
+        let pid = fields.next()?.parse().ok()?;
+        let started = fields.next().and_then(|s| s.parse().ok());
+        Some((pid, started))
+    }
+
+    /// The pid of `service` if it is running: the very process `up` or `restart` started.
     pub fn live_pid(&self, service: &str) -> Option<u32> {
-        self.pid(service).filter(|&pid| process::is_alive(pid))
+        self.pid_record(service)
+            .filter(|&(pid, started)| process::is_ours(pid, started))
+            .map(|(pid, _)| pid)
     }
 
     /// The cluster recorded here, if every one of its services is running; otherwise an error
@@ -192,7 +203,11 @@ impl StateDir {
     }
 
     fn write_pid(&self, service: &str, pid: u32) -> Result<()> {
-        crate::storage::write_atomic(&self.pid_path(service), format!("{pid}\n").as_bytes())
+        let record = match process::start_time(pid) {
+            Some(started) => format!("{pid} {started}\n"),
+            None => format!("{pid}\n"),
+        };
+        crate::storage::write_atomic(&self.pid_path(service), record.as_bytes())
     }
 }
 

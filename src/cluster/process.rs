@@ -30,7 +30,22 @@ pub fn spawn(exe: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> R
         .map_err(|e| Error::io(exe, e))
 }
 
-/// True when `pid` runs and is a `storectl serve` process (not a zombie, not a reused pid).
+/// When `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with the pid,
+/// it names one process for good, since a pid can be reused but not at the same instant.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (the state).
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// True when `pid` is the `storectl serve` process that started at `started` (when known):
+/// alive, not a zombie, and not another process that got the pid after ours ended.
+pub fn is_ours(pid: u32, started: Option<u64>) -> bool {
+    is_alive(pid) && started.is_none_or(|s| start_time(pid) == Some(s))
+}
+
+/// True when `pid` runs and is a `storectl serve` process (not a zombie).
 pub fn is_alive(pid: u32) -> bool {
     let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s,
