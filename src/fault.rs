@@ -45,3 +45,20 @@ pub fn slow_disk() {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
+
+/// A clock set wrong: while the file `clock-offset` in the fault directory holds a number of
+/// seconds (negative for behind), [`clock_micros`] is off by that much.
+pub const CLOCK_OFFSET: &str = "clock-offset";
+
+/// Microseconds since the Unix epoch by the wall clock, shifted by [`CLOCK_OFFSET`] if armed.
+pub fn clock_micros() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i128)
+        .unwrap_or(0);
+    let offset = fault_dir()
+        .and_then(|dir| std::fs::read_to_string(dir.join(CLOCK_OFFSET)).ok())
+        .and_then(|s| s.trim().parse::<i128>().ok())
+        .unwrap_or(0);
+    u64::try_from(now + offset * 1_000_000).unwrap_or(0)
+}

@@ -585,3 +585,31 @@ fn a_pid_that_names_another_process_gets_no_signal() {
     std::fs::write(&path, record).unwrap();
     assert!(cluster.run("kill", &["order-1"]).status.success());
 }
+
+#[test]
+fn a_catalog_restarted_with_its_clock_set_back_leaves_no_stale_cache() {
+    let cluster = Cluster::start(&["--fault-hooks"]);
+    for _ in 0..2 {
+        assert_eq!(
+            get(&cluster.url("/products/tux")).json["data"]["quantity"],
+            100
+        );
+    }
+    // The catalog comes back with its clock an hour behind.
+    std::fs::write(cluster.file("faults/catalog/clock-offset"), "-3600").unwrap();
+    assert!(cluster.run("restart", &["catalog"]).status.success());
+    for _ in 0..3 {
+        let reply = post(
+            &cluster.url("/orders"),
+            r#"{"name":"tux","quantity":1}"#,
+            &[],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.json);
+    }
+    let tux = get(&cluster.url("/products/tux"));
+    assert_eq!(
+        tux.json["data"]["quantity"], 97,
+        "a stale cached reply: {}",
+        tux.json
+    );
+}

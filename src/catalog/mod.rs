@@ -10,6 +10,7 @@
 pub mod ledger;
 mod routes;
 pub mod stock;
+pub mod versions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,10 @@ impl Catalog {
     pub fn open(config: &CatalogConfig) -> Result<Self> {
         let path = config.data_dir.join(CATALOG_FILE);
         let mut stock = load_or_seed(&path, config.initial_stock)?;
+        stock.start_versions_above(versions::reserve(
+            &config.data_dir,
+            crate::fault::clock_micros(),
+        )?);
         let (mut ledger, totals) = Ledger::open(&config.data_dir, &stock.seed_records())?;
         let (repaired, unseeded) = stock.apply_ledger(&totals);
         ledger.append(&unseeded)?;

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,17 +84,11 @@ impl Stock {
     }
 
     fn from_rows(rows: Vec<StockRow>) -> std::result::Result<Self, String> {
-        // Versions start from the clock so that they keep growing across restarts: the front end
-        // never sees a version go back and keeps refusing fresh fills.
-        let first = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
         let mut stock = Stock {
             items: Vec::with_capacity(rows.len()),
             by_name: HashMap::new(),
             bought_keys: HashMap::new(),
-            next_version: first,
+            next_version: 0,
         };
         for row in rows {
             let key = row.name.to_lowercase();
@@ -107,6 +100,17 @@ impl Stock {
             stock.items.push(Item { row, version });
         }
         Ok(stock)
+    }
+
+    /// Gives every product a version above `floor`, and every later change one above those:
+    /// the catalog passes the floor it reserved for this run (see `versions`), so the front end
+    /// never sees a version go back across a restart.
+    pub fn start_versions_above(&mut self, floor: u64) {
+        self.next_version = self.next_version.max(floor);
+        for i in 0..self.items.len() {
+            let version = self.bump();
+            self.items[i].version = version;
+        }
     }
 
     fn bump(&mut self) -> u64 {
