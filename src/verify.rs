@@ -306,12 +306,21 @@ pub fn check_stock(
     orders: &[crate::wire::Entry],
     stock: &[(String, u64)],
 ) -> StockCheck {
-    use crate::catalog::ledger::Totals;
-    use std::collections::{HashMap, HashSet};
-    let mut totals = Totals::default();
+    let mut totals = crate::catalog::ledger::Totals::default();
     for record in ledger {
         totals.add(record);
     }
+    check_stock_totals(&totals, orders, stock)
+}
+
+/// [`check_stock`] from the ledger's totals, as the catalog reports them with its stock in one
+/// consistent snapshot.
+pub fn check_stock_totals(
+    totals: &crate::catalog::ledger::Totals,
+    orders: &[crate::wire::Entry],
+    stock: &[(String, u64)],
+) -> StockCheck {
+    use std::collections::{HashMap, HashSet};
     let mut ordered: HashMap<String, u64> = HashMap::new();
     for entry in orders {
         *ordered.entry(entry.name.to_lowercase()).or_default() += entry.quantity;

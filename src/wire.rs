@@ -130,6 +130,14 @@ pub enum BuyOutcome {
     Refused(ErrorDetail),
 }
 
+/// The catalog's stock and the totals of every change it made, read at one instant, so that a
+/// stock check never sees a change in one and not the other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StockSnapshot {
+    pub products: Vec<VersionedProduct>,
+    pub totals: crate::catalog::ledger::Totals,
+}
+
 /// A buy the catalog made whose order the order service has not yet confirmed is in its log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UnconfirmedBuy {

@@ -613,3 +613,35 @@ fn a_catalog_restarted_with_its_clock_set_back_leaves_no_stale_cache() {
         tux.json
     );
 }
+
+#[test]
+fn the_stock_check_reads_one_snapshot_while_restocks_run() {
+    let cluster = Cluster::start(&["--restock-interval", "100ms"]);
+    // Sell Tux out, so that every restock changes it while the checks run.
+    loop {
+        let reply = post(
+            &cluster.url("/orders"),
+            r#"{"name":"tux","quantity":5}"#,
+            &[],
+        );
+        if reply.status == 409 {
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.json);
+    }
+    cluster.assert_converges(Duration::from_secs(10));
+    for check in 0..100 {
+        // Keep selling out what each restock brings back.
+        post(
+            &cluster.url("/orders"),
+            r#"{"name":"tux","quantity":100}"#,
+            &[],
+        );
+        let out = cluster.run("verify-logs", &["--stock"]);
+        assert!(
+            out.status.success() || !stdout(&out).contains("STOCK NOT CONSERVED: Tux"),
+            "check {check}: {}",
+            stdout(&out)
+        );
+    }
+}

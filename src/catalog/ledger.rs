@@ -40,7 +40,7 @@ pub struct Record {
 }
 
 /// What the ledger says, replayed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     /// Per lower-case toy name: (seed, bought, restocked).
     pub by_toy: HashMap<String, (u64, u64, u64)>,

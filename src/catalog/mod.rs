@@ -84,6 +84,9 @@ struct State {
     changes: u64,
     pending: Vec<Invalidation>,
     records: Vec<Record>,
+    /// The totals of every change made in memory (durable or not yet), which always agree with
+    /// `stock`: what a stock check reads.
+    totals: ledger::Totals,
 }
 
 /// A buy not yet confirmed by the order service, and since when.
@@ -103,9 +106,10 @@ impl Catalog {
             &config.data_dir,
             crate::fault::clock_micros(),
         )?);
-        let (mut ledger, totals) = Ledger::open(&config.data_dir, &stock.seed_records())?;
+        let (mut ledger, mut totals) = Ledger::open(&config.data_dir, &stock.seed_records())?;
         let (repaired, unseeded) = stock.apply_ledger(&totals);
         ledger.append(&unseeded)?;
+        unseeded.iter().for_each(|r| totals.add(r));
         if !repaired.is_empty() {
             tracing::warn!(
                 "{} was behind its ledger (a crash between the two writes); repaired {}",
@@ -136,6 +140,7 @@ impl Catalog {
                     changes: 0,
                     pending: Vec::new(),
                     records: Vec::new(),
+                    totals,
                 }),
                 path,
                 frontend: config.frontend.clone(),
@@ -181,7 +186,10 @@ impl Catalog {
         records: impl IntoIterator<Item = Record>,
     ) -> u64 {
         state.pending.extend(invalidations);
-        state.records.extend(records);
+        for record in records {
+            state.totals.add(&record);
+            state.records.push(record);
+        }
         state.changes += 1;
         state.changes
     }

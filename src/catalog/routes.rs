@@ -14,7 +14,7 @@ use crate::http::{self, Request, Response};
 use crate::timeouts;
 use crate::wire::{
     is_valid_key, BuyBatch, BuyOutcome, CatalogHealth, Confirm, ErrorDetail, PlaceOrder,
-    UnconfirmedBuy, MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
+    StockSnapshot, UnconfirmedBuy, MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
 };
 use std::time::Instant;
 
@@ -35,6 +35,14 @@ impl http::Handler for Catalog {
             (["internal", "buy"], m) => http::method_not_allowed(m, "POST"),
             (["internal", "stock"], &Method::GET) => http::data(self.state().stock.products()),
             (["internal", "stock"], m) => http::method_not_allowed(m, "GET"),
+            (["internal", "stock-check"], &Method::GET) => {
+                let state = self.state();
+                http::data(StockSnapshot {
+                    products: state.stock.products(),
+                    totals: state.totals.clone(),
+                })
+            }
+            (["internal", "stock-check"], m) => http::method_not_allowed(m, "GET"),
             (["internal", "unconfirmed"], &Method::GET) => self.unconfirmed(),
             (["internal", "unconfirmed"], m) => http::method_not_allowed(m, "GET"),
             (["internal", "confirm"], &Method::POST) => self.confirm(&request),

@@ -723,13 +723,13 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
     out
 }
 
-/// Checks that the cluster in `state` conserved stock: its ledger and the catalog's stock (live
-/// if the catalog answers, else `catalog.csv` brought up to the ledger) against the first
-/// replica's order log.
+/// Checks that the cluster in `state` conserved stock: the catalog's stock and the totals of
+/// its ledger, read at one instant from the live catalog (or, when it is down, `catalog.csv`
+/// brought up to `catalog-ledger.csv`), against the order log of the replica with the most
+/// orders.
 pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     use crate::catalog::{ledger, stock::Stock, CATALOG_FILE};
     let spec = state.load()?;
-    let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
     // The replica that has applied the most orders: one that lags would look like lost orders.
     let comparison = crate::verify::compare(&state.orders_paths())?;
     let longest = comparison
@@ -739,26 +739,28 @@ pub fn check_stock(state: &StateDir) -> Result<crate::verify::StockCheck> {
     let orders = crate::order::orders_file::read_entries(&longest)?;
     let secret = Secret::load(state.root()).ok();
     let live = spec.url("catalog").and_then(|url| {
-        let agent = crate::client::agent();
-        crate::client::get_authorized(&agent, &format!("{url}/internal/stock"), secret.as_ref())
+        let agent = crate::client::health_agent();
+        let url = format!("{url}/internal/stock-check");
+        crate::client::get_authorized(&agent, &url, secret.as_ref())
             .ok()
-            .and_then(|reply| reply.json::<Data<Vec<crate::wire::VersionedProduct>>>())
+            .and_then(|reply| reply.json::<Data<crate::wire::StockSnapshot>>())
     });
-    let products = match live {
-        Some(products) => products.data,
+    let (products, totals) = match live {
+        Some(Data { data }) => (data.products, data.totals),
         None => {
             // What the catalog would start from: its snapshot, brought up to its ledger.
+            let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
             let path = state.root().join(CATALOG_FILE);
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let mut stock = Stock::parse(&text, &path)?;
             let mut totals = ledger::Totals::default();
             records.iter().for_each(|r| totals.add(r));
             stock.apply_ledger(&totals);
-            stock.products()
+            (stock.products(), totals)
         }
     };
     let stock: Vec<(String, u64)> = products.into_iter().map(|p| (p.name, p.quantity)).collect();
-    Ok(crate::verify::check_stock(&records, &orders, &stock))
+    Ok(crate::verify::check_stock_totals(&totals, &orders, &stock))
 }
 
 #[cfg(test)]
