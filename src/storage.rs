@@ -55,6 +55,84 @@ pub fn drop_torn_tail(path: &Path, whole: usize, len: usize) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// An append-only file whose appends are all or nothing: an append that fails (a full disk, a
+/// failed fsync) is cut back off the file before the error is returned, so a retry never
+/// writes the same records twice and a start never finds half a record in the middle. Both the
+/// catalog's ledger and the order replicas' log append this way.
+#[derive(Debug)]
+pub struct AppendFile {
+    path: PathBuf,
+    file: File,
+    /// Bytes of the file that are whole, durable appends.
+    len: u64,
+}
+
+impl AppendFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(AppendFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `bytes` without waiting for the disk; [`Self::sync`] makes them durable. On a
+    /// failure the file is cut back to its last durable length.
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes).inspect_err(|_| self.cut_back())
+    }
+
+    /// Makes everything written since the last sync durable, or cuts it off again.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.len = self.file.metadata()?.len();
+                Ok(())
+            }
+            Err(e) => {
+                self.cut_back();
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends `bytes` and fsyncs; on any failure the file is as it was before.
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write(bytes)?;
+        self.sync()
+    }
+
+    /// Cuts off whatever a failed append left past the last whole one.
+    fn cut_back(&mut self) {
+        if let Err(e) = self
+            .file
+            .set_len(self.len)
+            .and_then(|_| self.file.sync_data())
+        {
+            tracing::error!(
+                "{}: cannot cut a failed append back off: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// Replaces the whole file with `contents` (atomically) and appends after them.
+    pub fn replace(&mut self, contents: &[u8]) -> Result<()> {
+        write_atomic(&self.path, contents)?;
+        *self = AppendFile::open(&self.path)?;
+        Ok(())
+    }
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");

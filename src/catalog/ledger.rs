@@ -6,9 +6,7 @@
 //! idempotency key of its order.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,8 +71,7 @@ impl Totals {
 /// The open ledger file.
 #[derive(Debug)]
 pub struct Ledger {
-    path: PathBuf,
-    file: File,
+    file: crate::storage::AppendFile,
 }
 
 impl Ledger {
@@ -97,22 +94,19 @@ impl Ledger {
         for record in &records {
             totals.add(record);
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok((Ledger { path, file }, totals))
+        let file = crate::storage::AppendFile::open(&path)?;
+        Ok((Ledger { file }, totals))
     }
 
-    /// Appends `records` and fsyncs: when it returns Ok they survive a crash.
+    /// Appends `records` and fsyncs: when it returns Ok they survive a crash; when it fails
+    /// (a full disk) none of them is in the file, so they can be appended again later.
     pub fn append(&mut self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         self.file
-            .write_all(&encode(records))
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
+            .append(&encode(records))
+            .map_err(|e| Error::io(self.file.path(), e))
     }
 }
 

@@ -33,7 +33,7 @@ pub const INITIAL_CATALOG: &str = include_str!("../../data/catalog.csv");
 pub const CATALOG_FILE: &str = "catalog.csv";
 
 /// How long a buy waits for its change to be durable before it answers 503.
-const DURABILITY_TIMEOUT: Duration = Duration::from_secs(10);
+const DURABILITY_TIMEOUT: Duration = crate::timeouts::CATALOG_DURABLE;
 /// Shortest time between two rewrites of `catalog.csv`.
 const SNAPSHOT_GAP: Duration = Duration::from_millis(100);
 
@@ -74,6 +74,9 @@ struct Shared {
     snapshot_due: Notify,
     /// Held while `catalog.csv` is rewritten.
     snapshot_writer: Mutex<()>,
+    /// Why the last flush failed, until one succeeds: what a buy that cannot be made durable
+    /// is told.
+    write_error: Mutex<Option<String>>,
 }
 
 struct State {
@@ -87,6 +90,19 @@ struct State {
     /// The totals of every change made in memory (durable or not yet), which always agree with
     /// `stock`: what a stock check reads.
     totals: ledger::Totals,
+}
+
+/// How often a flush that failed is tried again.
+const FLUSH_RETRY: Duration = Duration::from_millis(500);
+
+/// A write error as a user should read it: "disk full" for ENOSPC.
+fn describe_write_error(e: &Error) -> String {
+    let full = matches!(e, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC));
+    if full {
+        "disk full".to_string()
+    } else {
+        e.to_string()
+    }
 }
 
 /// A buy not yet confirmed by the order service, and since when.
@@ -152,6 +168,7 @@ impl Catalog {
                 flushing: tokio::sync::Mutex::new(()),
                 snapshot_due: Notify::new(),
                 snapshot_writer: Mutex::new(()),
+                write_error: Mutex::new(None),
             }),
         })
     }
@@ -203,16 +220,26 @@ impl Catalog {
             .is_ok_and(|r| r.is_ok());
         match reached {
             true => Ok(()),
-            false => Err(Error::Cluster(format!(
-                "could not write {} in time",
-                self.shared.path.display()
-            ))),
+            false => Err(Error::Cluster(
+                match self
+                    .shared
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                {
+                    Some(e) => format!("the catalog cannot write its ledger: {e}"),
+                    None => "the catalog could not write its ledger in time".to_string(),
+                },
+            )),
         }
     }
 
+    /// Flushes when woken, and every [`FLUSH_RETRY`] anyway: changes that a full disk kept
+    /// from the ledger are written as soon as there is room again, without a restart.
     async fn flush_loop(self) {
         loop {
-            self.shared.wake.notified().await;
+            let _ = tokio::time::timeout(FLUSH_RETRY, self.shared.wake.notified()).await;
             self.flush().await;
         }
     }
@@ -244,9 +271,20 @@ impl Catalog {
         // An invalidation that runs ahead of a failed append only costs the front end a miss.
         let (written, ()) = tokio::join!(append, self.invalidate(invalidations.clone()));
         match written {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                *self
+                    .shared
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+            }
             Ok(Err(e)) => {
                 tracing::error!("cannot persist the stock: {e}");
+                *self
+                    .shared
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(describe_write_error(&e));
                 let mut state = self.state();
                 state.pending.extend(invalidations);
                 state.records.splice(0..0, records);

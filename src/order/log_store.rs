@@ -14,10 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -164,12 +163,11 @@ impl LogStore {
             }
             Err(e) => return Err(Error::io(path, e)),
         }
-        let file = open_append(path)?;
+        let file = crate::storage::AppendFile::open(path)?;
         let (tx, rx) = mpsc::channel();
-        let writer_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(writer_path, file, rx))
+            .spawn(move || write_jobs(file, rx))
             .map_err(|e| Error::io(path, e))?;
         Ok(LogStore {
             shared: Arc::new(Shared {
@@ -230,13 +228,6 @@ fn write_error(e: impl ToString) -> StorageError {
     StorageIOError::write_logs(AnyError::error(e)).into()
 }
 
-fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
-}
-
 /// Replays the records of a log file; returns how many bytes of it are whole, good lines.
 fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
     let mut offset = 0;
@@ -265,7 +256,7 @@ fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
 
 /// The writer thread: group commit. Takes every job queued, writes them, fsyncs once, and tells
 /// each waiter. After a failed write the file's state is unknown, so every later write fails.
-fn write_jobs(path: PathBuf, mut file: File, jobs: mpsc::Receiver<Job>) {
+fn write_jobs(mut file: crate::storage::AppendFile, jobs: mpsc::Receiver<Job>) {
     let mut broken: Option<String> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -273,9 +264,10 @@ fn write_jobs(path: PathBuf, mut file: File, jobs: mpsc::Receiver<Job>) {
             batch.push(next);
         }
         if broken.is_none() {
-            if let Err(e) = write_batch(&path, &mut file, &batch) {
-                tracing::error!("cannot write {}: {e}; this replica stops", path.display());
-                broken = Some(format!("{}: {e}", path.display()));
+            if let Err(e) = write_batch(&mut file, &batch) {
+                let path = file.path().display().to_string();
+                tracing::error!("cannot write {path}: {e}; this replica stops");
+                broken = Some(format!("{path}: {e}"));
             }
         }
         for job in batch {
@@ -297,7 +289,9 @@ fn write_jobs(path: PathBuf, mut file: File, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn write_batch(path: &Path, file: &mut File, batch: &[Job]) -> io::Result<()> {
+/// Writes a batch and fsyncs it; a failed write or fsync leaves the file as it was before the
+/// batch ([`crate::storage::AppendFile`]).
+fn write_batch(file: &mut crate::storage::AppendFile, batch: &[Job]) -> io::Result<()> {
     let waited_for = batch.iter().any(|job| {
         !matches!(
             job,
@@ -306,11 +300,8 @@ fn write_batch(path: &Path, file: &mut File, batch: &[Job]) -> io::Result<()> {
     });
     for job in batch {
         match job {
-            Job::Append(bytes, _) => file.write_all(bytes)?,
-            Job::Rewrite(bytes, _) => {
-                crate::storage::write_atomic(path, bytes).map_err(io::Error::other)?;
-                *file = OpenOptions::new().append(true).open(path)?;
-            }
+            Job::Append(bytes, _) => file.write(bytes)?,
+            Job::Rewrite(bytes, _) => file.replace(bytes).map_err(io::Error::other)?,
         }
     }
     // Records nobody waits for (the committed index, a purge) ride along with the next fsync.
@@ -318,7 +309,7 @@ fn write_batch(path: &Path, file: &mut File, batch: &[Job]) -> io::Result<()> {
         return Ok(());
     }
     crate::fault::slow_disk();
-    file.sync_data()
+    file.sync()
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

@@ -183,6 +183,15 @@ pub fn get(url: &str) -> Reply {
     reply(agent().get(url).call())
 }
 
+/// A GET with extra headers (the cluster's secret, say).
+pub fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.call())
+}
+
 /// POSTs raw bytes as `application/json`, with optional extra headers.
 pub fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
     let mut request = agent().post(url).header("Content-Type", "application/json");
