@@ -268,13 +268,6 @@ impl Cluster {
     /// Places an order through `leader`: commits its outcome. Returns its number.
     async fn place(&self, leader: NodeId, key: &str) -> Result<u64, String> {
         let raft = self.raft(leader);
-        let bought = Command::Outcome {
-            key: key.into(),
-            result: BuyResult::Bought(Bought {
-                name: "Tux".into(),
-                quantity: 1,
-            }),
-        };
         let write = |command| async {
             let proposal = Proposal {
                 commands: vec![command],
@@ -285,7 +278,7 @@ impl Cluster {
                 .map_err(|e| e.to_string())
                 .map(|written| written.data.settled.into_iter().next().flatten())
         };
-        match write(bought).await? {
+        match write(bought(key)).await? {
             Some(Settled::Placed { number }) => Ok(number),
             other => Err(format!("not placed: {other:?}")),
         }
@@ -325,6 +318,29 @@ impl Cluster {
     }
 }
 
+/// An order's outcome: one Tux bought with `key`.
+fn bought(key: &str) -> Command {
+    Command::Outcome {
+        key: key.into(),
+        result: BuyResult::Bought(Bought {
+            name: "Tux".into(),
+            quantity: 1,
+        }),
+    }
+}
+
+/// Starts a write on `raft`, a leader cut off or paused; resolves to whether it was ever
+/// acknowledged (within `within`).
+fn stale_write(raft: Raft, within: Duration) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        let proposal = Proposal {
+            commands: vec![bought("stale")],
+        };
+        let written = tokio::time::timeout(within, raft.client_write(proposal)).await;
+        matches!(written, Ok(Ok(_)))
+    })
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -346,22 +362,7 @@ fn a_cut_off_leader_commits_nothing_and_acknowledged_orders_survive_it() {
         cluster.assert_converged(&IDS, 5).await;
         cluster.isolate(3);
         // The old leader still believes it leads; nothing it takes can commit.
-        let stale = tokio::spawn({
-            let raft = cluster.raft(3);
-            async move {
-                let stale = Command::Outcome {
-                    key: "stale".into(),
-                    result: BuyResult::Bought(Bought {
-                        name: "Tux".into(),
-                        quantity: 1,
-                    }),
-                };
-                let proposal = Proposal {
-                    commands: vec![stale],
-                };
-                tokio::time::timeout(Duration::from_secs(3), raft.client_write(proposal)).await
-            }
-        });
+        let stale = stale_write(cluster.raft(3), Duration::from_secs(3));
         let leader = cluster.wait_leader(&[1, 2]).await;
         assert_eq!(leader, 2, "the highest id that can win leads next");
         for i in 0..5 {
@@ -369,7 +370,7 @@ fn a_cut_off_leader_commits_nothing_and_acknowledged_orders_survive_it() {
             acknowledged.push((cluster.place(2, &key).await.unwrap(), key));
         }
         assert!(
-            !matches!(stale.await.unwrap(), Ok(Ok(_))),
+            !stale.await.unwrap(),
             "a cut-off leader acknowledged a write"
         );
         cluster.heal();
@@ -394,22 +395,7 @@ fn a_paused_leader_that_resumes_steps_down_and_its_stale_write_never_commits() {
         }
         cluster.assert_converged(&IDS, 3).await;
         cluster.pause(3);
-        let stale = tokio::spawn({
-            let raft = cluster.raft(3);
-            async move {
-                let stale = Command::Outcome {
-                    key: "stale".into(),
-                    result: BuyResult::Bought(Bought {
-                        name: "Tux".into(),
-                        quantity: 1,
-                    }),
-                };
-                let proposal = Proposal {
-                    commands: vec![stale],
-                };
-                tokio::time::timeout(Duration::from_secs(4), raft.client_write(proposal)).await
-            }
-        });
+        let stale = stale_write(cluster.raft(3), Duration::from_secs(4));
         assert_eq!(cluster.wait_leader(&[1, 2]).await, 2);
         for i in 0..3 {
             cluster.place(2, &format!("during-{i}")).await.unwrap();
@@ -419,7 +405,7 @@ fn a_paused_leader_that_resumes_steps_down_and_its_stale_write_never_commits() {
         cluster.place(leader, "after").await.unwrap();
         cluster.assert_converged(&IDS, 7).await;
         assert!(
-            !matches!(stale.await.unwrap(), Ok(Ok(_))),
+            !stale.await.unwrap(),
             "the paused leader acknowledged a write after it resumed"
         );
         for id in IDS {
