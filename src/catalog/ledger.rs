@@ -104,6 +104,7 @@ impl Ledger {
         if records.is_empty() {
             return Ok(());
         }
+        crate::fault::slow_disk();
         self.file
             .append(&encode(records))
             .map_err(|e| Error::io(self.file.path(), e))
