@@ -5,8 +5,41 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, Semaphore};
+
+/// An item waiting for its batch, and where its answer goes.
+pub struct Pending<T, R> {
+    pub item: T,
+    reply: oneshot::Sender<R>,
+}
+
+/// Queues `item` for the batching task behind `queue` and waits for its answer; `stopped()`
+/// when that task is gone.
+pub async fn submit<T, R>(
+    queue: &UnboundedSender<Pending<T, R>>,
+    item: T,
+    stopped: impl Fn() -> R,
+) -> R {
+    let (reply, answer) = oneshot::channel();
+    if queue.send(Pending { item, reply }).is_err() {
+        return stopped();
+    }
+    answer.await.unwrap_or_else(|_| stopped())
+}
+
+/// Splits a batch into its items, and a function that gives each its answer, in order.
+pub fn split<T, R>(batch: Vec<Pending<T, R>>) -> (Vec<T>, impl FnOnce(Vec<R>)) {
+    let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) =
+        batch.into_iter().map(|p| (p.item, p.reply)).unzip();
+    let answer = move |answers: Vec<R>| {
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // A caller that is gone has nothing to hear.
+            let _ = reply.send(answer);
+        }
+    };
+    (items, answer)
+}
 
 /// Sends what `queue` receives in batches of at most `max`, with at most `in_flight` batches
 /// being sent at once, until every sender is gone. Waiting for a free slot is what lets the

@@ -3,9 +3,9 @@
 //! share one call and one durable write in the catalog. Confirmations (this key's order is in
 //! the log) are batched the same way, off the order's path.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::batch::send_in_batches;
+use crate::batch::{self, send_in_batches};
 
 use crate::peer::{CallError, PeerClient};
 use crate::wire::{
@@ -26,10 +26,7 @@ pub enum BuyError {
     Unavailable(String),
 }
 
-struct Pending {
-    order: PlaceOrder,
-    reply: oneshot::Sender<Result<Bought, BuyError>>,
-}
+type Pending = batch::Pending<PlaceOrder, Result<Bought, BuyError>>;
 
 /// A cheap-to-clone handle to the batching tasks.
 #[derive(Clone)]
@@ -71,12 +68,10 @@ pub fn buyer(catalog: &str, client: PeerClient) -> (Buyer, Batcher) {
 impl Buyer {
     /// Buys for `order` in the catalog, in whatever batch it lands.
     pub async fn buy(&self, order: PlaceOrder) -> Result<Bought, BuyError> {
-        let stopped = || BuyError::Unavailable("the replica is stopping".into());
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { order, reply })
-            .map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        batch::submit(&self.queue, order, || {
+            Err(BuyError::Unavailable("the replica is stopping".into()))
+        })
+        .await
     }
 
     /// Tells the catalog, soon and in a batch, that `key`'s order is settled in the log.
@@ -144,8 +139,7 @@ async fn buy_in_batches(queue: mpsc::UnboundedReceiver<Pending>, client: PeerCli
 }
 
 async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
-    let (orders, replies): (Vec<PlaceOrder>, Vec<_>) =
-        batch.into_iter().map(|p| (p.order, p.reply)).unzip();
+    let (orders, reply) = batch::split(batch);
     let count = orders.len();
     let answer = client
         .post_with_timeout::<_, Data<Vec<BuyOutcome>>>(
@@ -174,10 +168,7 @@ async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
             vec![Err(e); count]
         }
     };
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        // A placer that is gone has nothing to hear.
-        let _ = reply.send(outcome);
-    }
+    reply(outcomes);
 }
 
 fn unavailable(e: CallError) -> BuyError {

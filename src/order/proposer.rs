@@ -6,11 +6,11 @@
 
 use openraft::error::{ForwardToLeader, RaftError};
 use openraft::{BasicNode, TryAsRef};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::placer::PlaceError;
 use super::types::{Command, NodeId, Proposal, Raft, Settled};
-use crate::batch::send_in_batches;
+use crate::batch;
 use crate::timeouts;
 
 /// Client writes in flight at once. The engine takes them one at a time anyway, so one is
@@ -20,10 +20,7 @@ const WRITES_IN_FLIGHT: usize = 1;
 /// Most commands in one entry; keeps an entry far under the peer body limit.
 const MAX_COMMANDS: usize = 512;
 
-struct Pending {
-    command: Command,
-    reply: oneshot::Sender<Result<Option<Settled>, PlaceError>>,
-}
+type Pending = batch::Pending<Command, Result<Option<Settled>, PlaceError>>;
 
 /// A cheap-to-clone handle to the proposing task.
 #[derive(Clone)]
@@ -53,12 +50,10 @@ pub fn proposer(raft: Raft, id: u32) -> (Proposer, Gatherer) {
 impl Proposer {
     /// Commits `command` in whatever entry it lands, and gives its key's settlement after.
     pub async fn propose(&self, command: Command) -> Result<Option<Settled>, PlaceError> {
-        let stopped = || PlaceError::Unavailable("the replica is stopping".into());
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { command, reply })
-            .map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        batch::submit(&self.queue, command, || {
+            Err(PlaceError::Unavailable("the replica is stopping".into()))
+        })
+        .await
     }
 }
 
@@ -66,7 +61,7 @@ impl Gatherer {
     /// Writes the queued commands in entries until every [`Proposer`] is gone.
     pub async fn run(self) {
         let Gatherer { queue, raft, id } = self;
-        send_in_batches(queue, MAX_COMMANDS, WRITES_IN_FLIGHT, |batch| {
+        batch::send_in_batches(queue, MAX_COMMANDS, WRITES_IN_FLIGHT, |batch| {
             let raft = raft.clone();
             async move { write(&raft, id, batch).await }
         })
@@ -75,8 +70,7 @@ impl Gatherer {
 }
 
 async fn write(raft: &Raft, id: u32, batch: Vec<Pending>) {
-    let (commands, replies): (Vec<Command>, Vec<_>) =
-        batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let (commands, answer) = batch::split(batch);
     let count = commands.len();
     let written = bounded(id, "commit", raft.client_write(Proposal { commands })).await;
     let outcomes: Vec<Result<Option<Settled>, PlaceError>> = match written {
@@ -92,10 +86,7 @@ async fn write(raft: &Raft, id: u32, batch: Vec<Pending>) {
         }
         Err(e) => vec![Err(e); count],
     };
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        // A placer that is gone has nothing to hear.
-        let _ = reply.send(outcome);
-    }
+    answer(outcomes);
 }
 
 /// Runs an engine call for at most [`timeouts::COMMIT`], turning its errors into the
