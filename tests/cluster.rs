@@ -428,14 +428,7 @@ fn chaos_reports_a_clean_run_against_a_running_cluster() {
 #[test]
 fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     let cluster = Cluster::start(&[]);
-    for toy in ["tux", "fox", "lego"] {
-        let reply = post(
-            &cluster.url("/orders"),
-            &format!(r#"{{"name":"{toy}","quantity":1}}"#),
-            &[],
-        );
-        assert_eq!(reply.status, 200);
-    }
+    cluster.order_each(&["tux", "fox", "lego"], 1);
     cluster.assert_converges(Duration::from_secs(10));
     assert!(cluster.run("down", &[]).status.success());
     // A crash in the middle of an append to the engine's log: half a record, no newline.
@@ -598,14 +591,7 @@ fn a_catalog_restarted_with_its_clock_set_back_leaves_no_stale_cache() {
     // The catalog comes back with its clock an hour behind.
     std::fs::write(cluster.file("faults/catalog/clock-offset"), "-3600").unwrap();
     assert!(cluster.run("restart", &["catalog"]).status.success());
-    for _ in 0..3 {
-        let reply = post(
-            &cluster.url("/orders"),
-            r#"{"name":"tux","quantity":1}"#,
-            &[],
-        );
-        assert_eq!(reply.status, 200, "{}", reply.json);
-    }
+    cluster.order_each(&["tux"; 3], 1);
     let tux = get(&cluster.url("/products/tux"));
     assert_eq!(
         tux.json["data"]["quantity"], 97,
@@ -647,10 +633,7 @@ fn the_stock_check_reads_one_snapshot_while_a_restock_is_being_written() {
 fn the_stock_check_is_not_fooled_by_a_replica_that_lags() {
     let cluster = Cluster::start(&[]);
     assert!(cluster.run("kill", &["order-1"]).status.success());
-    for toy in ["tux", "fox"] {
-        let body = format!(r#"{{"name":"{toy}","quantity":2}}"#);
-        assert_eq!(post(&cluster.url("/orders"), &body, &[]).status, 200);
-    }
+    cluster.order_each(&["tux", "fox"], 2);
     // orders-1.csv lacks both orders; the replicas that have them decide.
     let out = cluster.run("verify-logs", &["--stock"]);
     assert!(out.status.success(), "{}", stdout(&out));

@@ -217,14 +217,7 @@ fn a_buy_whose_leader_died_before_logging_it_is_placed_by_the_next_leader() {
 #[test]
 fn with_one_replica_left_orders_fail_fast_and_order_queries_still_answer() {
     let cluster = Cluster::start(&[]);
-    for toy in ["tux", "fox", "lego"] {
-        let reply = post(
-            &cluster.url("/orders"),
-            &format!(r#"{{"name":"{toy}","quantity":1}}"#),
-            &[],
-        );
-        assert_eq!(reply.status, 200);
-    }
+    cluster.order_each(&["tux", "fox", "lego"], 1);
     cluster.assert_converges(Duration::from_secs(10));
     for replica in ["order-3", "order-2"] {
         assert!(cluster.run("kill", &[replica]).status.success());
@@ -266,14 +259,7 @@ fn with_one_replica_left_orders_fail_fast_and_order_queries_still_answer() {
 #[test]
 fn a_replica_whose_data_was_wiped_refuses_to_rejoin_and_the_leader_stays_up() {
     let cluster = Cluster::start(&[]);
-    for toy in ["tux", "fox"] {
-        let reply = post(
-            &cluster.url("/orders"),
-            &format!(r#"{{"name":"{toy}","quantity":1}}"#),
-            &[],
-        );
-        assert_eq!(reply.status, 200);
-    }
+    cluster.order_each(&["tux", "fox"], 1);
     cluster.assert_converges(Duration::from_secs(10));
     assert!(cluster.run("kill", &["order-1"]).status.success());
     for file in ["raft-1.log", "orders-1.csv"] {

@@ -206,10 +206,7 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
 #[test]
 fn damaged_files_stop_their_service_with_the_file_and_line_named() {
     let cluster = Cluster::start(&[]);
-    for toy in ["tux", "fox"] {
-        let body = format!(r#"{{"name":"{toy}","quantity":1}}"#);
-        assert_eq!(post(&cluster.url("/orders"), &body, &[]).status, 200);
-    }
+    cluster.order_each(&["tux", "fox"], 1);
     cluster.assert_converges(Duration::from_secs(10));
     assert!(cluster.run("down", &[]).status.success());
     let base = cluster.base.to_string();

@@ -43,7 +43,7 @@ impl OrderBook {
                 }
             }
         }
-        self.settled(command.key())
+        self.settled(key)
     }
 
     /// How the order with `key` ended, if it has.
@@ -89,13 +89,6 @@ impl OrderBook {
             .map(|o| (o.key.clone(), o.number))
             .collect();
         Ok(book)
-    }
-}
-
-impl Command {
-    pub fn key(&self) -> &str {
-        let Command::Outcome { key, .. } = self;
-        key
     }
 }
 

@@ -12,6 +12,7 @@
 //! stops the replica with the file and line named. When purged records outweigh the live ones,
 //! the file is rewritten whole (atomically) by the same writer, so order is never lost.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
@@ -31,11 +32,12 @@ pub fn file_name(id: u32) -> String {
     format!("raft-{id}.log")
 }
 
-/// One line of the log file.
+/// One line of the log file. An entry is borrowed when written (no copy on the append path)
+/// and owned when read back.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Record {
-    Entry(LogEntry),
+enum Record<'a> {
+    Entry(Cow<'a, LogEntry>),
     Vote(Vote),
     Committed(Option<LogId>),
     /// Every entry from this index on is gone.
@@ -44,7 +46,7 @@ enum Record {
     Purge(LogId),
 }
 
-impl Record {
+impl Record<'_> {
     fn encode_into(&self, out: &mut Vec<u8>) {
         // Entries, votes and log ids are plain data: they always serialise.
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -54,7 +56,7 @@ impl Record {
         out.push(b'\n');
     }
 
-    fn decode(line: &[u8]) -> std::result::Result<Record, String> {
+    fn decode(line: &[u8]) -> std::result::Result<Record<'static>, String> {
         let (crc, json) = line
             .split_first_chunk::<9>()
             .ok_or_else(|| "line too short for a record".to_string())?;
@@ -84,6 +86,7 @@ impl State {
     fn replay(&mut self, record: Record) {
         match record {
             Record::Entry(entry) => {
+                let entry = entry.into_owned();
                 self.entries.insert(entry.log_id.index, entry);
             }
             Record::Vote(vote) => self.vote = Some(vote),
@@ -119,7 +122,7 @@ impl State {
         }
         put(Record::Committed(self.committed));
         for entry in self.entries.values() {
-            put(Record::Entry(entry.clone()));
+            put(Record::Entry(Cow::Borrowed(entry)));
         }
         (bytes, records)
     }
@@ -195,7 +198,7 @@ impl LogStore {
     /// Queues `record` and waits until it is durable.
     async fn write_durably(
         &self,
-        record: Record,
+        record: Record<'_>,
         apply: impl FnOnce(&mut State),
     ) -> std::result::Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -385,7 +388,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut state = self.state();
         let mut bytes = Vec::new();
         for entry in entries {
-            Record::Entry(entry.clone()).encode_into(&mut bytes);
+            Record::Entry(Cow::Borrowed(&entry)).encode_into(&mut bytes);
             state.records += 1;
             state.entries.insert(entry.log_id.index, entry);
         }

@@ -82,14 +82,22 @@ impl Replica {
     /// Succeeds when this replica leads, hears from a majority, and has applied everything
     /// earlier leaders committed (so its book can decide an order).
     pub(super) async fn lead(&self) -> Result<(), PlaceError> {
-        let metrics = self.shared.raft.metrics().borrow().clone();
-        if metrics.state != ServerState::Leader {
-            return Err(PlaceError::NotLeader {
-                leader: metrics.current_leader,
-            });
+        // Read on every order: the fields it needs, not a copy of all the engine's metrics.
+        let (state, leader, quorum_ack, term) = {
+            let metrics = self.shared.raft.metrics();
+            let m = metrics.borrow();
+            (
+                m.state,
+                m.current_leader,
+                m.millis_since_quorum_ack,
+                m.current_term,
+            )
+        };
+        if state != ServerState::Leader {
+            return Err(PlaceError::NotLeader { leader });
         }
         // Unknown right after an election; the commit timeout bounds that case.
-        if let Some(silent) = metrics.millis_since_quorum_ack {
+        if let Some(silent) = quorum_ack {
             if silent > timeouts::QUORUM_LOST.as_millis() as u64 {
                 return Err(PlaceError::NoQuorum(format!(
                     "replica {} leads but has not heard from a majority of replicas for \
@@ -98,7 +106,6 @@ impl Replica {
                 )));
             }
         }
-        let term = metrics.current_term;
         if !self.caught_up_in(term) {
             let raft = &self.shared.raft;
             bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;

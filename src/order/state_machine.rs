@@ -144,11 +144,6 @@ impl OrderStore {
     pub fn read<T>(&self, read: impl FnOnce(&OrderBook) -> T) -> T {
         read(&self.shared.machine().book)
     }
-
-    /// The last entry applied, if any.
-    pub fn last_applied(&self) -> Option<LogId> {
-        self.shared.machine().last_applied
-    }
 }
 
 fn sm_error(e: impl ToString) -> StorageError {

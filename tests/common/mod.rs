@@ -137,6 +137,15 @@ impl Cluster {
         );
     }
 
+    /// Orders `quantity` of each toy through the front end; every order must be placed.
+    pub fn order_each(&self, toys: &[&str], quantity: u64) {
+        for toy in toys {
+            let body = format!(r#"{{"name":"{toy}","quantity":{quantity}}}"#);
+            let reply = post(&self.url("/orders"), &body, &[]);
+            assert_eq!(reply.status, 200, "{toy}: {}", reply.json);
+        }
+    }
+
     pub fn orders_file(&self, id: u32) -> PathBuf {
         self.state().join(format!("orders-{id}.csv"))
     }
