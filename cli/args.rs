@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use storectl::config::{self, ReplicaAddr};
+use storectl::bench::CacheMode;
+use storectl::chaos::Fault;
+use storectl::cluster::{Signal, Target, UpOptions};
+use storectl::config::{self, parse_cache_size_on, parse_probability as probability};
 use storectl::secret::Secret;
+use storectl::services::ServiceConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,8 +42,7 @@ pub enum Command {
   storectl demo --clients 2 --iterations 50 --keep")]
     Demo(DemoArgs),
     /// Run one service in the foreground
-    #[command(subcommand)]
-    Serve(ServeCommand),
+    Serve(ServeArgs),
     /// Start catalog, three order replicas and front end in the background
     #[command(after_help = "Examples:
   storectl up
@@ -125,31 +128,13 @@ unexpected reply.")]
     Generate(GenerateArgs),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ServeCommand {
-    /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
-    #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
-    Catalog(CatalogArgs),
-    /// The front end: the public API, the product cache, following the order leader
-    #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
-      --replica 1=127.0.0.1:8010 --replica 2=127.0.0.1:8011 --replica 3=127.0.0.1:8012")]
-    Frontend(FrontendArgs),
-    /// One order replica, with its own orders-N.csv
-    #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
-    Order(OrderArgs),
-}
-
+/// `storectl serve <service>`: the service's own options, and the cluster's secret.
 #[derive(Debug, Args)]
-pub struct ListenArgs {
-    /// Address to listen on
-    #[arg(long, default_value = config::DEFAULT_HOST)]
-    pub host: String,
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub service: ServiceConfig,
+    #[command(flatten)]
+    pub secret: SecretArgs,
 }
 
 /// The cluster secret of a service.
@@ -162,94 +147,26 @@ pub struct SecretArgs {
         long = "cluster-secret",
         env = "STORECTL_CLUSTER_SECRET",
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        global = true
     )]
-    secret: String,
+    secret: Option<String>,
 }
 
 impl SecretArgs {
     /// The secret, checked here rather than by clap, whose error would echo it.
     pub fn secret(&self) -> Result<Secret, storectl::Error> {
-        Secret::parse(&self.secret).map_err(|e| {
+        let usage = |e: String| {
             storectl::Error::Usage(format!(
                 "{e}: set --cluster-secret or STORECTL_CLUSTER_SECRET"
             ))
-        })
+        };
+        let given = self
+            .secret
+            .as_deref()
+            .ok_or_else(|| usage("no cluster secret".into()))?;
+        Secret::parse(given).map_err(|e| usage(e.to_string()))
     }
-}
-
-#[derive(Debug, Args)]
-pub struct CatalogArgs {
-    #[command(flatten)]
-    pub listen: ListenArgs,
-    #[command(flatten)]
-    pub secret: SecretArgs,
-    /// Port to listen on
-    #[arg(long, default_value_t = config::catalog_port(config::DEFAULT_PORT_BASE))]
-    pub port: u16,
-    /// Directory of catalog.csv (seeded from the built-in stock when missing)
-    #[arg(long, default_value = ".")]
-    pub data_dir: PathBuf,
-    /// Front end whose cache to invalidate after stock changes
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    pub frontend: String,
-    /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub restock_interval: Duration,
-    /// Units of each toy when catalog.csv is first created (default: the built-in 100)
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
-    pub initial_stock: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct FrontendArgs {
-    #[command(flatten)]
-    pub listen: ListenArgs,
-    #[command(flatten)]
-    pub secret: SecretArgs,
-    /// Port to listen on
-    #[arg(long, default_value_t = config::frontend_port(config::DEFAULT_PORT_BASE))]
-    pub port: u16,
-    /// Address of the catalog
-    #[arg(long, default_value = "127.0.0.1:8001")]
-    pub catalog: String,
-    /// An order replica as ID=ADDRESS; repeat for each (default: 1..3 on ports 8010..8012)
-    #[arg(long = "replica", value_name = "ID=ADDRESS", value_parser = replica)]
-    pub replicas: Vec<ReplicaAddr>,
-    /// Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off
-    #[arg(long, default_value_t = 10, value_parser = cache_size)]
-    pub cache_size: usize,
-    /// How often every order replica is asked who leads
-    #[arg(long, default_value = "200ms", value_parser = duration)]
-    pub health_interval: Duration,
-    /// How long an order is retried on new leaders before the client gets 503 (at least 10s:
-    /// longer than the front end waits for one order)
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub failover_timeout: Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct OrderArgs {
-    #[command(flatten)]
-    pub listen: ListenArgs,
-    #[command(flatten)]
-    pub secret: SecretArgs,
-    /// This replica's id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that
-    /// can win an election leads
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_REPLICA_ID))]
-    pub id: u32,
-    /// Port to listen on (default: 8009 + id)
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv
-    #[arg(long, default_value = ".")]
-    pub data_dir: PathBuf,
-    /// Address of the catalog
-    #[arg(long, default_value = "127.0.0.1:8001")]
-    pub catalog: String,
-    /// Every order replica as ID=ADDRESS, this one included (default: 1..3 on ports 8010..8012)
-    #[arg(long = "replica", value_name = "ID=ADDRESS", value_parser = replica)]
-    pub replicas: Vec<ReplicaAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -263,30 +180,8 @@ pub struct StateArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)
-    #[arg(long, default_value_t = config::DEFAULT_PORT_BASE,
-          value_parser = clap::value_parser!(u16).range(1..=config::MAX_PORT_BASE as i64))]
-    pub port_base: u16,
-    /// Address every service listens on
-    #[arg(long, default_value = config::DEFAULT_HOST)]
-    pub host: String,
-    /// Product replies the front end's LRU cache holds (0 to 1000000); 0 turns it off
-    #[arg(long, default_value_t = 10, value_parser = cache_size)]
-    pub cache_size: usize,
-    /// How often sold-out toys are restocked
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub restock_interval: Duration,
-    /// Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
-    pub initial_stock: Option<u64>,
-    /// How often the front end asks every order replica who leads
-    #[arg(long, default_value = "200ms", value_parser = duration)]
-    pub health_interval: Duration,
-    /// Give each service a fault directory under STATE_DIR/faults/ (for tests and
-    /// `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that
-    /// replica's every fsync until it is removed
-    #[arg(long)]
-    pub fault_hooks: bool,
+    #[command(flatten)]
+    pub options: UpOptions,
 }
 
 #[derive(Debug, Args)]
@@ -298,24 +193,12 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum SignalArg {
-    /// SIGKILL: a crash, nothing flushed
-    Kill,
-    /// SIGTERM: a graceful stop
-    Term,
-    /// SIGSTOP: a pause; the process holds its sockets and answers nothing
-    Stop,
-    /// SIGCONT: resumes a paused process
-    Cont,
-}
-
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// catalog, frontend, order-1, order-2, order-3, or leader
-    pub target: String,
+    pub target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -324,7 +207,7 @@ pub struct KillArgs {
     pub target: TargetArgs,
     /// Signal to send
     #[arg(long, value_enum, default_value = "kill")]
-    pub signal: SignalArg,
+    pub signal: Signal,
 }
 
 #[derive(Debug, Args)]
@@ -375,50 +258,13 @@ pub struct ChaosArgs {
     pub leader_share: f64,
     /// Faults to choose from, one at random each round, comma-separated
     #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,stop")]
-    pub fault: Vec<FaultArg>,
+    pub fault: Vec<Fault>,
     /// Seed of the victims and the clients' choices (default: random, printed)
     #[arg(long)]
     pub seed: Option<u64>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
-}
-
-/// A fault `storectl chaos` can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FaultArg {
-    /// SIGKILL one replica (the leader at --leader-share), restart it after --down-for
-    Kill,
-    /// SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT
-    Stop,
-    /// Pause one replica so it lags, SIGKILL the other two, resume it, restart the two
-    Two,
-    /// SIGKILL all three replicas at once, restart them one by one
-    Power,
-    /// Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault
-    /// hooks, or needs `up --fault-hooks`)
-    SlowDisk,
-}
-
-impl FaultArg {
-    pub fn fault(self) -> storectl::chaos::Fault {
-        use storectl::chaos::Fault;
-        match self {
-            FaultArg::Kill => Fault::Kill,
-            FaultArg::Stop => Fault::Stop,
-            FaultArg::Two => Fault::Two,
-            FaultArg::Power => Fault::Power,
-            FaultArg::SlowDisk => Fault::SlowDisk,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CacheArg {
-    /// The front end's LRU cache on (--cache-size entries)
-    On,
-    /// No cache: every product query goes to the catalog
-    Off,
 }
 
 #[derive(Debug, Args)]
@@ -437,7 +283,7 @@ pub struct BenchArgs {
     /// Cache modes to measure, comma-separated [default: on,off; with --state-dir, the mode the
     /// running cluster has]
     #[arg(long, value_delimiter = ',', value_enum, conflicts_with = "load")]
-    pub cache: Option<Vec<CacheArg>>,
+    pub cache: Option<Vec<CacheMode>>,
     /// Iterations of the buy loop per session at each point
     #[arg(long, default_value_t = 1000, conflicts_with_all = ["duration", "load"],
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -450,8 +296,8 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "load")]
     pub seed: Option<u64>,
     /// Entries of the front end's cache when it is on, in clusters the bench starts
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub cache_size: u64,
+    #[arg(long, default_value_t = config::defaults::CACHE_SIZE, value_parser = parse_cache_size_on)]
+    pub cache_size: usize,
     /// Measure the running cluster in this state directory instead of starting clusters
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -514,34 +360,5 @@ pub struct DemoArgs {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    let d = config::parse_duration(s)?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
-}
-
-/// Largest `--id` of an order replica: its default port, 8009 + id, must fit.
-const MAX_REPLICA_ID: i64 = 255;
-/// Largest cache: far beyond any catalog, and small enough that a typo cannot exhaust memory.
-const MAX_CACHE_SIZE: usize = 1_000_000;
-
-fn cache_size(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n <= MAX_CACHE_SIZE => Ok(n),
-        _ => Err(format!(
-            "'{s}' is not a cache size from 0 to {MAX_CACHE_SIZE}"
-        )),
-    }
-}
-
-fn replica(s: &str) -> Result<ReplicaAddr, String> {
-    config::parse_replica_addr(s)
-}
-
-fn probability(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("'{s}' is not a probability from 0 to 1")),
-    }
+    s.parse::<config::HumanDuration>().map(|d| d.get())
 }

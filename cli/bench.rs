@@ -4,40 +4,56 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use storectl::bench::load::{self, LoadOptions, LoadReport};
-use storectl::bench::{self, report, CacheMode, Length, Study, StudyOptions, Target};
+use storectl::bench::load::{self, Goal, LoadOptions, LoadReport, PhaseGoal, Workload};
+use storectl::bench::{self, report, Length, Study, StudyOptions, Target};
 use storectl::client::stats::human_us;
 use storectl::cluster::StateDir;
 
-use crate::args::{BenchArgs, CacheArg};
+use crate::args::BenchArgs;
 use crate::exit::Exit;
+use crate::progress::Bar;
 
 /// How long each throughput phase is measured when `--duration` is not given.
 const DEFAULT_LOAD_DURATION: Duration = Duration::from_secs(5);
 
+/// The store's performance goals, which the throughput mode reports against: requests per
+/// second at 32 connections, and the median of one sequential client.
+const GOALS: [PhaseGoal; 5] = [
+    PhaseGoal {
+        workload: Workload::CachedQuery,
+        connections: 32,
+        goal: Goal::MinRps(45_000.0),
+    },
+    PhaseGoal {
+        workload: Workload::UncachedQuery,
+        connections: 32,
+        goal: Goal::MinRps(12_000.0),
+    },
+    PhaseGoal {
+        workload: Workload::Order,
+        connections: 32,
+        goal: Goal::MinRps(6_000.0),
+    },
+    PhaseGoal {
+        workload: Workload::CachedQuery,
+        connections: 1,
+        goal: Goal::MaxP50Us(80),
+    },
+    PhaseGoal {
+        workload: Workload::Order,
+        connections: 1,
+        goal: Goal::MaxP50Us(1_500),
+    },
+];
+
 pub fn run(args: &BenchArgs) -> Result<Exit> {
     let exe = crate::cluster::exe()?;
     let running = args.state_dir.as_ref().map(StateDir::new);
-    let work = tempfile::Builder::new()
-        .prefix("storectl-bench-")
-        .tempdir()
-        .context("cannot create a temporary directory for the bench's clusters")?;
     let target = match &running {
         Some(state) => Target::Running(state),
-        None => Target::Own {
-            work_dir: work.path(),
-            exe: &exe,
-        },
+        None => Target::Own { exe: &exe },
     };
-    let cache_size = args.cache_size as usize;
-    if running.is_none() {
-        let clusters = [cache_size, 0]
-            .iter()
-            .map(|&size| StateDir::new(bench::own_cluster_dir(work.path(), size)))
-            .collect();
-        crate::interrupt::stop_clusters_on_ctrl_c(clusters, Some(work.path().to_path_buf()));
-    }
+    let cache_size = args.cache_size;
     // A directory that cannot be written is found out now, not after minutes of measuring.
     let created = !args.out.exists();
     std::fs::create_dir_all(&args.out)
@@ -58,7 +74,7 @@ fn study(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit
         clients: args.clients as usize,
         ps: args.p.clone(),
         caches: args.cache.as_ref().map(|modes| {
-            let mut modes: Vec<CacheMode> = modes.iter().map(|&m| cache_mode(m)).collect();
+            let mut modes = modes.clone();
             modes.dedup();
             modes
         }),
@@ -72,7 +88,7 @@ fn study(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit
     let points = bench::point_count(&options, target) as u64;
     let bar = study_progress(&options, points, !args.json);
     let study = bench::run_study(&options, target, &bar);
-    bar.finish_and_clear();
+    drop(bar);
     let study = study?;
     let files = report::write_all(&study, &args.out)?;
     let human = format!(
@@ -92,19 +108,15 @@ fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit>
         duration,
         warmup: (duration / 5).min(Duration::from_secs(1)),
         cache_size,
+        goals: GOALS.to_vec(),
     };
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(load::phase_count(target) as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] phase {pos}/{len}: {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    let bar = Bar::new(
+        !args.json,
+        Some(load::phase_count(target) as u64),
+        "{spinner} [{elapsed}] phase {pos}/{len}: {msg}",
     );
-    bar.enable_steady_tick(Duration::from_millis(120));
     let report = load::run_load(&options, target, &bar);
-    bar.finish_and_clear();
+    drop(bar);
     let report = report?;
     let files = report::write_load(&report, &args.out)?;
     let human = render_load(&report) + &files_written(&args.out, &files);
@@ -121,33 +133,20 @@ fn tell(json: bool, results: &impl serde::Serialize, human: &str, errors: u64) -
     Ok(exit_for(errors))
 }
 
-fn cache_mode(arg: CacheArg) -> CacheMode {
-    match arg {
-        CacheArg::On => CacheMode::On,
-        CacheArg::Off => CacheMode::Off,
-    }
-}
-
 /// A bar over every client iteration of the study, or a counter when points run for a time.
-fn study_progress(options: &StudyOptions, points: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let (bar, template) = match options.length {
-        Length::Iterations(n) => (
-            ProgressBar::new(points * (options.clients * n) as u64),
+fn study_progress(options: &StudyOptions, points: u64, show: bool) -> Bar {
+    match options.length {
+        Length::Iterations(n) => Bar::new(
+            show,
+            Some(points * (options.clients * n) as u64),
             "{spinner} [{elapsed}] {bar:30} {pos}/{len} iterations and checks ({eta}) {msg}",
         ),
-        Length::Duration(_) => (
-            ProgressBar::no_length(),
+        Length::Duration(_) => Bar::new(
+            show,
+            None,
             "{spinner} [{elapsed}] {pos} iterations and checks, {msg}",
         ),
-    };
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+    }
 }
 
 fn render_study(study: &Study) -> String {

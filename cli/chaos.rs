@@ -1,13 +1,10 @@
 //! `storectl chaos`: kill replicas under load and report what clients saw.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::Result;
 use storectl::chaos::{self, ChaosOptions, ChaosReport};
 use storectl::client::stats::human_us;
-use storectl::cluster::{self, StateDir, UpOptions};
-use storectl::config;
+use storectl::cluster::{Ephemeral, StateDir, UpOptions};
+use storectl::progress::Progress;
 
 use crate::args::ChaosArgs;
 use crate::exit::Exit;
@@ -21,48 +18,30 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
         down_for: args.down_for,
         leader_share: args.leader_share,
         seed: args.seed.unwrap_or_else(rand::random),
-        faults: args.fault.iter().map(|f| f.fault()).collect(),
+        faults: args.fault.clone(),
     };
     let exe = crate::cluster::exe()?;
     let given = StateDir::new(&args.state.state_dir);
     let running = given.running().is_ok();
-    let spinner = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let progress = |message: &str| spinner.set_message(message.to_string());
-
+    let spinner = crate::progress::Bar::spinner(!args.json);
     let report = if running {
-        chaos::run(&given, &options, &exe, &progress)
+        chaos::run(&given, &options, &exe, &spinner)
     } else {
-        let dir = tempfile::Builder::new()
-            .prefix("storectl-chaos-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
-        let state = StateDir::new(dir.path());
-        progress(&format!(
+        let cluster = Ephemeral::new("chaos")?;
+        spinner.message(&format!(
             "no cluster running in {}; starting one in {}",
             given.root().display(),
-            dir.path().display()
+            cluster.root().display()
         ));
-        let base = config::find_free_port_base(config::DEFAULT_HOST)?;
-        let options_up = UpOptions {
-            port_base: base,
+        let up = UpOptions {
             fault_hooks: options.faults.contains(&chaos::Fault::SlowDisk),
             ..Default::default()
         };
-        let outcome = cluster::up(&state, &options_up, &exe)
-            .and_then(|_| chaos::run(&state, &options, &exe, &progress));
-        let _ = cluster::down(&state);
-        outcome
+        cluster
+            .up(&up, &exe)
+            .and_then(|_| chaos::run(cluster.state(), &options, &exe, &spinner))
     };
-    spinner.finish_and_clear();
+    drop(spinner);
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

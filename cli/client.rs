@@ -1,7 +1,6 @@
 //! `storectl client`: the buy loop with a progress bar and a summary.
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
 use storectl::client::{self, ClientConfig, Report};
 use storectl::cluster::StateDir;
 use storectl::config;
@@ -19,7 +18,7 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
     };
     // A front end that does not answer at all is a setup problem, not a thousand client errors.
     let health = format!("{frontend}/health");
-    if let Err(e) = client::get(&client::agent(), &health) {
+    if let Err(e) = storectl::tool_http::get(&storectl::tool_http::agent(), &health) {
         anyhow::bail!(
             "the front end at {frontend} does not answer ({e}); start a cluster with `storectl up`, \
              or pass --frontend ADDRESS"
@@ -50,21 +49,13 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
     })
 }
 
-/// Runs the client with a progress bar on stderr when it is a terminal.
+/// Runs the client with a progress bar on stderr when `show`.
 pub fn run_with_progress(config: &ClientConfig, show: bool) -> Report {
     let total = (config.sessions * config.iterations) as u64;
-    let bar = if show {
-        ProgressBar::new(total)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {bar:40} {pos}/{len} requests rounds, {per_sec} ({eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress::Bar::new(
+        show,
+        Some(total),
+        "{spinner} {bar:40} {pos}/{len} requests rounds, {per_sec} ({eta})",
     );
-    let report = client::run(config, Some(&bar));
-    bar.finish_and_clear();
-    report
+    client::run(config, &bar)
 }

@@ -1,9 +1,9 @@
 //! `storectl up|down|status|kill|restart`: the cluster in a state directory.
 
 use anyhow::{Context, Result};
-use storectl::cluster::{self, Signal, StateDir, UpOptions};
+use storectl::cluster::{self, Signal, StateDir};
 
-use crate::args::{KillArgs, SignalArg, StateArgs, StatusArgs, TargetArgs, UpArgs};
+use crate::args::{KillArgs, StateArgs, StatusArgs, TargetArgs, UpArgs};
 use crate::exit::Exit;
 
 pub fn exe() -> Result<std::path::PathBuf> {
@@ -12,17 +12,8 @@ pub fn exe() -> Result<std::path::PathBuf> {
 
 pub fn up(args: &UpArgs) -> Result<Exit> {
     let state = StateDir::new(&args.state.state_dir);
-    let options = UpOptions {
-        host: args.host.clone(),
-        port_base: args.port_base,
-        cache_size: args.cache_size,
-        restock_interval: args.restock_interval,
-        health_interval: args.health_interval,
-        initial_stock: args.initial_stock,
-        fault_hooks: args.fault_hooks,
-    };
     eprintln!("starting a cluster in {} …", state.root().display());
-    let spec = cluster::up(&state, &options, &exe()?)?;
+    let spec = cluster::up(&state, &args.options, &exe()?)?;
     print!("{}", cluster::render_status(&cluster::status(&state)?));
     println!(
         "\nfront end: {}   (try: curl {}/products/tux)",
@@ -65,13 +56,8 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
 
 pub fn kill(args: &KillArgs) -> Result<Exit> {
     let state = StateDir::new(&args.target.state.state_dir);
-    let signal = match args.signal {
-        SignalArg::Kill => Signal::Kill,
-        SignalArg::Term => Signal::Term,
-        SignalArg::Stop => Signal::Stop,
-        SignalArg::Cont => Signal::Cont,
-    };
-    let (name, pid) = cluster::kill(&state, &args.target.target, signal)?;
+    let signal = args.signal;
+    let (name, pid) = cluster::kill(&state, args.target.target, signal)?;
     let what = match signal {
         Signal::Stop => "paused",
         Signal::Cont => "resumed",
@@ -83,7 +69,7 @@ pub fn kill(args: &KillArgs) -> Result<Exit> {
 
 pub fn restart(args: &TargetArgs) -> Result<Exit> {
     let state = StateDir::new(&args.state.state_dir);
-    let (name, pid) = cluster::restart(&state, &args.target, &exe()?)?;
+    let (name, pid) = cluster::restart(&state, args.target, &exe()?)?;
     println!("{name} started again (pid {pid})");
     Ok(Exit::Success)
 }

@@ -2,30 +2,20 @@
 //! clients against it, a leader crash in the middle, the restarted replica catching up, and the
 //! replicas verified identical; everything stopped at the end, also on Ctrl-C.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use storectl::client::{self, ClientConfig};
-use storectl::cluster::{self, Signal, StateDir, UpOptions};
-use storectl::config;
+use storectl::cluster::{self, Ephemeral, Signal, StateDir, Target, UpOptions};
 
 use crate::args::DemoArgs;
 use crate::exit::Exit;
 
 pub fn run(args: &DemoArgs) -> Result<Exit> {
-    let dir = tempfile::Builder::new()
-        .prefix("storectl-demo-")
-        .tempdir()
-        .context("cannot create a temporary directory for the demo")?;
-    let state = StateDir::new(dir.path());
-    crate::interrupt::stop_clusters_on_ctrl_c(
-        vec![state.clone()],
-        (!args.keep).then(|| dir.path().to_path_buf()),
-    );
-    let outcome = act(&state, args);
-    let _ = cluster::down(&state);
+    let cluster = Ephemeral::new("demo")?;
+    let outcome = act(&cluster, args);
     if args.keep {
-        let kept = dir.keep();
+        let kept = cluster.keep();
         println!(
             "\nthe cluster's files and logs are kept in {}",
             kept.display()
@@ -34,21 +24,11 @@ pub fn run(args: &DemoArgs) -> Result<Exit> {
     outcome
 }
 
-fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
-    let host = config::DEFAULT_HOST;
-    let base = config::find_free_port_base(host)?;
-    println!(
-        "== 1/5 starting a cluster in {} (front end on port {base}) ==",
-        state.root().display()
-    );
-    let spec = cluster::up(
-        state,
-        &UpOptions {
-            port_base: base,
-            ..Default::default()
-        },
-        &crate::cluster::exe()?,
-    )?;
+fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
+    let state = cluster.state();
+    println!("== 1/5 starting a cluster in {} ==", state.root().display());
+    let spec = cluster.up(&UpOptions::default(), &crate::cluster::exe()?)?;
+    println!("front end on {}", spec.frontend_url());
     print!("{}", cluster::render_status(&cluster::status(state)?));
 
     println!(
@@ -69,7 +49,7 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
     print!("{}", client::render(&first));
 
     println!("\n== 3/5 crash: the order leader is killed with SIGKILL ==");
-    let (victim, pid) = cluster::kill(state, "leader", Signal::Kill)?;
+    let (victim, pid) = cluster::kill(state, Target::Leader, Signal::Kill)?;
     println!("{victim} (pid {pid}) killed; one client keeps ordering:");
     config.sessions = 1;
     config.iterations = 30;
@@ -80,7 +60,7 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
     print!("{}", cluster::render_status(&cluster::status(state)?));
 
     println!("\n== 4/5 {victim} restarts and catches up from the others ==");
-    cluster::restart(state, &victim, &crate::cluster::exe()?)?;
+    cluster::restart(state, victim.into(), &crate::cluster::exe()?)?;
     wait_for_convergence(state, Duration::from_secs(15));
     print!("{}", cluster::render_status(&cluster::status(state)?));
 
@@ -101,18 +81,8 @@ fn act(state: &StateDir, args: &DemoArgs) -> Result<Exit> {
 
 /// Waits until every replica holds as many orders as the leader, or `timeout` passes.
 fn wait_for_convergence(state: &StateDir, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(rows) = cluster::status(state) {
-            let counts: Vec<Option<u64>> = rows
-                .iter()
-                .filter(|r| r.name.starts_with("order-"))
-                .map(|r| r.orders.filter(|_| r.ready == Some(true)))
-                .collect();
-            if counts.iter().all(|c| c.is_some() && *c == counts[0]) {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    storectl::poll::until(timeout, Duration::from_millis(100), || {
+        let rows = cluster::status(state).ok()?;
+        cluster::status::replicas_converged(&rows).then_some(())
+    });
 }

@@ -1,16 +1,12 @@
-//! Ctrl-C for commands that start clusters of their own: stop them and remove their files, so
-//! nothing is left running or lying around after an interrupted demo or bench.
-
-use std::path::PathBuf;
-
-use storectl::cluster::{self, StateDir};
+//! Ctrl-C for every command but `serve`: stop the clusters this command started for itself
+//! (see [`storectl::cluster::ephemeral`]) and remove their directories, so nothing is left
+//! running or lying around after an interrupted demo, chaos run or bench.
 
 use crate::exit::Exit;
 
-/// On Ctrl-C, stops every cluster in `clusters` (those not started yet are skipped), removes
-/// `remove` if given, and exits with the interrupted code.
-pub fn stop_clusters_on_ctrl_c(clusters: Vec<StateDir>, remove: Option<PathBuf>) {
-    std::thread::spawn(move || {
+/// Handles Ctrl-C on a thread of its own for the rest of the process.
+pub fn stop_ephemeral_clusters_on_ctrl_c() {
+    std::thread::spawn(|| {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -21,12 +17,7 @@ pub fn stop_clusters_on_ctrl_c(clusters: Vec<StateDir>, remove: Option<PathBuf>)
             return;
         }
         eprintln!("\ninterrupted: stopping the clusters this command started");
-        for state in &clusters {
-            let _ = cluster::down(state);
-        }
-        if let Some(dir) = remove {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        storectl::cluster::ephemeral::stop_all();
         std::process::exit(Exit::Interrupted.code() as i32);
     });
 }

@@ -9,6 +9,7 @@ mod demo;
 mod exit;
 mod generate;
 mod interrupt;
+mod progress;
 mod serve;
 mod verify;
 
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e).into(),
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        interrupt::stop_ephemeral_clusters_on_ctrl_c();
+    }
     let result = match cli.command {
         Command::Serve(command) => serve::run(command),
         Command::Demo(args) => demo::run(&args),

@@ -1,8 +1,9 @@
 //! `storectl verify-logs`: are the replicas' order files identical, and was stock conserved?
 
 use anyhow::Result;
-use storectl::cluster::{self, StateDir};
-use storectl::verify::{self, StockCheck};
+use storectl::cluster::StateDir;
+use storectl::conservation::{self, StockCheck};
+use storectl::verify;
 
 use crate::args::VerifyArgs;
 use crate::exit::Exit;
@@ -12,7 +13,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     state.load()?;
     let comparison = verify::compare(&state.orders_paths())?;
     let stock = if args.stock {
-        Some(cluster::check_stock(&state)?)
+        Some(conservation::check_cluster(&state)?)
     } else {
         None
     };

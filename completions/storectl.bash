@@ -630,12 +630,16 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve)
-            opts="-h --help catalog frontend order help"
+            opts="-h --cluster-secret --help catalog frontend order help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cluster-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -644,17 +648,13 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__catalog)
-            opts="-h --host --cluster-secret --port --data-dir --frontend --restock-interval --initial-stock --help"
+            opts="-h --host --port --data-dir --frontend --restock-interval --initial-stock --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -678,6 +678,10 @@ _storectl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -686,17 +690,13 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__frontend)
-            opts="-h --host --cluster-secret --port --catalog --replica --cache-size --health-interval --failover-timeout --help"
+            opts="-h --host --port --catalog --replica --cache-size --health-interval --failover-timeout --header-read-timeout --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -721,6 +721,14 @@ _storectl() {
                     return 0
                     ;;
                 --failover-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-read-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -802,17 +810,13 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__order)
-            opts="-h --host --cluster-secret --id --port --data-dir --catalog --replica --help"
+            opts="-h --host --id --port --data-dir --catalog --replica --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --host)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -833,6 +837,10 @@ _storectl() {
                     return 0
                     ;;
                 --replica)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -862,7 +870,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --cache-size --restock-interval --initial-stock --health-interval --fault-hooks --help"
+            opts="-h --state-dir --port-base --host --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -893,6 +901,10 @@ _storectl() {
                     return 0
                     ;;
                 --health-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-read-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,26 +19,27 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::client::{self, ClientConfig};
-use crate::cluster::{self, Signal, StateDir};
+use crate::cluster::{self, Signal, StateDir, Target};
 use crate::config::REPLICA_IDS;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::services::ServiceName;
 use crate::verify;
 
-/// One kind of failure a round injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// One kind of failure a round injects. The doc comments are `--fault`'s help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
-    /// SIGKILL one replica, restart it after `--down-for`.
+    /// SIGKILL one replica (the leader at --leader-share), restart it after --down-for
     Kill,
-    /// SIGSTOP one replica for a random time up to twice `--down-for`, then SIGCONT: a gray
-    /// failure, where the process holds its sockets and answers nothing.
+    /// SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT
     Stop,
-    /// Pause one replica briefly so it lags, SIGKILL the other two together, resume it, and
-    /// restart the two after `--down-for`, one after the other.
+    /// Pause one replica so it lags, SIGKILL the other two, resume it, restart the two
     Two,
-    /// SIGKILL all three at once, then restart them one by one in a random order.
+    /// SIGKILL all three replicas at once, restart them one by one
     Power,
-    /// Make one replica's every fsync take 2 s for `--down-for` (needs fault hooks).
+    /// Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault
+    /// hooks, or needs `up --fault-hooks`)
     SlowDisk,
 }
 
@@ -89,7 +90,7 @@ pub struct Kill {
     pub round: usize,
     pub fault: Fault,
     /// The replica the fault hit first (for `two`, the one left lagging).
-    pub replica: String,
+    pub replica: ServiceName,
     pub was_leader: bool,
     /// How long it took from the end of the fault until every replica had caught up.
     pub catch_up_ms: u64,
@@ -135,7 +136,7 @@ pub fn run(
     state: &StateDir,
     options: &ChaosOptions,
     exe: &Path,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &dyn Progress,
 ) -> Result<ChaosReport> {
     let spec = state.running()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -149,7 +150,8 @@ pub fn run(
         stop: Some(stop.clone()),
         retry_for: CLIENT_RETRY,
     };
-    if options.faults.contains(&Fault::SlowDisk) && state.fault_dir("order-1").is_none() {
+    if options.faults.contains(&Fault::SlowDisk) && state.fault_dir(ServiceName::Order(1)).is_none()
+    {
         return Err(Error::Usage(format!(
             "--fault slow-disk needs a cluster started with `storectl up --fault-hooks`; the one \
              in {} was not (or let chaos start its own: run it with no cluster up)",
@@ -157,34 +159,37 @@ pub fn run(
         )));
     }
     let (kills, report) = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| client::run(&config, None));
+        let clients = scope.spawn(|| client::run(&config, &crate::progress::Quiet));
         let kills = kill_rounds(state, options, exe, progress);
         stop.store(true, Ordering::Relaxed);
-        progress("clients finishing and checking their orders");
+        progress.message("clients finishing and checking their orders");
         (kills, clients.join().unwrap_or_default())
     });
     let kills = kills?;
 
-    progress("waiting for the replicas to converge");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let comparison = verify::compare(&state.orders_paths())?;
-        if comparison.identical() || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    progress.message("waiting for the replicas to converge");
+    crate::poll::try_until(CATCH_UP, Duration::from_millis(100), || {
+        Ok::<_, Error>(
+            verify::compare(&state.orders_paths())?
+                .identical()
+                .then_some(()),
+        )
+    })?;
     // A buy whose leader died before its order was logged is placed by the next leader once
     // it is old enough (timeouts::UNCONFIRMED_AGE): give that a few seconds.
-    progress("checking that stock was conserved");
-    let deadline = Instant::now() + crate::timeouts::UNCONFIRMED_AGE * 3;
-    let stock = loop {
-        let stock = cluster::check_stock(state)?;
-        if stock.conserved() || Instant::now() > deadline {
-            break stock;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    progress.message("checking that stock was conserved");
+    let mut stock = None;
+    crate::poll::try_until(
+        crate::timeouts::UNCONFIRMED_AGE * 3,
+        Duration::from_millis(200),
+        || {
+            let check = crate::conservation::check_cluster(state)?;
+            let conserved = check.conserved();
+            stock = Some(check);
+            Ok::<_, Error>(conserved.then_some(()))
+        },
+    )?;
+    let stock = stock.ok_or_else(|| Error::Cluster("the stock was never checked".into()))?;
     let comparison = verify::compare(&state.orders_paths())?;
     let longest = comparison
         .longest()
@@ -219,35 +224,42 @@ fn kill_rounds(
     state: &StateDir,
     options: &ChaosOptions,
     exe: &Path,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &dyn Progress,
 ) -> Result<Vec<Kill>> {
     let mut rng = StdRng::seed_from_u64(options.seed ^ 0x5eed);
     let mut kills = Vec::new();
-    let replicas: Vec<String> = REPLICA_IDS.iter().map(|id| format!("order-{id}")).collect();
+    let replicas: Vec<ServiceName> = REPLICA_IDS
+        .iter()
+        .map(|&id| ServiceName::Order(id))
+        .collect();
     for round in 1..=options.rounds {
         std::thread::sleep(options.interval);
         let fault = options.faults[rng.random_range(0..options.faults.len())];
         let spec = state.load()?;
-        let leader = cluster::find_leader(&spec).map(|id| format!("order-{id}"));
+        let leader = cluster::find_leader(&spec).map(ServiceName::Order);
         let aim_at_leader = rng.random_bool(options.leader_share.clamp(0.0, 1.0));
-        let followers: Vec<&String> = replicas
+        let followers: Vec<ServiceName> = replicas
             .iter()
-            .filter(|name| Some(*name) != leader.as_ref())
+            .copied()
+            .filter(|&name| Some(name) != leader)
             .collect();
-        let target = match (&leader, aim_at_leader) {
-            (Some(leader), true) => leader.clone(),
-            _ => followers[rng.random_range(0..followers.len())].clone(),
+        let target = match (leader, aim_at_leader) {
+            (Some(leader), true) => leader,
+            _ => followers[rng.random_range(0..followers.len())],
         };
-        let was_leader = Some(&target) == leader.as_ref();
-        let say = |what: String| progress(&format!("round {round}/{}: {what}", options.rounds));
+        let was_leader = Some(target) == leader;
+        let say =
+            |what: String| progress.message(&format!("round {round}/{}: {what}", options.rounds));
+        let kill = |name: ServiceName, signal| cluster::kill(state, Target::Service(name), signal);
+        let restart = |name: ServiceName| cluster::restart(state, Target::Service(name), exe);
         let leader_note = if was_leader { " (the leader)" } else { "" };
         match fault {
             Fault::Kill => {
                 say(format!("SIGKILL {target}{leader_note}"));
-                cluster::kill(state, &target, Signal::Kill)?;
+                kill(target, Signal::Kill)?;
                 std::thread::sleep(options.down_for);
                 say(format!("restarting {target}"));
-                cluster::restart(state, &target, exe)?;
+                restart(target)?;
             }
             Fault::Stop => {
                 let max = options.down_for.max(Duration::from_millis(100)) * 2;
@@ -256,48 +268,47 @@ fn kill_rounds(
                     "SIGSTOP {target}{leader_note} for {} ms",
                     paused.as_millis()
                 ));
-                cluster::kill(state, &target, Signal::Stop)?;
+                kill(target, Signal::Stop)?;
                 std::thread::sleep(paused);
                 say(format!("SIGCONT {target}"));
-                cluster::kill(state, &target, Signal::Cont)?;
+                kill(target, Signal::Cont)?;
             }
             Fault::Two => {
-                let others: Vec<&String> = replicas.iter().filter(|r| **r != target).collect();
+                let others: Vec<ServiceName> =
+                    replicas.iter().copied().filter(|&r| r != target).collect();
                 say(format!(
                     "SIGSTOP {target}, SIGKILL {} and {}, SIGCONT {target}",
                     others[0], others[1]
                 ));
-                cluster::kill(state, &target, Signal::Stop)?;
+                kill(target, Signal::Stop)?;
                 std::thread::sleep(Duration::from_millis(150));
-                let killed: Result<Vec<_>> = others
-                    .iter()
-                    .map(|r| cluster::kill(state, r, Signal::Kill))
-                    .collect();
-                cluster::kill(state, &target, Signal::Cont)?;
+                let killed: Result<Vec<_>> =
+                    others.iter().map(|&r| kill(r, Signal::Kill)).collect();
+                kill(target, Signal::Cont)?;
                 killed?;
                 std::thread::sleep(options.down_for);
                 let mut order = others.clone();
                 order.shuffle(&mut rng);
                 for replica in order {
                     say(format!("restarting {replica}"));
-                    cluster::restart(state, replica, exe)?;
+                    restart(replica)?;
                 }
             }
             Fault::Power => {
                 say("SIGKILL every replica at once (power loss)".into());
-                for replica in &replicas {
-                    cluster::kill(state, replica, Signal::Kill)?;
+                for &replica in &replicas {
+                    kill(replica, Signal::Kill)?;
                 }
                 std::thread::sleep(options.down_for);
-                let mut order: Vec<&String> = replicas.iter().collect();
+                let mut order = replicas.clone();
                 order.shuffle(&mut rng);
                 for replica in order {
                     say(format!("restarting {replica}"));
-                    cluster::restart(state, replica, exe)?;
+                    restart(replica)?;
                 }
             }
             Fault::SlowDisk => {
-                let dir = state.fault_dir(&target).ok_or_else(|| {
+                let dir = state.fault_dir(target).ok_or_else(|| {
                     Error::Usage("--fault slow-disk needs fault hooks (`up --fault-hooks`)".into())
                 })?;
                 let armed = dir.join(crate::fault::SLOW_FSYNC);
@@ -309,7 +320,7 @@ fn kill_rounds(
             }
         }
         let back = Instant::now();
-        for replica in &replicas {
+        for &replica in &replicas {
             wait_ready(state, replica, CATCH_UP)?;
         }
         kills.push(Kill {
@@ -339,24 +350,21 @@ fn misplaced_orders(path: &Path, acknowledged: &[client::Acknowledged]) -> Resul
 
 /// Waits until `replica` reports that it has caught up, so that the next kill never leaves two
 /// replicas behind at once.
-fn wait_ready(state: &StateDir, replica: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let ready = cluster::status(state)?
+fn wait_ready(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
+    let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
+        let rows = cluster::status(state)?;
+        let ready = rows
             .iter()
             .any(|s| s.name == replica && s.ready == Some(true));
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Cluster(format!(
-                "{replica} did not catch up within {}s; see its log in {}",
-                timeout.as_secs(),
-                state.root().join("logs").display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Ok::<_, Error>(ready.then_some(()))
+    })?;
+    ready.ok_or_else(|| {
+        Error::Cluster(format!(
+            "{replica} did not catch up within {}s; see its log in {}",
+            timeout.as_secs(),
+            state.log_path(replica).display()
+        ))
+    })
 }
 
 /// Keys that appear more than once in an orders file, read leniently so that a duplicate is

@@ -1,6 +1,9 @@
-//! Topology of a cluster: service names, ids, ports and addresses. The only place ports live.
+//! Topology of a cluster (ids, ports and addresses: the only place ports live), every default a
+//! service or `up` starts with, and the value types their flags and records share.
 
+use std::fmt;
 use std::net::{SocketAddr, TcpListener};
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -12,6 +15,59 @@ pub const DEFAULT_PORT_BASE: u16 = 8000;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// Largest `--port-base` for which every service's port still fits in a u16.
 pub const MAX_PORT_BASE: u16 = u16::MAX - 9 - 3;
+/// Largest `--id` of an order replica: its default port, 8009 + id, must fit.
+pub const MAX_REPLICA_ID: u32 = 255;
+
+/// Every default of the services and of `up`, in one place: the flags' defaults, `--help` and
+/// [`crate::cluster::UpOptions::default`] all come from here.
+pub mod defaults {
+    use super::HumanDuration;
+    use std::time::Duration;
+
+    /// Product replies the front end's LRU cache holds.
+    pub const CACHE_SIZE: usize = 10;
+    /// How often the catalog restocks sold-out toys.
+    pub const RESTOCK_INTERVAL: HumanDuration = HumanDuration(Duration::from_secs(10));
+    /// How often the front end asks every order replica who leads.
+    pub const HEALTH_INTERVAL: HumanDuration = HumanDuration(crate::timeouts::HEALTH_POLL);
+    /// How long the front end retries an order on new leaders before the client gets 503.
+    pub const FAILOVER_TIMEOUT: HumanDuration = HumanDuration(crate::timeouts::FAILOVER);
+    /// How long a client may take to send a request's headers (see [`crate::http::serve`]).
+    pub const HEADER_READ_TIMEOUT: HumanDuration = HumanDuration(Duration::from_secs(10));
+}
+
+/// Largest cache: far beyond any catalog, and small enough that a typo cannot exhaust memory.
+pub const MAX_CACHE_SIZE: usize = 1_000_000;
+/// Largest `--initial-stock`.
+pub const MAX_INITIAL_STOCK: u64 = 1_000_000_000;
+
+/// Parses a cache size from 0 (no cache) to [`MAX_CACHE_SIZE`].
+pub fn parse_cache_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_CACHE_SIZE => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a cache size from 0 to {MAX_CACHE_SIZE}"
+        )),
+    }
+}
+
+/// Parses the size of a cache that is on: 1 to [`MAX_CACHE_SIZE`].
+pub fn parse_cache_size_on(s: &str) -> Result<usize, String> {
+    match parse_cache_size(s) {
+        Ok(0) | Err(_) => Err(format!(
+            "'{s}' is not a cache size from 1 to {MAX_CACHE_SIZE}"
+        )),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// Parses a probability, from 0 to 1.
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability from 0 to 1")),
+    }
+}
 
 pub fn frontend_port(base: u16) -> u16 {
     base
@@ -40,12 +96,94 @@ pub fn url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
-/// An order replica as its peers and the front end know it.
+/// Parses `host:port` or a URL into a base URL (see [`base_url`]).
+pub fn parse_base_url(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the address is empty".into());
+    }
+    Ok(base_url(s))
+}
+
+/// An order replica as its peers and the front end know it: `ID=URL` on a command line and in a
+/// record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaAddr {
     pub id: u32,
     pub url: String,
 }
+
+impl fmt::Display for ReplicaAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.id, self.url)
+    }
+}
+
+impl FromStr for ReplicaAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_replica_addr(s)
+    }
+}
+
+/// Serialises a value as its `Display` form, and reads it back with `FromStr`: a record then
+/// holds what a command line would.
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_text;
+
+serde_as_text!(ReplicaAddr);
+
+/// A duration as people write it on a command line and in records: `250ms`, `10s`, `2m`. Never
+/// zero: every duration a service takes is an interval or a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let d = parse_duration(s)?;
+        if d.is_zero() {
+            return Err("must be more than zero".into());
+        }
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
+            return Err(format!("'{s}' is finer than a millisecond"));
+        }
+        Ok(HumanDuration(d))
+    }
+}
+
+serde_as_text!(HumanDuration);
 
 /// Parses `ID=ADDR` (for example `3=127.0.0.1:8012`), the form of `--replica` and `--peer`.
 pub fn parse_replica_addr(s: &str) -> Result<ReplicaAddr, String> {
@@ -156,6 +294,27 @@ mod tests {
         assert!(parse_replica_addr("x=1").is_err());
         assert!(parse_replica_addr("0=a:1").is_err());
         assert!(parse_replica_addr("127.0.0.1:8012").is_err());
+    }
+
+    #[test]
+    fn human_durations_read_back_what_they_write() {
+        for text in ["250ms", "10s", "1500ms", "2m"] {
+            let d: HumanDuration = text.parse().unwrap();
+            assert_eq!(d.to_string().parse::<HumanDuration>().unwrap(), d);
+        }
+        assert_eq!("2m".parse::<HumanDuration>().unwrap().to_string(), "120s");
+        assert!("0s".parse::<HumanDuration>().is_err());
+        assert!("1.0000001s".parse::<HumanDuration>().is_err());
+        let json = serde_json::to_string(&defaults::HEALTH_INTERVAL).unwrap();
+        assert_eq!(json, "\"200ms\"");
+    }
+
+    #[test]
+    fn cache_sizes_are_bounded() {
+        assert_eq!(parse_cache_size("0"), Ok(0));
+        assert!(parse_cache_size("1000001").is_err());
+        assert!(parse_cache_size_on("0").is_err());
+        assert_eq!(parse_cache_size_on("7"), Ok(7));
     }
 
     #[test]

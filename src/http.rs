@@ -76,22 +76,19 @@ pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
 }
 
-/// How long a client may take to send a request's headers, from the moment it connects or its
-/// previous reply was sent. A client that trickles them (slowloris) is cut off after this, and
-/// so is a keep-alive connection left idle that long, so each holds a descriptor for a bounded
-/// time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then stops
 /// accepting, closes idle connections and lets requests in flight finish. Callers bind, so
 /// tests can listen on port 0.
 ///
 /// Each connection is its own task on hyper's HTTP/1 server, so a slow or stalled client
-/// holds nothing but its own connection, and only for [`HEADER_READ_TIMEOUT`] while it sends
-/// headers.
+/// holds nothing but its own connection, and only for `header_read_timeout` while it sends
+/// headers: that long from the moment it connects or its previous reply was sent. A client that
+/// trickles them (slowloris) is cut off after this, and so is a keep-alive connection left idle
+/// that long, so each holds a descriptor for a bounded time.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: H,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     raise_open_files_limit();
@@ -112,7 +109,7 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_read_timeout)
             .serve_connection(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service.clone()),

@@ -4,9 +4,13 @@
 //! # Layout
 //!
 //! - [`wire`]: every request and reply body; the API in one place.
-//! - [`config`]: topology: replica ids, ports, addresses. The only place ports live.
+//! - [`config`]: topology (replica ids, ports, addresses), every default, shared value types.
+//! - [`services`]: what each service is started with: its flags, its record, its argv.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
-//! - [`peer`]: the pooled client services use to call each other.
+//! - [`peer`]: the pooled async client services (and the load generator) call each other with.
+//! - [`poll`]: waiting for a condition with a deadline.
+//! - [`progress`]: how long jobs report their progress.
+//! - [`tool_http`]: the blocking HTTP client of the tools.
 //! - [`secret`]: the cluster's shared secret, which internal endpoints require.
 //! - [`storage`]: atomic file replacement and directory fsync.
 //! - [`catalog`]: the stock, its file, restocks, cache invalidations.
@@ -15,6 +19,7 @@
 //! - [`client`]: the buy loop, its checks and latency summary.
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
+//! - [`conservation`]: the stock rule, replayed from the ledger and checked against the orders.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`batch`]: work gathered into batches (buys, confirmations, log entries).
@@ -29,16 +34,21 @@ pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod conservation;
 pub mod error;
 pub mod fault;
 pub mod frontend;
 pub mod http;
 pub mod order;
 pub mod peer;
+pub mod poll;
+pub mod progress;
 pub mod secret;
+pub mod services;
 pub mod storage;
 pub mod tasks;
 pub mod timeouts;
+pub mod tool_http;
 pub mod verify;
 pub mod wire;
 

@@ -48,10 +48,10 @@ impl PeerClient {
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
-            // Shorter than the services' header-read timeout, which also closes idle
+            // Shorter than any service's header-read timeout, which also closes idle
             // keep-alive connections: the pool lets go of one before the server does, so a call
             // never races the server's close.
-            .pool_idle_timeout(crate::http::HEADER_READ_TIMEOUT / 2)
+            .pool_idle_timeout(crate::timeouts::PEER_POOL_IDLE)
             .build(connector);
         // A secret is visible ASCII by construction, so it is always a valid header value.
         let mut authorization = hyper::http::HeaderValue::from_str(&secret.bearer())

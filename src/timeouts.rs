@@ -19,6 +19,8 @@
 //! | front end | a majority to answer, before an order fails fast | [`NO_QUORUM_FAIL`] |
 //! | front end | any leader, retrying with the same key | `--failover-timeout` (default [`FAILOVER`]) |
 //! | leader | before it places the order of a buy the catalog has not seen confirmed | [`UNCONFIRMED_AGE`], looked for every [`FINISH_INTERVAL`] |
+//! | any service | a client's request headers (and an idle keep-alive connection) | `--header-read-timeout` on the front end, 10 s elsewhere |
+//! | any service | an idle pooled connection to another service, before closing it | [`PEER_POOL_IDLE`] |
 
 use std::time::Duration;
 
@@ -60,6 +62,10 @@ pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
 /// A buy unconfirmed for this long is one whose order the log may lack: longer than a buy's
 /// answer and the commit that follows it, so orders in flight are left to their placers.
 pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
+/// How long a service keeps an idle connection to another service. Shorter than any service's
+/// header-read timeout, which closes idle connections on the server's side: the caller lets go
+/// first, so a call never races the server's close.
+pub const PEER_POOL_IDLE: Duration = Duration::from_secs(1);
 /// A first-chunk snapshot transfer may take this long before the engine retries it.
 pub const INSTALL_SNAPSHOT: Duration = Duration::from_secs(2);
 
@@ -69,9 +75,10 @@ pub fn election_timeout(rank: usize) -> (Duration, Duration) {
     (min, min + ELECTION_SPREAD)
 }
 
-/// Checks the orderings of the table for a cluster of `replicas` and a front end whose failover
-/// budget is `failover`; the error names the pair that is out of order.
-pub fn check(replicas: usize, failover: Duration) -> Result<(), String> {
+/// Checks the orderings of the table for a cluster of `replicas` and a service whose failover
+/// budget is `failover` and header-read timeout `header_read`; the error names the pair that is
+/// out of order.
+pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Result<(), String> {
     let mut rules: Vec<(&str, Duration, &str, Duration)> = vec![
         (
             "3 heartbeats",
@@ -122,6 +129,12 @@ pub fn check(replicas: usize, failover: Duration) -> Result<(), String> {
             failover,
         ),
     ];
+    rules.push((
+        "the services' idle connections",
+        PEER_POOL_IDLE,
+        "the header-read timeout",
+        header_read,
+    ));
     // A follower stands only after the engine's lease (the window's top) and its own timeout.
     let (_, slowest) = election_timeout(replicas.saturating_sub(1));
     rules.push((
@@ -148,12 +161,18 @@ mod tests {
 
     #[test]
     fn the_table_is_in_order() {
-        check(3, FAILOVER).unwrap();
+        check(3, FAILOVER, Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn a_header_read_timeout_within_the_pools_idle_time_is_refused() {
+        let err = check(3, FAILOVER, PEER_POOL_IDLE).unwrap_err();
+        assert!(err.contains("header-read"), "{err}");
     }
 
     #[test]
     fn a_failover_budget_shorter_than_an_order_call_is_refused() {
-        let err = check(3, Duration::from_secs(5)).unwrap_err();
+        let err = check(3, Duration::from_secs(5), Duration::from_secs(10)).unwrap_err();
         assert!(err.contains("failover budget"), "{err}");
     }
 

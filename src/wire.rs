@@ -135,7 +135,7 @@ pub enum BuyOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StockSnapshot {
     pub products: Vec<VersionedProduct>,
-    pub totals: crate::catalog::ledger::Totals,
+    pub totals: crate::conservation::Totals,
 }
 
 /// A buy the catalog made whose order the order service has not yet confirmed is in its log.

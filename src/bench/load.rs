@@ -11,12 +11,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::{header, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::{frontend_cache, hit_ratio, running_frontend, with_own_cluster, Target};
+use super::{frontend_cache, hit_ratio, recorded_cache_size, with_own_cluster, Target};
 use crate::client::stats::{Latencies, LatencySummary};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -26,8 +26,26 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// How long each phase runs before it is measured: connections open, caches fill.
     pub warmup: Duration,
-    /// Capacity of the cache for the cached phases, in clusters the bench starts.
+    /// Capacity of the cache for the cached phases, in clusters the bench starts (at least 1).
     pub cache_size: usize,
+    /// The goals each phase is held to, where it has one.
+    pub goals: Vec<PhaseGoal>,
+}
+
+/// A goal for one workload at one number of connections.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PhaseGoal {
+    pub workload: Workload,
+    pub connections: usize,
+    pub goal: Goal,
+}
+
+/// The goal of `workload` at `connections` among `goals`, if it has one.
+pub fn goal_for(goals: &[PhaseGoal], workload: Workload, connections: usize) -> Option<Goal> {
+    goals
+        .iter()
+        .find(|g| g.workload == workload && g.connections == connections)
+        .map(|g| g.goal)
 }
 
 /// One request type, sent back to back.
@@ -71,19 +89,6 @@ pub enum Goal {
 }
 
 impl Goal {
-    /// The goal for `workload` at `connections`, where the store has one: throughput at 32
-    /// connections, latency for one sequential client.
-    pub fn for_phase(workload: Workload, connections: usize) -> Option<Goal> {
-        match (workload, connections) {
-            (Workload::CachedQuery, 32) => Some(Goal::MinRps(45_000.0)),
-            (Workload::UncachedQuery, 32) => Some(Goal::MinRps(12_000.0)),
-            (Workload::Order, 32) => Some(Goal::MinRps(6_000.0)),
-            (Workload::CachedQuery, 1) => Some(Goal::MaxP50Us(80)),
-            (Workload::Order, 1) => Some(Goal::MaxP50Us(1_500)),
-            _ => None,
-        }
-    }
-
     pub fn met_by(self, phase: &Phase) -> bool {
         match self {
             Goal::MinRps(rps) => phase.rps >= rps,
@@ -166,7 +171,7 @@ pub fn phase_count(target: Target<'_>) -> usize {
 pub fn run_load(
     options: &LoadOptions,
     target: Target<'_>,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<LoadReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,34 +189,34 @@ pub fn run_load(
         phases: Vec::new(),
     };
     match target {
-        Target::Own { work_dir, exe } => {
+        Target::Own { exe } => {
             report.cluster = format!(
                 "clusters started by the bench: cache of {} entries for cached queries and \
                  orders, cache off for uncached queries; {} units of each toy",
                 options.cache_size,
                 super::BENCH_STOCK
             );
-            let cache_size = options.cache_size.max(1);
-            let mut cached = with_own_cluster(work_dir, exe, cache_size, |frontend| {
+            let cache_size = options.cache_size;
+            let mut cached = with_own_cluster(exe, cache_size, |frontend| {
                 driver.phases(
                     frontend,
                     &[Workload::CachedQuery, Workload::Order],
                     cache_size,
                 )
             })?;
-            let uncached = with_own_cluster(work_dir, exe, 0, |frontend| {
+            let uncached = with_own_cluster(exe, 0, |frontend| {
                 driver.phases(frontend, &[Workload::UncachedQuery], 0)
             })?;
             cached.splice(2..2, uncached);
             report.phases = cached;
         }
         Target::Running(state) => {
-            let frontend = running_frontend(state)?;
-            let capacity = frontend_cache(&frontend)?.capacity as usize;
-            let query = if capacity > 0 {
-                Workload::CachedQuery
-            } else {
-                Workload::UncachedQuery
+            let spec = state.running()?;
+            let frontend = spec.frontend_url();
+            let capacity = recorded_cache_size(&spec);
+            let query = match super::CacheMode::of_size(capacity) {
+                super::CacheMode::On => Workload::CachedQuery,
+                super::CacheMode::Off => Workload::UncachedQuery,
             };
             report.cluster = format!(
                 "the running cluster in {} (cache of {capacity} entries)",
@@ -226,7 +231,7 @@ pub fn run_load(
 struct Driver<'a> {
     options: &'a LoadOptions,
     runtime: &'a tokio::runtime::Runtime,
-    progress: &'a ProgressBar,
+    progress: &'a dyn Progress,
 }
 
 impl Driver<'_> {
@@ -247,7 +252,7 @@ impl Driver<'_> {
             let requests = Arc::new(prepare(workload, &toys, cache_size, &authority));
             let runs: [usize; RUNS_PER_WORKLOAD] = [self.options.connections, 1];
             for connections in runs {
-                self.progress.set_message(format!(
+                self.progress.message(&format!(
                     "{}, {connections} connection{}",
                     workload.label(),
                     if connections == 1 { "" } else { "s" }
@@ -264,8 +269,9 @@ impl Driver<'_> {
                 let before = frontend_cache(frontend)?;
                 let counts = run(self.options.duration);
                 let after = frontend_cache(frontend)?;
-                self.progress.inc(1);
-                phases.push(counts.into_phase(workload, connections, &before, &after));
+                self.progress.advance(1);
+                let goal = goal_for(&self.options.goals, workload, connections);
+                phases.push(counts.into_phase(workload, connections, goal, &before, &after));
             }
         }
         Ok(phases)
@@ -351,6 +357,7 @@ impl Counts {
         self,
         workload: Workload,
         connections: usize,
+        goal: Option<Goal>,
         before: &crate::wire::CacheStats,
         after: &crate::wire::CacheStats,
     ) -> Phase {
@@ -369,7 +376,7 @@ impl Counts {
             },
             latency: self.latencies.summary(),
             hit_ratio: hit_ratio(before, after),
-            goal: Goal::for_phase(workload, connections),
+            goal,
             goal_met: None,
         };
         phase.goal_met = phase.goal.map(|g| g.met_by(&phase));
@@ -468,17 +475,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn goals_are_set_where_the_store_has_them() {
+    fn a_phase_is_held_to_the_goal_of_its_workload_and_connections() {
+        let goals = [
+            PhaseGoal {
+                workload: Workload::Order,
+                connections: 32,
+                goal: Goal::MinRps(6_000.0),
+            },
+            PhaseGoal {
+                workload: Workload::Order,
+                connections: 1,
+                goal: Goal::MaxP50Us(1_500),
+            },
+        ];
         assert_eq!(
-            Goal::for_phase(Workload::CachedQuery, 32),
-            Some(Goal::MinRps(45_000.0))
-        );
-        assert_eq!(
-            Goal::for_phase(Workload::Order, 1),
+            goal_for(&goals, Workload::Order, 1),
             Some(Goal::MaxP50Us(1_500))
         );
-        assert_eq!(Goal::for_phase(Workload::UncachedQuery, 1), None);
-        assert_eq!(Goal::for_phase(Workload::Order, 16), None);
+        assert_eq!(goal_for(&goals, Workload::Order, 16), None);
+        assert_eq!(goal_for(&goals, Workload::CachedQuery, 32), None);
     }
 
     #[test]
@@ -492,7 +507,8 @@ mod tests {
             counts.latencies.record(Duration::from_micros(us));
         }
         let stats = crate::wire::CacheStats::default();
-        let phase = counts.into_phase(Workload::CachedQuery, 32, &stats, &stats);
+        let goal = Some(Goal::MinRps(45_000.0));
+        let phase = counts.into_phase(Workload::CachedQuery, 32, goal, &stats, &stats);
         assert_eq!(phase.rps, 60_000.0);
         assert_eq!(phase.goal_met, Some(true));
         assert!(Goal::MaxP50Us(60).met_by(&phase));

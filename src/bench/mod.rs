@@ -16,34 +16,54 @@ pub mod load;
 pub mod plot;
 pub mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::client::stats::LatencySummary;
 use crate::client::{self, ClientConfig};
-use crate::cluster::{self, StateDir, UpOptions};
-use crate::config;
+use crate::cluster::{ClusterSpec, Ephemeral, StateDir, UpOptions};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::services::{ServiceConfig, ServiceName};
+use crate::tool_http;
 use crate::wire::{CacheStats, Data, FrontendHealth};
 
 /// Units of each toy in a cluster the bench starts: enough for minutes of orders at full speed,
 /// so that the study measures orders rather than sold-out refusals.
 pub const BENCH_STOCK: u64 = 1_000_000;
 
-/// The front end's cache during a measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The front end's cache during a measurement. The doc comments are `--cache`'s help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheMode {
+    /// The front end's LRU cache on (--cache-size entries)
     On,
+    /// No cache: every product query goes to the catalog
     Off,
 }
 
 impl CacheMode {
+    /// The mode of a front end whose cache holds `size` entries.
+    pub fn of_size(size: usize) -> Self {
+        if size > 0 {
+            CacheMode::On
+        } else {
+            CacheMode::Off
+        }
+    }
+
+    /// The cache size of a cluster started in this mode, with `on` entries when it is on.
+    pub fn size(self, on: usize) -> usize {
+        match self {
+            CacheMode::On => on,
+            CacheMode::Off => 0,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             CacheMode::On => "on",
@@ -64,8 +84,9 @@ pub enum Length {
 /// What cluster to measure.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
-    /// Start a cluster per cache mode under `work_dir`, running `exe` for its services.
-    Own { work_dir: &'a Path, exe: &'a Path },
+    /// Start a cluster per cache mode, each in a temporary directory, running `exe` for its
+    /// services.
+    Own { exe: &'a Path },
     /// Measure the running cluster in this state directory, with the cache it has.
     Running(&'a StateDir),
 }
@@ -234,7 +255,7 @@ impl Study {
 pub fn run_study(
     options: &StudyOptions,
     target: Target<'_>,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Study> {
     let length = match options.length {
         Length::Iterations(n) => format!("{n} iterations"),
@@ -248,7 +269,7 @@ pub fn run_study(
         points: Vec::new(),
     };
     match target {
-        Target::Own { work_dir, exe } => {
+        Target::Own { exe } => {
             let caches = own_caches(options);
             study.cluster = format!(
                 "clusters started by the bench, one per cache mode (cache of {} entries when on), \
@@ -256,24 +277,18 @@ pub fn run_study(
                 options.cache_size
             );
             for cache in caches {
-                let capacity = match cache {
-                    CacheMode::On => options.cache_size,
-                    CacheMode::Off => 0,
-                };
-                let points = with_own_cluster(work_dir, exe, capacity, |frontend| {
+                let capacity = cache.size(options.cache_size);
+                let points = with_own_cluster(exe, capacity, |frontend| {
                     measure_all(options, frontend, cache, progress)
                 })?;
                 study.points.extend(points);
             }
         }
         Target::Running(state) => {
-            let frontend = running_frontend(state)?;
-            let stats = frontend_cache(&frontend)?;
-            let cache = if stats.capacity > 0 {
-                CacheMode::On
-            } else {
-                CacheMode::Off
-            };
+            let spec = state.running()?;
+            let frontend = spec.frontend_url();
+            let capacity = recorded_cache_size(&spec);
+            let cache = CacheMode::of_size(capacity);
             if let Some(wanted) = options.caches.as_ref().filter(|c| c != &&vec![cache]) {
                 let wanted: Vec<&str> = wanted.iter().map(|c| c.label()).collect();
                 return Err(Error::Usage(format!(
@@ -288,7 +303,7 @@ pub fn run_study(
                 "the running cluster in {} (cache {}, {} entries)",
                 state.root().display(),
                 cache.label(),
-                stats.capacity
+                capacity
             );
             study.points = measure_all(options, &frontend, cache, progress)?;
         }
@@ -315,43 +330,36 @@ pub fn point_count(options: &StudyOptions, target: Target<'_>) -> usize {
     modes * options.ps.len()
 }
 
-/// Starts a cluster with a cache of `cache_size` in a fresh directory under `work_dir`, runs
-/// `work` against its front end, and stops it whatever happened.
+/// Starts a cluster with a cache of `cache_size` in a temporary directory, runs `work` against
+/// its front end, and stops it whatever happened.
 pub fn with_own_cluster<T>(
-    work_dir: &Path,
     exe: &Path,
     cache_size: usize,
     work: impl FnOnce(&str) -> Result<T>,
 ) -> Result<T> {
-    let state = StateDir::new(own_cluster_dir(work_dir, cache_size));
+    let cluster = Ephemeral::new("bench")?;
     let options = UpOptions {
-        port_base: config::find_free_port_base(config::DEFAULT_HOST)?,
         cache_size,
         initial_stock: Some(BENCH_STOCK),
         ..Default::default()
     };
-    let spec = cluster::up(&state, &options, exe)?;
-    let outcome = work(&spec.frontend_url());
-    let _ = cluster::down(&state);
-    outcome
+    let spec = cluster.up(&options, exe)?;
+    work(&spec.frontend_url())
 }
 
-/// Where [`with_own_cluster`] keeps a cluster: one directory per cache size, so an interrupted
-/// bench knows which to stop.
-pub fn own_cluster_dir(work_dir: &Path, cache_size: usize) -> PathBuf {
-    work_dir.join(format!("cluster-cache-{cache_size}"))
-}
-
-/// The front end of the running cluster in `state`, once every service of it is alive.
-pub fn running_frontend(state: &StateDir) -> Result<String> {
-    Ok(state.running()?.frontend_url())
+/// The cache size the running cluster's front end was started with.
+pub fn recorded_cache_size(spec: &ClusterSpec) -> usize {
+    match spec.service(ServiceName::Frontend) {
+        Some(ServiceConfig::Frontend(frontend)) => frontend.cache_size,
+        _ => 0,
+    }
 }
 
 /// The front end's cache counters.
 pub fn frontend_cache(frontend: &str) -> Result<CacheStats> {
-    let agent = client::agent();
+    let agent = tool_http::agent();
     let url = format!("{frontend}/health");
-    let reply = client::get(&agent, &url).map_err(|e| Error::Remote(format!("{url}: {e}")))?;
+    let reply = tool_http::get(&agent, &url).map_err(|e| Error::Remote(format!("{url}: {e}")))?;
     reply
         .json::<Data<FrontendHealth>>()
         .map(|h| h.data.cache)
@@ -373,11 +381,11 @@ fn measure_all(
     options: &StudyOptions,
     frontend: &str,
     cache: CacheMode,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<Point>> {
     let mut points = Vec::new();
     for (i, &p) in options.ps.iter().enumerate() {
-        progress.set_message(format!("cache {}, p = {p}", cache.label()));
+        progress.message(&format!("cache {}, p = {p}", cache.label()));
         // The same seed for both cache modes at one p: the same choices, a fair comparison.
         let seed = options.seed.wrapping_add(i as u64 * 1_000);
         points.push(measure_point(options, frontend, cache, p, seed, progress)?);
@@ -391,7 +399,7 @@ fn measure_point(
     cache: CacheMode,
     p: f64,
     seed: u64,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Point> {
     let stop = Arc::new(AtomicBool::new(false));
     let config = ClientConfig {
@@ -416,7 +424,7 @@ fn measure_point(
                 stop.store(true, Ordering::Relaxed);
             });
         }
-        client::run(&config, Some(progress))
+        client::run(&config, progress)
     });
     let after = frontend_cache(frontend)?;
     let elapsed = report.elapsed_s;

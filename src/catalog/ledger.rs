@@ -5,8 +5,9 @@
 //! toy is its seed, minus what was bought, plus what was restocked, and every buy carries the
 //! idempotency key of its order.
 
-use std::collections::HashMap;
 use std::path::Path;
+
+use crate::conservation::Totals;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,37 +36,6 @@ pub struct Record {
     /// The catalog's spelling of the toy.
     pub name: String,
     pub quantity: u64,
-}
-
-/// What the ledger says, replayed.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    /// Per lower-case toy name: (seed, bought, restocked).
-    pub by_toy: HashMap<String, (u64, u64, u64)>,
-    /// Every buy's key, with the toy and units.
-    pub buys: HashMap<String, (String, u64)>,
-}
-
-impl Totals {
-    pub fn add(&mut self, record: &Record) {
-        let toy = self.by_toy.entry(record.name.to_lowercase()).or_default();
-        match record.kind {
-            Kind::Seed => toy.0 += record.quantity,
-            Kind::Buy => {
-                toy.1 += record.quantity;
-                self.buys
-                    .insert(record.key.clone(), (record.name.clone(), record.quantity));
-            }
-            Kind::Restock => toy.2 += record.quantity,
-        }
-    }
-
-    /// The stock the ledger implies for `name`: seed − bought + restocked.
-    pub fn stock(&self, name: &str) -> Option<u64> {
-        self.by_toy
-            .get(&name.to_lowercase())
-            .map(|(seed, bought, restocked)| (seed + restocked).saturating_sub(*bought))
-    }
 }
 
 /// The open ledger file.

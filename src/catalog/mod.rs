@@ -23,6 +23,7 @@ use tokio::sync::{watch, Notify};
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
+use crate::services::CatalogOptions;
 use crate::tasks::TaskGuard;
 use crate::wire::{Invalidate, Invalidation};
 use ledger::{Kind, Ledger, Record};
@@ -37,20 +38,6 @@ const DURABILITY_TIMEOUT: Duration = crate::timeouts::CATALOG_DURABLE;
 /// Shortest time between two rewrites of `catalog.csv`.
 const SNAPSHOT_GAP: Duration = Duration::from_millis(100);
 
-#[derive(Debug, Clone)]
-pub struct CatalogConfig {
-    /// Directory that holds `catalog.csv`.
-    pub data_dir: PathBuf,
-    /// Base URL of the front end to invalidate, if any.
-    pub frontend: Option<String>,
-    pub restock_interval: Duration,
-    /// Units of each toy when `catalog.csv` is seeded from the built-in catalog; `None` keeps the
-    /// built-in 100. A benchmark seeds a large stock so that orders are never refused as sold out.
-    pub initial_stock: Option<u64>,
-    /// The cluster's secret: required of callers, presented to the front end.
-    pub secret: Secret,
-}
-
 /// A cheap-to-clone handle to the running catalog.
 #[derive(Clone)]
 pub struct Catalog {
@@ -60,7 +47,9 @@ pub struct Catalog {
 struct Shared {
     state: Mutex<State>,
     path: PathBuf,
-    frontend: Option<String>,
+    /// Base URL of the front end whose cache to invalidate.
+    frontend: String,
+    restock_interval: Duration,
     client: PeerClient,
     secret: Secret,
     /// Number of changes that are on disk and invalidated.
@@ -89,7 +78,7 @@ struct State {
     records: Vec<Record>,
     /// The totals of every change made in memory (durable or not yet), which always agree with
     /// `stock`: what a stock check reads.
-    totals: ledger::Totals,
+    totals: crate::conservation::Totals,
 }
 
 /// How often a flush that failed is tried again.
@@ -114,8 +103,8 @@ struct Unconfirmed {
 
 impl Catalog {
     /// Opens the catalog in `config.data_dir`, seeding `catalog.csv` from the embedded stock the
-    /// first time.
-    pub fn open(config: &CatalogConfig) -> Result<Self> {
+    /// first time. `secret` is required of callers and presented to the front end.
+    pub fn open(config: &CatalogOptions, secret: Secret) -> Result<Self> {
         let path = config.data_dir.join(CATALOG_FILE);
         let mut stock = load_or_seed(&path, config.initial_stock)?;
         stock.start_versions_above(versions::reserve(
@@ -160,8 +149,9 @@ impl Catalog {
                 }),
                 path,
                 frontend: config.frontend.clone(),
-                client: PeerClient::for_services(&config.secret),
-                secret: config.secret.clone(),
+                restock_interval: config.restock_interval.get(),
+                client: PeerClient::for_services(&secret),
+                secret,
                 durable: watch::Sender::new(0),
                 wake: Notify::new(),
                 ledger: Arc::new(Mutex::new(ledger)),
@@ -177,14 +167,14 @@ impl Catalog {
     pub async fn run(
         self,
         listener: TcpListener,
-        restock_interval: Duration,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let mut tasks = TaskGuard::default();
         tasks.spawn(self.clone().flush_loop());
         tasks.spawn(self.clone().snapshot_loop());
-        tasks.spawn(self.clone().restock_loop(restock_interval));
-        crate::http::serve(listener, self.clone(), shutdown).await;
+        tasks.spawn(self.clone().restock_loop(self.shared.restock_interval));
+        let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
+        crate::http::serve(listener, self.clone(), header_read_timeout, shutdown).await;
         drop(tasks);
         self.flush().await;
         self.write_snapshot().await;
@@ -332,9 +322,7 @@ impl Catalog {
     }
 
     async fn invalidate(&self, items: Vec<Invalidation>) {
-        let Some(frontend) = &self.shared.frontend else {
-            return;
-        };
+        let frontend = &self.shared.frontend;
         if items.is_empty() {
             return;
         }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Kind, Record, Totals};
+use super::ledger::{Kind, Record};
+use crate::conservation::Totals;
 use crate::error::{Error, Result};
 use crate::wire::{Bought, Invalidation, VersionedProduct};
 

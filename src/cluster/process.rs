@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -66,13 +66,16 @@ pub fn is_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A signal `storectl kill` sends; the doc comments are its `--signal` help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Signal {
+    /// SIGKILL: a crash, nothing flushed
     Kill,
+    /// SIGTERM: a graceful stop
     Term,
-    /// Pauses the process: it holds its sockets but answers nothing (a gray failure).
+    /// SIGSTOP: a pause; the process holds its sockets and answers nothing
     Stop,
-    /// Resumes a paused process.
+    /// SIGCONT: resumes a paused process
     Cont,
 }
 
@@ -113,14 +116,10 @@ pub fn send(pid: u32, signal: Signal) -> Result<()> {
 
 /// Waits until `pid` is gone, for at most `timeout`. Returns whether it went.
 pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if !is_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !is_alive(pid)
+    crate::poll::until(timeout, Duration::from_millis(20), || {
+        (!is_alive(pid)).then_some(())
+    })
+    .is_some()
 }
 
 /// Stops `pid` gracefully, then forcibly after `grace`.

@@ -10,24 +10,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::ReplicaAddr;
 use crate::peer::PeerClient;
 use crate::secret::Secret;
+use crate::services::FrontendOptions;
 use crate::tasks::TaskGuard;
 use cache::ProductCache;
 use leader::LeaderTracker;
-
-#[derive(Debug, Clone)]
-pub struct FrontendConfig {
-    pub catalog: String,
-    pub replicas: Vec<ReplicaAddr>,
-    pub cache_size: usize,
-    pub health_interval: Duration,
-    /// How long an order or order query keeps being retried on new leaders before it gets 503.
-    pub failover_timeout: Duration,
-    /// The cluster's secret: presented to the other services, required of invalidations.
-    pub secret: Secret,
-}
 
 #[derive(Clone)]
 pub struct Frontend {
@@ -40,34 +28,45 @@ struct Shared {
     cache: Mutex<ProductCache>,
     leader: LeaderTracker,
     failover_timeout: Duration,
+    health_interval: Duration,
+    header_read_timeout: Duration,
     secret: Secret,
 }
 
 impl Frontend {
-    pub fn new(config: &FrontendConfig) -> Self {
-        let client = PeerClient::for_services(&config.secret);
+    /// A front end as `config` describes it; `secret` is presented to the other services and
+    /// required of invalidations.
+    pub fn new(config: &FrontendOptions, secret: Secret) -> Self {
+        let client = PeerClient::for_services(&secret);
         Frontend {
             shared: Arc::new(Shared {
-                catalog: config.catalog.clone(),
-                leader: LeaderTracker::new(config.replicas.clone(), client.clone()),
+                catalog: config.peers.catalog.clone(),
+                leader: LeaderTracker::new(config.peers.replicas.clone(), client.clone()),
                 client,
                 cache: Mutex::new(ProductCache::new(config.cache_size)),
-                failover_timeout: config.failover_timeout,
-                secret: config.secret.clone(),
+                failover_timeout: config.failover_timeout.get(),
+                health_interval: config.health_interval.get(),
+                header_read_timeout: config.header_read_timeout.get(),
+                secret,
             }),
         }
     }
 
-    /// Serves on `listener` until `shutdown`, watching the order leader every `health_interval`.
+    /// Serves on `listener` until `shutdown`, watching the order leader every health interval.
     pub async fn run(
         self,
         listener: TcpListener,
-        health_interval: Duration,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let mut tasks = TaskGuard::default();
-        tasks.spawn(self.shared.leader.clone().monitor(health_interval));
-        crate::http::serve(listener, self, shutdown).await;
+        let monitor = self
+            .shared
+            .leader
+            .clone()
+            .monitor(self.shared.health_interval);
+        tasks.spawn(monitor);
+        let header_read_timeout = self.shared.header_read_timeout;
+        crate::http::serve(listener, self, header_read_timeout, shutdown).await;
     }
 
     fn cache(&self) -> MutexGuard<'_, ProductCache> {

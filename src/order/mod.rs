@@ -25,7 +25,6 @@ mod storage_tests;
 pub mod types;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,10 +32,10 @@ use openraft::{BasicNode, ServerState};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
+use crate::services::OrderOptions;
 use crate::tasks::TaskGuard;
 use crate::timeouts;
 use crate::wire::{Data, ReplicaHealth, Replicated, Role};
@@ -46,18 +45,6 @@ use types::{NodeId, Raft};
 /// Name of replica `id`'s orders file.
 pub fn orders_file_name(id: u32) -> String {
     orders_file::file_name(id)
-}
-
-#[derive(Debug, Clone)]
-pub struct ReplicaConfig {
-    pub id: u32,
-    pub data_dir: PathBuf,
-    /// Every replica of the cluster, this one included.
-    pub replicas: Vec<ReplicaAddr>,
-    /// Base URL of the catalog.
-    pub catalog: String,
-    /// The cluster's secret: required of callers, presented to peers and the catalog.
-    pub secret: Secret,
 }
 
 /// A cheap-to-clone handle to a running replica.
@@ -91,8 +78,9 @@ struct Shared {
 
 impl Replica {
     /// Opens replica `config.id`'s log and state machine and starts its engine.
-    pub async fn open(config: &ReplicaConfig) -> Result<Self> {
-        let ids: Vec<u32> = config.replicas.iter().map(|r| r.id).collect();
+    /// `secret` is required of callers and presented to peers and the catalog.
+    pub async fn open(config: &OrderOptions, secret: Secret) -> Result<Self> {
+        let ids: Vec<u32> = config.peers.replicas.iter().map(|r| r.id).collect();
         if !ids.contains(&config.id) {
             return Err(Error::Usage(format!(
                 "replica {} is not among the cluster's replicas ({})",
@@ -103,10 +91,12 @@ impl Replica {
                     .join(", ")
             )));
         }
-        timeouts::check(config.replicas.len(), timeouts::FAILOVER).map_err(Error::Cluster)?;
+        let header_read = crate::config::defaults::HEADER_READ_TIMEOUT.get();
+        timeouts::check(config.peers.replicas.len(), timeouts::FAILOVER, header_read)
+            .map_err(Error::Cluster)?;
         let log_path = config.data_dir.join(log_store::file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
-        let client = PeerClient::for_services(&config.secret);
+        let client = PeerClient::for_services(&secret);
         if !log_path.exists() {
             refuse_if_wiped(config, &client).await?;
         }
@@ -128,7 +118,7 @@ impl Replica {
             config.id,
             orders.read(|b| b.len())
         );
-        let (buyer, batcher) = buyer::buyer(&config.catalog, client);
+        let (buyer, batcher) = buyer::buyer(&config.peers.catalog, client);
         let (proposer, gatherer) = proposer::proposer(raft.clone(), config.id);
         Ok(Replica {
             shared: Arc::new(Shared {
@@ -136,12 +126,13 @@ impl Replica {
                 raft,
                 orders,
                 members: config
+                    .peers
                     .replicas
                     .iter()
                     .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
                     .collect(),
                 rank,
-                secret: config.secret.clone(),
+                secret,
                 buyer,
                 batcher: Mutex::new(Some(batcher)),
                 proposer,
@@ -183,7 +174,7 @@ impl Replica {
         tasks.spawn(self.clone().bootstrap());
         tasks.spawn(self.clone().place_orphans());
         let engine_stopped = tokio::select! {
-            _ = crate::http::serve(listener, self.clone(), shutdown) => false,
+            _ = crate::http::serve(listener, self.clone(), crate::config::defaults::HEADER_READ_TIMEOUT.get(), shutdown) => false,
             _ = self.engine_stopped() => true,
         };
         drop(tasks);
@@ -307,7 +298,7 @@ impl Replica {
 
 /// A replica whose log file is gone but whose orders file holds orders has lost its log (or
 /// was made by a storectl from before the engine): rejoining empty would hide that. Refuse.
-fn refuse_a_lost_log(config: &ReplicaConfig, log_path: &std::path::Path) -> Result<()> {
+fn refuse_a_lost_log(config: &OrderOptions, log_path: &std::path::Path) -> Result<()> {
     let orders_path = config.data_dir.join(orders_file_name(config.id));
     if log_path.exists() || !orders_path.exists() {
         return Ok(());
@@ -329,8 +320,9 @@ fn refuse_a_lost_log(config: &ReplicaConfig, log_path: &std::path::Path) -> Resu
 /// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
 /// (the leader stops). Refuse, and say how to recover. (A new cluster's leader knows nothing of
 /// a replica it has never reached, so a first start is never refused.)
-async fn refuse_if_wiped(config: &ReplicaConfig, client: &PeerClient) -> Result<()> {
+async fn refuse_if_wiped(config: &OrderOptions, client: &PeerClient) -> Result<()> {
     let asks = config
+        .peers
         .replicas
         .iter()
         .filter(|r| r.id != config.id)

@@ -1,10 +1,8 @@
 //! SPEC §2, row by row, against a real cluster; and the cache's behaviour seen from outside.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_error, eventually, get, post, Cluster};
+use crate::common::{assert_error, eventually, get, post, Cluster};
 use serde_json::json;
 
 #[test]
@@ -52,7 +50,7 @@ fn every_row_of_the_public_api() {
         409,
     );
     // A body not declared as JSON is refused, however good it is.
-    let undeclared = common::raw_request(
+    let undeclared = crate::common::raw_request(
         cluster.base,
         b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\nConnection: close\r\n\r\n\
          {\"name\":\"tux\",\"quantity\":1}",
@@ -113,9 +111,11 @@ fn a_buy_is_visible_through_the_cache_and_eviction_happens() {
     let cluster = Cluster::start(&["--cache-size", "10"]);
     // The X-Cache header says who answered: quantity and hit or miss, query by query.
     let whale = || {
-        let reply =
-            storectl::client::get(&storectl::client::agent(), &cluster.url("/products/whale"))
-                .expect("the front end answers");
+        let reply = storectl::tool_http::get(
+            &storectl::tool_http::agent(),
+            &cluster.url("/products/whale"),
+        )
+        .expect("the front end answers");
         let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         (body["data"]["quantity"].as_u64().unwrap(), reply.cache_hit)
     };
@@ -171,7 +171,7 @@ fn a_sold_out_toy_is_restocked() {
     assert_eq!(restocked, Some(100));
     // The ledger makes the restock durable; the catalog.csv snapshot follows it shortly.
     let persisted = eventually(Duration::from_secs(5), || {
-        let text = common::read(&cluster.file("catalog.csv"));
+        let text = crate::common::read(&cluster.file("catalog.csv"));
         text.contains("Frisbee,2.49,100").then_some(text)
     });
     assert!(persisted.is_some(), "restock not written to catalog.csv");
@@ -185,7 +185,7 @@ fn no_reachable_replica_is_a_503() {
     let nowhere = |id: u32| format!("{id}=127.0.0.1:{}", base + 9 + id as u16);
     let (r1, r2, r3) = (nowhere(1), nowhere(2), nowhere(3));
     let catalog = format!("127.0.0.1:{}", base + 1);
-    let mut child = common::serve(
+    let mut child = crate::common::serve(
         &[
             "frontend",
             "--port",

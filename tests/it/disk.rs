@@ -1,13 +1,11 @@
 //! A full disk under the catalog, for real: its data directory on a small tmpfs that fills up,
 //! then grows. Needs root (to mount); elsewhere the test says why it does not run.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{eventually, get_with, post, TEST_SECRET};
+use crate::common::{eventually, get_with, post, TEST_SECRET};
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
 struct SmallDisk {
@@ -45,7 +43,7 @@ impl Drop for SmallDisk {
     }
 }
 
-fn buy(catalog: &str, key: &str) -> common::Reply {
+fn buy(catalog: &str, key: &str) -> crate::common::Reply {
     let bearer = format!("Bearer {TEST_SECRET}");
     post(
         &format!("{catalog}/internal/buy"),
@@ -63,11 +61,11 @@ fn tux(catalog: &str) -> u64 {
     reply.json["data"]["quantity"].as_u64().unwrap()
 }
 
-fn start_catalog(data: &Path, port: u16, work: &Path) -> std::process::Child {
+fn start_catalog(data: &Path, port: u16, work: &Path) -> crate::common::Process {
     // A front end that is not there: invalidations fail fast, which buys do not wait on.
     let nowhere = format!("127.0.0.1:{}", port + 1);
     let port_text = port.to_string();
-    common::serve(
+    crate::common::serve(
         &[
             "catalog",
             "--port",

@@ -1,13 +1,11 @@
 //! The man pages and completions in the repository are what the CLI definitions generate now.
 
-mod common;
-
 use std::path::Path;
 
 fn assert_current(what: &str, checked_in: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::storectl(&["generate", what, "--out", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    let out = crate::common::storectl(&["generate", what, "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join(checked_in);
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -48,6 +46,6 @@ fn the_main_page_shows_examples() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/storectl.1"))
             .unwrap();
     assert!(page.contains("storectl demo"));
-    let help = common::stdout(&common::storectl(&["client", "--help"]));
+    let help = crate::common::stdout(&crate::common::storectl(&["client", "--help"]));
     assert!(help.contains("Examples:"), "{help}");
 }

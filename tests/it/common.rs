@@ -1,10 +1,9 @@
 //! Test harness: real `storectl` processes on free ports in a temporary state directory, stopped
 //! by `storectl down` (which signals the pids it recorded) when the test ends.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -35,17 +34,8 @@ pub fn stderr(output: &Output) -> String {
 }
 
 /// Polls `check` until it returns `Some`, for at most `timeout`.
-pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+pub fn eventually<T>(timeout: Duration, check: impl FnMut() -> Option<T>) -> Option<T> {
+    storectl::poll::until(timeout, Duration::from_millis(25), check)
 }
 
 /// A cluster started with `storectl up` for one test.
@@ -174,7 +164,7 @@ pub struct Reply {
 }
 
 fn agent() -> ureq::Agent {
-    storectl::client::agent()
+    storectl::tool_http::agent()
 }
 
 fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
@@ -241,26 +231,69 @@ pub fn read(path: &Path) -> String {
 /// The cluster secret of services a test starts by itself with [`serve`].
 pub const TEST_SECRET: &str = "a-test-secret-of-some-length";
 
+/// A child process a test owns: killed and reaped when the handle drops, so a test that fails
+/// half-way leaves nothing running.
+pub struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn spawn(command: &mut Command) -> Process {
+        let child = command.spawn().expect("the storectl binary runs");
+        Process { child: Some(child) }
+    }
+
+    /// Waits for the process to end by itself and returns what it wrote.
+    pub fn wait_with_output(mut self) -> Output {
+        let child = self.child.take().expect("a running child");
+        child.wait_with_output().expect("the child's output")
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.child.as_ref().expect("a running child")
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("a running child")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `storectl serve ARGS…` in `dir` with [`TEST_SECRET`], and waits until it answers on
-/// `port`. The caller stops the child.
-pub fn serve(args: &[&str], dir: &Path, port: u16) -> std::process::Child {
-    let mut child = Command::new(EXE)
-        .arg("serve")
-        .args(args)
-        .env("STORECTL_CLUSTER_SECRET", TEST_SECRET)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the storectl binary runs");
+/// `port`. Dropping the handle kills it.
+pub fn serve(args: &[&str], dir: &Path, port: u16) -> Process {
+    let process = Process::spawn(
+        Command::new(EXE)
+            .arg("serve")
+            .args(args)
+            .env("STORECTL_CLUSTER_SECRET", TEST_SECRET)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null()),
+    );
     let health = format!("http://127.0.0.1:{port}/health");
     let up = eventually(Duration::from_secs(10), || {
-        storectl::client::get(&storectl::client::agent(), &health).ok()
+        storectl::tool_http::get(&storectl::tool_http::agent(), &health).ok()
     });
-    if up.is_none() {
-        let _ = child.kill();
-        panic!("storectl serve {args:?} did not answer on port {port}");
-    }
-    child
+    assert!(
+        up.is_some(),
+        "storectl serve {args:?} did not answer on port {port}"
+    );
+    process
 }
 
 /// A server may answer (413, say) before it has read everything: a failed write is fine.

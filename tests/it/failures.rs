@@ -2,11 +2,9 @@
 //! power loss, a slow disk, a catalog that dies or stalls. Clients retry with the same key,
 //! and every acknowledged order is read back afterwards (by `chaos`, or here directly).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{eventually, get, post, stderr, stdout, Cluster};
+use crate::common::{eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
 /// Runs `storectl chaos --json` against `cluster` and returns its report.
@@ -176,10 +174,10 @@ fn a_buy_whose_leader_died_before_logging_it_is_placed_by_the_next_leader() {
     // The leader aborts right after the catalog sold, and nobody retries: the order is sent
     // to the leader directly, as only a front end would, and the caller gives up.
     std::fs::write(faults.path().join(storectl::fault::AFTER_BUY), "").unwrap();
-    let secret = common::read(&cluster.file("cluster-secret"));
+    let secret = crate::common::read(&cluster.file("cluster-secret"));
     let bearer = format!("Bearer {}", secret.trim());
     let leader = format!("http://127.0.0.1:{}/orders", cluster.base + 12);
-    let _ = common::post_raw(
+    let _ = crate::common::post_raw(
         &leader,
         r#"{"key":"orphan","name":"lego","quantity":3}"#,
         &[("Authorization", bearer.as_str())],
@@ -190,7 +188,7 @@ fn a_buy_whose_leader_died_before_logging_it_is_placed_by_the_next_leader() {
     );
     // The next leader finds the catalog's unconfirmed buy and places its order.
     let placed = eventually(Duration::from_secs(20), || {
-        let text = common::read(&cluster.orders_file(2));
+        let text = crate::common::read(&cluster.orders_file(2));
         text.contains(",orphan\n").then_some(text)
     });
     assert!(placed.is_some(), "the orphaned buy got its order");
@@ -291,7 +289,7 @@ fn a_paused_leader_whose_successor_has_a_slow_disk_loses_nothing() {
         let state = cluster.state();
         move || {
             let state = state.to_str().unwrap().to_string();
-            common::storectl(&[
+            crate::common::storectl(&[
                 "client",
                 "--state-dir",
                 &state,

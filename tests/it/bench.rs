@@ -1,9 +1,7 @@
 //! `storectl bench` as a user runs it: short studies and throughput runs against real clusters,
 //! checked through the files they leave.
 
-mod common;
-
-use common::{read, stderr, stdout, storectl, Cluster};
+use crate::common::{read, stderr, stdout, storectl, Cluster};
 use serde_json::Value;
 
 /// Rows of a CSV file after its header, split into columns.

@@ -1,11 +1,9 @@
 //! The cluster commands and the replicas, driven as a user would: `up`, `client`, `status`,
 //! `kill`, `restart`, `verify-logs`, `down`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_error, eventually, get, post, stderr, stdout, Cluster};
+use crate::common::{assert_error, eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
 fn client_json(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
@@ -41,7 +39,7 @@ fn a_client_run_adds_up_and_the_replicas_agree() {
     // Every replica's file holds every order, in a real CSV with a header.
     let wanted = eventually(Duration::from_secs(10), || {
         let texts: Vec<String> = (1..=3)
-            .map(|id| common::read(&cluster.orders_file(id)))
+            .map(|id| crate::common::read(&cluster.orders_file(id)))
             .collect();
         (texts.iter().all(|t| t == &texts[0]) && texts[0].lines().count() as u64 == n("orders") + 1)
             .then(|| texts[0].clone())
@@ -59,7 +57,7 @@ fn a_client_run_adds_up_and_the_replicas_agree() {
     // verify-logs notices a difference and says where.
     cluster.run("down", &[]);
     let path = cluster.orders_file(2);
-    let text = common::read(&path).replacen(",1,", ",9,", 1);
+    let text = crate::common::read(&path).replacen(",1,", ",9,", 1);
     std::fs::write(&path, text).unwrap();
     let verify = cluster.run("verify-logs", &[]);
     assert_eq!(verify.status.code(), Some(1));
@@ -100,7 +98,10 @@ fn killing_a_replica_shows_in_status_and_orders_go_on() {
     let restarted = cluster.run("restart", &["order-3"]);
     assert!(restarted.status.success(), "{}", stderr(&restarted));
     cluster.assert_converges(Duration::from_secs(10));
-    assert_eq!(common::read(&cluster.orders_file(3)).lines().count(), 2);
+    assert_eq!(
+        crate::common::read(&cluster.orders_file(3)).lines().count(),
+        2
+    );
 }
 
 #[test]
@@ -108,25 +109,26 @@ fn the_leader_killed_under_load_loses_nothing() {
     let cluster = Cluster::start(&[]);
     for round in 0..2 {
         let state = cluster.state();
-        let client = std::process::Command::new(common::EXE)
-            .args([
-                "client",
-                "--json",
-                "--p",
-                "1",
-                "--iterations",
-                "60",
-                "--clients",
-                "4",
-            ])
-            .args(["--state-dir", state.to_str().unwrap()])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let client = crate::common::Process::spawn(
+            std::process::Command::new(crate::common::EXE)
+                .args([
+                    "client",
+                    "--json",
+                    "--p",
+                    "1",
+                    "--iterations",
+                    "60",
+                    "--clients",
+                    "4",
+                ])
+                .args(["--state-dir", state.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
         // Kill once some orders have gone through, while the clients are still running.
         eventually(Duration::from_secs(10), || {
-            (common::read(&cluster.orders_file(1)).lines().count() > 5 + round * 60).then_some(())
+            (crate::common::read(&cluster.orders_file(1)).lines().count() > 5 + round * 60)
+                .then_some(())
         });
         let killed = cluster.run("kill", &["leader"]);
         assert!(killed.status.success(), "{}", stderr(&killed));
@@ -135,7 +137,7 @@ fn the_leader_killed_under_load_loses_nothing() {
             .next()
             .unwrap()
             .to_string();
-        let out = client.wait_with_output().unwrap();
+        let out = client.wait_with_output();
         let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
         assert_eq!(report["errors"], 0, "round {round}: {report}");
         assert_eq!(report["mismatches"], 0, "round {round}: {report}");
@@ -150,7 +152,7 @@ fn the_leader_killed_under_load_loses_nothing() {
         stdout(&stock)
     );
     // Numbers are contiguous from 0 and no key appears twice.
-    let text = common::read(&cluster.orders_file(1));
+    let text = crate::common::read(&cluster.orders_file(1));
     let mut keys = std::collections::HashSet::new();
     for (i, line) in text.lines().skip(1).enumerate() {
         let fields: Vec<&str> = line.split(',').collect();
@@ -169,7 +171,7 @@ fn cluster_commands_refuse_clearly() {
     let missing = dir.path().join("none");
     let missing = missing.to_str().unwrap();
     for command in ["status", "down", "verify-logs"] {
-        let out = common::storectl(&[command, "--state-dir", missing]);
+        let out = crate::common::storectl(&[command, "--state-dir", missing]);
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "one line: {err}");
@@ -178,9 +180,9 @@ fn cluster_commands_refuse_clearly() {
             "{command} says what to do: {err}"
         );
     }
-    let out = common::storectl(&["kill", "order-9", "--state-dir", missing]);
+    let out = crate::common::storectl(&["kill", "order-9", "--state-dir", missing]);
     assert_ne!(out.status.code(), Some(0));
-    let out = common::storectl(&["client", "--p", "1.5"]);
+    let out = crate::common::storectl(&["client", "--p", "1.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
@@ -193,7 +195,7 @@ fn cluster_commands_refuse_clearly() {
         stderr(&again)
     );
     let other_dir = dir.path().join("second");
-    let taken = common::storectl(&[
+    let taken = crate::common::storectl(&[
         "up",
         "--state-dir",
         other_dir.to_str().unwrap(),
@@ -225,7 +227,7 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
     )
     .unwrap();
     let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-    let out = common::storectl(&[
+    let out = crate::common::storectl(&[
         "up",
         "--state-dir",
         state.to_str().unwrap(),
@@ -248,7 +250,7 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
         "a service of the failed start is still listening"
     );
     assert_eq!(
-        common::read(&state.join("catalog.csv")),
+        crate::common::read(&state.join("catalog.csv")),
         "name,price,quantity\nTux,abc,1\n",
         "a damaged file is never rewritten"
     );
@@ -380,14 +382,14 @@ fn a_follower_down_while_orders_flow_catches_up_when_back() {
     let orders = report["orders"].as_u64().unwrap();
     assert!(orders > 0);
     assert_eq!(
-        common::read(&cluster.orders_file(1)).lines().count(),
+        crate::common::read(&cluster.orders_file(1)).lines().count(),
         1,
         "order-1 saw none"
     );
     assert!(cluster.run("restart", &["order-1"]).status.success());
     cluster.assert_converges(Duration::from_secs(10));
     assert_eq!(
-        common::read(&cluster.orders_file(1)).lines().count() as u64,
+        crate::common::read(&cluster.orders_file(1)).lines().count() as u64,
         orders + 1
     );
 }
@@ -433,7 +435,7 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     assert!(cluster.run("down", &[]).status.success());
     // A crash in the middle of an append to the engine's log: half a record, no newline.
     let path = cluster.state().join("raft-3.log");
-    let mut text = common::read(&path);
+    let mut text = crate::common::read(&path);
     text.push_str("0badf00d {\"entry\":{\"log_id\":");
     std::fs::write(&path, text).unwrap();
 
@@ -448,10 +450,10 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     assert_eq!(reply.json["data"]["order_number"], 3, "{}", reply.json);
     cluster.assert_converges(Duration::from_secs(10));
     assert!(
-        !common::read(&path).contains("0badf00d"),
+        !crate::common::read(&path).contains("0badf00d"),
         "the torn bytes are gone"
     );
-    let log = common::read(&cluster.state().join("logs/order-3.log"));
+    let log = crate::common::read(&cluster.state().join("logs/order-3.log"));
     assert!(
         log.contains("torn last line"),
         "the replica said what it dropped"
@@ -491,7 +493,7 @@ fn numeric_flags_out_of_range_are_one_line_usage_errors() {
         &["up", "--port-base", "65530"],
         &["up", "--cache-size", "1000001"],
     ] {
-        let out = common::storectl(args);
+        let out = crate::common::storectl(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
@@ -504,7 +506,7 @@ fn numeric_flags_out_of_range_are_one_line_usage_errors() {
 fn a_reader_that_stops_early_is_a_normal_end() {
     // `storectl … | head -c 10`: the reader closes the pipe before storectl has written all.
     let out_dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::EXE)
+    let mut child = std::process::Command::new(crate::common::EXE)
         .args(["generate", "man", "--out", out_dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -558,7 +560,7 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
 fn a_pid_that_names_another_process_gets_no_signal() {
     let cluster = Cluster::start(&[]);
     let path = cluster.file("order-1.pid");
-    let record = common::read(&path);
+    let record = crate::common::read(&path);
     let mut fields = record.split_whitespace();
     let pid: u32 = fields.next().unwrap().parse().unwrap();
     let started: u64 = fields

@@ -2,13 +2,11 @@
 //! the API's error shape (a read may succeed), none crashes a service, and afterwards the stock,
 //! the order logs and every file of the cluster are exactly as they were.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use crate::common::Cluster;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -57,7 +55,7 @@ impl Case {
 
 /// Sends one request on its own connection; returns the status and body.
 fn send(port: u16, case: &Case) -> (u16, Vec<u8>) {
-    let reply = common::raw_request(port, &case.bytes());
+    let reply = crate::common::raw_request(port, &case.bytes());
     let end = reply
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -362,24 +360,24 @@ fn generated_hostile_requests_get_4xx_and_change_nothing() {
     for toy in ["tux", "fox", "lego"] {
         let body = format!(r#"{{"name":"{toy}","quantity":2}}"#);
         assert_eq!(
-            common::post(&cluster.url("/orders"), &body, &[]).status,
+            crate::common::post(&cluster.url("/orders"), &body, &[]).status,
             200
         );
     }
     cluster.assert_converges(Duration::from_secs(10));
     // The catalog rewrites its snapshot shortly after a change: wait for the last one.
-    let settled = common::eventually(Duration::from_secs(10), || {
-        common::read(&cluster.file("catalog.csv"))
+    let settled = crate::common::eventually(Duration::from_secs(10), || {
+        crate::common::read(&cluster.file("catalog.csv"))
             .contains("Lego,29.99,98")
             .then_some(())
     });
     assert!(
         settled.is_some(),
         "{}",
-        common::read(&cluster.file("catalog.csv"))
+        crate::common::read(&cluster.file("catalog.csv"))
     );
     let before = snapshot(&cluster.state());
-    let stock_before = common::get(&cluster.url("/products/tux")).json;
+    let stock_before = crate::common::get(&cluster.url("/products/tux")).json;
     let (_, authorization) = cluster.authorization();
 
     let seed: u64 = std::env::var("STORECTL_FUZZ_SEED")
@@ -411,7 +409,7 @@ fn generated_hostile_requests_get_4xx_and_change_nothing() {
         );
     }
     assert_eq!(
-        common::get(&cluster.url("/products/tux")).json,
+        crate::common::get(&cluster.url("/products/tux")).json,
         stock_before
     );
     let after = snapshot(&cluster.state());

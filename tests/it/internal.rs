@@ -1,9 +1,7 @@
 //! The internal endpoints refuse callers without the cluster's secret, and the secret stays
 //! private: a file only its owner reads, never on a command line or in cluster.json.
 
-mod common;
-
-use common::{assert_error, get, post, read, Cluster};
+use crate::common::{assert_error, get, post, read, Cluster};
 
 #[test]
 fn internal_endpoints_want_the_cluster_secret() {
@@ -125,13 +123,13 @@ fn the_secret_is_private_to_its_owner_and_off_every_command_line() {
 
 #[test]
 fn a_service_refuses_to_start_with_a_weak_secret() {
-    let out = std::process::Command::new(common::EXE)
+    let out = std::process::Command::new(crate::common::EXE)
         .args(["serve", "catalog", "--port", "0"])
         .env("STORECTL_CLUSTER_SECRET", "short")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(err.contains("at least 16 characters"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!err.contains("short"), "the secret is not echoed: {err}");

@@ -1,0 +1,319 @@
+//! `up`, `down`, `kill` and `restart`: the services of a cluster started as child processes,
+//! waited for, signalled and stopped.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use super::{plan, process, ClusterSpec, Signal, StateDir, Target, UpOptions, FAULTS_DIR};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::secret::{Secret, SECRET_ENV};
+use crate::services::{ServiceConfig, ServiceName};
+use crate::tool_http;
+use crate::wire::{Data, FrontendHealth, ReplicaHealth};
+
+/// How long `up` and `restart` wait for services to answer their health checks.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `down` lets a service finish its requests before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long `kill` and `restart` wait for a process to go, or its port to be free.
+const GONE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Starts every service of a cluster in the background and waits until all answer and a leader
+/// is chosen. `exe` is the storectl binary to run.
+pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSpec> {
+    if options.port_base > config::MAX_PORT_BASE {
+        return Err(Error::Usage(format!(
+            "--port-base must be at most {} so that every port fits",
+            config::MAX_PORT_BASE
+        )));
+    }
+    refuse_a_running_cluster(state)?;
+    if let Err(port) = config::ports_free(&options.host, options.port_base) {
+        return Err(Error::Cluster(format!(
+            "port {port} on {} is in use; pick other ports with --port-base, e.g. --port-base {}",
+            options.host,
+            options
+                .port_base
+                .saturating_add(100)
+                .min(config::MAX_PORT_BASE)
+        )));
+    }
+    let logs = state.logs_dir();
+    std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
+    let hooks = state.root().join(FAULTS_DIR);
+    if options.fault_hooks {
+        std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
+    } else if hooks.is_dir() {
+        std::fs::remove_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
+    }
+    let data_dir = std::fs::canonicalize(state.root()).map_err(|e| Error::io(state.root(), e))?;
+    let spec = plan(options, &data_dir);
+    let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    crate::storage::write_atomic(&state.spec_path(), &text)?;
+    Secret::generate().save(state.root())?;
+    // The back ends first: the front end follows the replica that leads, so it must not look
+    // before all of them listen.
+    let (frontend, back_ends): (Vec<ServiceConfig>, Vec<ServiceConfig>) = spec
+        .services
+        .iter()
+        .cloned()
+        .partition(|s| s.name() == ServiceName::Frontend);
+    let mut started = Vec::new();
+    let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
+        .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
+    if let Err(e) = outcome {
+        // Stop exactly what this call started, through the child handles: a pid file may not
+        // tell a child that has not yet exec'd from a stranger.
+        for s in &mut started {
+            let _ = process::stop(s.child.id(), Duration::from_secs(5));
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            let _ = std::fs::remove_file(state.pid_path(s.service.name()));
+        }
+        return Err(e);
+    }
+    Ok(spec)
+}
+
+fn refuse_a_running_cluster(state: &StateDir) -> Result<()> {
+    let Ok(existing) = state.load() else {
+        return Ok(());
+    };
+    let running: Vec<String> = existing
+        .names()
+        .filter_map(|name| {
+            state
+                .live_pid(name)
+                .map(|pid| format!("{name} (pid {pid})"))
+        })
+        .collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Cluster(format!(
+        "a cluster is already running in {}: {}; stop it with `storectl down` first",
+        state.root().display(),
+        running.join(", ")
+    )))
+}
+
+fn start_and_wait(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    exe: &Path,
+    services: &[ServiceConfig],
+    want_leader: bool,
+    all: &mut Vec<Started>,
+) -> Result<()> {
+    let first = all.len();
+    let result = start_services(state, spec, exe, services, all);
+    result.and_then(|_| wait_healthy(state, spec, &mut all[first..], want_leader))
+}
+
+/// A service just started, with its process handle: whether it exited is then known exactly.
+struct Started {
+    service: ServiceConfig,
+    child: Child,
+}
+
+fn start_services(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    exe: &Path,
+    services: &[ServiceConfig],
+    started: &mut Vec<Started>,
+) -> Result<()> {
+    // The secret goes in the environment: a command line is visible to every user's `ps`.
+    let secret = Secret::load(state.root()).map_err(|e| {
+        Error::Cluster(format!(
+            "{e}: the cluster's secret is missing; start the cluster again with `storectl up`"
+        ))
+    })?;
+    for service in services {
+        let name = service.name();
+        // A cluster started with fault hooks gives each service a fault directory of its own.
+        let fault_dir = state.fault_dir(name);
+        let fault_dir = fault_dir.as_deref().map(Path::to_string_lossy);
+        let mut env = vec![(SECRET_ENV, secret.expose())];
+        if let Some(dir) = &fault_dir {
+            env.push((crate::fault::FAULT_DIR_ENV, dir));
+        }
+        let child = process::spawn(exe, &service.to_argv(), &env, &state.log_path(name))?;
+        state.write_pid(name, child.id())?;
+        tracing::debug!(
+            "started {name} (pid {}) on {}",
+            child.id(),
+            config::url(&spec.host, service.port())
+        );
+        started.push(Started {
+            service: service.clone(),
+            child,
+        });
+    }
+    Ok(())
+}
+
+/// Waits until each started service answers its health check (and, with `want_leader`, the
+/// front end has chosen a leader). A service that exits meanwhile ends the wait with its last log
+/// line.
+fn wait_healthy(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    started: &mut [Started],
+    want_leader: bool,
+) -> Result<()> {
+    let agent = tool_http::agent();
+    let mut healthy = vec![false; started.len()];
+    let all_healthy = crate::poll::try_until(START_TIMEOUT, POLL, || {
+        for (s, healthy) in started.iter_mut().zip(healthy.iter_mut()) {
+            if *healthy {
+                continue;
+            }
+            if !matches!(s.child.try_wait(), Ok(None)) {
+                let name = s.service.name();
+                let log = state.log_path(name);
+                return Err(Error::Cluster(format!(
+                    "{name} exited during start: {} (see {})",
+                    last_log_line(&log),
+                    log.display()
+                )));
+            }
+            *healthy = is_healthy(&agent, spec, &s.service, want_leader);
+        }
+        Ok(healthy.iter().all(|h| *h).then_some(()))
+    })?;
+    if all_healthy.is_none() {
+        let names: Vec<String> = started
+            .iter()
+            .zip(&healthy)
+            .filter(|(_, h)| !**h)
+            .map(|(s, _)| s.service.name().to_string())
+            .collect();
+        return Err(Error::Cluster(format!(
+            "{} did not become healthy within {}s; see the logs in {}",
+            names.join(", "),
+            START_TIMEOUT.as_secs(),
+            state.logs_dir().display()
+        )));
+    }
+    Ok(())
+}
+
+fn is_healthy(
+    agent: &ureq::Agent,
+    spec: &ClusterSpec,
+    service: &ServiceConfig,
+    want_leader: bool,
+) -> bool {
+    let url = format!("{}/health", config::url(&spec.host, service.port()));
+    let Ok(reply) = tool_http::get(agent, &url) else {
+        return false;
+    };
+    if reply.status != 200 {
+        return false;
+    }
+    match service.name() {
+        ServiceName::Frontend if want_leader => reply
+            .json::<Data<FrontendHealth>>()
+            .is_some_and(|h| h.data.leader_id.is_some()),
+        ServiceName::Order(_) => reply
+            .json::<Data<ReplicaHealth>>()
+            .is_some_and(|h| h.data.ready),
+        _ => true,
+    }
+}
+
+fn last_log_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "no output".into())
+}
+
+/// Stops every running service of the cluster: SIGTERM, then SIGKILL after a grace period.
+/// Returns the services that were stopped, with their pids.
+pub fn down(state: &StateDir) -> Result<Vec<(ServiceName, u32)>> {
+    let spec = state.load()?;
+    let mut stopped = Vec::new();
+    // Front end first, so no new orders arrive while the replicas stop.
+    for name in spec.names().collect::<Vec<_>>().into_iter().rev() {
+        if let Some(pid) = state.live_pid(name) {
+            process::send(pid, Signal::Term)?;
+            stopped.push((name, pid));
+        }
+    }
+    for (_, pid) in &stopped {
+        process::stop(*pid, STOP_GRACE)?;
+    }
+    for name in spec.names() {
+        let _ = std::fs::remove_file(state.pid_path(name));
+    }
+    Ok(stopped)
+}
+
+/// Sends `signal` to `target` and, for a signal that ends it, waits for it to go. Returns the
+/// service's name and pid.
+pub fn kill(state: &StateDir, target: Target, signal: Signal) -> Result<(ServiceName, u32)> {
+    let spec = state.load()?;
+    let name = spec.resolve(target)?;
+    let pid = state.live_pid(name).ok_or_else(|| {
+        Error::Cluster(format!(
+            "{name} is not running; start it again with `storectl restart {name}`"
+        ))
+    })?;
+    process::send(pid, signal)?;
+    if matches!(signal, Signal::Stop | Signal::Cont) {
+        return Ok((name, pid));
+    }
+    if !process::wait_gone(pid, GONE_TIMEOUT) {
+        return Err(Error::Cluster(format!(
+            "{name} (pid {pid}) is still running after {}",
+            signal.name()
+        )));
+    }
+    Ok((name, pid))
+}
+
+/// Starts `target` again with what `up` gave it, stopping it first if it runs.
+pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceName, u32)> {
+    let spec = state.load()?;
+    let name = spec.resolve(target)?;
+    let service = spec
+        .service(name)
+        .cloned()
+        .ok_or_else(|| Error::Cluster(format!("{name} is not part of this cluster")))?;
+    if let Some(pid) = state.live_pid(name) {
+        process::stop(pid, STOP_GRACE)?;
+    }
+    let port = service.port();
+    let free = crate::poll::until(GONE_TIMEOUT, POLL, || {
+        std::net::TcpListener::bind((spec.host.as_str(), port))
+            .is_ok()
+            .then_some(())
+    });
+    if free.is_none() {
+        return Err(Error::Cluster(format!(
+            "port {port} of {name} is still in use by another process"
+        )));
+    }
+    let mut started = Vec::new();
+    start_and_wait(
+        state,
+        &spec,
+        exe,
+        std::slice::from_ref(&service),
+        false,
+        &mut started,
+    )?;
+    let pid = state.pid(name).unwrap_or(0);
+    Ok((name, pid))
+}

@@ -1,0 +1,148 @@
+//! What `up` starts: the options of a cluster, and the record of every service they make.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::ClusterSpec;
+use crate::config::{self, defaults, HumanDuration, REPLICA_IDS};
+use crate::services::{CatalogOptions, FrontendOptions, OrderOptions, Peers, ServiceConfig};
+
+/// Options of `storectl up`, as flags. [`UpOptions::default`] is what `up` with no flags does.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UpOptions {
+    /// Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)
+    #[arg(long, default_value_t = config::DEFAULT_PORT_BASE,
+          value_parser = clap::value_parser!(u16).range(1..=config::MAX_PORT_BASE as i64))]
+    pub port_base: u16,
+    /// Address every service listens on
+    #[arg(long, default_value = config::DEFAULT_HOST)]
+    pub host: String,
+    /// Product replies the front end's LRU cache holds (0 to 1000000); 0 turns it off
+    #[arg(long, default_value_t = defaults::CACHE_SIZE, value_parser = config::parse_cache_size)]
+    pub cache_size: usize,
+    /// How often sold-out toys are restocked
+    #[arg(long, default_value_t = defaults::RESTOCK_INTERVAL)]
+    pub restock_interval: HumanDuration,
+    /// Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=config::MAX_INITIAL_STOCK))]
+    pub initial_stock: Option<u64>,
+    /// How often the front end asks every order replica who leads
+    #[arg(long, default_value_t = defaults::HEALTH_INTERVAL)]
+    pub health_interval: HumanDuration,
+    /// How long a client may take to send its request headers to the front end
+    #[arg(long, default_value_t = defaults::HEADER_READ_TIMEOUT)]
+    pub header_read_timeout: HumanDuration,
+    /// Give each service a fault directory under STATE_DIR/faults/ (for tests and
+    /// `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that
+    /// replica's every fsync until it is removed
+    #[arg(long)]
+    pub fault_hooks: bool,
+}
+
+impl Default for UpOptions {
+    /// The flags' own defaults, so that they are written once.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Up {
+            #[command(flatten)]
+            options: UpOptions,
+        }
+        <Up as clap::Parser>::parse_from(["up"]).options
+    }
+}
+
+/// Works out what every service of a cluster whose files live in `data_dir` is started with.
+pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
+    let host = &options.host;
+    let base = options.port_base;
+    let peers = Peers {
+        catalog: config::url(host, config::catalog_port(base)),
+        replicas: config::replica_addrs(host, base),
+    };
+    let mut services = vec![ServiceConfig::Catalog(CatalogOptions {
+        host: host.clone(),
+        port: config::catalog_port(base),
+        data_dir: data_dir.to_path_buf(),
+        frontend: config::url(host, config::frontend_port(base)),
+        restock_interval: options.restock_interval,
+        initial_stock: options.initial_stock,
+    })];
+    services.extend(REPLICA_IDS.iter().map(|&id| {
+        ServiceConfig::Order(OrderOptions {
+            host: host.clone(),
+            id,
+            port: Some(config::replica_port(base, id)),
+            data_dir: data_dir.to_path_buf(),
+            peers: peers.clone(),
+        })
+    }));
+    services.push(ServiceConfig::Frontend(FrontendOptions {
+        host: host.clone(),
+        port: config::frontend_port(base),
+        peers,
+        cache_size: options.cache_size,
+        health_interval: options.health_interval,
+        failover_timeout: defaults::FAILOVER_TIMEOUT,
+        header_read_timeout: options.header_read_timeout,
+    }));
+    ClusterSpec {
+        host: host.clone(),
+        port_base: base,
+        services,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ServiceName;
+
+    #[test]
+    fn the_plan_wires_every_service_to_the_others() {
+        let options = UpOptions {
+            port_base: 9000,
+            ..Default::default()
+        };
+        let spec = plan(&options, Path::new("/data"));
+        let names: Vec<String> = spec.names().map(|n| n.to_string()).collect();
+        assert_eq!(
+            names,
+            ["catalog", "order-1", "order-2", "order-3", "frontend"]
+        );
+        assert_eq!(spec.service(ServiceName::Order(2)).unwrap().port(), 9011);
+        let frontend = spec
+            .service(ServiceName::Frontend)
+            .unwrap()
+            .to_argv()
+            .join(" ");
+        assert!(
+            frontend.contains("--catalog http://127.0.0.1:9001"),
+            "{frontend}"
+        );
+        assert!(
+            frontend.contains("--replica 3=http://127.0.0.1:9012"),
+            "{frontend}"
+        );
+        let catalog = spec
+            .service(ServiceName::Catalog)
+            .unwrap()
+            .to_argv()
+            .join(" ");
+        assert!(
+            catalog.contains("--frontend http://127.0.0.1:9000"),
+            "{catalog}"
+        );
+        assert!(catalog.contains("--restock-interval 10s"), "{catalog}");
+        assert!(catalog.starts_with("serve catalog "), "{catalog}");
+    }
+
+    #[test]
+    fn up_with_no_flags_is_the_documented_cluster() {
+        let options = UpOptions::default();
+        assert_eq!(options.port_base, 8000);
+        assert_eq!(options.cache_size, defaults::CACHE_SIZE);
+        assert_eq!(options.restock_interval, defaults::RESTOCK_INTERVAL);
+        assert!(!options.fault_hooks);
+    }
+}

@@ -1,0 +1,154 @@
+//! The state directory of one cluster: where its record, pid files, logs, fault directories and
+//! data files live, and which of its services are running.
+
+use std::path::{Path, PathBuf};
+
+use super::{process, ClusterSpec, CLUSTER_FILE, FAULTS_DIR};
+use crate::config::REPLICA_IDS;
+use crate::error::{Error, Result};
+use crate::services::ServiceName;
+
+/// The state directory of one cluster.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join(CLUSTER_FILE)
+    }
+
+    pub fn pid_path(&self, service: ServiceName) -> PathBuf {
+        self.root.join(format!("{service}.pid"))
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn log_path(&self, service: ServiceName) -> PathBuf {
+        self.logs_dir().join(format!("{service}.log"))
+    }
+
+    /// `service`'s fault directory (see [`crate::fault`]), made on first use, when the cluster
+    /// was started with fault hooks; `None` otherwise.
+    pub fn fault_dir(&self, service: ServiceName) -> Option<PathBuf> {
+        let hooks = self.root.join(FAULTS_DIR);
+        if !hooks.is_dir() {
+            return None;
+        }
+        let dir = hooks.join(service.to_string());
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::canonicalize(&dir).ok()
+    }
+
+    pub fn orders_path(&self, id: u32) -> PathBuf {
+        self.root.join(crate::order::orders_file_name(id))
+    }
+
+    pub fn orders_paths(&self) -> Vec<PathBuf> {
+        REPLICA_IDS.iter().map(|&id| self.orders_path(id)).collect()
+    }
+
+    /// The cluster that `up` recorded here.
+    pub fn load(&self) -> Result<ClusterSpec> {
+        if !self.root.is_dir() {
+            return Err(Error::Cluster(format!(
+                "no state directory at {}: start a cluster with `storectl up`, or pass --state-dir",
+                self.root.display()
+            )));
+        }
+        let path = self.spec_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Cluster(format!(
+                    "no cluster in {}: start one with `storectl up`",
+                    self.root.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path,
+            line: e.line() as u64,
+            message: format!(
+                "{e} (a cluster recorded by another version of storectl: stop its services by \
+                 their pid files, then run `storectl up` again)"
+            ),
+        })
+    }
+
+    pub fn pid(&self, service: ServiceName) -> Option<u32> {
+        self.pid_record(service).map(|(pid, _)| pid)
+    }
+
+    /// A pid file holds `PID START_TIME`: the pid and when that process started, so that a
+    /// later process given the same pid is never taken for ours (a file with the pid alone is
+    /// checked by its command line only).
+    fn pid_record(&self, service: ServiceName) -> Option<(u32, Option<u64>)> {
+        let text = std::fs::read_to_string(self.pid_path(service)).ok()?;
+        let mut fields = text.split_whitespace();
+        let pid = fields.next()?.parse().ok()?;
+        let started = fields.next().and_then(|s| s.parse().ok());
+        Some((pid, started))
+    }
+
+    /// The pid of `service` if it is running: the very process `up` or `restart` started.
+    pub fn live_pid(&self, service: ServiceName) -> Option<u32> {
+        self.pid_record(service)
+            .filter(|&(pid, started)| process::is_ours(pid, started))
+            .map(|(pid, _)| pid)
+    }
+
+    /// The cluster recorded here, if every one of its services is running; otherwise an error
+    /// that names those that are not and says how to start them.
+    pub fn running(&self) -> Result<ClusterSpec> {
+        let spec = self.load()?;
+        let down: Vec<String> = spec
+            .names()
+            .filter(|&name| self.live_pid(name).is_none())
+            .map(|name| name.to_string())
+            .collect();
+        if !down.is_empty() {
+            return Err(Error::Cluster(format!(
+                "not running in the cluster in {}: {}; start it with `storectl up` \
+                 (see `storectl status`)",
+                self.root.display(),
+                down.join(", ")
+            )));
+        }
+        Ok(spec)
+    }
+
+    pub(super) fn write_pid(&self, service: ServiceName, pid: u32) -> Result<()> {
+        let record = match process::start_time(pid) {
+            Some(started) => format!("{pid} {started}\n"),
+            None => format!("{pid}\n"),
+        };
+        crate::storage::write_atomic(&self.pid_path(service), record.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_state_dir_says_what_to_do() {
+        let err = StateDir::new("/nonexistent/state")
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storectl up"), "{err}");
+    }
+}

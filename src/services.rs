@@ -1,0 +1,368 @@
+//! What each service is started with. One typed options struct per service is at once its
+//! command line (clap `Args`, so `storectl serve …` parses it), its record in `cluster.json`
+//! (serde), and what the service reads when it opens. `up` and `restart` turn a record back into
+//! the child's command line with [`ServiceConfig::to_argv`].
+//!
+//! A flag is declared once, here: its field's serde name is its long flag, so the argv follows
+//! from the record, and a round-trip test checks that clap reads back what was written.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, defaults, HumanDuration, ReplicaAddr, DEFAULT_HOST, DEFAULT_PORT_BASE};
+
+/// A service of a cluster on this machine: the name of its pid file, log and `kill` target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceName {
+    Catalog,
+    Order(u32),
+    Frontend,
+}
+
+impl ServiceName {
+    /// The order replica's id, for an order replica.
+    pub fn replica_id(self) -> Option<u32> {
+        match self {
+            ServiceName::Order(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceName::Catalog => f.write_str("catalog"),
+            ServiceName::Frontend => f.write_str("frontend"),
+            ServiceName::Order(id) => write!(f, "order-{id}"),
+        }
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "catalog" => Ok(ServiceName::Catalog),
+            "frontend" => Ok(ServiceName::Frontend),
+            _ => s
+                .strip_prefix("order-")
+                .and_then(|id| id.parse().ok())
+                .filter(|id| (1..=config::MAX_REPLICA_ID).contains(id))
+                .map(ServiceName::Order)
+                .ok_or_else(|| format!("'{s}' is not a service; use catalog, frontend or order-N")),
+        }
+    }
+}
+
+config::serde_as_text!(ServiceName);
+
+/// `storectl serve catalog`: the stock in catalog.csv, buys, restocks, cache invalidations.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CatalogOptions {
+    /// Address to listen on
+    #[arg(long, default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// Port to listen on
+    #[arg(long, default_value_t = config::catalog_port(DEFAULT_PORT_BASE))]
+    pub port: u16,
+    /// Directory of catalog.csv (seeded from the built-in stock when missing)
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
+    /// Front end whose cache to invalidate after stock changes
+    #[arg(long, value_parser = config::parse_base_url,
+          default_value_t = config::url(DEFAULT_HOST, config::frontend_port(DEFAULT_PORT_BASE)))]
+    pub frontend: String,
+    /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
+    #[arg(long, default_value_t = defaults::RESTOCK_INTERVAL)]
+    pub restock_interval: HumanDuration,
+    /// Units of each toy when catalog.csv is first created (default: the built-in 100)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=config::MAX_INITIAL_STOCK))]
+    pub initial_stock: Option<u64>,
+}
+
+/// Where the other services are, for a service that calls the catalog and the order replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Peers {
+    /// Address of the catalog
+    #[arg(long, value_parser = config::parse_base_url,
+          default_value_t = config::url(DEFAULT_HOST, config::catalog_port(DEFAULT_PORT_BASE)))]
+    pub catalog: String,
+    /// Every order replica as ID=ADDRESS, an order replica itself included; repeat for each
+    /// (default: 1..3 on ports 8010..8012)
+    #[arg(long = "replica", value_name = "ID=ADDRESS", hide_default_value = true,
+          default_values_t = config::replica_addrs(DEFAULT_HOST, DEFAULT_PORT_BASE))]
+    #[serde(rename = "replica")]
+    pub replicas: Vec<ReplicaAddr>,
+}
+
+/// `storectl serve frontend`: the public API, the product cache, following the order leader.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FrontendOptions {
+    /// Address to listen on
+    #[arg(long, default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// Port to listen on
+    #[arg(long, default_value_t = config::frontend_port(DEFAULT_PORT_BASE))]
+    pub port: u16,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub peers: Peers,
+    /// Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off
+    #[arg(long, default_value_t = defaults::CACHE_SIZE, value_parser = config::parse_cache_size)]
+    pub cache_size: usize,
+    /// How often every order replica is asked who leads
+    #[arg(long, default_value_t = defaults::HEALTH_INTERVAL)]
+    pub health_interval: HumanDuration,
+    /// How long an order is retried on new leaders before the client gets 503 (at least 10s:
+    /// longer than the front end waits for one order)
+    #[arg(long, default_value_t = defaults::FAILOVER_TIMEOUT)]
+    pub failover_timeout: HumanDuration,
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (also how long an idle keep-alive connection stays open)
+    #[arg(long, default_value_t = defaults::HEADER_READ_TIMEOUT)]
+    pub header_read_timeout: HumanDuration,
+}
+
+/// `storectl serve order`: one order replica, with its own orders-N.csv.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OrderOptions {
+    /// Address to listen on
+    #[arg(long, default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// This replica's id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that
+    /// can win an election leads
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_REPLICA_ID as i64))]
+    pub id: u32,
+    /// Port to listen on (default: 8009 + id)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub peers: Peers,
+}
+
+impl FrontendOptions {
+    /// Checks that the timeouts fit the cluster's table (see [`crate::timeouts`]).
+    pub fn check(&self) -> Result<(), String> {
+        crate::timeouts::check(
+            self.peers.replicas.len(),
+            self.failover_timeout.get(),
+            self.header_read_timeout.get(),
+        )
+    }
+}
+
+impl OrderOptions {
+    /// The port to listen on: `--port`, or the default for the replica's id.
+    pub fn port(&self) -> u16 {
+        self.port
+            .unwrap_or_else(|| config::replica_port(DEFAULT_PORT_BASE, self.id))
+    }
+}
+
+/// One service and what it is started with: the subcommands of `storectl serve`, and a service's
+/// record in `cluster.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(tag = "service", rename_all = "kebab-case")]
+pub enum ServiceConfig {
+    /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
+    #[command(after_help = "Example:
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
+    Catalog(CatalogOptions),
+    /// The front end: the public API, the product cache, following the order leader
+    #[command(after_help = "Example:
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
+      --replica 1=127.0.0.1:8010 --replica 2=127.0.0.1:8011 --replica 3=127.0.0.1:8012")]
+    Frontend(FrontendOptions),
+    /// One order replica, with its own orders-N.csv
+    #[command(after_help = "Example:
+  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
+      storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
+    Order(OrderOptions),
+}
+
+impl ServiceConfig {
+    pub fn name(&self) -> ServiceName {
+        match self {
+            ServiceConfig::Catalog(_) => ServiceName::Catalog,
+            ServiceConfig::Frontend(_) => ServiceName::Frontend,
+            ServiceConfig::Order(o) => ServiceName::Order(o.id),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            ServiceConfig::Catalog(o) => o.port,
+            ServiceConfig::Frontend(o) => o.port,
+            ServiceConfig::Order(o) => o.port(),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            ServiceConfig::Catalog(o) => &o.host,
+            ServiceConfig::Frontend(o) => &o.host,
+            ServiceConfig::Order(o) => &o.host,
+        }
+    }
+
+    /// The arguments after the executable that start this service: `serve <service> --flag
+    /// value …`, every field of the record as its flag (a list repeats its flag, `None` is left
+    /// out).
+    pub fn to_argv(&self) -> Vec<String> {
+        let record = serde_json::to_value(self).unwrap_or_default();
+        let mut argv = vec!["serve".to_string()];
+        let Some(fields) = record.as_object() else {
+            return argv;
+        };
+        if let Some(service) = fields.get("service").and_then(|s| s.as_str()) {
+            argv.push(service.to_string());
+        }
+        for (flag, value) in fields.iter().filter(|(name, _)| *name != "service") {
+            let values = match value {
+                serde_json::Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            for value in values {
+                match value {
+                    serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+                    serde_json::Value::Bool(true) => argv.push(format!("--{flag}")),
+                    serde_json::Value::String(text) => {
+                        argv.extend([format!("--{flag}"), text]);
+                    }
+                    other => argv.extend([format!("--{flag}"), other.to_string()]),
+                }
+            }
+        }
+        argv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(subcommand)]
+        service: ServiceConfig,
+    }
+
+    /// Parses an argv that [`ServiceConfig::to_argv`] wrote, as `storectl` would.
+    fn parse(argv: &[String]) -> ServiceConfig {
+        let args = std::iter::once("storectl").chain(argv[1..].iter().map(String::as_str));
+        Serve::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"))
+            .service
+    }
+
+    fn peers() -> Peers {
+        Peers {
+            catalog: "http://10.0.0.1:9001".into(),
+            replicas: vec![
+                ReplicaAddr {
+                    id: 4,
+                    url: "http://10.0.0.4:9013".into(),
+                },
+                ReplicaAddr {
+                    id: 7,
+                    url: "http://10.0.0.7:9016".into(),
+                },
+            ],
+        }
+    }
+
+    /// Every field set away from its default, so that a flag lost on the way shows.
+    fn unusual() -> [ServiceConfig; 3] {
+        let slow = |ms| HumanDuration(Duration::from_millis(ms));
+        [
+            ServiceConfig::Catalog(CatalogOptions {
+                host: "0.0.0.0".into(),
+                port: 9001,
+                data_dir: "/srv/store dir".into(),
+                frontend: "http://10.0.0.1:9000".into(),
+                restock_interval: slow(2500),
+                initial_stock: Some(7),
+            }),
+            ServiceConfig::Frontend(FrontendOptions {
+                host: "0.0.0.0".into(),
+                port: 9000,
+                peers: peers(),
+                cache_size: 0,
+                health_interval: slow(50),
+                failover_timeout: slow(12_000),
+                header_read_timeout: slow(1_500),
+            }),
+            ServiceConfig::Order(OrderOptions {
+                host: "0.0.0.0".into(),
+                id: 7,
+                port: Some(9016),
+                data_dir: "/srv/store".into(),
+                peers: peers(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_service_reads_back_the_command_line_its_record_writes() {
+        for config in unusual() {
+            let argv = config.to_argv();
+            assert_eq!(parse(&argv), config, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_what_it_writes() {
+        for config in unusual() {
+            let json = serde_json::to_string(&config).unwrap();
+            let back: ServiceConfig = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, config, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_cluster() {
+        let args = ["x", "frontend"].map(String::from);
+        let ServiceConfig::Frontend(frontend) = parse(&args) else {
+            panic!("a front end");
+        };
+        assert_eq!(frontend.peers.catalog, "http://127.0.0.1:8001");
+        assert_eq!(
+            frontend.peers.replicas,
+            config::replica_addrs(DEFAULT_HOST, 8000)
+        );
+        assert_eq!(frontend.cache_size, defaults::CACHE_SIZE);
+        let args = ["x", "order", "--id", "2"].map(String::from);
+        assert_eq!(parse(&args).port(), 8011);
+    }
+
+    #[test]
+    fn service_names_read_back_what_they_write() {
+        for name in [
+            ServiceName::Catalog,
+            ServiceName::Frontend,
+            ServiceName::Order(3),
+        ] {
+            assert_eq!(name.to_string().parse::<ServiceName>(), Ok(name));
+        }
+        assert!("order-0".parse::<ServiceName>().is_err());
+        assert!("order-x".parse::<ServiceName>().is_err());
+        assert!("leader".parse::<ServiceName>().is_err());
+    }
+}

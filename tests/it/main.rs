@@ -1,0 +1,16 @@
+//! The integration tests, as one test binary: real `storectl` processes, real files, real
+//! sockets on free ports. One binary links once, however many modules change.
+//!
+//! Run one area with a filter, e.g. `cargo test --test it failures::`.
+
+mod common;
+
+mod api;
+mod bench;
+mod cluster;
+mod disk;
+mod failures;
+mod generated;
+mod hostile;
+mod internal;
+mod limits;
