@@ -1,5 +1,6 @@
 //! The client every service uses to call another: one pooled, keep-alive async HTTP client per
-//! process, with connect and total timeouts on every call.
+//! process, with connect and total timeouts on every call. The bench's load generator drives
+//! the front end with it too, so the store has one async HTTP client.
 
 use std::time::Duration;
 
@@ -37,26 +38,33 @@ pub enum CallError {
 pub struct PeerClient {
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
-    /// `Bearer <cluster secret>`, sent on every call.
-    authorization: hyper::http::HeaderValue,
+    /// `Bearer <cluster secret>`, sent on every call (none for the load generator, which only
+    /// uses the public API).
+    authorization: Option<hyper::http::HeaderValue>,
 }
 
 impl PeerClient {
-    pub fn new(connect_timeout: Duration, timeout: Duration, secret: &Secret) -> Self {
+    /// A pool that keeps up to `max_idle` idle connections to each peer, presenting `secret`
+    /// when given.
+    pub fn new(
+        connect_timeout: Duration,
+        timeout: Duration,
+        secret: Option<&Secret>,
+        max_idle: usize,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(64)
-            // Shorter than any service's header-read timeout, which also closes idle
-            // keep-alive connections: the pool lets go of one before the server does, so a call
-            // never races the server's close.
+            .pool_max_idle_per_host(max_idle)
             .pool_idle_timeout(crate::timeouts::PEER_POOL_IDLE)
             .build(connector);
         // A secret is visible ASCII by construction, so it is always a valid header value.
-        let mut authorization = hyper::http::HeaderValue::from_str(&secret.bearer())
-            .unwrap_or_else(|_| hyper::http::HeaderValue::from_static(""));
-        authorization.set_sensitive(true);
+        let authorization = secret.and_then(|secret| {
+            let mut value = hyper::http::HeaderValue::from_str(&secret.bearer()).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         PeerClient {
             http,
             timeout,
@@ -67,7 +75,33 @@ impl PeerClient {
     /// Timeouts for calls between services on one machine: a peer that does not connect within
     /// 500 ms is treated as down.
     pub fn for_services(secret: &Secret) -> Self {
-        Self::new(Duration::from_millis(500), Duration::from_secs(5), secret)
+        Self::new(
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            Some(secret),
+            64,
+        )
+    }
+
+    /// A pool for the bench's load generator: as many connections as it keeps busy, and time
+    /// for a loaded front end to answer.
+    pub fn for_load(connections: usize) -> Self {
+        Self::new(
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+            None,
+            connections,
+        )
+    }
+
+    /// Sends `request` as it is and returns the reply's status, the body read and dropped: for
+    /// the load generator, which counts replies rather than reads them.
+    pub async fn status_of(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper::http::StatusCode, CallError> {
+        let (status, _) = self.exchange(request, self.timeout).await?;
+        Ok(status)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, url: &str) -> Result<T, CallError> {
@@ -109,16 +143,37 @@ impl PeerClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(url)
-            .header(header::AUTHORIZATION, self.authorization.clone());
+        let mut request = Request::builder().method(method).uri(url);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, authorization.clone());
+        }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| CallError::Unreachable(format!("bad address '{url}': {e}")))?;
+        let (status, body) = self.exchange(request, timeout).await?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|b| b.error.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(CallError::Status {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| CallError::BadReply(e.to_string()))
+    }
+}
+
+impl PeerClient {
+    /// One request and its whole reply, within `timeout`.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<(hyper::http::StatusCode, Bytes), CallError> {
         let exchange = async {
             let response = self
                 .http
@@ -134,21 +189,9 @@ impl PeerClient {
                 .to_bytes();
             Ok::<_, CallError>((status, body))
         };
-        let (status, body) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| {
-                CallError::Unreachable(format!("no reply within {} ms", timeout.as_millis()))
-            })??;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|b| b.error.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(CallError::Status {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        serde_json::from_slice(&body).map_err(|e| CallError::BadReply(e.to_string()))
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+            CallError::Unreachable(format!("no reply within {} ms", timeout.as_millis()))
+        })?
     }
 }
 

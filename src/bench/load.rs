@@ -1,21 +1,23 @@
 //! Throughput mode: many keep-alive connections, each sending one request type back to back for
 //! a fixed time, then the same with one connection for the sequential latency.
 //!
-//! The load comes from one thread (a current-thread runtime driving hyper's HTTP/1 client), so
-//! on a small machine the generator leaves the cores to the store it measures.
+//! The load comes from one thread (a current-thread runtime driving the services' own pooled
+//! client, [`PeerClient`]), so on a small machine the generator leaves the cores to the store it
+//! measures. Each of the `connections` tasks sends its next request as soon as the last is
+//! answered, so the pool holds that many keep-alive connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::http::{header, Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 use super::{frontend_cache, hit_ratio, recorded_cache_size, with_own_cluster, Target};
 use crate::client::stats::{Latencies, LatencySummary};
 use crate::error::{Error, Result};
+use crate::peer::PeerClient;
 use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
@@ -242,14 +244,10 @@ impl Driver<'_> {
         workloads: &[Workload],
         cache_size: usize,
     ) -> Result<Vec<Phase>> {
-        let authority = frontend
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
         let toys = crate::client::catalog_products();
         let mut phases = Vec::new();
         for &workload in workloads {
-            let requests = Arc::new(prepare(workload, &toys, cache_size, &authority));
+            let requests = Arc::new(prepare(workload, &toys, cache_size, frontend));
             let runs: [usize; RUNS_PER_WORKLOAD] = [self.options.connections, 1];
             for connections in runs {
                 self.progress.message(&format!(
@@ -257,13 +255,10 @@ impl Driver<'_> {
                     workload.label(),
                     if connections == 1 { "" } else { "s" }
                 ));
+                let client = PeerClient::for_load(connections);
                 let run = |duration| {
-                    self.runtime.block_on(drive(
-                        &authority,
-                        requests.clone(),
-                        connections,
-                        duration,
-                    ))
+                    self.runtime
+                        .block_on(drive(&client, requests.clone(), connections, duration))
                 };
                 run(self.options.warmup);
                 let before = frontend_cache(frontend)?;
@@ -285,8 +280,8 @@ struct Template {
     body: Bytes,
 }
 
-/// The requests of `workload`, one per toy it touches.
-fn prepare(workload: Workload, toys: &[String], cache_size: usize, authority: &str) -> RequestSet {
+/// The requests of `workload` to the front end at `frontend`, one per toy it touches.
+fn prepare(workload: Workload, toys: &[String], cache_size: usize, frontend: &str) -> RequestSet {
     let hot = match workload {
         // Only as many toys as the cache holds, so that every query after the warm-up hits.
         Workload::CachedQuery => &toys[..cache_size.clamp(1, toys.len())],
@@ -308,14 +303,14 @@ fn prepare(workload: Workload, toys: &[String], cache_size: usize, authority: &s
         })
         .collect();
     RequestSet {
-        host: authority.to_string(),
+        frontend: frontend.trim_end_matches('/').to_string(),
         requests,
     }
 }
 
-/// The requests of a workload, sent in turn, and the `Host` they go to.
+/// The requests of a workload, sent in turn, and the base URL they go to.
 struct RequestSet {
-    host: String,
+    frontend: String,
     requests: Vec<Template>,
 }
 
@@ -324,8 +319,7 @@ impl RequestSet {
         let template = &self.requests[i % self.requests.len()];
         let mut builder = Request::builder()
             .method(template.method.clone())
-            .uri(template.path.as_str())
-            .header(header::HOST, self.host.as_str());
+            .uri(format!("{}{}", self.frontend, template.path));
         if !template.body.is_empty() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
         }
@@ -386,7 +380,7 @@ impl Counts {
 
 /// Keeps `connections` connections busy for `duration`.
 async fn drive(
-    authority: &str,
+    client: &PeerClient,
     requests: Arc<RequestSet>,
     connections: usize,
     duration: Duration,
@@ -395,9 +389,9 @@ async fn drive(
     let deadline = started + duration;
     let tasks: Vec<_> = (0..connections)
         .map(|i| {
-            let authority = authority.to_string();
+            let client = client.clone();
             let requests = requests.clone();
-            tokio::spawn(async move { connection(&authority, &requests, i, deadline).await })
+            tokio::spawn(async move { connection(&client, &requests, i, deadline).await })
         })
         .collect();
     let mut total = Counts::default();
@@ -410,10 +404,10 @@ async fn drive(
     total
 }
 
-/// One keep-alive connection sending requests back to back until `deadline`, reconnecting when
-/// the server closes it.
+/// One connection's worth of load: requests back to back until `deadline`, each sent as soon
+/// as the one before it is answered.
 async fn connection(
-    authority: &str,
+    client: &PeerClient,
     requests: &RequestSet,
     first: usize,
     deadline: Instant,
@@ -421,53 +415,24 @@ async fn connection(
     let mut counts = Counts::default();
     let mut next = first;
     while Instant::now() < deadline {
-        let Some(mut sender) = connect(authority).await else {
-            counts.errors += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        while Instant::now() < deadline {
-            let request = requests.request(next);
-            next += 1;
-            let started = Instant::now();
-            match send(&mut sender, request).await {
-                Ok(status) if status.is_success() => {
-                    counts.ok += 1;
-                    counts.latencies.record(started.elapsed());
-                }
-                Ok(StatusCode::CONFLICT) => counts.sold_out += 1,
-                Ok(_) => counts.errors += 1,
-                Err(_) => {
-                    counts.errors += 1;
-                    break;
-                }
+        let request = requests.request(next);
+        next += 1;
+        let started = Instant::now();
+        match client.status_of(request).await {
+            Ok(status) if status.is_success() => {
+                counts.ok += 1;
+                counts.latencies.record(started.elapsed());
+            }
+            Ok(StatusCode::CONFLICT) => counts.sold_out += 1,
+            Ok(_) => counts.errors += 1,
+            Err(_) => {
+                counts.errors += 1;
+                // The front end is down or overwhelmed: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
     counts
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(authority: &str) -> Option<Sender> {
-    let stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-    stream.set_nodelay(true).ok()?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    Some(sender)
-}
-
-async fn send(
-    sender: &mut Sender,
-    request: Request<Full<Bytes>>,
-) -> std::result::Result<StatusCode, hyper::Error> {
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    response.into_body().collect().await?;
-    Ok(status)
 }
 
 #[cfg(test)]
