@@ -153,6 +153,41 @@ pub struct OrderOptions {
     pub peers: Peers,
 }
 
+/// `storectl serve` alone: what a service runs with when only `flags` are given, every other
+/// option at its flag's default.
+#[derive(Debug, clap::Parser)]
+struct Serve {
+    #[command(subcommand)]
+    service: ServiceConfig,
+}
+
+impl Serve {
+    fn with(flags: &[&str]) -> ServiceConfig {
+        let argv = ["serve"].iter().chain(flags);
+        <Serve as clap::Parser>::parse_from(argv).service
+    }
+}
+
+impl Default for CatalogOptions {
+    /// The flags' own defaults, so that they are written once.
+    fn default() -> Self {
+        match Serve::with(&["catalog"]) {
+            ServiceConfig::Catalog(options) => options,
+            _ => unreachable!("`serve catalog` parses as the catalog"),
+        }
+    }
+}
+
+impl Default for FrontendOptions {
+    /// The flags' own defaults, so that they are written once.
+    fn default() -> Self {
+        match Serve::with(&["frontend"]) {
+            ServiceConfig::Frontend(options) => options,
+            _ => unreachable!("`serve frontend` parses as the front end"),
+        }
+    }
+}
+
 impl FrontendOptions {
     /// Checks that the timeouts fit the cluster's table (see [`crate::timeouts`]).
     pub fn check(&self) -> Result<(), String> {
@@ -165,6 +200,14 @@ impl FrontendOptions {
 }
 
 impl OrderOptions {
+    /// Replica `id` with every other option at its flag's default.
+    pub fn with_id(id: u32) -> Self {
+        match Serve::with(&["order", "--id", &id.to_string()]) {
+            ServiceConfig::Order(options) => options,
+            _ => unreachable!("`serve order` parses as an order replica"),
+        }
+    }
+
     /// The port to listen on: `--port`, or the default for the replica's id.
     pub fn port(&self) -> u16 {
         self.port
@@ -258,12 +301,6 @@ mod tests {
     use clap::Parser;
     use std::time::Duration;
 
-    #[derive(Debug, Parser)]
-    struct Serve {
-        #[command(subcommand)]
-        service: ServiceConfig,
-    }
-
     /// Parses an argv that [`ServiceConfig::to_argv`] wrote, as `storectl` would.
     fn parse(argv: &[String]) -> ServiceConfig {
         let args = std::iter::once("storectl").chain(argv[1..].iter().map(String::as_str));
@@ -350,6 +387,12 @@ mod tests {
         assert_eq!(frontend.cache_size, defaults::CACHE_SIZE);
         let args = ["x", "order", "--id", "2"].map(String::from);
         assert_eq!(parse(&args).port(), 8011);
+        assert_eq!(FrontendOptions::default(), frontend);
+        assert_eq!(OrderOptions::with_id(2).port(), 8011);
+        assert_eq!(
+            CatalogOptions::default().restock_interval,
+            defaults::RESTOCK_INTERVAL
+        );
     }
 
     #[test]

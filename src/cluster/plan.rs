@@ -53,6 +53,10 @@ impl Default for UpOptions {
 }
 
 /// Works out what every service of a cluster whose files live in `data_dir` is started with.
+///
+/// Every option `up` does not set keeps its flag's default (`..Default`), so a new flag of a
+/// service needs no edit here, even when today every field happens to be set.
+#[allow(clippy::needless_update)]
 pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
     let host = &options.host;
     let base = options.port_base;
@@ -67,6 +71,7 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
         frontend: config::url(host, config::frontend_port(base)),
         restock_interval: options.restock_interval,
         initial_stock: options.initial_stock,
+        ..CatalogOptions::default()
     })];
     services.extend(REPLICA_IDS.iter().map(|&id| {
         ServiceConfig::Order(OrderOptions {
@@ -75,6 +80,7 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
             port: Some(config::replica_port(base, id)),
             data_dir: data_dir.to_path_buf(),
             peers: peers.clone(),
+            ..OrderOptions::with_id(id)
         })
     }));
     services.push(ServiceConfig::Frontend(FrontendOptions {
@@ -83,8 +89,8 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
         peers,
         cache_size: options.cache_size,
         health_interval: options.health_interval,
-        failover_timeout: defaults::FAILOVER_TIMEOUT,
         header_read_timeout: options.header_read_timeout,
+        ..FrontendOptions::default()
     }));
     ClusterSpec {
         host: host.clone(),
