@@ -58,6 +58,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   storectl status
   storectl status --json | jq '.[] | select(.role == \"leader\")'
+  storectl status --cluster /etc/storectl/cluster.toml     a cluster on several hosts
 
 A replica's last order is the last one it has applied: committed, so durable on a majority,
 not merely received. ROLE is the engine's: leader, follower, or candidate while an election
@@ -118,7 +119,11 @@ unexpected reply.")]
         name = "verify-logs",
         after_help = "Examples:
   storectl verify-logs
-  storectl verify-logs --json"
+  storectl verify-logs --json
+  STORECTL_CLUSTER_SECRET=$(cat secret) storectl verify-logs --cluster cluster.toml --stock
+
+With --cluster, every replica is asked for its orders over the network; one that cannot be
+reached is named and the check exits 1."
     )]
     VerifyLogs(VerifyArgs),
     /// Write the man pages or shell completions from the CLI definitions
@@ -188,6 +193,9 @@ pub struct UpArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    /// Ask the services of this cluster file over the network instead (from any host)
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -317,6 +325,12 @@ pub struct BenchArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    /// Ask the replicas (and, with --stock, the catalog) of this cluster file over the network
+    /// instead of reading the state directory's files; needs the cluster's secret
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// Also check that stock was conserved: for every toy, seed + restocked − ordered = stock,
     /// and every unit the catalog sold belongs to an order in the log (run it with no client
     /// running, or orders in flight count as differences)

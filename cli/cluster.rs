@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use storectl::cluster::{self, Signal, StateDir};
+use storectl::cluster_file::ClusterFile;
 
 use crate::args::{KillArgs, StateArgs, StatusArgs, TargetArgs, UpArgs};
 use crate::exit::Exit;
@@ -40,8 +41,10 @@ pub fn down(args: &StateArgs) -> Result<Exit> {
 }
 
 pub fn status(args: &StatusArgs) -> Result<Exit> {
-    let state = StateDir::new(&args.state.state_dir);
-    let rows = cluster::status(&state)?;
+    let rows = match &args.cluster {
+        Some(file) => cluster::status_of(&ClusterFile::load(file)?),
+        None => cluster::status(&StateDir::new(&args.state.state_dir))?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use storectl::catalog::Catalog;
+use storectl::cluster_file::Entry;
 use storectl::frontend::Frontend;
 use storectl::order::Replica;
-use storectl::services::ServiceConfig;
+use storectl::services::{Placement, ServiceConfig};
 
 use crate::args::ServeArgs;
 use crate::exit::Exit;
@@ -20,10 +21,18 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
     let secret = args.secret.secret()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let placement = args.service.placement().clone();
+        let cluster = placement.cluster_file()?;
+        let in_file = |entry: std::result::Result<&Entry, String>| {
+            entry
+                .cloned()
+                .map_err(|e| storectl::Error::Usage(format!("{}: {e}", placement.file_name())))
+        };
         match args.service {
             ServiceConfig::Catalog(options) => {
-                let catalog = Catalog::open(&options, secret)?;
-                let listener = bind(&options.host, options.port).await?;
+                let own = cluster.catalog.address.clone();
+                let listener = bind(&placement, "[catalog]", &own).await?;
+                let catalog = Catalog::open(&options, &cluster, secret)?;
                 tracing::info!("catalog listening on {}", address(&listener));
                 until_stopped(|stop| async move {
                     catalog.run(listener, stop).await;
@@ -32,14 +41,19 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
                 .await
             }
             ServiceConfig::Frontend(options) => {
-                options.check().map_err(storectl::Error::Usage)?;
-                let listener = bind(&options.host, options.port).await?;
+                options
+                    .check(cluster.order.len())
+                    .map_err(storectl::Error::Usage)?;
+                let entry = in_file(cluster.frontend_entry(options.id))?;
+                let what = format!("[[frontend]] id {}", entry.id);
+                let listener = bind(&placement, &what, &entry.address).await?;
                 tracing::info!(
-                    "front end listening on {} (cache of {})",
+                    "front end {} listening on {} (cache of {})",
+                    entry.id,
                     address(&listener),
                     options.cache_size
                 );
-                let frontend = Frontend::new(&options, secret);
+                let frontend = Frontend::new(&options, &cluster, entry.id, secret);
                 until_stopped(|stop| async move {
                     frontend.run(listener, stop).await;
                     Ok(())
@@ -47,8 +61,10 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
                 .await
             }
             ServiceConfig::Order(options) => {
-                let replica = Replica::open(&options, secret).await?;
-                let listener = bind(&options.host, options.port()).await?;
+                let entry = in_file(cluster.order_entry(options.id))?;
+                let what = format!("[[order]] id {}", entry.id);
+                let listener = bind(&placement, &what, &entry.address).await?;
+                let replica = Replica::open(&options, &cluster, secret).await?;
                 tracing::info!(
                     "order replica {} listening on {}",
                     options.id,
@@ -60,14 +76,27 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
     })
 }
 
-async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind((host, port))
-        .await
-        .map_err(|source| storectl::Error::Bind {
-            addr: format!("{host}:{port}"),
+/// Listens where the service's entry `what` in the cluster file says (`own`), or on `--listen`.
+async fn bind(placement: &Placement, what: &str, own: &str) -> Result<tokio::net::TcpListener> {
+    let listen = placement.listen_address(own);
+    match tokio::net::TcpListener::bind(listen.as_str()).await {
+        Ok(listener) => Ok(listener),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AddrNotAvailable && placement.listen.is_none() =>
+        {
+            Err(storectl::Error::Usage(format!(
+                "{}: {what} has address {own}, which is not one of this host's; start it on \
+                 that host, or pass --listen ADDRESS",
+                placement.file_name()
+            ))
+            .into())
+        }
+        Err(source) => Err(storectl::Error::Bind {
+            addr: listen,
             source,
-        })
-        .map_err(Into::into)
+        }
+        .into()),
+    }
 }
 
 fn address(listener: &tokio::net::TcpListener) -> String {

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use storectl::cluster::StateDir;
+use storectl::cluster_file::ClusterFile;
 use storectl::conservation::{self, StockCheck};
 use storectl::verify;
 
@@ -9,6 +10,9 @@ use crate::args::VerifyArgs;
 use crate::exit::Exit;
 
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
+    if let Some(file) = &args.cluster {
+        return over_the_network(args, &ClusterFile::load(file)?);
+    }
     let state = StateDir::new(&args.state.state_dir);
     state.load()?;
     let comparison = verify::compare(&state.orders_paths())?;
@@ -26,12 +30,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             "lagging": comparison.lagging,
             "files": comparison.files,
             "difference": comparison.difference,
-            "stock": stock.as_ref().map(|s| serde_json::json!({
-                "conserved": s.conserved(),
-                "toys": s.toys,
-                "buys_without_order": s.buys_without_order,
-                "orders_without_buy": s.orders_without_buy,
-            })),
+            "stock": stock.as_ref().map(stock_json),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -41,4 +40,40 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         }
     }
     Ok(if ok { Exit::Success } else { Exit::Failure })
+}
+
+/// `verify-logs --cluster FILE`: every replica asked for its orders, the catalog for its stock.
+fn over_the_network(args: &VerifyArgs, topology: &ClusterFile) -> Result<Exit> {
+    let secret = args.secret.secret()?;
+    let check = storectl::remote::verify(topology, &secret, args.stock)?;
+    if args.json {
+        let comparison = check.comparison.as_ref();
+        let json = serde_json::json!({
+            "identical": comparison.is_some_and(|c| c.identical()) && check.unreachable().next().is_none(),
+            "consistent": comparison.is_some_and(|c| c.consistent()),
+            "orders": comparison.map(|c| c.orders),
+            "lagging": comparison.map(|c| &c.lagging),
+            "difference": comparison.and_then(|c| c.difference.as_ref()),
+            "replicas": check.replicas,
+            "stock": check.stock.as_ref().map(stock_json),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{check}");
+    }
+    Ok(if check.ok() {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// The stock check in `--json` output.
+fn stock_json(check: &StockCheck) -> serde_json::Value {
+    serde_json::json!({
+        "conserved": check.conserved(),
+        "toys": check.toys,
+        "buys_without_order": check.buys_without_order,
+        "orders_without_buy": check.orders_without_buy,
+    })
 }

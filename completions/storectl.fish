@@ -50,30 +50,26 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l host -d 'Address to listen on' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l port -d 'Port to listen on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l listen -d 'Listen on this address instead of this service\'s own in the cluster file (e.g. 0.0.0.0:8010 to listen on every interface)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of catalog.csv (seeded from the built-in stock when missing)' -r -F
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l frontend -d 'Front end whose cache to invalidate after stock changes' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l restock-interval -d 'How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy when catalog.csv is first created (default: the built-in 100)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l host -d 'Address to listen on' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l port -d 'Port to listen on' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l catalog -d 'Address of the catalog' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l replica -d 'Every order replica as ID=ADDRESS, an order replica itself included; repeat for each (default: 1..3 on ports 8010..8012)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l id -d 'Which [[frontend]] entry of the cluster file this is (needed when it has several)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l listen -d 'Listen on this address instead of this service\'s own in the cluster file (e.g. 0.0.0.0:8010 to listen on every interface)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cache-size -d 'Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l health-interval -d 'How often every order replica is asked who leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l failover-timeout -d 'How long an order is retried on new leaders before the client gets 503 (at least 10s: longer than the front end waits for one order)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l header-read-timeout -d 'How long a client may take to send a request\'s headers before its connection is closed (also how long an idle keep-alive connection stays open)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -s h -l help -d 'Print help'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l host -d 'Address to listen on' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l port -d 'Port to listen on (default: 8009 + id)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s [[order]] entry in the cluster file (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l listen -d 'Listen on this address instead of this service\'s own in the cluster file (e.g. 0.0.0.0:8010 to listen on every interface)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of the replica\'s files: raft-ID.log, snapshot-ID.json, orders-ID.csv' -r -F
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l catalog -d 'Address of the catalog' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l replica -d 'Every order replica as ID=ADDRESS, an order replica itself included; repeat for each (default: 1..3 on ports 8010..8012)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
@@ -81,8 +77,9 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "order" -d 'One order replica, with its own orders-N.csv'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
-complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N (front end i on N+2(i-1)), catalog on N+1, order replica i on N+9+i (1 to 65523)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l host -d 'Address every service listens on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l frontends -d 'Front ends to start (1 to 5); with more than one they are frontend-1, frontend-2, …' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds (0 to 1000000); 0 turns it off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l initial-stock -d 'Units of each toy in a new catalog (default: the built-in 100; restocks still refill to 100)' -r
@@ -93,6 +90,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'P
 complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand down" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand status" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand status" -l cluster -d 'Ask the services of this cluster file over the network instead (from any host)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand status" -l json -d 'Print JSON instead of a table'
 complete -c storectl -n "__fish_storectl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand kill" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
@@ -141,6 +139,8 @@ complete -c storectl -n "__fish_storectl_using_subcommand bench" -l load -d 'Thr
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l json -d 'Print the results as JSON on stdout (the files are written too)'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l cluster -d 'Ask the replicas (and, with --stock, the catalog) of this cluster file over the network instead of reading the state directory\'s files; needs the cluster\'s secret' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'

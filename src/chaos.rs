@@ -236,7 +236,7 @@ fn kill_rounds(
         std::thread::sleep(options.interval);
         let fault = options.faults[rng.random_range(0..options.faults.len())];
         let spec = state.load()?;
-        let leader = cluster::find_leader(&spec).map(ServiceName::Order);
+        let leader = cluster::find_leader(&spec.topology).map(ServiceName::Order);
         let aim_at_leader = rng.random_bool(options.leader_share.clamp(0.0, 1.0));
         let followers: Vec<ServiceName> = replicas
             .iter()

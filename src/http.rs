@@ -240,6 +240,15 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
     response
 }
 
+/// A `text/csv` reply.
+pub fn csv(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Bytes::from(body).into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    response
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => json_bytes(status, body.into()),

@@ -6,6 +6,7 @@
 //! - [`wire`]: every request and reply body; the API in one place.
 //! - [`config`]: topology (replica ids, ports, addresses), every default, shared value types.
 //! - [`services`]: what each service is started with: its flags, its record, its argv.
+//! - [`cluster_file`]: the cluster file: every service's address, the same on every host.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
 //! - [`peer`]: the pooled async client services (and the load generator) call each other with.
 //! - [`poll`]: waiting for a condition with a deadline.
@@ -19,6 +20,7 @@
 //! - [`client`]: the buy loop, its checks and latency summary.
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
+//! - [`remote`]: checking a cluster over the network from any host.
 //! - [`conservation`]: the stock rule, replayed from the ledger and checked against the orders.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
@@ -33,6 +35,7 @@ pub mod catalog;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod cluster_file;
 pub mod config;
 pub mod conservation;
 pub mod error;
@@ -43,6 +46,7 @@ pub mod order;
 pub mod peer;
 pub mod poll;
 pub mod progress;
+pub mod remote;
 pub mod secret;
 pub mod services;
 pub mod storage;

@@ -13,14 +13,16 @@ use std::str::FromStr;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, defaults, HumanDuration, ReplicaAddr, DEFAULT_HOST, DEFAULT_PORT_BASE};
+use crate::cluster_file::ClusterFile;
+use crate::config::{self, defaults, HumanDuration};
 
-/// A service of a cluster on this machine: the name of its pid file, log and `kill` target.
+/// A service of a cluster: the name of its pid file, log, `kill` target and `status` row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceName {
     Catalog,
     Order(u32),
-    Frontend,
+    /// `frontend` when the cluster has one front end, `frontend-N` when it has several.
+    Frontend(Option<u32>),
 }
 
 impl ServiceName {
@@ -31,13 +33,18 @@ impl ServiceName {
             _ => None,
         }
     }
+
+    pub fn is_frontend(self) -> bool {
+        matches!(self, ServiceName::Frontend(_))
+    }
 }
 
 impl fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceName::Catalog => f.write_str("catalog"),
-            ServiceName::Frontend => f.write_str("frontend"),
+            ServiceName::Frontend(None) => f.write_str("frontend"),
+            ServiceName::Frontend(Some(id)) => write!(f, "frontend-{id}"),
             ServiceName::Order(id) => write!(f, "order-{id}"),
         }
     }
@@ -46,38 +53,70 @@ impl fmt::Display for ServiceName {
 impl FromStr for ServiceName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "catalog" => Ok(ServiceName::Catalog),
-            "frontend" => Ok(ServiceName::Frontend),
-            _ => s
-                .strip_prefix("order-")
+        let id = |prefix: &str| {
+            s.strip_prefix(prefix)
                 .and_then(|id| id.parse().ok())
                 .filter(|id| (1..=config::MAX_REPLICA_ID).contains(id))
+        };
+        match s {
+            "catalog" => Ok(ServiceName::Catalog),
+            "frontend" => Ok(ServiceName::Frontend(None)),
+            _ => id("order-")
                 .map(ServiceName::Order)
-                .ok_or_else(|| format!("'{s}' is not a service; use catalog, frontend or order-N")),
+                .or_else(|| id("frontend-").map(|id| ServiceName::Frontend(Some(id))))
+                .ok_or_else(|| {
+                    format!("'{s}' is not a service; use catalog, frontend, frontend-N or order-N")
+                }),
         }
     }
 }
 
 config::serde_as_text!(ServiceName);
 
+/// Where a service finds the other services, and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Placement {
+    /// The cluster file that names every service's address, the same on every host (default:
+    /// one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    /// Listen on this address instead of this service's own in the cluster file (e.g.
+    /// 0.0.0.0:8010 to listen on every interface)
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+}
+
+impl Placement {
+    /// The cluster file, or the default cluster on this host.
+    pub fn cluster_file(&self) -> crate::Result<ClusterFile> {
+        crate::cluster_file::load_or_local(self.cluster.as_ref())
+    }
+
+    /// Where to listen: `--listen`, or `own` (the service's address in the cluster file).
+    pub fn listen_address(&self, own: &str) -> String {
+        self.listen.clone().unwrap_or_else(|| own.to_string())
+    }
+
+    /// How to name the cluster file in a message.
+    pub fn file_name(&self) -> String {
+        match &self.cluster {
+            Some(path) => path.display().to_string(),
+            None => "the default cluster".into(),
+        }
+    }
+}
+
 /// `storectl serve catalog`: the stock in catalog.csv, buys, restocks, cache invalidations.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct CatalogOptions {
-    /// Address to listen on
-    #[arg(long, default_value = DEFAULT_HOST)]
-    pub host: String,
-    /// Port to listen on
-    #[arg(long, default_value_t = config::catalog_port(DEFAULT_PORT_BASE))]
-    pub port: u16,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub placement: Placement,
     /// Directory of catalog.csv (seeded from the built-in stock when missing)
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
-    /// Front end whose cache to invalidate after stock changes
-    #[arg(long, value_parser = config::parse_base_url,
-          default_value_t = config::url(DEFAULT_HOST, config::frontend_port(DEFAULT_PORT_BASE)))]
-    pub frontend: String,
     /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
     #[arg(long, default_value_t = defaults::RESTOCK_INTERVAL)]
     pub restock_interval: HumanDuration,
@@ -86,35 +125,16 @@ pub struct CatalogOptions {
     pub initial_stock: Option<u64>,
 }
 
-/// Where the other services are, for a service that calls the catalog and the order replicas.
-#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Peers {
-    /// Address of the catalog
-    #[arg(long, value_parser = config::parse_base_url,
-          default_value_t = config::url(DEFAULT_HOST, config::catalog_port(DEFAULT_PORT_BASE)))]
-    pub catalog: String,
-    /// Every order replica as ID=ADDRESS, an order replica itself included; repeat for each
-    /// (default: 1..3 on ports 8010..8012)
-    #[arg(long = "replica", value_name = "ID=ADDRESS", hide_default_value = true,
-          default_values_t = config::replica_addrs(DEFAULT_HOST, DEFAULT_PORT_BASE))]
-    #[serde(rename = "replica")]
-    pub replicas: Vec<ReplicaAddr>,
-}
-
 /// `storectl serve frontend`: the public API, the product cache, following the order leader.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct FrontendOptions {
-    /// Address to listen on
-    #[arg(long, default_value = DEFAULT_HOST)]
-    pub host: String,
-    /// Port to listen on
-    #[arg(long, default_value_t = config::frontend_port(DEFAULT_PORT_BASE))]
-    pub port: u16,
+    /// Which [[frontend]] entry of the cluster file this is (needed when it has several)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_REPLICA_ID as i64))]
+    pub id: Option<u32>,
     #[command(flatten)]
     #[serde(flatten)]
-    pub peers: Peers,
+    pub placement: Placement,
     /// Product replies the LRU cache holds (0 to 1000000); 0 turns the cache off
     #[arg(long, default_value_t = defaults::CACHE_SIZE, value_parser = config::parse_cache_size)]
     pub cache_size: usize,
@@ -135,22 +155,16 @@ pub struct FrontendOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct OrderOptions {
-    /// Address to listen on
-    #[arg(long, default_value = DEFAULT_HOST)]
-    pub host: String,
-    /// This replica's id (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that
-    /// can win an election leads
+    /// This replica's [[order]] entry in the cluster file (1 to 255; 1, 2 or 3 in a cluster `up`
+    /// starts); the highest id that can win an election leads
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_REPLICA_ID as i64))]
     pub id: u32,
-    /// Port to listen on (default: 8009 + id)
-    #[arg(long)]
-    pub port: Option<u16>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub placement: Placement,
     /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub peers: Peers,
 }
 
 /// `storectl serve` alone: what a service runs with when only `flags` are given, every other
@@ -190,9 +204,9 @@ impl Default for FrontendOptions {
 
 impl FrontendOptions {
     /// Checks that the timeouts fit the cluster's table (see [`crate::timeouts`]).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self, replicas: usize) -> Result<(), String> {
         crate::timeouts::check(
-            self.peers.replicas.len(),
+            replicas,
             self.failover_timeout.get(),
             self.header_read_timeout.get(),
         )
@@ -207,12 +221,6 @@ impl OrderOptions {
             _ => unreachable!("`serve order` parses as an order replica"),
         }
     }
-
-    /// The port to listen on: `--port`, or the default for the replica's id.
-    pub fn port(&self) -> u16 {
-        self.port
-            .unwrap_or_else(|| config::replica_port(DEFAULT_PORT_BASE, self.id))
-    }
 }
 
 /// One service and what it is started with: the subcommands of `storectl serve`, and a service's
@@ -221,20 +229,20 @@ impl OrderOptions {
 #[serde(tag = "service", rename_all = "kebab-case")]
 pub enum ServiceConfig {
     /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
-    #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve catalog --port 8001 --data-dir /tmp/store --frontend 127.0.0.1:8000")]
+    #[command(after_help = "Examples:
+  storectl serve catalog --data-dir /var/lib/storectl     the default cluster on this host
+  STORECTL_CLUSTER_SECRET=$(cat secret) \\
+      storectl serve catalog --cluster cluster.toml --data-dir /var/lib/storectl")]
     Catalog(CatalogOptions),
     /// The front end: the public API, the product cache, following the order leader
-    #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve frontend --port 8000 --catalog 127.0.0.1:8001 \\
-      --replica 1=127.0.0.1:8010 --replica 2=127.0.0.1:8011 --replica 3=127.0.0.1:8012")]
+    #[command(after_help = "Examples:
+  storectl serve frontend --cluster cluster.toml             the only [[frontend]] entry
+  storectl serve frontend --cluster cluster.toml --id 2 --listen 0.0.0.0:8000")]
     Frontend(FrontendOptions),
     /// One order replica, with its own orders-N.csv
     #[command(after_help = "Example:
-  STORECTL_CLUSTER_SECRET=$(cat .storectl/cluster-secret) \\
-      storectl serve order --id 3 --port 8012 --data-dir /tmp/store --catalog 127.0.0.1:8001")]
+  STORECTL_CLUSTER_SECRET=$(cat secret) \\
+      storectl serve order --cluster cluster.toml --id 3 --data-dir /var/lib/storectl")]
     Order(OrderOptions),
 }
 
@@ -242,24 +250,16 @@ impl ServiceConfig {
     pub fn name(&self) -> ServiceName {
         match self {
             ServiceConfig::Catalog(_) => ServiceName::Catalog,
-            ServiceConfig::Frontend(_) => ServiceName::Frontend,
+            ServiceConfig::Frontend(o) => ServiceName::Frontend(o.id),
             ServiceConfig::Order(o) => ServiceName::Order(o.id),
         }
     }
 
-    pub fn port(&self) -> u16 {
+    pub fn placement(&self) -> &Placement {
         match self {
-            ServiceConfig::Catalog(o) => o.port,
-            ServiceConfig::Frontend(o) => o.port,
-            ServiceConfig::Order(o) => o.port(),
-        }
-    }
-
-    pub fn host(&self) -> &str {
-        match self {
-            ServiceConfig::Catalog(o) => &o.host,
-            ServiceConfig::Frontend(o) => &o.host,
-            ServiceConfig::Order(o) => &o.host,
+            ServiceConfig::Catalog(o) => &o.placement,
+            ServiceConfig::Frontend(o) => &o.placement,
+            ServiceConfig::Order(o) => &o.placement,
         }
     }
 
@@ -309,19 +309,10 @@ mod tests {
             .service
     }
 
-    fn peers() -> Peers {
-        Peers {
-            catalog: "http://10.0.0.1:9001".into(),
-            replicas: vec![
-                ReplicaAddr {
-                    id: 4,
-                    url: "http://10.0.0.4:9013".into(),
-                },
-                ReplicaAddr {
-                    id: 7,
-                    url: "http://10.0.0.7:9016".into(),
-                },
-            ],
+    fn placement() -> Placement {
+        Placement {
+            cluster: Some("/etc/storectl/cluster.toml".into()),
+            listen: Some("0.0.0.0:9000".into()),
         }
     }
 
@@ -330,28 +321,23 @@ mod tests {
         let slow = |ms| HumanDuration(Duration::from_millis(ms));
         [
             ServiceConfig::Catalog(CatalogOptions {
-                host: "0.0.0.0".into(),
-                port: 9001,
+                placement: placement(),
                 data_dir: "/srv/store dir".into(),
-                frontend: "http://10.0.0.1:9000".into(),
                 restock_interval: slow(2500),
                 initial_stock: Some(7),
             }),
             ServiceConfig::Frontend(FrontendOptions {
-                host: "0.0.0.0".into(),
-                port: 9000,
-                peers: peers(),
+                id: Some(2),
+                placement: placement(),
                 cache_size: 0,
                 health_interval: slow(50),
                 failover_timeout: slow(12_000),
                 header_read_timeout: slow(1_500),
             }),
             ServiceConfig::Order(OrderOptions {
-                host: "0.0.0.0".into(),
                 id: 7,
-                port: Some(9016),
+                placement: placement(),
                 data_dir: "/srv/store".into(),
-                peers: peers(),
             }),
         ]
     }
@@ -375,20 +361,13 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_documented_cluster() {
-        let args = ["x", "frontend"].map(String::from);
-        let ServiceConfig::Frontend(frontend) = parse(&args) else {
-            panic!("a front end");
-        };
-        assert_eq!(frontend.peers.catalog, "http://127.0.0.1:8001");
-        assert_eq!(
-            frontend.peers.replicas,
-            config::replica_addrs(DEFAULT_HOST, 8000)
-        );
+        let frontend = FrontendOptions::default();
         assert_eq!(frontend.cache_size, defaults::CACHE_SIZE);
-        let args = ["x", "order", "--id", "2"].map(String::from);
-        assert_eq!(parse(&args).port(), 8011);
-        assert_eq!(FrontendOptions::default(), frontend);
-        assert_eq!(OrderOptions::with_id(2).port(), 8011);
+        assert_eq!(frontend.placement, Placement::default());
+        let file = frontend.placement.cluster_file().unwrap();
+        assert_eq!(file.catalog_url(), "http://127.0.0.1:8001");
+        assert_eq!(file.order_entry(2).unwrap().address, "127.0.0.1:8011");
+        assert_eq!(OrderOptions::with_id(2).id, 2);
         assert_eq!(
             CatalogOptions::default().restock_interval,
             defaults::RESTOCK_INTERVAL
@@ -399,13 +378,15 @@ mod tests {
     fn service_names_read_back_what_they_write() {
         for name in [
             ServiceName::Catalog,
-            ServiceName::Frontend,
+            ServiceName::Frontend(None),
+            ServiceName::Frontend(Some(2)),
             ServiceName::Order(3),
         ] {
             assert_eq!(name.to_string().parse::<ServiceName>(), Ok(name));
         }
         assert!("order-0".parse::<ServiceName>().is_err());
         assert!("order-x".parse::<ServiceName>().is_err());
+        assert!("frontend-".parse::<ServiceName>().is_err());
         assert!("leader".parse::<ServiceName>().is_err());
     }
 }

@@ -19,6 +19,8 @@
 //! | front end | a majority to answer, before an order fails fast | [`NO_QUORUM_FAIL`] |
 //! | front end | any leader, retrying with the same key | `--failover-timeout` (default [`FAILOVER`]) |
 //! | leader | before it places the order of a buy the catalog has not seen confirmed | [`UNCONFIRMED_AGE`], looked for every [`FINISH_INTERVAL`] |
+//! | catalog | a front end to take an invalidation | [`INVALIDATE_CALL`]; then until that front end's lease ends, at most [`LEASE`] |
+//! | front end | serves from its cache for | [`LEASE`] from when it asked for it, renewed every [`LEASE_RENEW`] |
 //! | any service | a client's request headers (and an idle keep-alive connection) | `--header-read-timeout` on the front end, 10 s elsewhere |
 //! | any service | an idle pooled connection to another service, before closing it | [`PEER_POOL_IDLE`] |
 
@@ -62,6 +64,12 @@ pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
 /// A buy unconfirmed for this long is one whose order the log may lack: longer than a buy's
 /// answer and the commit that follows it, so orders in flight are left to their placers.
 pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
+/// How long a front end may serve from its cache without hearing from the catalog.
+pub const LEASE: Duration = Duration::from_millis(800);
+/// How often a front end renews its cache lease.
+pub const LEASE_RENEW: Duration = Duration::from_millis(200);
+/// The catalog's wait for one front end to take an invalidation.
+pub const INVALIDATE_CALL: Duration = Duration::from_millis(300);
 /// How long a service keeps an idle connection to another service. Shorter than any service's
 /// header-read timeout, which closes idle connections on the server's side: the caller lets go
 /// first, so a call never races the server's close.
@@ -129,6 +137,13 @@ pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Resu
             failover,
         ),
     ];
+    rules.push(("3 lease renewals", LEASE_RENEW * 3, "a cache lease", LEASE));
+    rules.push((
+        "an invalidation call and a whole lease",
+        INVALIDATE_CALL + LEASE,
+        "the catalog's durability wait",
+        CATALOG_DURABLE,
+    ));
     rules.push((
         "the services' idle connections",
         PEER_POOL_IDLE,

@@ -119,6 +119,12 @@ pub fn compare(paths: &[PathBuf]) -> Result<Comparison> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         contents.push(text);
     }
+    compare_texts(paths, &contents)
+}
+
+/// [`compare`] on contents already read: `contents[i]` is the file that `paths[i]` names (for a
+/// replica asked over the network, its name).
+pub fn compare_texts(paths: &[PathBuf], contents: &[String]) -> Result<Comparison> {
     let Some((longest, reference)) = contents.iter().enumerate().max_by_key(|(i, text)| {
         // The most lines; among equals, the first file.
         (text.lines().count(), std::cmp::Reverse(*i))

@@ -162,6 +162,20 @@ pub struct Invalidate {
     pub items: Vec<Invalidation>,
 }
 
+/// A front end asks the catalog to renew its cache lease.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// The front end's id in the cluster file.
+    pub frontend: u32,
+}
+
+/// The catalog's answer to a lease renewal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The front end missed an invalidation: it must empty its cache before it uses the lease.
+    pub reset: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Invalidation {
     /// Lower-case product name, the cache key.
@@ -243,6 +257,10 @@ impl Role {
 pub struct FrontendHealth {
     pub leader_id: Option<u32>,
     pub cache: CacheStats,
+    /// Whether the catalog vouches for the cache now (it holds a lease); without one, every
+    /// product query goes to the catalog.
+    #[serde(default)]
+    pub cache_leased: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

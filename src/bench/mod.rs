@@ -28,7 +28,7 @@ use crate::client::{self, ClientConfig};
 use crate::cluster::{ClusterSpec, Ephemeral, StateDir, UpOptions};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::services::{ServiceConfig, ServiceName};
+use crate::services::ServiceConfig;
 use crate::tool_http;
 use crate::wire::{CacheStats, Data, FrontendHealth};
 
@@ -349,10 +349,13 @@ pub fn with_own_cluster<T>(
 
 /// The cache size the running cluster's front end was started with.
 pub fn recorded_cache_size(spec: &ClusterSpec) -> usize {
-    match spec.service(ServiceName::Frontend) {
-        Some(ServiceConfig::Frontend(frontend)) => frontend.cache_size,
-        _ => 0,
-    }
+    spec.services
+        .iter()
+        .find_map(|service| match service {
+            ServiceConfig::Frontend(frontend) => Some(frontend.cache_size),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// The front end's cache counters.

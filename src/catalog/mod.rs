@@ -1,12 +1,14 @@
 //! The catalog service: the stock in `catalog.csv`, buys, restocks, and the cache invalidations
-//! it pushes to the front end.
+//! it pushes to every front end.
 //!
 //! Stock changes are made in memory under a lock and made durable by one flusher task that
 //! appends a whole batch of changes to `catalog-ledger.csv` with one fsync (group commit) while it
-//! pushes the batch's invalidations to the front end. A buy is answered only after both.
+//! pushes the batch's invalidations to every front end. A buy is answered only after both: each
+//! front end has taken the invalidation, or its cache lease has run out ([`leases`]).
 //! `catalog.csv` is then rewritten atomically in the background: the ledger, not the snapshot, is
 //! what makes a change durable, and it repairs a snapshot that a crash left behind on start.
 
+pub mod leases;
 pub mod ledger;
 mod routes;
 pub mod stock;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
+use crate::cluster_file::ClusterFile;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
@@ -47,8 +50,9 @@ pub struct Catalog {
 struct Shared {
     state: Mutex<State>,
     path: PathBuf,
-    /// Base URL of the front end whose cache to invalidate.
-    frontend: String,
+    /// Every front end whose cache to invalidate: its id and base URL.
+    frontends: Vec<(u32, String)>,
+    leases: leases::Leases,
     restock_interval: Duration,
     client: PeerClient,
     secret: Secret,
@@ -104,7 +108,7 @@ struct Unconfirmed {
 impl Catalog {
     /// Opens the catalog in `config.data_dir`, seeding `catalog.csv` from the embedded stock the
     /// first time. `secret` is required of callers and presented to the front end.
-    pub fn open(config: &CatalogOptions, secret: Secret) -> Result<Self> {
+    pub fn open(config: &CatalogOptions, cluster: &ClusterFile, secret: Secret) -> Result<Self> {
         let path = config.data_dir.join(CATALOG_FILE);
         let mut stock = load_or_seed(&path, config.initial_stock)?;
         stock.start_versions_above(versions::reserve(
@@ -148,7 +152,8 @@ impl Catalog {
                     totals,
                 }),
                 path,
-                frontend: config.frontend.clone(),
+                frontends: cluster.frontend_urls(),
+                leases: leases::Leases::new(cluster.frontend.iter().map(|f| f.id)),
                 restock_interval: config.restock_interval.get(),
                 client: PeerClient::for_services(&secret),
                 secret,
@@ -321,21 +326,47 @@ impl Catalog {
         }
     }
 
+    /// Pushes `items` to every front end at once. Returns once each has taken them or, for one
+    /// that did not, once its cache lease has run out: from then on no front end serves what
+    /// the change made stale.
     async fn invalidate(&self, items: Vec<Invalidation>) {
-        let frontend = &self.shared.frontend;
         if items.is_empty() {
             return;
         }
         for item in &items {
-            tracing::debug!(product = %item.name, version = item.version, "invalidate in the front end's cache");
+            tracing::debug!(product = %item.name, version = item.version, "invalidate in the front ends' caches");
         }
-        let url = format!("{frontend}/internal/invalidate");
-        let reply: std::result::Result<serde_json::Value, _> =
-            self.shared.client.post(&url, &Invalidate { items }).await;
-        if let Err(e) = reply {
-            // A front end that is down has no cache to make stale; one that is up answers.
-            tracing::warn!("front end did not take an invalidation: {e}");
+        let body = Invalidate { items };
+        let pushes = self.shared.frontends.iter().map(|(id, url)| {
+            let body = &body;
+            async move {
+                if self.shared.leases.push(*id) == leases::Push::Skip {
+                    return None;
+                }
+                let url = format!("{url}/internal/invalidate");
+                let reply: std::result::Result<serde_json::Value, _> = self
+                    .shared
+                    .client
+                    .post_with_timeout(&url, body, crate::timeouts::INVALIDATE_CALL)
+                    .await;
+                let e = reply.err()?;
+                tracing::warn!("front end {id} did not take an invalidation: {e}; waiting for its cache lease to end");
+                Some(self.shared.leases.missed(*id))
+            }
+        });
+        let leased_until = futures_util::future::join_all(pushes).await;
+        if let Some(until) = leased_until.into_iter().flatten().max() {
+            tokio::time::sleep_until(until).await;
         }
+    }
+
+    /// Renews front end `id`'s cache lease.
+    fn renew_lease(&self, id: u32) -> Option<crate::wire::LeaseGrant> {
+        let reset = self.shared.leases.renew(id)?;
+        if reset {
+            tracing::info!("front end {id} renews its cache lease after missing invalidations: it empties its cache");
+        }
+        Some(crate::wire::LeaseGrant { reset })
     }
 
     async fn restock_loop(self, interval: Duration) {

@@ -47,12 +47,31 @@ impl http::Handler for Catalog {
             (["internal", "unconfirmed"], m) => http::method_not_allowed(m, "GET"),
             (["internal", "confirm"], &Method::POST) => self.confirm(&request),
             (["internal", "confirm"], m) => http::method_not_allowed(m, "POST"),
+            (["internal", "lease"], &Method::POST) => self.lease(&request),
+            (["internal", "lease"], m) => http::method_not_allowed(m, "POST"),
             _ => http::not_found(&request.path),
         }
     }
 }
 
 impl Catalog {
+    fn lease(&self, request: &Request) -> Response {
+        let asked: crate::wire::LeaseRequest = match http::parse_json(request) {
+            Ok(asked) => asked,
+            Err(e) => return e.into(),
+        };
+        match self.renew_lease(asked.frontend) {
+            Some(grant) => http::data(grant),
+            None => http::error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "front end {} is not in the catalog's cluster file",
+                    asked.frontend
+                ),
+            ),
+        }
+    }
+
     fn health(&self) -> Response {
         let state = self.state();
         http::data(CatalogHealth {

@@ -32,10 +32,16 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         )));
     }
     refuse_a_running_cluster(state)?;
-    if let Err(port) = config::ports_free(&options.host, options.port_base) {
+    let data_dir_to_be = state.root().to_path_buf();
+    let planned = plan(options, &data_dir_to_be);
+    if let Some((_, address)) = planned
+        .topology
+        .services()
+        .into_iter()
+        .find(|(_, address)| std::net::TcpListener::bind(address.as_str()).is_err())
+    {
         return Err(Error::Cluster(format!(
-            "port {port} on {} is in use; pick other ports with --port-base, e.g. --port-base {}",
-            options.host,
+            "{address} is in use; pick other ports with --port-base, e.g. --port-base {}",
             options
                 .port_base
                 .saturating_add(100)
@@ -52,8 +58,7 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     }
     let data_dir = std::fs::canonicalize(state.root()).map_err(|e| Error::io(state.root(), e))?;
     let spec = plan(options, &data_dir);
-    let text = serde_json::to_vec_pretty(&spec).unwrap_or_default();
-    crate::storage::write_atomic(&state.spec_path(), &text)?;
+    state.save(&spec)?;
     Secret::generate().save(state.root())?;
     // The back ends first: the front end follows the replica that leads, so it must not look
     // before all of them listen.
@@ -61,7 +66,7 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         .services
         .iter()
         .cloned()
-        .partition(|s| s.name() == ServiceName::Frontend);
+        .partition(|s| s.name().is_frontend());
     let mut started = Vec::new();
     let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
         .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
@@ -147,7 +152,7 @@ fn start_services(
         tracing::debug!(
             "started {name} (pid {}) on {}",
             child.id(),
-            config::url(&spec.host, service.port())
+            spec.address(name).unwrap_or("?")
         );
         started.push(Started {
             service: service.clone(),
@@ -209,15 +214,17 @@ fn is_healthy(
     service: &ServiceConfig,
     want_leader: bool,
 ) -> bool {
-    let url = format!("{}/health", config::url(&spec.host, service.port()));
-    let Ok(reply) = tool_http::get(agent, &url) else {
+    let Some(url) = spec.url(service.name()) else {
+        return false;
+    };
+    let Ok(reply) = tool_http::get(agent, &format!("{url}/health")) else {
         return false;
     };
     if reply.status != 200 {
         return false;
     }
     match service.name() {
-        ServiceName::Frontend if want_leader => reply
+        ServiceName::Frontend(_) if want_leader => reply
             .json::<Data<FrontendHealth>>()
             .is_some_and(|h| h.data.leader_id.is_some()),
         ServiceName::Order(_) => reply
@@ -294,15 +301,15 @@ pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceN
     if let Some(pid) = state.live_pid(name) {
         process::stop(pid, STOP_GRACE)?;
     }
-    let port = service.port();
+    let address = spec.address(name).unwrap_or_default().to_string();
     let free = crate::poll::until(GONE_TIMEOUT, POLL, || {
-        std::net::TcpListener::bind((spec.host.as_str(), port))
+        std::net::TcpListener::bind(address.as_str())
             .is_ok()
             .then_some(())
     });
     if free.is_none() {
         return Err(Error::Cluster(format!(
-            "port {port} of {name} is still in use by another process"
+            "{address} of {name} is still in use by another process"
         )));
     }
     let mut started = Vec::new();

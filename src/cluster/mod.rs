@@ -7,8 +7,10 @@
 //! - [`ephemeral`]: a cluster in a temporary directory, stopped and removed when dropped.
 //! - [`process`]: spawning and signalling processes by pid.
 //!
-//! Every service is a `storectl serve …` child process; `cluster.json` records what each was
-//! started with ([`ServiceConfig`]), so `restart` starts it again exactly so.
+//! Every service is a `storectl serve --cluster STATE_DIR/cluster.toml …` child process: the
+//! cluster file names every address, as it does for a cluster spread over hosts.
+//! `cluster.json` records what each was started with ([`ServiceConfig`]), so `restart` starts it
+//! again exactly so.
 
 pub mod ephemeral;
 pub mod lifecycle;
@@ -22,6 +24,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_file::ClusterFile;
 use crate::config;
 use crate::services::{ServiceConfig, ServiceName};
 
@@ -30,19 +33,27 @@ pub use lifecycle::{down, kill, restart, up};
 pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
-pub use status::{find_leader, healthy, render_status, status, ServiceStatus};
+pub use status::{find_leader, healthy, render_status, status, status_of, ServiceStatus};
 
-/// The record `up` writes in the state directory.
+/// The record `up` writes in the state directory: what every service was started with.
 pub const CLUSTER_FILE: &str = "cluster.json";
+/// The cluster file `up` writes in the state directory, which every service reads.
+pub const TOPOLOGY_FILE: &str = "cluster.toml";
 /// Where a cluster started with fault hooks keeps its services' fault directories.
 pub const FAULTS_DIR: &str = "faults";
 
-/// What `up` records about a cluster: every service and what it was started with.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A cluster on this machine: where every service listens (its cluster file) and what each was
+/// started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSpec {
-    pub host: String,
-    pub port_base: u16,
+    pub topology: ClusterFile,
     pub services: Vec<ServiceConfig>,
+}
+
+/// `cluster.json`: the services' records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    services: Vec<ServiceConfig>,
 }
 
 impl ClusterSpec {
@@ -54,26 +65,37 @@ impl ClusterSpec {
         self.services.iter().map(ServiceConfig::name)
     }
 
+    /// Where service `name` listens, `host:port`.
+    pub fn address(&self, name: ServiceName) -> Option<&str> {
+        self.topology.address(name)
+    }
+
     pub fn url(&self, name: ServiceName) -> Option<String> {
-        self.service(name)
-            .map(|s| config::url(&self.host, s.port()))
+        self.topology.url(name)
     }
 
+    /// The first front end: the one tools talk to unless told otherwise.
     pub fn frontend_url(&self) -> String {
-        config::url(&self.host, config::frontend_port(self.port_base))
+        self.topology
+            .frontend
+            .first()
+            .map(|f| config::base_url(&f.address))
+            .unwrap_or_default()
     }
 
-    /// Names a service of this cluster: `catalog`, `frontend`, `order-N`, or `leader` (the
-    /// order replica that leads now).
+    /// Names a service of this cluster: `catalog`, `frontend`, `frontend-N`, `order-N`, or
+    /// `leader` (the order replica that leads now).
     pub fn resolve(&self, target: Target) -> crate::Result<ServiceName> {
         let name = match target {
-            Target::Leader => find_leader(self).map(ServiceName::Order).ok_or_else(|| {
-                crate::Error::Cluster(
-                    "no order replica is leading right now; see `storectl status`, and start \
-                     the cluster with `storectl up` if it is down"
-                        .into(),
-                )
-            })?,
+            Target::Leader => find_leader(&self.topology)
+                .map(ServiceName::Order)
+                .ok_or_else(|| {
+                    crate::Error::Cluster(
+                        "no order replica is leading right now; see `storectl status`, and start \
+                         the cluster with `storectl up` if it is down"
+                            .into(),
+                    )
+                })?,
             Target::Service(name) => name,
         };
         if self.service(name).is_none() {
@@ -116,7 +138,7 @@ impl FromStr for Target {
             return Ok(Target::Leader);
         }
         s.parse().map(Target::Service).map_err(|_| {
-            format!("unknown target '{s}'; use one of catalog, frontend, order-1, order-2, order-3, leader")
+            format!("unknown target '{s}'; use one of catalog, frontend, frontend-N, order-1, order-2, order-3, leader")
         })
     }
 }

@@ -5,19 +5,25 @@ use std::path::Path;
 use clap::Args;
 
 use super::ClusterSpec;
-use crate::config::{self, defaults, HumanDuration, REPLICA_IDS};
-use crate::services::{CatalogOptions, FrontendOptions, OrderOptions, Peers, ServiceConfig};
+use crate::cluster_file::{ClusterFile, MAX_LOCAL_FRONTENDS};
+use crate::config::{self, defaults, HumanDuration};
+use crate::services::{CatalogOptions, FrontendOptions, OrderOptions, Placement, ServiceConfig};
 
 /// Options of `storectl up`, as flags. [`UpOptions::default`] is what `up` with no flags does.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct UpOptions {
-    /// Front end on N, catalog on N+1, order replica i on N+9+i (1 to 65523)
+    /// Front end on N (front end i on N+2(i-1)), catalog on N+1, order replica i on N+9+i (1 to
+    /// 65523)
     #[arg(long, default_value_t = config::DEFAULT_PORT_BASE,
           value_parser = clap::value_parser!(u16).range(1..=config::MAX_PORT_BASE as i64))]
     pub port_base: u16,
     /// Address every service listens on
     #[arg(long, default_value = config::DEFAULT_HOST)]
     pub host: String,
+    /// Front ends to start (1 to 5); with more than one they are frontend-1, frontend-2, …
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_LOCAL_FRONTENDS as i64))]
+    pub frontends: u32,
     /// Product replies the front end's LRU cache holds (0 to 1000000); 0 turns it off
     #[arg(long, default_value_t = defaults::CACHE_SIZE, value_parser = config::parse_cache_size)]
     pub cache_size: usize,
@@ -52,51 +58,44 @@ impl Default for UpOptions {
     }
 }
 
-/// Works out what every service of a cluster whose files live in `data_dir` is started with.
+/// Works out what every service of a cluster whose files live in `data_dir` is started with:
+/// the cluster file `data_dir/cluster.toml`, and every service's options.
 ///
 /// Every option `up` does not set keeps its flag's default (`..Default`), so a new flag of a
 /// service needs no edit here, even when today every field happens to be set.
 #[allow(clippy::needless_update)]
 pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
-    let host = &options.host;
-    let base = options.port_base;
-    let peers = Peers {
-        catalog: config::url(host, config::catalog_port(base)),
-        replicas: config::replica_addrs(host, base),
+    let topology = ClusterFile::local(&options.host, options.port_base, options.frontends);
+    let placement = Placement {
+        cluster: Some(data_dir.join(super::TOPOLOGY_FILE)),
+        listen: None,
     };
     let mut services = vec![ServiceConfig::Catalog(CatalogOptions {
-        host: host.clone(),
-        port: config::catalog_port(base),
+        placement: placement.clone(),
         data_dir: data_dir.to_path_buf(),
-        frontend: config::url(host, config::frontend_port(base)),
         restock_interval: options.restock_interval,
         initial_stock: options.initial_stock,
         ..CatalogOptions::default()
     })];
-    services.extend(REPLICA_IDS.iter().map(|&id| {
+    services.extend(topology.order.iter().map(|replica| {
         ServiceConfig::Order(OrderOptions {
-            host: host.clone(),
-            id,
-            port: Some(config::replica_port(base, id)),
+            placement: placement.clone(),
             data_dir: data_dir.to_path_buf(),
-            peers: peers.clone(),
-            ..OrderOptions::with_id(id)
+            ..OrderOptions::with_id(replica.id)
         })
     }));
-    services.push(ServiceConfig::Frontend(FrontendOptions {
-        host: host.clone(),
-        port: config::frontend_port(base),
-        peers,
-        cache_size: options.cache_size,
-        health_interval: options.health_interval,
-        header_read_timeout: options.header_read_timeout,
-        ..FrontendOptions::default()
+    let several = topology.frontend.len() > 1;
+    services.extend(topology.frontend.iter().map(|frontend| {
+        ServiceConfig::Frontend(FrontendOptions {
+            id: several.then_some(frontend.id),
+            placement: placement.clone(),
+            cache_size: options.cache_size,
+            health_interval: options.health_interval,
+            header_read_timeout: options.header_read_timeout,
+            ..FrontendOptions::default()
+        })
     }));
-    ClusterSpec {
-        host: host.clone(),
-        port_base: base,
-        services,
-    }
+    ClusterSpec { topology, services }
 }
 
 #[cfg(test)]
@@ -105,7 +104,7 @@ mod tests {
     use crate::services::ServiceName;
 
     #[test]
-    fn the_plan_wires_every_service_to_the_others() {
+    fn the_plan_wires_every_service_to_the_cluster_file() {
         let options = UpOptions {
             port_base: 9000,
             ..Default::default()
@@ -116,37 +115,49 @@ mod tests {
             names,
             ["catalog", "order-1", "order-2", "order-3", "frontend"]
         );
-        assert_eq!(spec.service(ServiceName::Order(2)).unwrap().port(), 9011);
-        let frontend = spec
-            .service(ServiceName::Frontend)
-            .unwrap()
-            .to_argv()
-            .join(" ");
-        assert!(
-            frontend.contains("--catalog http://127.0.0.1:9001"),
-            "{frontend}"
-        );
-        assert!(
-            frontend.contains("--replica 3=http://127.0.0.1:9012"),
-            "{frontend}"
-        );
+        assert_eq!(spec.address(ServiceName::Order(2)), Some("127.0.0.1:9011"));
+        assert_eq!(spec.frontend_url(), "http://127.0.0.1:9000");
         let catalog = spec
             .service(ServiceName::Catalog)
             .unwrap()
             .to_argv()
             .join(" ");
+        assert!(catalog.starts_with("serve catalog "), "{catalog}");
         assert!(
-            catalog.contains("--frontend http://127.0.0.1:9000"),
+            catalog.contains("--cluster /data/cluster.toml"),
             "{catalog}"
         );
         assert!(catalog.contains("--restock-interval 10s"), "{catalog}");
-        assert!(catalog.starts_with("serve catalog "), "{catalog}");
+    }
+
+    #[test]
+    fn several_front_ends_are_numbered_and_spaced_by_two() {
+        let options = UpOptions {
+            port_base: 9000,
+            frontends: 3,
+            ..Default::default()
+        };
+        let spec = plan(&options, Path::new("/data"));
+        let frontends: Vec<String> = spec
+            .names()
+            .filter(|n| n.is_frontend())
+            .map(|n| format!("{n}@{}", spec.address(n).unwrap()))
+            .collect();
+        assert_eq!(
+            frontends,
+            [
+                "frontend-1@127.0.0.1:9000",
+                "frontend-2@127.0.0.1:9002",
+                "frontend-3@127.0.0.1:9004"
+            ]
+        );
     }
 
     #[test]
     fn up_with_no_flags_is_the_documented_cluster() {
         let options = UpOptions::default();
         assert_eq!(options.port_base, 8000);
+        assert_eq!(options.frontends, 1);
         assert_eq!(options.cache_size, defaults::CACHE_SIZE);
         assert_eq!(options.restock_interval, defaults::RESTOCK_INTERVAL);
         assert!(!options.fault_hooks);

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{process, ClusterSpec, CLUSTER_FILE, FAULTS_DIR};
+use super::{process, ClusterSpec, Record, CLUSTER_FILE, FAULTS_DIR, TOPOLOGY_FILE};
+use crate::cluster_file::ClusterFile;
 use crate::config::REPLICA_IDS;
 use crate::error::{Error, Result};
 use crate::services::ServiceName;
@@ -25,6 +26,11 @@ impl StateDir {
 
     pub fn spec_path(&self) -> PathBuf {
         self.root.join(CLUSTER_FILE)
+    }
+
+    /// The cluster file every service of this cluster reads.
+    pub fn topology_path(&self) -> PathBuf {
+        self.root.join(TOPOLOGY_FILE)
     }
 
     pub fn pid_path(&self, service: ServiceName) -> PathBuf {
@@ -78,14 +84,28 @@ impl StateDir {
             }
             Err(e) => return Err(Error::io(&path, e)),
         };
-        serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+        let record: Record = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
             path,
             line: e.line() as u64,
             message: format!(
                 "{e} (a cluster recorded by another version of storectl: stop its services by \
                  their pid files, then run `storectl up` again)"
             ),
+        })?;
+        Ok(ClusterSpec {
+            topology: ClusterFile::load(&self.topology_path())?,
+            services: record.services,
         })
+    }
+
+    /// Writes the cluster file and the services' records.
+    pub(super) fn save(&self, spec: &ClusterSpec) -> Result<()> {
+        spec.topology.save(&self.topology_path())?;
+        let record = Record {
+            services: spec.services.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        crate::storage::write_atomic(&self.spec_path(), &text)
     }
 
     pub fn pid(&self, service: ServiceName) -> Option<u32> {

@@ -1,9 +1,10 @@
-//! What every service of a cluster says of itself (`storectl status`), and which replica leads.
+//! What every service of a cluster says of itself (`storectl status`), and which replica leads:
+//! for a cluster in a state directory (with pids), or for any cluster file, over the network.
 
 use serde::Serialize;
 
-use super::{ClusterSpec, StateDir};
-use crate::config::{self, REPLICA_IDS};
+use super::StateDir;
+use crate::cluster_file::ClusterFile;
 use crate::error::Result;
 use crate::services::ServiceName;
 use crate::tool_http;
@@ -13,7 +14,10 @@ use crate::wire::{CacheStats, Data, FrontendHealth, ReplicaHealth, Role};
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ServiceStatus {
     pub name: ServiceName,
+    /// For a cluster on this machine.
     pub pid: Option<u32>,
+    /// `host:port`, as the cluster file has it.
+    pub address: String,
     pub port: u16,
     pub alive: bool,
     /// `leader` or `follower` for order replicas.
@@ -25,6 +29,8 @@ pub struct ServiceStatus {
     pub orders: Option<u64>,
     pub leader_id: Option<u32>,
     pub cache: Option<CacheStats>,
+    /// For a front end: whether the catalog vouches for its cache now.
+    pub cache_leased: Option<bool>,
 }
 
 /// Whether every service answers and a replica leads: the cluster can take orders.
@@ -32,62 +38,88 @@ pub fn healthy(rows: &[ServiceStatus]) -> bool {
     rows.iter().all(|r| r.alive) && rows.iter().any(|r| r.role.as_deref() == Some("leader"))
 }
 
-/// The state of every service of the cluster, from pid files and health checks.
+/// The state of every service of the cluster in `state`, from pid files and health checks: a
+/// service whose process is gone is not asked.
 pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
     let spec = state.load()?;
+    let names: Vec<ServiceName> = spec.names().collect();
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let address = spec.address(name)?.to_string();
+            let pid = state.live_pid(name);
+            Some(probe(name, address, pid, pid.is_some()))
+        })
+        .collect())
+}
+
+/// The state of every service in a cluster file, asked over the network.
+pub fn status_of(topology: &ClusterFile) -> Vec<ServiceStatus> {
+    topology
+        .services()
+        .into_iter()
+        .map(|(name, address)| probe(name, address, None, true))
+        .collect()
+}
+
+/// One service's row: its health, when `ask`.
+fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> ServiceStatus {
     let agent = tool_http::health_agent();
-    let mut rows = Vec::new();
-    for service in &spec.services {
-        let name = service.name();
-        let pid = state.live_pid(name);
-        let url = format!("{}/health", config::url(&spec.host, service.port()));
-        let health = pid
-            .and_then(|_| tool_http::get(&agent, &url).ok())
-            .filter(|r| r.status == 200);
-        let mut row = ServiceStatus {
-            name,
-            pid,
-            port: service.port(),
-            alive: health.is_some(),
-            role: None,
-            ready: None,
-            term: None,
-            last_order: None,
-            orders: None,
-            leader_id: None,
-            cache: None,
-        };
-        if let Some(reply) = health {
-            match name {
-                ServiceName::Order(_) => {
-                    if let Some(Data { data: h }) = reply.json::<Data<ReplicaHealth>>() {
-                        row.role = Some(h.role.as_str().into());
-                        row.ready = Some(h.ready);
-                        row.term = Some(h.term);
-                        row.orders = Some(h.len);
-                        row.last_order = h.len.checked_sub(1);
-                        row.leader_id = h.leader_id;
-                    }
-                }
-                ServiceName::Frontend => {
-                    if let Some(Data { data: h }) = reply.json::<Data<FrontendHealth>>() {
-                        row.leader_id = h.leader_id;
-                        row.cache = Some(h.cache);
-                    }
-                }
-                ServiceName::Catalog => {}
+    let url = format!("{}/health", crate::config::base_url(&address));
+    let health = ask
+        .then(|| tool_http::get(&agent, &url).ok())
+        .flatten()
+        .filter(|r| r.status == 200);
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(0);
+    let mut row = ServiceStatus {
+        name,
+        pid,
+        address,
+        port,
+        alive: health.is_some(),
+        role: None,
+        ready: None,
+        term: None,
+        last_order: None,
+        orders: None,
+        leader_id: None,
+        cache: None,
+        cache_leased: None,
+    };
+    let Some(reply) = health else {
+        return row;
+    };
+    match name {
+        ServiceName::Order(_) => {
+            if let Some(Data { data: h }) = reply.json::<Data<ReplicaHealth>>() {
+                row.role = Some(h.role.as_str().into());
+                row.ready = Some(h.ready);
+                row.term = Some(h.term);
+                row.orders = Some(h.len);
+                row.last_order = h.len.checked_sub(1);
+                row.leader_id = h.leader_id;
             }
         }
-        rows.push(row);
+        ServiceName::Frontend(_) => {
+            if let Some(Data { data: h }) = reply.json::<Data<FrontendHealth>>() {
+                row.leader_id = h.leader_id;
+                row.cache = Some(h.cache);
+                row.cache_leased = Some(h.cache_leased);
+            }
+        }
+        ServiceName::Catalog => {}
     }
-    Ok(rows)
+    row
 }
 
 /// `storectl status` as a table.
 pub fn render_status(rows: &[ServiceStatus]) -> String {
     let mut out = format!(
-        "{:<10} {:>8} {:>6} {:<6} {:<9} {:>10}  {}\n",
-        "SERVICE", "PID", "PORT", "ALIVE", "ROLE", "LAST ORDER", "CACHE"
+        "{:<11} {:>8} {:<21} {:<6} {:<9} {:>10}  {}\n",
+        "SERVICE", "PID", "ADDRESS", "ALIVE", "ROLE", "LAST ORDER", "CACHE"
     );
     for row in rows {
         let dash = || "-".to_string();
@@ -95,8 +127,17 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
             .cache
             .map(|c| {
                 format!(
-                    "{} hits, {} misses, {} evictions, {}/{} entries",
-                    c.hits, c.misses, c.evictions, c.size, c.capacity
+                    "{} hits, {} misses, {} evictions, {}/{} entries{}",
+                    c.hits,
+                    c.misses,
+                    c.evictions,
+                    c.size,
+                    c.capacity,
+                    if row.cache_leased == Some(false) {
+                        " (no lease: not used)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .unwrap_or_else(dash);
@@ -106,10 +147,10 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
             (None, _) => dash(),
         };
         out.push_str(&format!(
-            "{:<10} {:>8} {:>6} {:<6} {:<9} {:>10}  {}\n",
+            "{:<11} {:>8} {:<21} {:<6} {:<9} {:>10}  {}\n",
             row.name.to_string(),
             row.pid.map(|p| p.to_string()).unwrap_or_else(dash),
-            row.port,
+            row.address,
             if row.alive { "yes" } else { "no" },
             role,
             row.last_order.map(|n| n.to_string()).unwrap_or_else(dash),
@@ -122,19 +163,22 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
     out
 }
 
-/// The id of the replica that leads, asking the front end first, then the replicas.
-pub fn find_leader(spec: &ClusterSpec) -> Option<u32> {
+/// The id of the replica that leads, asking the front ends first, then the replicas.
+pub fn find_leader(topology: &ClusterFile) -> Option<u32> {
     let agent = tool_http::agent();
-    let from_frontend = tool_http::get(&agent, &format!("{}/health", spec.frontend_url()))
-        .ok()
-        .and_then(|r| r.json::<Data<FrontendHealth>>())
-        .and_then(|h| h.data.leader_id);
+    let from_frontend = topology.frontend_urls().into_iter().find_map(|(_, url)| {
+        tool_http::get(&agent, &format!("{url}/health"))
+            .ok()
+            .and_then(|r| r.json::<Data<FrontendHealth>>())
+            .and_then(|h| h.data.leader_id)
+    });
     from_frontend.or_else(|| {
-        REPLICA_IDS.iter().copied().find(|&id| {
-            spec.url(ServiceName::Order(id))
-                .and_then(|url| tool_http::get(&agent, &format!("{url}/health")).ok())
+        topology.replicas().into_iter().find_map(|replica| {
+            tool_http::get(&agent, &format!("{}/health", replica.url))
+                .ok()
                 .and_then(|r| r.json::<Data<ReplicaHealth>>())
-                .is_some_and(|h| h.data.role == Role::Leader)
+                .filter(|h| h.data.role == Role::Leader)
+                .map(|_| replica.id)
         })
     })
 }

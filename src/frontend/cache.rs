@@ -4,9 +4,15 @@
 //! it. The cache remembers, per product, the newest version it was told of and refuses fills
 //! older than that, so a reply fetched before a change but stored after its invalidation can
 //! never linger.
+//!
+//! It answers only under a lease from the catalog (see [`crate::catalog::leases`]): without one,
+//! an invalidation may have gone missing, so the cache empties itself and every query is a miss
+//! until the lease is renewed. A renewal that says invalidations were missed empties it too, and
+//! a fill that started before either is refused: its reply may predate the missed change.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::time::Instant;
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -25,6 +31,11 @@ pub struct ProductCache {
     entries: Option<LruCache<String, Cached>>,
     /// Per product, the newest version an invalidation announced.
     floors: HashMap<String, u64>,
+    /// Until when the catalog vouches for this cache; `None` before the first lease.
+    leased_until: Option<Instant>,
+    /// Raised whenever the cache is emptied for want of a lease: a fill fetched under an earlier
+    /// generation is refused.
+    generation: u64,
     stats: CacheStats,
 }
 
@@ -33,6 +44,8 @@ impl ProductCache {
         ProductCache {
             entries: NonZeroUsize::new(capacity).map(LruCache::new),
             floors: HashMap::new(),
+            leased_until: None,
+            generation: 0,
             stats: CacheStats {
                 capacity: capacity as u64,
                 ..Default::default()
@@ -40,13 +53,56 @@ impl ProductCache {
         }
     }
 
-    /// The cached reply for `key`, counting a hit or a miss.
-    pub fn get(&mut self, key: &str) -> Option<Bytes> {
-        let found = self
-            .entries
-            .as_mut()
-            .and_then(|e| e.get(key))
-            .map(|c| c.body.clone());
+    /// Whether the catalog vouches for the cache at `now`.
+    pub fn is_leased(&mut self, now: Instant) -> bool {
+        self.leased(now)
+    }
+
+    /// Whether the catalog vouches for the cache at `now`; a lease that has run out empties it.
+    fn leased(&mut self, now: Instant) -> bool {
+        if self.leased_until.is_some_and(|until| now < until) {
+            return true;
+        }
+        if self.leased_until.take().is_some() {
+            tracing::warn!(
+                "the cache lease ran out (the catalog is not heard from): emptying the cache"
+            );
+            self.empty();
+        }
+        false
+    }
+
+    fn empty(&mut self) {
+        if let Some(entries) = self.entries.as_mut() {
+            entries.clear();
+        }
+        self.generation += 1;
+    }
+
+    /// The catalog renewed the lease that was asked for at `asked`; with `reset`, invalidations
+    /// were missed since the last one and the cache is emptied first.
+    pub fn renewed(&mut self, asked: Instant, reset: bool) {
+        if reset {
+            self.empty();
+        }
+        self.leased_until = Some(asked + crate::timeouts::LEASE);
+    }
+
+    /// The generation a fill must carry: read it before fetching.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The cached reply for `key` at `now`, counting a hit or a miss.
+    pub fn get(&mut self, key: &str, now: Instant) -> Option<Bytes> {
+        let found = if self.leased(now) {
+            self.entries
+                .as_mut()
+                .and_then(|e| e.get(key))
+                .map(|c| c.body.clone())
+        } else {
+            None
+        };
         if found.is_some() {
             self.stats.hits += 1;
         } else {
@@ -55,9 +111,19 @@ impl ProductCache {
         found
     }
 
-    /// Stores a reply fetched at `version`, unless an invalidation already made it stale.
-    /// Returns whether it was stored.
-    pub fn fill(&mut self, key: &str, version: u64, body: Bytes) -> bool {
+    /// Stores a reply fetched at `version` during `generation`, unless an invalidation already
+    /// made it stale or the cache has no lease at `now`. Returns whether it was stored.
+    pub fn fill(
+        &mut self,
+        key: &str,
+        version: u64,
+        body: Bytes,
+        generation: u64,
+        now: Instant,
+    ) -> bool {
+        if generation != self.generation || !self.leased(now) {
+            return false;
+        }
         let Some(entries) = self.entries.as_mut() else {
             return false;
         };
@@ -101,20 +167,34 @@ impl ProductCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeouts::LEASE;
 
     fn body(s: &str) -> Bytes {
         Bytes::from(s.to_string())
     }
 
+    /// A cache that holds a lease from `now`.
+    fn leased(capacity: usize, now: Instant) -> ProductCache {
+        let mut cache = ProductCache::new(capacity);
+        cache.renewed(now, false);
+        cache
+    }
+
+    fn fill(cache: &mut ProductCache, key: &str, version: u64, text: &str, now: Instant) -> bool {
+        let generation = cache.generation();
+        cache.fill(key, version, body(text), generation, now)
+    }
+
     #[test]
     fn hits_misses_and_evictions_are_counted() {
-        let mut cache = ProductCache::new(2);
-        assert!(cache.get("tux").is_none());
-        cache.fill("tux", 1, body("t"));
-        cache.fill("fox", 1, body("f"));
-        assert_eq!(cache.get("tux").unwrap(), body("t"));
-        cache.fill("lego", 1, body("l")); // evicts fox, the least recently used
-        assert!(cache.get("fox").is_none());
+        let now = Instant::now();
+        let mut cache = leased(2, now);
+        assert!(cache.get("tux", now).is_none());
+        fill(&mut cache, "tux", 1, "t", now);
+        fill(&mut cache, "fox", 1, "f", now);
+        assert_eq!(cache.get("tux", now).unwrap(), body("t"));
+        fill(&mut cache, "lego", 1, "l", now); // evicts fox, the least recently used
+        assert!(cache.get("fox", now).is_none());
         let stats = cache.stats();
         assert_eq!(
             (stats.hits, stats.misses, stats.evictions, stats.size),
@@ -124,33 +204,64 @@ mod tests {
 
     #[test]
     fn a_fill_older_than_an_invalidation_is_refused() {
-        let mut cache = ProductCache::new(4);
+        let now = Instant::now();
+        let mut cache = leased(4, now);
         // A miss fetched version 5; meanwhile a buy made version 6 and its invalidation came in.
         cache.invalidate("tux", 6);
-        assert!(!cache.fill("tux", 5, body("old")));
-        assert!(cache.get("tux").is_none());
-        assert!(cache.fill("tux", 6, body("new")));
-        assert_eq!(cache.get("tux").unwrap(), body("new"));
+        assert!(!fill(&mut cache, "tux", 5, "old", now));
+        assert!(cache.get("tux", now).is_none());
+        assert!(fill(&mut cache, "tux", 6, "new", now));
+        assert_eq!(cache.get("tux", now).unwrap(), body("new"));
     }
 
     #[test]
     fn invalidation_drops_older_entries_only() {
-        let mut cache = ProductCache::new(4);
-        cache.fill("tux", 7, body("v7"));
+        let now = Instant::now();
+        let mut cache = leased(4, now);
+        fill(&mut cache, "tux", 7, "v7", now);
         cache.invalidate("tux", 7);
         assert!(
-            cache.get("tux").is_some(),
+            cache.get("tux", now).is_some(),
             "the entry is as new as the change"
         );
         cache.invalidate("tux", 8);
-        assert!(cache.get("tux").is_none());
+        assert!(cache.get("tux", now).is_none());
     }
 
     #[test]
     fn a_zero_capacity_cache_is_off() {
-        let mut cache = ProductCache::new(0);
-        assert!(!cache.fill("tux", 1, body("t")));
-        assert!(cache.get("tux").is_none());
+        let now = Instant::now();
+        let mut cache = leased(0, now);
+        assert!(!fill(&mut cache, "tux", 1, "t", now));
+        assert!(cache.get("tux", now).is_none());
         assert_eq!(cache.stats().misses, 1);
+    }
+
+    #[test]
+    fn without_a_lease_the_cache_is_empty_and_takes_nothing() {
+        let now = Instant::now();
+        let mut cache = ProductCache::new(4);
+        assert!(!fill(&mut cache, "tux", 1, "t", now), "no lease yet");
+        cache.renewed(now, false);
+        assert!(fill(&mut cache, "tux", 1, "t", now));
+        let later = now + LEASE;
+        assert!(cache.get("tux", later).is_none(), "the lease ran out");
+        cache.renewed(later, false);
+        assert!(
+            cache.get("tux", later).is_none(),
+            "emptied when it ran out, not hidden"
+        );
+    }
+
+    #[test]
+    fn a_reset_empties_the_cache_and_refuses_fills_fetched_before_it() {
+        let now = Instant::now();
+        let mut cache = leased(4, now);
+        fill(&mut cache, "tux", 1, "t", now);
+        let before_reset = cache.generation();
+        cache.renewed(now, true);
+        assert!(cache.get("tux", now).is_none());
+        assert!(!cache.fill("fox", 3, body("f"), before_reset, now));
+        assert!(fill(&mut cache, "fox", 3, "f", now));
     }
 }

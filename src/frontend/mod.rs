@@ -1,5 +1,6 @@
 //! The front end: the public API. Product queries are served from an LRU cache or the catalog;
 //! orders and order queries go to the order leader, retried on a new leader when one fails.
+//! The cache answers only under a lease it renews with the catalog ([`cache`]).
 
 pub mod cache;
 pub mod leader;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::cluster_file::ClusterFile;
 use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::FrontendOptions;
@@ -24,6 +26,8 @@ pub struct Frontend {
 
 struct Shared {
     catalog: String,
+    /// This front end's id in the cluster file, which the catalog grants leases to.
+    id: u32,
     client: PeerClient,
     cache: Mutex<ProductCache>,
     leader: LeaderTracker,
@@ -34,14 +38,15 @@ struct Shared {
 }
 
 impl Frontend {
-    /// A front end as `config` describes it; `secret` is presented to the other services and
-    /// required of invalidations.
-    pub fn new(config: &FrontendOptions, secret: Secret) -> Self {
+    /// Front end `id` of `cluster`, as `config` describes it; `secret` is presented to the other
+    /// services and required of invalidations.
+    pub fn new(config: &FrontendOptions, cluster: &ClusterFile, id: u32, secret: Secret) -> Self {
         let client = PeerClient::for_services(&secret);
         Frontend {
             shared: Arc::new(Shared {
-                catalog: config.peers.catalog.clone(),
-                leader: LeaderTracker::new(config.peers.replicas.clone(), client.clone()),
+                catalog: cluster.catalog_url(),
+                id,
+                leader: LeaderTracker::new(cluster.replicas(), client.clone()),
                 client,
                 cache: Mutex::new(ProductCache::new(config.cache_size)),
                 failover_timeout: config.failover_timeout.get(),
@@ -65,8 +70,44 @@ impl Frontend {
             .clone()
             .monitor(self.shared.health_interval);
         tasks.spawn(monitor);
+        tasks.spawn(self.clone().lease_loop());
         let header_read_timeout = self.shared.header_read_timeout;
         crate::http::serve(listener, self, header_read_timeout, shutdown).await;
+    }
+
+    /// Renews the cache lease with the catalog every [`crate::timeouts::LEASE_RENEW`].
+    async fn lease_loop(self) {
+        let url = format!("{}/internal/lease", self.shared.catalog);
+        let asking = crate::wire::LeaseRequest {
+            frontend: self.shared.id,
+        };
+        let mut ticker = tokio::time::interval(crate::timeouts::LEASE_RENEW);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = true;
+        loop {
+            ticker.tick().await;
+            let asked = std::time::Instant::now();
+            let reply: Result<crate::wire::Data<crate::wire::LeaseGrant>, _> = self
+                .shared
+                .client
+                .post_with_timeout(&url, &asking, crate::timeouts::LEASE_RENEW)
+                .await;
+            match reply {
+                Ok(grant) => {
+                    if !heard {
+                        tracing::info!("the catalog renews the cache lease again");
+                    }
+                    heard = true;
+                    self.cache().renewed(asked, grant.data.reset);
+                }
+                Err(e) => {
+                    if heard {
+                        tracing::warn!("cannot renew the cache lease: {e}");
+                    }
+                    heard = false;
+                }
+            }
+        }
     }
 
     fn cache(&self) -> MutexGuard<'_, ProductCache> {

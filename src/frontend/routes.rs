@@ -28,10 +28,14 @@ impl http::Handler for Frontend {
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => self.order(number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
-            (["health"], &Method::GET) => http::data(FrontendHealth {
-                leader_id: self.shared.leader.current().map(|l| l.id),
-                cache: self.cache().stats(),
-            }),
+            (["health"], &Method::GET) => {
+                let mut cache = self.cache();
+                http::data(FrontendHealth {
+                    leader_id: self.shared.leader.current().map(|l| l.id),
+                    cache: cache.stats(),
+                    cache_leased: cache.is_leased(Instant::now()),
+                })
+            }
             (["health"], m) => http::method_not_allowed(m, "GET"),
             (["internal", ..], _) if !request.presents(&self.shared.secret) => http::unauthorized(),
             (["internal", "invalidate"], &Method::POST) => self.invalidate(&request),
@@ -53,10 +57,14 @@ impl Frontend {
             );
         }
         let key = name.to_lowercase();
-        if let Some(body) = self.cache().get(&key) {
-            tracing::debug!(product = %key, "cache hit");
-            return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
-        }
+        let generation = {
+            let mut cache = self.cache();
+            if let Some(body) = cache.get(&key, Instant::now()) {
+                tracing::debug!(product = %key, "cache hit");
+                return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
+            }
+            cache.generation()
+        };
         tracing::debug!(product = %key, "cache miss");
         let url = format!(
             "{}/products/{}",
@@ -73,7 +81,8 @@ impl Frontend {
                     },
                 };
                 let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
-                self.cache().fill(&key, p.version, body.clone());
+                self.cache()
+                    .fill(&key, p.version, body.clone(), generation, Instant::now());
                 with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
             }
             Err(e) => relay(e, "catalog"),

@@ -32,6 +32,8 @@ use openraft::{BasicNode, ServerState};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::cluster_file::ClusterFile;
+use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
@@ -79,8 +81,13 @@ struct Shared {
 impl Replica {
     /// Opens replica `config.id`'s log and state machine and starts its engine.
     /// `secret` is required of callers and presented to peers and the catalog.
-    pub async fn open(config: &OrderOptions, secret: Secret) -> Result<Self> {
-        let ids: Vec<u32> = config.peers.replicas.iter().map(|r| r.id).collect();
+    pub async fn open(
+        config: &OrderOptions,
+        cluster: &ClusterFile,
+        secret: Secret,
+    ) -> Result<Self> {
+        let replicas = cluster.replicas();
+        let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
         if !ids.contains(&config.id) {
             return Err(Error::Usage(format!(
                 "replica {} is not among the cluster's replicas ({})",
@@ -92,13 +99,12 @@ impl Replica {
             )));
         }
         let header_read = crate::config::defaults::HEADER_READ_TIMEOUT.get();
-        timeouts::check(config.peers.replicas.len(), timeouts::FAILOVER, header_read)
-            .map_err(Error::Cluster)?;
+        timeouts::check(replicas.len(), timeouts::FAILOVER, header_read).map_err(Error::Cluster)?;
         let log_path = config.data_dir.join(log_store::file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret);
         if !log_path.exists() {
-            refuse_if_wiped(config, &client).await?;
+            refuse_if_wiped(config, &replicas, &client).await?;
         }
         let log = log_store::LogStore::open(&log_path)?;
         let (machine, orders) = state_machine::open(&config.data_dir, config.id)?;
@@ -118,16 +124,14 @@ impl Replica {
             config.id,
             orders.read(|b| b.len())
         );
-        let (buyer, batcher) = buyer::buyer(&config.peers.catalog, client);
+        let (buyer, batcher) = buyer::buyer(&cluster.catalog_url(), client);
         let (proposer, gatherer) = proposer::proposer(raft.clone(), config.id);
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
                 raft,
                 orders,
-                members: config
-                    .peers
-                    .replicas
+                members: replicas
                     .iter()
                     .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
                     .collect(),
@@ -320,10 +324,12 @@ fn refuse_a_lost_log(config: &OrderOptions, log_path: &std::path::Path) -> Resul
 /// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
 /// (the leader stops). Refuse, and say how to recover. (A new cluster's leader knows nothing of
 /// a replica it has never reached, so a first start is never refused.)
-async fn refuse_if_wiped(config: &OrderOptions, client: &PeerClient) -> Result<()> {
-    let asks = config
-        .peers
-        .replicas
+async fn refuse_if_wiped(
+    config: &OrderOptions,
+    replicas: &[ReplicaAddr],
+    client: &PeerClient,
+) -> Result<()> {
+    let asks = replicas
         .iter()
         .filter(|r| r.id != config.id)
         .map(|r| async move {

@@ -29,9 +29,7 @@ pub struct OrdersFile {
 impl OrdersFile {
     /// Replaces the file at `path` with exactly `entries` (atomically) and opens it for appending.
     pub fn create(path: &Path, entries: &[Entry]) -> Result<Self> {
-        let mut bytes = HEADER.as_bytes().to_vec();
-        bytes.extend(encode(entries));
-        crate::storage::write_atomic(path, &bytes)?;
+        crate::storage::write_atomic(path, &render(entries))?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -58,6 +56,13 @@ impl OrdersFile {
     }
 }
 
+/// The whole file that holds exactly `entries`: what every replica that applied them has.
+pub fn render(entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes.extend(encode(entries));
+    bytes
+}
+
 fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
@@ -75,8 +80,8 @@ pub fn read_entries(path: &Path) -> Result<Vec<Entry>> {
     parse(&bytes, path)
 }
 
-/// Parses a whole orders file.
-fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
+/// Parses a whole orders file; `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
     let corrupt = |line: u64, message: String| Error::Corrupt {
         path: path.to_path_buf(),
         line,

@@ -46,6 +46,15 @@ impl http::Handler for Replica {
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => self.order(number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
+            // The applied orders, exactly as orders-N.csv holds them, for `verify-logs --cluster`.
+            (["internal", "orders"], &Method::GET) => {
+                let file = self
+                    .shared
+                    .orders
+                    .read(|book| super::orders_file::render(book.orders_from(0)));
+                http::csv(file)
+            }
+            (["internal", "orders"], m) => http::method_not_allowed(m, "GET"),
             (["internal", "raft", "append"], &Method::POST) => {
                 let raft = self.shared.raft.clone();
                 rpc(&request, |r| async move { raft.append_entries(r).await }).await

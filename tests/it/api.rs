@@ -181,24 +181,10 @@ fn a_sold_out_toy_is_restocked() {
 fn no_reachable_replica_is_a_503() {
     let dir = tempfile::tempdir().unwrap();
     let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-    let frontend_port = base.to_string();
-    let nowhere = |id: u32| format!("{id}=127.0.0.1:{}", base + 9 + id as u16);
-    let (r1, r2, r3) = (nowhere(1), nowhere(2), nowhere(3));
-    let catalog = format!("127.0.0.1:{}", base + 1);
+    // A cluster file whose catalog and replicas nobody runs.
+    let file = crate::common::cluster_file(dir.path(), base);
     let mut child = crate::common::serve(
-        &[
-            "frontend",
-            "--port",
-            &frontend_port,
-            "--catalog",
-            &catalog,
-            "--replica",
-            &r1,
-            "--replica",
-            &r2,
-            "--replica",
-            &r3,
-        ],
+        &["frontend", "--cluster", file.to_str().unwrap()],
         dir.path(),
         base,
     );

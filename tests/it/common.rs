@@ -231,6 +231,16 @@ pub fn read(path: &Path) -> String {
 /// The cluster secret of services a test starts by itself with [`serve`].
 pub const TEST_SECRET: &str = "a-test-secret-of-some-length";
 
+/// Writes the cluster file of a one-host cluster with ports from `base` into `dir`: the catalog
+/// on `base` + 1, one front end on `base`, replicas on `base` + 10 to 12.
+pub fn cluster_file(dir: &Path, base: u16) -> PathBuf {
+    let path = dir.join("cluster.toml");
+    storectl::cluster_file::ClusterFile::local("127.0.0.1", base, 1)
+        .save(&path)
+        .expect("the cluster file is written");
+    path
+}
+
 /// A child process a test owns: killed and reaped when the handle drops, so a test that fails
 /// half-way leaves nothing running.
 pub struct Process {

@@ -61,24 +61,22 @@ fn tux(catalog: &str) -> u64 {
     reply.json["data"]["quantity"].as_u64().unwrap()
 }
 
-fn start_catalog(data: &Path, port: u16, work: &Path) -> crate::common::Process {
-    // A front end that is not there: invalidations fail fast, which buys do not wait on.
-    let nowhere = format!("127.0.0.1:{}", port + 1);
-    let port_text = port.to_string();
+/// The catalog of a cluster with ports from `base`, on `base` + 1. Its front end is not there:
+/// the first buy waits out its cache lease, later ones do not call it.
+fn start_catalog(data: &Path, base: u16, work: &Path) -> crate::common::Process {
+    let file = crate::common::cluster_file(work, base);
     crate::common::serve(
         &[
             "catalog",
-            "--port",
-            &port_text,
+            "--cluster",
+            file.to_str().unwrap(),
             "--data-dir",
             data.to_str().unwrap(),
-            "--frontend",
-            &nowhere,
             "--initial-stock",
             "1000000",
         ],
         work,
-        port,
+        base + 1,
     )
 }
 
@@ -89,9 +87,9 @@ fn a_full_disk_fails_buys_clearly_and_the_catalog_carries_on_when_there_is_room(
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let port = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-    let catalog = format!("http://127.0.0.1:{port}");
-    let mut server = start_catalog(&disk.path(), port, work.path());
+    let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+    let catalog = format!("http://127.0.0.1:{}", base + 1);
+    let mut server = start_catalog(&disk.path(), base, work.path());
 
     // Buy until the disk is full: the buy that cannot be written fails, and says why.
     let mut attempted = 0u64;
@@ -118,7 +116,7 @@ fn a_full_disk_fails_buys_clearly_and_the_catalog_carries_on_when_there_is_room(
     // A crash now: the catalog starts from its ledger, and counts every buy exactly once.
     server.kill().unwrap();
     server.wait().unwrap();
-    let mut server = start_catalog(&disk.path(), port, work.path());
+    let mut server = start_catalog(&disk.path(), base, work.path());
     assert_eq!(tux(&catalog), 1_000_000 - attempted);
     let ledger = std::fs::read_to_string(disk.path().join("catalog-ledger.csv")).unwrap();
     let buys: Vec<&str> = ledger.lines().filter(|l| l.starts_with("buy,")).collect();

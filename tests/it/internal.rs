@@ -124,7 +124,7 @@ fn the_secret_is_private_to_its_owner_and_off_every_command_line() {
 #[test]
 fn a_service_refuses_to_start_with_a_weak_secret() {
     let out = std::process::Command::new(crate::common::EXE)
-        .args(["serve", "catalog", "--port", "0"])
+        .args(["serve", "catalog", "--listen", "127.0.0.1:0"])
         .env("STORECTL_CLUSTER_SECRET", "short")
         .output()
         .unwrap();

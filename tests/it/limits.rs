@@ -118,17 +118,17 @@ fn announce(port: u16, path: &str, length: usize, authorization: &str) -> String
 #[test]
 fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let port = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-    // No front end to invalidate: each buy waits for its flush only.
+    let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+    // No front end runs: after the first buy, each waits for its flush only.
+    let file = crate::common::cluster_file(dir.path(), base);
+    let port = base + 1;
     let mut catalog = crate::common::serve(
         &[
             "catalog",
-            "--port",
-            &port.to_string(),
+            "--cluster",
+            file.to_str().unwrap(),
             "--data-dir",
             dir.path().to_str().unwrap(),
-            "--frontend",
-            "127.0.0.1:1",
             "--initial-stock",
             "1000000",
         ],

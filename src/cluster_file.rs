@@ -1,0 +1,365 @@
+//! The cluster file (SPEC §5): every service's address, one TOML file, the same on every host.
+//! Every service finds itself and the others in it; `up` writes one for a cluster on this
+//! machine, so one host and many take the same path.
+//!
+//! ```toml
+//! [catalog]
+//! address = "10.0.0.1:8001"
+//!
+//! [[frontend]]
+//! id = 1
+//! address = "10.0.0.1:8000"
+//!
+//! [[order]]
+//! id = 1
+//! address = "10.0.0.2:8010"
+//! ```
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ReplicaAddr};
+use crate::error::{Error, Result};
+use crate::services::ServiceName;
+
+/// Largest number of front ends `up` starts: front end i listens on base + 2(i − 1), below the
+/// first replica's base + 10.
+pub const MAX_LOCAL_FRONTENDS: u32 = 5;
+
+/// Every service of a cluster and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub catalog: CatalogEntry,
+    #[serde(default)]
+    pub frontend: Vec<Entry>,
+    #[serde(default)]
+    pub order: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntry {
+    /// `host:port`.
+    pub address: String,
+}
+
+/// A front end or an order replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub id: u32,
+    /// `host:port`.
+    pub address: String,
+}
+
+impl ClusterFile {
+    /// A cluster on one host: the catalog on `base` + 1, front end i on `base` + 2(i − 1),
+    /// replica N on `base` + 9 + N.
+    pub fn local(host: &str, base: u16, frontends: u32) -> Self {
+        let at = |port: u16| format!("{host}:{port}");
+        ClusterFile {
+            catalog: CatalogEntry {
+                address: at(config::catalog_port(base)),
+            },
+            frontend: (1..=frontends)
+                .map(|id| Entry {
+                    id,
+                    address: at(config::frontend_port(base) + 2 * (id as u16 - 1)),
+                })
+                .collect(),
+            order: config::REPLICA_IDS
+                .iter()
+                .map(|&id| Entry {
+                    id,
+                    address: at(config::replica_port(base, id)),
+                })
+                .collect(),
+        }
+    }
+
+    /// Reads and checks the file at `path`; every error names the file and the entry.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Usage(format!(
+                    "no cluster file at {}: write one (see docs/deploy.md) or pass another --cluster",
+                    path.display()
+                ))
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+        let file: ClusterFile = toml::from_str(&text).map_err(|e| Error::Corrupt {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1) as u64)
+                .unwrap_or(0),
+            message: e.message().trim().to_string(),
+        })?;
+        file.check()
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        Ok(file)
+    }
+
+    /// The file as TOML, as [`ClusterFile::load`] reads it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Writes the file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = format!(
+            "# The cluster: every service's address, the same file on every host.\n{}",
+            self.to_toml()
+        );
+        crate::storage::write_atomic(path, text.as_bytes())
+    }
+
+    /// Duplicate ids or addresses, an address that is not `host:port`, no replica.
+    fn check(&self) -> Result<(), String> {
+        let mut addresses = HashSet::new();
+        let mut check_address = |what: String, address: &str| {
+            let valid = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                return Err(format!(
+                    "{what} has address '{address}', which is not HOST:PORT"
+                ));
+            }
+            if !addresses.insert(address.to_string()) {
+                return Err(format!(
+                    "{what} has address {address}, which another entry has too"
+                ));
+            }
+            Ok(())
+        };
+        check_address("[catalog]".into(), &self.catalog.address)?;
+        for (table, entries) in [("frontend", &self.frontend), ("order", &self.order)] {
+            let mut ids = HashSet::new();
+            for entry in entries {
+                let what = format!("[[{table}]] id {}", entry.id);
+                if entry.id == 0 || entry.id > config::MAX_REPLICA_ID {
+                    return Err(format!(
+                        "{what}: ids run from 1 to {}",
+                        config::MAX_REPLICA_ID
+                    ));
+                }
+                if !ids.insert(entry.id) {
+                    return Err(format!("two [[{table}]] entries have id {}", entry.id));
+                }
+                check_address(what, &entry.address)?;
+            }
+        }
+        if self.order.is_empty() {
+            return Err("no [[order]] entry: a cluster needs its order replicas".into());
+        }
+        if self.frontend.is_empty() {
+            return Err("no [[frontend]] entry: a cluster needs a front end".into());
+        }
+        Ok(())
+    }
+
+    pub fn catalog_url(&self) -> String {
+        config::base_url(&self.catalog.address)
+    }
+
+    /// Every order replica, as its peers and the front ends call it.
+    pub fn replicas(&self) -> Vec<ReplicaAddr> {
+        self.order
+            .iter()
+            .map(|e| ReplicaAddr {
+                id: e.id,
+                url: config::base_url(&e.address),
+            })
+            .collect()
+    }
+
+    /// Every front end as the catalog calls it: its id and base URL.
+    pub fn frontend_urls(&self) -> Vec<(u32, String)> {
+        self.frontend
+            .iter()
+            .map(|e| (e.id, config::base_url(&e.address)))
+            .collect()
+    }
+
+    /// The front end `id`, or the only one when `id` is `None`.
+    pub fn frontend_entry(&self, id: Option<u32>) -> Result<&Entry, String> {
+        match id {
+            Some(id) => self
+                .frontend
+                .iter()
+                .find(|e| e.id == id)
+                .ok_or_else(|| format!("no [[frontend]] entry with id {id}")),
+            None => match self.frontend.as_slice() {
+                [only] => Ok(only),
+                _ => Err(format!(
+                    "{} [[frontend]] entries: pass --id to say which this is",
+                    self.frontend.len()
+                )),
+            },
+        }
+    }
+
+    pub fn order_entry(&self, id: u32) -> Result<&Entry, String> {
+        self.order
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| format!("no [[order]] entry with id {id}"))
+    }
+
+    /// The name of front end `id`: `frontend` when it is the only one, `frontend-N` otherwise.
+    pub fn frontend_name(&self, id: u32) -> ServiceName {
+        if self.frontend.len() == 1 {
+            ServiceName::Frontend(None)
+        } else {
+            ServiceName::Frontend(Some(id))
+        }
+    }
+
+    /// Every service, with its name and address, catalog first, front ends last.
+    pub fn services(&self) -> Vec<(ServiceName, String)> {
+        let mut all = vec![(ServiceName::Catalog, self.catalog.address.clone())];
+        all.extend(
+            self.order
+                .iter()
+                .map(|e| (ServiceName::Order(e.id), e.address.clone())),
+        );
+        all.extend(
+            self.frontend
+                .iter()
+                .map(|e| (self.frontend_name(e.id), e.address.clone())),
+        );
+        all
+    }
+
+    /// The address of service `name`.
+    pub fn address(&self, name: ServiceName) -> Option<&str> {
+        match name {
+            ServiceName::Catalog => Some(&self.catalog.address),
+            ServiceName::Order(id) => self.order_entry(id).ok().map(|e| e.address.as_str()),
+            ServiceName::Frontend(id) => self.frontend_entry(id).ok().map(|e| e.address.as_str()),
+        }
+    }
+
+    pub fn url(&self, name: ServiceName) -> Option<String> {
+        self.address(name).map(config::base_url)
+    }
+}
+
+/// Where a service finds the cluster: `--cluster FILE`, or the default cluster on this host.
+pub fn load_or_local(path: Option<&PathBuf>) -> Result<ClusterFile> {
+    match path {
+        Some(path) => ClusterFile::load(path),
+        None => Ok(ClusterFile::local(
+            config::DEFAULT_HOST,
+            config::DEFAULT_PORT_BASE,
+            1,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<ClusterFile> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, text).unwrap();
+        ClusterFile::load(&path)
+    }
+
+    const SPEC_EXAMPLE: &str = r#"
+[catalog]
+address = "10.0.0.1:8001"
+
+[[frontend]]
+id = 1
+address = "10.0.0.1:8000"
+
+[[frontend]]
+id = 2
+address = "10.0.0.5:8000"
+
+[[order]]
+id = 1
+address = "10.0.0.2:8010"
+
+[[order]]
+id = 2
+address = "10.0.0.3:8010"
+
+[[order]]
+id = 3
+address = "10.0.0.4:8010"
+"#;
+
+    #[test]
+    fn the_specs_example_reads() {
+        let file = load_text(SPEC_EXAMPLE).unwrap();
+        assert_eq!(file.catalog_url(), "http://10.0.0.1:8001");
+        assert_eq!(file.replicas()[2].url, "http://10.0.0.4:8010");
+        assert_eq!(
+            file.frontend_urls(),
+            [
+                (1, "http://10.0.0.1:8000".to_string()),
+                (2, "http://10.0.0.5:8000".to_string())
+            ]
+        );
+        assert_eq!(
+            file.frontend_name(2).to_string(),
+            "frontend-2",
+            "several front ends are numbered"
+        );
+        assert!(file.frontend_entry(None).is_err(), "which front end?");
+    }
+
+    #[test]
+    fn a_written_file_reads_back() {
+        let file = ClusterFile::local("127.0.0.1", 9000, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        file.save(&path).unwrap();
+        assert_eq!(ClusterFile::load(&path).unwrap(), file);
+        assert_eq!(file.frontend[1].address, "127.0.0.1:9002");
+        assert_eq!(file.order[0].address, "127.0.0.1:9010");
+        assert_eq!(
+            ClusterFile::local("127.0.0.1", 9000, 1).frontend_name(1),
+            ServiceName::Frontend(None)
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_the_entry() {
+        let duplicate_address = SPEC_EXAMPLE.replace("10.0.0.3:8010", "10.0.0.2:8010");
+        let err = load_text(&duplicate_address).unwrap_err().to_string();
+        assert!(err.contains("cluster.toml"), "{err}");
+        assert!(err.contains("[[order]] id 2"), "{err}");
+        let duplicate_id = SPEC_EXAMPLE.replace(
+            "id = 2\naddress = \"10.0.0.3",
+            "id = 1\naddress = \"10.0.0.3",
+        );
+        let err = load_text(&duplicate_id).unwrap_err().to_string();
+        assert!(err.contains("two [[order]] entries have id 1"), "{err}");
+        let err = load_text("[catalog]\naddress = \"x:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no [[order]] entry"), "{err}");
+        let err = load_text(&SPEC_EXAMPLE.replace("10.0.0.1:8001", "nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[catalog]") && err.contains("HOST:PORT"),
+            "{err}"
+        );
+        let err = load_text("[catalog]\naddres = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.toml"), "{err}");
+    }
+}
