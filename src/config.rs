@@ -217,7 +217,7 @@ pub fn replica_addrs(host: &str, base: u16) -> Vec<ReplicaAddr> {
         .collect()
 }
 
-/// Parses a duration such as `250ms`, `1s`, `1.5s` or `2m`; a bare number is seconds.
+/// Parses a duration such as `250ms`, `1s`, `1.5s`, `2m` or `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -231,7 +231,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
-        _ => return Err(format!("'{s}' has an unknown unit; use ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("'{s}' has an unknown unit; use ms, s, m or h")),
     };
     if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("'{s}' is out of range (0 to 24 hours)"));
@@ -324,6 +325,8 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("25h").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 }

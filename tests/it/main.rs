@@ -14,3 +14,5 @@ mod generated;
 mod hostile;
 mod internal;
 mod limits;
+mod netns;
+mod partitions;

@@ -1,0 +1,539 @@
+//! Real network partitions (SPEC §5): every service on a host of its own (a network namespace),
+//! started from one cluster file, two front ends, clients ordering through both while links are
+//! cut. After each partition heals: every acknowledged order is in the log at its number with its
+//! own name and quantity, no product read after an acknowledged buy showed the stock before it,
+//! the replicas' files are identical, and stock was conserved.
+//!
+//! The tests need root and `ip netns`; elsewhere they say so and pass without running.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use storectl::client::{Acknowledged, ClientConfig, Report};
+use storectl::cluster_file::{CatalogEntry, ClusterFile, Entry};
+use storectl::secret::Secret;
+
+use crate::common::{eventually, Process, EXE, TEST_SECRET};
+use crate::netns::Network;
+
+const HOSTS: [&str; 7] = ["cat", "fe1", "fe2", "o1", "o2", "o3", "ctl"];
+/// The toy only the stale-read checker buys, so it knows what its stock must be.
+const WATCHED: &str = "Tux";
+const STOCK: u64 = 1_000_000;
+
+/// A cluster spread over the hosts of a [`Network`].
+struct Store {
+    // Declared first: the services stop before their network goes.
+    services: Vec<(String, Process)>,
+    net: Network,
+    topology: ClusterFile,
+    file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn start() -> Option<Store> {
+        let net = Network::create(&HOSTS)?;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
+        let topology = ClusterFile {
+            catalog: CatalogEntry {
+                address: at("cat", 8001),
+            },
+            frontend: vec![
+                Entry {
+                    id: 1,
+                    address: at("fe1", 8000),
+                },
+                Entry {
+                    id: 2,
+                    address: at("fe2", 8000),
+                },
+            ],
+            order: (1..=3)
+                .map(|id| Entry {
+                    id,
+                    address: at(&format!("o{id}"), 8010),
+                })
+                .collect(),
+        };
+        let file = dir.path().join("cluster.toml");
+        topology.save(&file).unwrap();
+        let mut store = Store {
+            services: Vec::new(),
+            net,
+            topology,
+            file,
+            dir,
+        };
+        let initial_stock = STOCK.to_string();
+        store.serve(
+            "cat",
+            &[
+                "catalog",
+                "--initial-stock",
+                &initial_stock,
+                "--restock-interval",
+                "1h",
+            ],
+        );
+        for id in 1..=3 {
+            store.serve(&format!("o{id}"), &["order", "--id", &id.to_string()]);
+        }
+        store.serve("fe1", &["frontend", "--id", "1"]);
+        store.serve("fe2", &["frontend", "--id", "2"]);
+        store.wait_until_ready();
+        Some(store)
+    }
+
+    /// Starts `storectl serve args… --cluster FILE` on `host`; a catalog or replica keeps its
+    /// data in a directory of its own.
+    fn serve(&mut self, host: &str, args: &[&str]) {
+        let data = self.dir.path().join(host);
+        std::fs::create_dir_all(&data).unwrap();
+        let file = self.file.to_str().unwrap().to_string();
+        let data_dir = data.to_str().unwrap().to_string();
+        let mut all: Vec<&str> = vec!["serve"];
+        all.extend_from_slice(args);
+        all.extend(["--cluster", &file]);
+        if args[0] != "frontend" {
+            all.extend(["--data-dir", &data_dir]);
+        }
+        let log = self.dir.path().join(format!("{host}.log"));
+        let process = self.net.spawn(
+            host,
+            EXE,
+            &all,
+            &[("STORECTL_CLUSTER_SECRET", TEST_SECRET)],
+            &log,
+        );
+        self.services.push((host.to_string(), process));
+    }
+
+    /// The status of every service, seen from the control host.
+    fn status(&self) -> Vec<storectl::cluster::ServiceStatus> {
+        self.net
+            .on("ctl", || storectl::cluster::status_of(&self.topology))
+    }
+
+    fn wait_until_ready(&self) {
+        let ready = eventually(Duration::from_secs(30), || {
+            let rows = self.status();
+            let all = rows.iter().all(|r| r.alive);
+            let led = rows
+                .iter()
+                .filter(|r| r.name.is_frontend())
+                .all(|r| r.leader_id.is_some());
+            let leased = rows
+                .iter()
+                .filter(|r| r.name.is_frontend())
+                .all(|r| r.cache_leased == Some(true));
+            (all && led && leased).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "the cluster did not start: {}",
+            self.logs()
+        );
+    }
+
+    /// The host of the replica that leads now, as the replicas themselves say.
+    fn leader(&self) -> String {
+        let leader = eventually(Duration::from_secs(20), || {
+            self.status()
+                .into_iter()
+                .find(|r| r.role.as_deref() == Some("leader"))
+                .and_then(|r| r.name.replica_id())
+        })
+        .expect("a replica leads");
+        format!("o{leader}")
+    }
+
+    /// Orders applied by the replica on `host`, from its file.
+    fn orders_on(&self, host: &str) -> Vec<storectl::wire::Entry> {
+        let id = &host[1..];
+        let path = self.dir.path().join(host).join(format!("orders-{id}.csv"));
+        storectl::order::orders_file::read_entries(&path).unwrap_or_default()
+    }
+
+    fn most_orders(&self) -> usize {
+        ["o1", "o2", "o3"]
+            .iter()
+            .map(|h| self.orders_on(h).len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `more` orders beyond `from` are in some replica's log: the store
+    /// made progress.
+    fn wait_for_orders(&self, from: usize, more: usize, during: &str) {
+        let progressed = eventually(Duration::from_secs(30), || {
+            (self.most_orders() >= from + more).then_some(())
+        });
+        assert!(
+            progressed.is_some(),
+            "no orders went through while {during}: {}",
+            self.logs()
+        );
+    }
+
+    /// `verify-logs --cluster FILE --stock` from the control host, until it passes.
+    fn assert_converges(&self) {
+        let secret = Secret::parse(TEST_SECRET).unwrap();
+        let mut last = String::new();
+        let converged = eventually(Duration::from_secs(30), || {
+            let check = self.net.on("ctl", || {
+                storectl::remote::verify(&self.topology, &secret, true)
+            });
+            match check {
+                Ok(check) if check.ok() && check.comparison.as_ref().unwrap().identical() => {
+                    Some(())
+                }
+                Ok(check) => {
+                    last = check.to_string();
+                    None
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    None
+                }
+            }
+        });
+        assert!(converged.is_some(), "{last}\n{}", self.logs());
+    }
+
+    /// Every acknowledged order is in the longest log at its number, with its own key, name and
+    /// quantity.
+    fn assert_kept(&self, acknowledged: &[Acknowledged]) {
+        let longest = ["o1", "o2", "o3"]
+            .iter()
+            .map(|h| self.orders_on(h))
+            .max_by_key(Vec::len)
+            .unwrap();
+        let at: HashMap<u64, &storectl::wire::Entry> =
+            longest.iter().map(|e| (e.number, e)).collect();
+        for ack in acknowledged {
+            let entry = at
+                .get(&ack.number)
+                .unwrap_or_else(|| panic!("acknowledged order {} is not in the log", ack.number));
+            assert_eq!(
+                (&entry.key, &entry.name, entry.quantity),
+                (&ack.key, &ack.name, ack.quantity),
+                "order {} changed",
+                ack.number
+            );
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for host in HOSTS {
+            let path = self.dir.path().join(format!("{host}.log"));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let tail: Vec<&str> = text.lines().rev().take(8).collect();
+                out.push_str(&format!("\n--- {host}\n"));
+                for line in tail.into_iter().rev() {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    fn frontend_url(&self, id: u32) -> String {
+        let (_, url) = self.topology.frontend_urls()[id as usize - 1].clone();
+        url
+    }
+}
+
+/// Clients ordering through some front ends from the control host until told to stop; they
+/// retry a failed order with the same key.
+struct Load {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<Report>>,
+}
+
+impl Load {
+    fn start(store: &Store, frontends: &[u32]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let products: Vec<String> = storectl::client::catalog_products()
+            .into_iter()
+            .filter(|p| p != WATCHED)
+            .collect();
+        let configs: Vec<ClientConfig> = frontends
+            .iter()
+            .map(|&id| ClientConfig {
+                frontend: store.frontend_url(id),
+                sessions: 2,
+                iterations: usize::MAX,
+                p: 1.0,
+                seed: u64::from(id),
+                products: products.clone(),
+                stop: Some(stop.clone()),
+                retry_for: Duration::from_secs(30),
+            })
+            .collect();
+        let namespace = store.net.namespace_file("ctl");
+        let handle = std::thread::spawn(move || {
+            crate::netns::enter(&namespace);
+            std::thread::scope(|scope| {
+                let runs: Vec<_> = configs
+                    .iter()
+                    .map(|config| {
+                        scope.spawn(move || {
+                            storectl::client::run(config, &storectl::progress::Quiet)
+                        })
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().expect("a client run ends"))
+                    .collect()
+            })
+        });
+        Load { stop, handle }
+    }
+
+    fn finish(self) -> Vec<Report> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("the clients finish")
+    }
+}
+
+/// Buys one unit of the watched toy through one front end, again and again, and after each
+/// acknowledged buy reads the toy at `read_at`: no read may show more stock than the
+/// acknowledged buys left.
+struct StaleCheck {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl StaleCheck {
+    fn start(store: &Store, buy_at: u32, read_at: &[u32]) -> StaleCheck {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicU64::new(0));
+        let buy_url = format!("{}/orders", store.frontend_url(buy_at));
+        let read_urls: Vec<String> = read_at
+            .iter()
+            .map(|&id| format!("{}/products/{WATCHED}", store.frontend_url(id)))
+            .collect();
+        let namespace = store.net.namespace_file("ctl");
+        let (stop_flag, counter) = (stop.clone(), acknowledged.clone());
+        let handle = std::thread::spawn(move || {
+            crate::netns::enter(&namespace);
+            let agent = storectl::tool_http::agent();
+            let mut stale = Vec::new();
+            let mut bought = 0u64;
+            let mut round = 0u64;
+            while !stop_flag.load(Ordering::Relaxed) {
+                round += 1;
+                let key = format!("watch-{}-{round}", std::process::id());
+                let body = serde_json::json!({ "name": WATCHED, "quantity": 1 });
+                let placed = (0..20).any(|_| {
+                    storectl::tool_http::post_json(&agent, &buy_url, &body, Some(&key))
+                        .is_ok_and(|r| r.status == 200)
+                });
+                if !placed {
+                    continue;
+                }
+                bought += 1;
+                counter.store(bought, Ordering::Relaxed);
+                for url in &read_urls {
+                    let Ok(reply) = storectl::tool_http::get(&agent, url) else {
+                        continue;
+                    };
+                    if reply.status != 200 {
+                        continue; // a front end that cannot vouch for its cache may refuse
+                    }
+                    let quantity = reply
+                        .json::<Value>()
+                        .and_then(|v| v["data"]["quantity"].as_u64())
+                        .unwrap_or(0);
+                    if quantity > STOCK - bought {
+                        stale.push(format!(
+                            "{url} showed {quantity} after {bought} acknowledged buys ({} left)",
+                            STOCK - bought
+                        ));
+                    }
+                }
+            }
+            stale
+        });
+        StaleCheck {
+            stop,
+            acknowledged,
+            handle,
+        }
+    }
+
+    fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` buys beyond `from` were acknowledged.
+    fn wait_for_buys(&self, from: u64, more: u64, store: &Store) {
+        let done = eventually(Duration::from_secs(30), || {
+            (self.acknowledged() >= from + more).then_some(())
+        });
+        assert!(done.is_some(), "the watched buys stalled: {}", store.logs());
+    }
+
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("the checker finishes")
+    }
+}
+
+/// The checks after a partition healed.
+fn assert_nothing_lost(store: &Store, reports: &[Report], stale: &[String]) {
+    assert!(stale.is_empty(), "stale product reads: {stale:#?}");
+    let acknowledged: Vec<Acknowledged> = reports
+        .iter()
+        .flat_map(|r| r.acknowledged.iter().cloned())
+        .collect();
+    assert!(!acknowledged.is_empty(), "the clients ordered nothing");
+    for report in reports {
+        assert_eq!(report.mismatches, 0, "a client read back a different order");
+    }
+    store.assert_converges();
+    store.assert_kept(&acknowledged);
+}
+
+#[test]
+fn the_leaders_host_cut_off_from_everything_loses_nothing() {
+    let Some(store) = Store::start() else { return };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[1, 2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    let leader = store.leader();
+    store.net.isolate(&leader);
+    let before = store.most_orders();
+    store.wait_for_orders(before, 30, &format!("{leader} was cut off"));
+    let bought = watch.acknowledged();
+    watch.wait_for_buys(bought, 3, &store);
+    store.net.rejoin(&leader);
+
+    let stale = watch.finish();
+    let reports = load.finish();
+    for report in &reports {
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    }
+    assert_nothing_lost(&store, &reports, &stale);
+}
+
+#[test]
+fn a_leader_cut_from_its_followers_but_not_the_front_ends_loses_nothing() {
+    let Some(store) = Store::start() else { return };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 2, &[1, 2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    let leader = store.leader();
+    let followers: Vec<&str> = ["o1", "o2", "o3"]
+        .into_iter()
+        .filter(|h| *h != leader)
+        .collect();
+    for follower in &followers {
+        store.net.cut(&leader, follower);
+    }
+    // The followers elect one of themselves; the front ends, which still hear the old leader,
+    // follow the newer term.
+    let new_leader = eventually(Duration::from_secs(20), || {
+        let now = store.leader();
+        (now != leader).then_some(now)
+    });
+    assert!(new_leader.is_some(), "no new leader: {}", store.logs());
+    let before = store.most_orders();
+    store.wait_for_orders(before, 30, "the leader was cut from its followers");
+    for follower in &followers {
+        store.net.heal(&leader, follower);
+    }
+
+    let stale = watch.finish();
+    let reports = load.finish();
+    for report in &reports {
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    }
+    assert_nothing_lost(&store, &reports, &stale);
+}
+
+#[test]
+fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
+    let Some(store) = Store::start() else { return };
+    // Clients through the front end that keeps the catalog; the checker buys there and reads
+    // at both, so the cut-off front end's cache is tested on every round.
+    let load = Load::start(&store, &[1]);
+    let watch = StaleCheck::start(&store, 1, &[2, 1]);
+    watch.wait_for_buys(0, 5, &store);
+
+    store.net.cut("fe2", "cat");
+    let bought = watch.acknowledged();
+    // Buys go on: one front end's silence holds a buy for one lease at most.
+    watch.wait_for_buys(bought, 10, &store);
+    let cut_off = store
+        .status()
+        .into_iter()
+        .find(|r| r.name.to_string() == "frontend-2")
+        .unwrap();
+    assert_eq!(
+        cut_off.cache_leased,
+        Some(false),
+        "a front end that cannot hear the catalog holds no lease"
+    );
+    store.net.heal("fe2", "cat");
+    let healed = eventually(Duration::from_secs(10), || {
+        store
+            .status()
+            .into_iter()
+            .any(|r| r.name.to_string() == "frontend-2" && r.cache_leased == Some(true))
+            .then_some(())
+    });
+    assert!(
+        healed.is_some(),
+        "the lease is renewed once the link is back"
+    );
+    let bought = watch.acknowledged();
+    watch.wait_for_buys(bought, 3, &store);
+
+    let stale = watch.finish();
+    let reports = load.finish();
+    for report in &reports {
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    }
+    assert_nothing_lost(&store, &reports, &stale);
+}
+
+#[test]
+fn a_follower_cut_off_and_healed_catches_up() {
+    let Some(store) = Store::start() else { return };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    let leader = store.leader();
+    let follower = ["o1", "o2", "o3"]
+        .into_iter()
+        .find(|h| *h != leader)
+        .unwrap();
+    store.net.isolate(follower);
+    let before = store.most_orders();
+    store.wait_for_orders(before, 300, &format!("{follower} was cut off"));
+    assert!(
+        store.orders_on(follower).len() < store.most_orders(),
+        "the cut-off follower fell behind"
+    );
+    store.net.rejoin(follower);
+
+    let stale = watch.finish();
+    let reports = load.finish();
+    for report in &reports {
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    }
+    assert_nothing_lost(&store, &reports, &stale);
+}
