@@ -133,33 +133,21 @@ impl Network {
 
     /// Cuts `a` and `b` from each other alone: each drops what it would send the other.
     pub fn cut(&self, a: &str, b: &str) {
-        for (from, to) in [(a, b), (b, a)] {
-            let to = format!("{}/32", self.address(to));
-            ip(&[
-                "-n",
-                &self.host(from).namespace,
-                "route",
-                "add",
-                "blackhole",
-                &to,
-            ])
-            .expect("the route is added");
-        }
+        self.blackholes("add", a, b);
     }
 
     /// Undoes [`Network::cut`].
     pub fn heal(&self, a: &str, b: &str) {
+        self.blackholes("del", a, b);
+    }
+
+    /// Adds or deletes the routes that drop what `a` and `b` send each other.
+    fn blackholes(&self, change: &str, a: &str, b: &str) {
         for (from, to) in [(a, b), (b, a)] {
             let to = format!("{}/32", self.address(to));
-            ip(&[
-                "-n",
-                &self.host(from).namespace,
-                "route",
-                "del",
-                "blackhole",
-                &to,
-            ])
-            .expect("the route is removed");
+            let namespace = &self.host(from).namespace;
+            ip(&["-n", namespace, "route", change, "blackhole", &to])
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 

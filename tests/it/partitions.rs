@@ -389,8 +389,14 @@ impl StaleCheck {
     }
 }
 
-/// The checks after a partition healed.
-fn assert_nothing_lost(store: &Store, reports: &[Report], stale: &[String]) {
+/// Stops the clients and the checker once a partition healed, and checks what they saw: no
+/// error, no stale read, nothing lost.
+fn assert_nothing_lost(store: &Store, load: Load, watch: StaleCheck) {
+    let stale = watch.finish();
+    let reports = load.finish();
+    for report in &reports {
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    }
     assert!(stale.is_empty(), "stale product reads: {stale:#?}");
     let acknowledged: Vec<Acknowledged> = reports
         .iter()
@@ -419,12 +425,7 @@ fn the_leaders_host_cut_off_from_everything_loses_nothing() {
     watch.wait_for_buys(bought, 3, &store);
     store.net.rejoin(&leader);
 
-    let stale = watch.finish();
-    let reports = load.finish();
-    for report in &reports {
-        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
-    }
-    assert_nothing_lost(&store, &reports, &stale);
+    assert_nothing_lost(&store, load, watch);
 }
 
 #[test]
@@ -455,12 +456,7 @@ fn a_leader_cut_from_its_followers_but_not_the_front_ends_loses_nothing() {
         store.net.heal(&leader, follower);
     }
 
-    let stale = watch.finish();
-    let reports = load.finish();
-    for report in &reports {
-        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
-    }
-    assert_nothing_lost(&store, &reports, &stale);
+    assert_nothing_lost(&store, load, watch);
 }
 
 #[test]
@@ -501,12 +497,7 @@ fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
     let bought = watch.acknowledged();
     watch.wait_for_buys(bought, 3, &store);
 
-    let stale = watch.finish();
-    let reports = load.finish();
-    for report in &reports {
-        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
-    }
-    assert_nothing_lost(&store, &reports, &stale);
+    assert_nothing_lost(&store, load, watch);
 }
 
 #[test]
@@ -530,10 +521,5 @@ fn a_follower_cut_off_and_healed_catches_up() {
     );
     store.net.rejoin(follower);
 
-    let stale = watch.finish();
-    let reports = load.finish();
-    for report in &reports {
-        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
-    }
-    assert_nothing_lost(&store, &reports, &stale);
+    assert_nothing_lost(&store, load, watch);
 }
