@@ -16,3 +16,4 @@ mod internal;
 mod limits;
 mod netns;
 mod partitions;
+mod several;
