@@ -139,25 +139,89 @@ impl LeaderTracker {
     /// that term, or the one the replicas of that term name. A paused old leader that wakes up
     /// still believing it leads reports an older term, and is passed over.
     fn leader_among(&self, healths: &[(ReplicaAddr, Option<ReplicaHealth>)]) -> Option<Leader> {
-        let newest = healths
-            .iter()
-            .filter_map(|(_, h)| h.as_ref().map(|h| h.term))
-            .max()?;
-        let in_newest = || {
-            healths
-                .iter()
-                .filter_map(|(r, h)| Some((r, h.as_ref()?)))
-                .filter(|(_, h)| h.term == newest)
-        };
-        let id = in_newest()
-            .find(|(_, h)| h.role == Role::Leader)
-            .map(|(r, _)| r.id)
-            .or_else(|| in_newest().find_map(|(_, h)| h.leader_id))?;
+        let answering = || healths.iter().filter_map(|(r, h)| Some((r, h.as_ref()?)));
+        // The replica that says it leads, in the newest term any replica leads in. A replica that
+        // only stands for election (one the leader cannot reach, say) has a newer term and no
+        // leader: it must not hide the leader the others follow.
+        let (id, term) = answering()
+            .filter(|(_, h)| h.role == Role::Leader)
+            .max_by_key(|(_, h)| h.term)
+            .map(|(r, h)| (r.id, h.term))
+            // No leader answers: follow the one the newest term names.
+            .or_else(|| {
+                answering()
+                    .filter_map(|(_, h)| Some((h.leader_id?, h.term)))
+                    .max_by_key(|&(_, term)| term)
+            })?;
         let addr = self.inner.replicas.iter().find(|r| r.id == id)?;
         Some(Leader {
             id,
             url: addr.url.clone(),
-            term: newest,
+            term,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> LeaderTracker {
+        let replicas = crate::config::replica_addrs("127.0.0.1", 8000);
+        LeaderTracker::new(replicas, PeerClient::for_load(1))
+    }
+
+    fn health(id: u32, role: Role, term: u64, leader_id: Option<u32>) -> ReplicaHealth {
+        ReplicaHealth {
+            id,
+            role,
+            leader_id,
+            term,
+            ready: true,
+            len: 0,
+            log_index: None,
+            applied_index: None,
+            replicated: Vec::new(),
+        }
+    }
+
+    fn leader(healths: Vec<Option<ReplicaHealth>>) -> Option<(u32, u64)> {
+        let tracker = tracker();
+        let with_addresses: Vec<_> = tracker.replicas().iter().cloned().zip(healths).collect();
+        tracker
+            .leader_among(&with_addresses)
+            .map(|l| (l.id, l.term))
+    }
+
+    #[test]
+    fn a_candidate_with_a_newer_term_does_not_hide_the_leader() {
+        // Replica 1 cannot hear the leader and stands for election again and again.
+        let found = leader(vec![
+            Some(health(1, Role::Candidate, 9, None)),
+            Some(health(2, Role::Follower, 3, Some(3))),
+            Some(health(3, Role::Leader, 3, Some(3))),
+        ]);
+        assert_eq!(found, Some((3, 3)));
+    }
+
+    #[test]
+    fn the_leader_of_the_newest_term_wins_over_a_deposed_one() {
+        let found = leader(vec![
+            Some(health(1, Role::Leader, 4, Some(1))),
+            Some(health(2, Role::Follower, 4, Some(1))),
+            Some(health(3, Role::Leader, 3, Some(3))),
+        ]);
+        assert_eq!(found, Some((1, 4)));
+    }
+
+    #[test]
+    fn without_an_answering_leader_the_newest_term_names_it() {
+        let found = leader(vec![
+            Some(health(1, Role::Follower, 5, Some(2))),
+            None,
+            Some(health(3, Role::Follower, 4, Some(3))),
+        ]);
+        assert_eq!(found, Some((2, 5)));
+        assert_eq!(leader(vec![None, None, None]), None);
     }
 }

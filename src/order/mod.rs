@@ -113,7 +113,7 @@ impl Replica {
         let raft = Raft::new(
             NodeId::from(config.id),
             Arc::new(raft_config),
-            network::Network::new(client.clone()),
+            network::Network::new(client.clone(), &replicas),
             log,
             machine,
         )

@@ -17,7 +17,10 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::collections::HashMap;
+
 use super::types::{NodeId, TypeConfig};
+use crate::config::ReplicaAddr;
 use crate::peer::{CallError, PeerClient};
 use crate::timeouts;
 
@@ -27,14 +30,24 @@ pub const VOTE_PATH: &str = "/internal/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/internal/raft/snapshot";
 
 /// Makes one [`PeerLink`] per target replica; they share the process's connection pool.
+///
+/// A replica is called at its address in the cluster file, not the one recorded in the log's
+/// membership when the cluster was made: moving a replica to another host is then an edit of
+/// the cluster file and a restart of each service, one at a time.
 #[derive(Clone)]
 pub struct Network {
     client: PeerClient,
+    addresses: HashMap<NodeId, String>,
 }
 
 impl Network {
-    pub fn new(client: PeerClient) -> Self {
-        Network { client }
+    /// `replicas` are the cluster file's order replicas.
+    pub fn new(client: PeerClient, replicas: &[ReplicaAddr]) -> Self {
+        let addresses = replicas
+            .iter()
+            .map(|r| (NodeId::from(r.id), r.url.clone()))
+            .collect();
+        Network { client, addresses }
     }
 }
 
@@ -45,7 +58,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerLink {
             client: self.client.clone(),
             target,
-            base_url: crate::config::base_url(&node.addr),
+            base_url: self
+                .addresses
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| crate::config::base_url(&node.addr)),
         }
     }
 }
