@@ -6,11 +6,12 @@ use std::path::PathBuf;
 /// as one line on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    /// The cause is in the message and not a `source`, so that a printed chain does not say it
+    /// twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}, line {line}: {message}")]
     Corrupt {
@@ -37,10 +38,10 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with the path it happened on, so the message names the file.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

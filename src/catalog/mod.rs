@@ -90,7 +90,7 @@ const FLUSH_RETRY: Duration = Duration::from_millis(500);
 
 /// A write error as a user should read it: "disk full" for ENOSPC.
 fn describe_write_error(e: &Error) -> String {
-    let full = matches!(e, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC));
+    let full = matches!(e, Error::Io { cause, .. } if cause.raw_os_error() == Some(libc::ENOSPC));
     if full {
         "disk full".to_string()
     } else {
@@ -109,6 +109,7 @@ impl Catalog {
     /// Opens the catalog in `config.data_dir`, seeding `catalog.csv` from the embedded stock the
     /// first time. `secret` is required of callers and presented to the front end.
     pub fn open(config: &CatalogOptions, cluster: &ClusterFile, secret: Secret) -> Result<Self> {
+        crate::storage::ensure_dir(&config.data_dir)?;
         let path = config.data_dir.join(CATALOG_FILE);
         let mut stock = load_or_seed(&path, config.initial_stock)?;
         stock.start_versions_above(versions::reserve(

@@ -86,6 +86,7 @@ impl Replica {
         cluster: &ClusterFile,
         secret: Secret,
     ) -> Result<Self> {
+        crate::storage::ensure_dir(&config.data_dir)?;
         let replicas = cluster.replicas();
         let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
         if !ids.contains(&config.id) {
