@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use storectl::chaos::{self, ChaosOptions, ChaosReport};
-use storectl::client::stats::human_us;
 use storectl::cluster::{Ephemeral, StateDir, UpOptions};
 use storectl::progress::Progress;
 
@@ -111,9 +110,9 @@ fn render(r: &ChaosReport) -> String {
     ));
     out.push_str(&format!(
         "order latency: p50 {}, p99 {}, max {}\n",
-        human_us(r.client.order.p50_us as f64),
-        human_us(r.client.order.p99_us as f64),
-        human_us(r.client.order.max_us as f64)
+        r.client.order.show(r.client.order.p50_us as f64),
+        r.client.order.show(r.client.order.p99_us as f64),
+        r.client.order.show(r.client.order.max_us as f64)
     ));
     if let Some(d) = &r.difference {
         out.push_str(&format!("difference: {d}\n"));

@@ -179,7 +179,12 @@ fn routes<H: Handler>(
                         Err(e) => return Response::from(e),
                     };
                     let request = Request {
-                        method,
+                        // HEAD is answered as GET; hyper leaves the body out of the reply.
+                        method: if method == Method::HEAD {
+                            Method::GET
+                        } else {
+                            method
+                        },
                         path: path.as_str().to_string(),
                         query,
                         headers,
@@ -249,8 +254,15 @@ pub fn csv(body: Vec<u8>) -> Response {
     response
 }
 
+/// `value` as JSON ending in a newline, as a terminal (and `curl`) likes it.
+pub fn json_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut body = serde_json::to_vec(value)?;
+    body.push(b'\n');
+    Ok(body)
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
+    match json_line(value) {
         Ok(body) => json_bytes(status, body.into()),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -272,7 +284,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
             message: message.to_string(),
         },
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = json_line(&body).unwrap_or_default();
     json_bytes(status, bytes.into())
 }
 
@@ -300,9 +312,11 @@ pub fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
         StatusCode::METHOD_NOT_ALLOWED,
         &format!("method {method} is not allowed here; use {allowed}"),
     );
+    // Wherever GET works, HEAD does too.
+    let allow = if allowed == "GET" { "GET, HEAD" } else { allowed };
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

@@ -138,11 +138,11 @@ impl TypeStats {
 
     /// A latency of this type for people: `–` when there was no such request (orders at p = 0).
     pub fn show(&self, us: f64) -> String {
-        if self.count == 0 {
-            "–".into()
-        } else {
-            crate::client::stats::human_us(us)
+        LatencySummary {
+            count: self.count,
+            ..Default::default()
         }
+        .show(us)
     }
 }
 

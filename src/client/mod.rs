@@ -385,7 +385,6 @@ pub fn catalog_products() -> Vec<String> {
 
 /// A human summary of a report, several lines.
 pub fn render(report: &Report) -> String {
-    use stats::human_us;
     let mut out = String::new();
     out.push_str(&format!(
         "{} sessions × {} iterations, p = {}: {} requests in {:.2}s\n",
@@ -409,10 +408,10 @@ pub fn render(report: &Report) -> String {
             "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
             label,
             s.count,
-            human_us(s.mean_us),
-            human_us(s.p50_us as f64),
-            human_us(s.p95_us as f64),
-            human_us(s.p99_us as f64)
+            s.show(s.mean_us),
+            s.show(s.p50_us as f64),
+            s.show(s.p95_us as f64),
+            s.show(s.p99_us as f64)
         ));
     }
     for sample in &report.error_samples {

@@ -15,6 +15,17 @@ pub struct LatencySummary {
     pub max_us: u64,
 }
 
+impl LatencySummary {
+    /// `us` for people, or "–" when there were no samples (never a made-up "0µs").
+    pub fn show(&self, us: f64) -> String {
+        if self.count == 0 {
+            "–".into()
+        } else {
+            human_us(us)
+        }
+    }
+}
+
 /// Latency samples of one request type.
 #[derive(Debug, Clone, Default)]
 pub struct Latencies {

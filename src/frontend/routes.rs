@@ -80,7 +80,7 @@ impl Frontend {
                         quantity: p.quantity,
                     },
                 };
-                let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
+                let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
                 self.cache()
                     .fill(&key, p.version, body.clone(), generation, Instant::now());
                 with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
@@ -122,14 +122,9 @@ impl Frontend {
     }
 
     async fn order(&self, segment: &str) -> Response {
-        let Ok(number) = segment.parse::<u64>() else {
-            return http::error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "order number must be a non-negative integer, not '{}'",
-                    truncate(segment)
-                ),
-            );
+        let number = match parse_order_number(segment) {
+            Ok(number) => number,
+            Err(message) => return http::error(StatusCode::BAD_REQUEST, &message),
         };
         let client = &self.shared.client;
         let path = format!("/orders/{number}");
@@ -409,4 +404,21 @@ fn truncate(s: &str) -> String {
         let cut = (0..=40).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
         format!("{}…", &s[..cut])
     }
+}
+
+/// An order number: digits only (no sign, no spaces), at most `u64::MAX`.
+fn parse_order_number(segment: &str) -> Result<u64, String> {
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "order number must be a non-negative integer, not '{}'",
+            truncate(segment)
+        ));
+    }
+    segment.parse::<u64>().map_err(|_| {
+        format!(
+            "order number '{}' is too large: order numbers go up to {}",
+            truncate(segment),
+            u64::MAX
+        )
+    })
 }

@@ -212,3 +212,44 @@ fn no_reachable_replica_is_a_503() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn replies_suit_a_terminal() {
+    let cluster = Cluster::start(&[]);
+    // Every JSON reply ends with a newline, the cached one too.
+    for _ in 0..2 {
+        let reply = ureq::get(&cluster.url("/products/tux"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(reply.ends_with("}\n"), "{reply:?}");
+    }
+    let missing = crate::common::raw_request(
+        cluster.base,
+        b"GET /products/whale HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(String::from_utf8_lossy(&missing).ends_with("}\n"));
+
+    // HEAD works wherever GET does, and sends no body.
+    let head = crate::common::raw_request(
+        cluster.base,
+        b"HEAD /products/tux HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head:?}");
+    let not_allowed = post(&cluster.url("/products/tux"), "{}", &[]);
+    assert_error(&not_allowed, 405);
+
+    // Order numbers are digits only, and a number too large says so.
+    for bad in ["+1", "-1", "1.0", "%201"] {
+        let reply = get(&cluster.url(&format!("/orders/{bad}")));
+        assert_error(&reply, 400);
+    }
+    let huge = get(&cluster.url("/orders/99999999999999999999999"));
+    assert_error(&huge, 400);
+    let message = huge.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("too large"), "{message}");
+}
