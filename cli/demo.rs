@@ -27,7 +27,14 @@ pub fn run(args: &DemoArgs) -> Result<Exit> {
 fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let state = cluster.state();
     println!("== 1/5 starting a cluster in {} ==", state.root().display());
-    let spec = cluster.up(&UpOptions::default(), &crate::cluster::exe()?)?;
+    // Enough of every toy that no step sells out: the crash step must place orders to show
+    // anything (restocks still refill a toy that does run out to 100).
+    let stock = (args.clients * args.iterations * 5 + CRASH_STEP_ORDERS * 5).max(100);
+    let options = UpOptions {
+        initial_stock: Some(stock),
+        ..Default::default()
+    };
+    let spec = cluster.up(&options, &crate::cluster::exe()?)?;
     println!("front end on {}", spec.frontend_url());
     print!("{}", cluster::render_status(&cluster::status(state)?));
 
@@ -52,7 +59,7 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let (victim, pid) = cluster::kill(state, Target::Leader, Signal::Kill)?;
     println!("{victim} (pid {pid}) killed; one client keeps ordering:");
     config.sessions = 1;
-    config.iterations = 30;
+    config.iterations = CRASH_STEP_ORDERS as usize;
     config.p = 1.0;
     config.seed = config.seed.wrapping_add(1000);
     let during = crate::client::run_with_progress(&config, true);
@@ -68,16 +75,28 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let comparison = storectl::verify::compare(&state.orders_paths())?;
     println!("{comparison}");
     let clean = first.ok() && during.ok() && comparison.identical();
-    println!(
-        "\n{}",
-        if clean {
-            "the store kept every order through a leader crash; stopping the cluster"
-        } else {
-            "something went wrong (see above); stopping the cluster"
-        }
-    );
+    let placed = first.orders + during.orders;
+    let verdict = if !clean {
+        "something went wrong (see above)".to_string()
+    } else if during.orders == 0 {
+        format!(
+            "no order was placed while the leader was down ({} refused as sold out), so this run \
+             shows nothing about a crash; {placed} orders in all, every one read back",
+            during.sold_out
+        )
+    } else {
+        format!(
+            "{} orders placed while the leader was down and {placed} in all, every one read back \
+             at its number, and the three replicas hold the same {} orders",
+            during.orders, comparison.orders
+        )
+    };
+    println!("\n{verdict}; stopping the cluster");
     Ok(if clean { Exit::Success } else { Exit::Failure })
 }
+
+/// Orders the one client of the crash step tries to place (p = 1).
+const CRASH_STEP_ORDERS: u64 = 30;
 
 /// Waits until every replica holds as many orders as the leader, or `timeout` passes.
 fn wait_for_convergence(state: &StateDir, timeout: Duration) {

@@ -313,7 +313,11 @@ pub fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
         &format!("method {method} is not allowed here; use {allowed}"),
     );
     // Wherever GET works, HEAD does too.
-    let allow = if allowed == "GET" { "GET, HEAD" } else { allowed };
+    let allow = if allowed == "GET" {
+        "GET, HEAD"
+    } else {
+        allowed
+    };
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -645,3 +645,20 @@ fn the_stock_check_is_not_fooled_by_a_replica_that_lags() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_demo_places_orders_through_its_crash_and_says_what_it_measured() {
+    // 800 orders of up to 5 units would sell out the built-in stock of 2,000 units.
+    let out =
+        crate::common::storectl(&["demo", "--clients", "2", "--iterations", "400", "--p", "1"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let verdict = text.lines().last().unwrap();
+    let during: u64 = verdict
+        .split(" orders placed while the leader was down")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the verdict counts the crash step's orders: {verdict}"));
+    assert!(during > 0, "{verdict}");
+    assert!(verdict.contains("every one read back"), "{verdict}");
+}
