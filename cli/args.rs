@@ -9,7 +9,7 @@ use storectl::chaos::Fault;
 use storectl::cluster::{Signal, Target, UpOptions};
 use storectl::config::{self, parse_cache_size_on, parse_probability as probability};
 use storectl::secret::Secret;
-use storectl::services::ServiceConfig;
+use storectl::services::{ServiceConfig, ServiceName};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +81,29 @@ a bad command line. So `storectl status >/dev/null` is a health check.")]
   storectl restart order-3
   storectl restart frontend")]
     Restart(TargetArgs),
+    /// Look at one toy: its price and how many are in stock
+    #[command(after_help = "Examples:
+  storectl query tux
+  storectl query 'Lego Set' --json
+  storectl query tux --frontend 10.0.0.5:8000")]
+    Query(QueryArgs),
+    /// Order a toy: one unit unless told, placed once even if retried with the same --key
+    #[command(after_help = "Examples:
+  storectl buy tux
+  storectl buy tux 3 --key my-order-17      # run it again: the same order, not a second one
+  storectl buy fox --json")]
+    Buy(BuyArgs),
+    /// Look at one order by its number
+    #[command(after_help = "Examples:
+  storectl order 0
+  storectl order 42 --json")]
+    Order(OrderArgs),
+    /// Show a service's log; -f keeps following it
+    #[command(after_help = "Examples:
+  storectl logs order-3
+  storectl logs frontend -n 100
+  storectl logs catalog -f                  # Ctrl-C to stop")]
+    Logs(LogsArgs),
     /// Run the buy loop against the front end, then check every order it made
     #[command(after_help = "Examples:
   storectl client --p 0.5
@@ -216,6 +239,63 @@ pub struct KillArgs {
     /// Signal to send
     #[arg(long, value_enum, default_value = "kill")]
     pub signal: Signal,
+}
+
+/// Which front end to talk to.
+#[derive(Debug, Args)]
+pub struct FrontendArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Front end to talk to (default: the first of the cluster in the state directory)
+    #[arg(long, value_name = "ADDRESS")]
+    pub frontend: Option<String>,
+    /// Print the reply's data as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The toy's name, in any case (e.g. tux, "Lego Set")
+    pub name: String,
+    #[command(flatten)]
+    pub frontend: FrontendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BuyArgs {
+    /// The toy's name, in any case
+    pub name: String,
+    /// How many (1 to 1000000)
+    #[arg(default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub quantity: u64,
+    /// Idempotency key: the same key places the order once however often it is sent
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub frontend: FrontendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The order's number
+    pub number: u64,
+    #[command(flatten)]
+    pub frontend: FrontendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// catalog, frontend, frontend-N or order-N
+    pub service: ServiceName,
+    /// Lines to show from the end
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: usize,
+    /// Keep printing lines as the service writes them, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,20 +2,12 @@
 
 use anyhow::Result;
 use storectl::client::{self, ClientConfig, Report};
-use storectl::cluster::StateDir;
-use storectl::config;
 
 use crate::args::ClientArgs;
 use crate::exit::Exit;
 
 pub fn run(args: &ClientArgs) -> Result<Exit> {
-    let frontend = match &args.frontend {
-        Some(addr) => config::base_url(addr),
-        None => StateDir::new(&args.state.state_dir)
-            .load()
-            .map_err(|e| anyhow::anyhow!("{e}, or pass --frontend ADDRESS"))?
-            .frontend_url(),
-    };
+    let frontend = crate::verbs::resolve_frontend(&args.state.state_dir, args.frontend.as_deref())?;
     // A front end that does not answer at all is a setup problem, not a thousand client errors.
     let health = format!("{frontend}/health");
     if let Err(e) = storectl::tool_http::get(&storectl::tool_http::agent(), &health) {

@@ -11,6 +11,7 @@ mod generate;
 mod interrupt;
 mod progress;
 mod serve;
+mod verbs;
 mod verify;
 
 use std::process::ExitCode;
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         Command::Kill(args) => cluster::kill(&args),
         Command::Restart(args) => cluster::restart(&args),
         Command::Client(args) => client::run(&args),
+        Command::Query(args) => verbs::query(&args),
+        Command::Buy(args) => verbs::buy(&args),
+        Command::Order(args) => verbs::order(&args),
+        Command::Logs(args) => verbs::logs(&args),
         Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),

@@ -19,6 +19,9 @@ _storectl() {
             storectl,bench)
                 cmd="storectl__subcmd__bench"
                 ;;
+            storectl,buy)
+                cmd="storectl__subcmd__buy"
+                ;;
             storectl,chaos)
                 cmd="storectl__subcmd__chaos"
                 ;;
@@ -40,6 +43,15 @@ _storectl() {
             storectl,kill)
                 cmd="storectl__subcmd__kill"
                 ;;
+            storectl,logs)
+                cmd="storectl__subcmd__logs"
+                ;;
+            storectl,order)
+                cmd="storectl__subcmd__order"
+                ;;
+            storectl,query)
+                cmd="storectl__subcmd__query"
+                ;;
             storectl,restart)
                 cmd="storectl__subcmd__restart"
                 ;;
@@ -57,6 +69,9 @@ _storectl() {
                 ;;
             storectl__subcmd__help,bench)
                 cmd="storectl__subcmd__help__subcmd__bench"
+                ;;
+            storectl__subcmd__help,buy)
+                cmd="storectl__subcmd__help__subcmd__buy"
                 ;;
             storectl__subcmd__help,chaos)
                 cmd="storectl__subcmd__help__subcmd__chaos"
@@ -78,6 +93,15 @@ _storectl() {
                 ;;
             storectl__subcmd__help,kill)
                 cmd="storectl__subcmd__help__subcmd__kill"
+                ;;
+            storectl__subcmd__help,logs)
+                cmd="storectl__subcmd__help__subcmd__logs"
+                ;;
+            storectl__subcmd__help,order)
+                cmd="storectl__subcmd__help__subcmd__order"
+                ;;
+            storectl__subcmd__help,query)
+                cmd="storectl__subcmd__help__subcmd__query"
                 ;;
             storectl__subcmd__help,restart)
                 cmd="storectl__subcmd__help__subcmd__restart"
@@ -134,7 +158,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart client chaos bench verify-logs generate help"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,6 +215,32 @@ _storectl() {
                     return 0
                     ;;
                 --connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__buy)
+            opts="-h --key --state-dir --frontend --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --frontend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -352,7 +402,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help)
-            opts="demo serve up down status kill restart client chaos bench verify-logs generate help"
+            opts="demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -366,6 +416,20 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__buy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -464,6 +528,48 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help__subcmd__kill)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__order)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__query)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -602,6 +708,76 @@ _storectl() {
                     ;;
                 --signal)
                     COMPREPLY=($(compgen -W "kill term stop cont" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__logs)
+            opts="-n -f -h --state-dir --lines --follow --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__order)
+            opts="-h --state-dir --frontend --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --frontend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__query)
+            opts="-h --state-dir --frontend --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --frontend)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

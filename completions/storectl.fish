@@ -33,6 +33,10 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "down" -d 'Stop ev
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "query" -d 'Look at one toy: its price and how many are in stock'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "buy" -d 'Order a toy: one unit unless told, placed once even if retried with the same --key'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "order" -d 'Look at one order by its number'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "logs" -d 'Show a service\'s log; -f keeps following it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
@@ -101,6 +105,23 @@ cont\t'SIGCONT: resumes a paused process'"
 complete -c storectl -n "__fish_storectl_using_subcommand kill" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand restart" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand restart" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand query" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand query" -l frontend -d 'Front end to talk to (default: the first of the cluster in the state directory)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand query" -l json -d 'Print the reply\'s data as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand query" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand buy" -l key -d 'Idempotency key: the same key places the order once however often it is sent' -r
+complete -c storectl -n "__fish_storectl_using_subcommand buy" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand buy" -l frontend -d 'Front end to talk to (default: the first of the cluster in the state directory)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand buy" -l json -d 'Print the reply\'s data as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand buy" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand order" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand order" -l frontend -d 'Front end to talk to (default: the first of the cluster in the state directory)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand order" -l json -d 'Print the reply\'s data as JSON'
+complete -c storectl -n "__fish_storectl_using_subcommand order" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand logs" -s n -l lines -d 'Lines to show from the end' -r
+complete -c storectl -n "__fish_storectl_using_subcommand logs" -s f -l follow -d 'Keep printing lines as the service writes them, until Ctrl-C'
+complete -c storectl -n "__fish_storectl_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l frontend -d 'Front end to talk to (default: the cluster in the state directory)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand client" -l p -d 'Probability of ordering a toy that is in stock' -r
@@ -146,19 +167,23 @@ complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
-complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart client chaos bench verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "serve" -d 'Run one service in the foreground'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "query" -d 'Look at one toy: its price and how many are in stock'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "buy" -d 'Order a toy: one unit unless told, placed once even if retried with the same --key'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "order" -d 'Look at one order by its number'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "logs" -d 'Show a service\'s log; -f keeps following it'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
+complete -c storectl -n "__fish_storectl_using_subcommand help; and not __fish_seen_subcommand_from demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "order" -d 'One order replica, with its own orders-N.csv'

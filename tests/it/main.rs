@@ -17,3 +17,4 @@ mod limits;
 mod netns;
 mod partitions;
 mod several;
+mod verbs;
