@@ -98,6 +98,15 @@ a bad command line. So `storectl status >/dev/null` is a health check.")]
   storectl order 0
   storectl order 42 --json")]
     Order(OrderArgs),
+    /// A live view: every service, the leader, orders and queries per second, latencies, events
+    #[command(after_help = "Examples:
+  storectl top                                  the cluster in ./.storectl
+  storectl top --cluster /etc/storectl/cluster.toml
+  storectl chaos --rounds 20 & storectl top     watch a chaos run
+
+Keys: q, Esc or Ctrl-C quit. Rates and latencies cover the last --window (product queries and
+orders as the front ends timed them); events are what changed between two readings.")]
+    Top(TopArgs),
     /// Show a service's log; -f keeps following it
     #[command(after_help = "Examples:
   storectl logs order-3
@@ -282,6 +291,21 @@ pub struct OrderArgs {
     pub number: u64,
     #[command(flatten)]
     pub frontend: FrontendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Watch the services of this cluster file instead, over the network
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    /// How often every service is read
+    #[arg(long, default_value = "500ms")]
+    pub interval: config::HumanDuration,
+    /// How far back rates and latencies reach
+    #[arg(long, default_value = "5s")]
+    pub window: config::HumanDuration,
 }
 
 #[derive(Debug, Args)]

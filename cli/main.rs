@@ -11,6 +11,7 @@ mod generate;
 mod interrupt;
 mod progress;
 mod serve;
+mod top;
 mod verbs;
 mod verify;
 
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e).into(),
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    // `serve` stops on its own signals; `top` restores the terminal before it exits.
+    if !matches!(cli.command, Command::Serve(_) | Command::Top(_)) {
         interrupt::stop_ephemeral_clusters_on_ctrl_c();
     }
     let result = match cli.command {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Buy(args) => verbs::buy(&args),
         Command::Order(args) => verbs::order(&args),
         Command::Logs(args) => verbs::logs(&args),
+        Command::Top(args) => top::run(&args),
         Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),

@@ -61,6 +61,9 @@ _storectl() {
             storectl,status)
                 cmd="storectl__subcmd__status"
                 ;;
+            storectl,top)
+                cmd="storectl__subcmd__top"
+                ;;
             storectl,up)
                 cmd="storectl__subcmd__up"
                 ;;
@@ -112,6 +115,9 @@ _storectl() {
             storectl__subcmd__help,status)
                 cmd="storectl__subcmd__help__subcmd__status"
                 ;;
+            storectl__subcmd__help,top)
+                cmd="storectl__subcmd__help__subcmd__top"
+                ;;
             storectl__subcmd__help,up)
                 cmd="storectl__subcmd__help__subcmd__up"
                 ;;
@@ -158,7 +164,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,7 +408,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help)
-            opts="demo serve up down status kill restart query buy order logs client chaos bench verify-logs generate help"
+            opts="demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -654,6 +660,20 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1023,6 +1043,36 @@ _storectl() {
                     return 0
                     ;;
                 --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__top)
+            opts="-h --state-dir --cluster --interval --window --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

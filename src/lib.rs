@@ -9,6 +9,7 @@
 //! - [`cluster_file`]: the cluster file: every service's address, the same on every host.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
 //! - [`peer`]: the pooled async client services (and the load generator) call each other with.
+//! - [`histogram`]: latencies recorded with one atomic add, read from afar.
 //! - [`poll`]: waiting for a condition with a deadline.
 //! - [`progress`]: how long jobs report their progress.
 //! - [`tool_http`]: the blocking HTTP client of the tools.
@@ -23,6 +24,7 @@
 //! - [`remote`]: checking a cluster over the network from any host.
 //! - [`conservation`]: the stock rule, replayed from the ledger and checked against the orders.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
+//! - [`top`]: what `storectl top` shows, worked out from successive status readings.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`batch`]: work gathered into batches (buys, confirmations, log entries).
 //! - [`tasks`]: background tasks that stop with their service.
@@ -41,6 +43,7 @@ pub mod conservation;
 pub mod error;
 pub mod fault;
 pub mod frontend;
+pub mod histogram;
 pub mod http;
 pub mod order;
 pub mod peer;
@@ -53,6 +56,7 @@ pub mod storage;
 pub mod tasks;
 pub mod timeouts;
 pub mod tool_http;
+pub mod top;
 pub mod verify;
 pub mod wire;
 

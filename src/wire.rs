@@ -261,6 +261,17 @@ pub struct FrontendHealth {
     /// product query goes to the catalog.
     #[serde(default)]
     pub cache_leased: bool,
+    /// Every product query's and order's latency so far, as histogram counts: two readings give
+    /// the latencies between them.
+    #[serde(default)]
+    pub latency: FrontendLatency,
+}
+
+/// The front end's latency histograms, per request type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FrontendLatency {
+    pub query: crate::histogram::Counts,
+    pub order: crate::histogram::Counts,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

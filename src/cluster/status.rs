@@ -31,6 +31,9 @@ pub struct ServiceStatus {
     pub cache: Option<CacheStats>,
     /// For a front end: whether the catalog vouches for its cache now.
     pub cache_leased: Option<bool>,
+    /// For a front end: its latency histograms so far (for `storectl top`; not in `--json`).
+    #[serde(skip)]
+    pub latency: Option<crate::wire::FrontendLatency>,
 }
 
 /// Whether every service answers and a replica leads: the cluster can take orders.
@@ -88,6 +91,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
         leader_id: None,
         cache: None,
         cache_leased: None,
+        latency: None,
     };
     let Some(reply) = health else {
         return row;
@@ -108,6 +112,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.leader_id = h.leader_id;
                 row.cache = Some(h.cache);
                 row.cache_leased = Some(h.cache_leased);
+                row.latency = Some(h.latency);
             }
         }
         ServiceName::Catalog => {}

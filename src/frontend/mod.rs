@@ -35,6 +35,14 @@ struct Shared {
     health_interval: Duration,
     header_read_timeout: Duration,
     secret: Secret,
+    /// How long product queries and orders take, for `storectl top`.
+    latency: Latencies,
+}
+
+#[derive(Default)]
+struct Latencies {
+    query: crate::histogram::Histogram,
+    order: crate::histogram::Histogram,
 }
 
 impl Frontend {
@@ -53,6 +61,7 @@ impl Frontend {
                 health_interval: config.health_interval.get(),
                 header_read_timeout: config.header_read_timeout.get(),
                 secret,
+                latency: Latencies::default(),
             }),
         }
     }

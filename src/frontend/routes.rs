@@ -22,9 +22,19 @@ impl http::Handler for Frontend {
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {
-            (["products", name], &Method::GET) => self.product(name).await,
+            (["products", name], &Method::GET) => {
+                let started = Instant::now();
+                let reply = self.product(name).await;
+                self.shared.latency.query.record(started.elapsed());
+                reply
+            }
             (["products", _], m) => http::method_not_allowed(m, "GET"),
-            (["orders"], &Method::POST) => self.place_order(&request).await,
+            (["orders"], &Method::POST) => {
+                let started = Instant::now();
+                let reply = self.place_order(&request).await;
+                self.shared.latency.order.record(started.elapsed());
+                reply
+            }
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => self.order(number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
@@ -34,6 +44,10 @@ impl http::Handler for Frontend {
                     leader_id: self.shared.leader.current().map(|l| l.id),
                     cache: cache.stats(),
                     cache_leased: cache.is_leased(Instant::now()),
+                    latency: crate::wire::FrontendLatency {
+                        query: self.shared.latency.query.counts(),
+                        order: self.shared.latency.order.counts(),
+                    },
                 })
             }
             (["health"], m) => http::method_not_allowed(m, "GET"),

@@ -17,4 +17,5 @@ mod limits;
 mod netns;
 mod partitions;
 mod several;
+mod top;
 mod verbs;
