@@ -20,6 +20,7 @@ use storectl::services::{ServiceConfig, ServiceName};
 catalog that keeps the stock, and three replicas of the order service with a leader that can crash \
 at any instant. storectl runs every service, starts and stops the whole cluster, kills and restarts \
 pieces of it, drives clients against it and verifies that the replicas agree.",
+    disable_help_subcommand = true,
     after_help = "Examples:
   storectl demo                                   see the store work, then clean up
   storectl up && storectl status                  start a cluster in ./.storectl
@@ -237,7 +238,8 @@ pub struct StatusArgs {
 pub struct TargetArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// catalog, frontend, order-1, order-2, order-3, or leader
+    /// catalog, frontend (frontend-N with several), order-1, order-2, order-3, or leader
+    #[arg(value_parser = Named::<Target>::new(), hide_possible_values = true)]
     pub target: Target,
 }
 
@@ -312,7 +314,8 @@ pub struct TopArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// catalog, frontend, frontend-N or order-N
+    /// catalog, frontend (frontend-N with several) or order-N
+    #[arg(value_parser = Named::<ServiceName>::new(), hide_possible_values = true)]
     pub service: ServiceName,
     /// Lines to show from the end
     #[arg(short = 'n', long, default_value_t = 20)]
@@ -479,4 +482,58 @@ pub struct DemoArgs {
 
 fn duration(s: &str) -> Result<Duration, String> {
     s.parse::<config::HumanDuration>().map(|d| d.get())
+}
+
+/// Parses a service or target name, and offers the names of a cluster `up` starts to shell
+/// completion (names beyond them, like frontend-4, still parse).
+#[derive(Clone)]
+pub struct Named<T>(std::marker::PhantomData<T>);
+
+impl<T> Named<T> {
+    fn new() -> Self {
+        Named(std::marker::PhantomData)
+    }
+}
+
+/// What completion offers for a service.
+const COMPLETED_NAMES: [&str; 9] = [
+    "leader",
+    "catalog",
+    "frontend",
+    "frontend-1",
+    "frontend-2",
+    "frontend-3",
+    "order-1",
+    "order-2",
+    "order-3",
+];
+
+impl<T> clap::builder::TypedValueParser for Named<T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        text.parse()
+            .map_err(|e: String| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let leader_too = std::any::TypeId::of::<T>() == std::any::TypeId::of::<Target>();
+        Some(Box::new(
+            COMPLETED_NAMES
+                .into_iter()
+                .filter(move |n| leader_too || *n != "leader")
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }

@@ -97,21 +97,55 @@ fn clap_error(e: clap::Error) -> Exit {
             Exit::Usage
         }
         _ => {
-            // clap puts the message first, then usage and a hint; keep only the message, on
-            // one line (a missing argument's name sits on the lines after "provided:").
-            let text = e.render().to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-                .collect();
-            let message = message.join(" ");
-            let message = message.trim_start_matches("error: ");
-            eprintln!("storectl: {message} (see 'storectl --help')");
+            eprintln!("storectl: {}", one_line(&e));
             Exit::Usage
         }
     }
+}
+
+/// A usage error on one line: clap's message, its suggestion ("did you mean 'status'?"), and the
+/// help page of the command that was being typed.
+fn one_line(e: &clap::Error) -> String {
+    // clap puts the message first, then a tip, the usage and a pointer to the help; a missing
+    // argument's name sits on the lines after "provided:".
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let message: Vec<&str> = lines
+        .iter()
+        .copied()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let mut out = message.join(" ");
+    out = out.trim_start_matches("error: ").to_string();
+    // "tip: a similar subcommand exists: 'status'" becomes "did you mean 'status'?".
+    if let Some(similar) = lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("tip: a similar ")
+                .and_then(|t| t.split_once("exists: "))
+        })
+        .map(|(_, what)| what.trim())
+    {
+        out.push_str(&format!("; did you mean {similar}?"));
+    }
+    format!("{out} (see '{} --help')", command_typed())
+}
+
+/// The (sub)command the user was typing, from the command line: `storectl kill`,
+/// `storectl serve order`.
+fn command_typed() -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec!["storectl".to_string()];
+    for word in std::env::args().skip(1).filter(|w| !w.starts_with('-')) {
+        let Some(sub) = command.find_subcommand(&word).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    path.join(" ")
 }
 
 /// Logs go to stderr, filtered by RUST_LOG; `default` applies when it is unset.

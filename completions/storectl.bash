@@ -37,9 +37,6 @@ _storectl() {
             storectl,generate)
                 cmd="storectl__subcmd__generate"
                 ;;
-            storectl,help)
-                cmd="storectl__subcmd__help"
-                ;;
             storectl,kill)
                 cmd="storectl__subcmd__kill"
                 ;;
@@ -70,92 +67,14 @@ _storectl() {
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
                 ;;
-            storectl__subcmd__help,bench)
-                cmd="storectl__subcmd__help__subcmd__bench"
-                ;;
-            storectl__subcmd__help,buy)
-                cmd="storectl__subcmd__help__subcmd__buy"
-                ;;
-            storectl__subcmd__help,chaos)
-                cmd="storectl__subcmd__help__subcmd__chaos"
-                ;;
-            storectl__subcmd__help,client)
-                cmd="storectl__subcmd__help__subcmd__client"
-                ;;
-            storectl__subcmd__help,demo)
-                cmd="storectl__subcmd__help__subcmd__demo"
-                ;;
-            storectl__subcmd__help,down)
-                cmd="storectl__subcmd__help__subcmd__down"
-                ;;
-            storectl__subcmd__help,generate)
-                cmd="storectl__subcmd__help__subcmd__generate"
-                ;;
-            storectl__subcmd__help,help)
-                cmd="storectl__subcmd__help__subcmd__help"
-                ;;
-            storectl__subcmd__help,kill)
-                cmd="storectl__subcmd__help__subcmd__kill"
-                ;;
-            storectl__subcmd__help,logs)
-                cmd="storectl__subcmd__help__subcmd__logs"
-                ;;
-            storectl__subcmd__help,order)
-                cmd="storectl__subcmd__help__subcmd__order"
-                ;;
-            storectl__subcmd__help,query)
-                cmd="storectl__subcmd__help__subcmd__query"
-                ;;
-            storectl__subcmd__help,restart)
-                cmd="storectl__subcmd__help__subcmd__restart"
-                ;;
-            storectl__subcmd__help,serve)
-                cmd="storectl__subcmd__help__subcmd__serve"
-                ;;
-            storectl__subcmd__help,status)
-                cmd="storectl__subcmd__help__subcmd__status"
-                ;;
-            storectl__subcmd__help,top)
-                cmd="storectl__subcmd__help__subcmd__top"
-                ;;
-            storectl__subcmd__help,up)
-                cmd="storectl__subcmd__help__subcmd__up"
-                ;;
-            storectl__subcmd__help,verify-logs)
-                cmd="storectl__subcmd__help__subcmd__verify__subcmd__logs"
-                ;;
-            storectl__subcmd__help__subcmd__serve,catalog)
-                cmd="storectl__subcmd__help__subcmd__serve__subcmd__catalog"
-                ;;
-            storectl__subcmd__help__subcmd__serve,frontend)
-                cmd="storectl__subcmd__help__subcmd__serve__subcmd__frontend"
-                ;;
-            storectl__subcmd__help__subcmd__serve,order)
-                cmd="storectl__subcmd__help__subcmd__serve__subcmd__order"
-                ;;
             storectl__subcmd__serve,catalog)
                 cmd="storectl__subcmd__serve__subcmd__catalog"
                 ;;
             storectl__subcmd__serve,frontend)
                 cmd="storectl__subcmd__serve__subcmd__frontend"
                 ;;
-            storectl__subcmd__serve,help)
-                cmd="storectl__subcmd__serve__subcmd__help"
-                ;;
             storectl__subcmd__serve,order)
                 cmd="storectl__subcmd__serve__subcmd__order"
-                ;;
-            storectl__subcmd__serve__subcmd__help,catalog)
-                cmd="storectl__subcmd__serve__subcmd__help__subcmd__catalog"
-                ;;
-            storectl__subcmd__serve__subcmd__help,frontend)
-                cmd="storectl__subcmd__serve__subcmd__help__subcmd__frontend"
-                ;;
-            storectl__subcmd__serve__subcmd__help,help)
-                cmd="storectl__subcmd__serve__subcmd__help__subcmd__help"
-                ;;
-            storectl__subcmd__serve__subcmd__help,order)
-                cmd="storectl__subcmd__serve__subcmd__help__subcmd__order"
                 ;;
             *)
                 ;;
@@ -164,7 +83,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate help"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,316 +326,8 @@ _storectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        storectl__subcmd__help)
-            opts="demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__bench)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__buy)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__chaos)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__client)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__demo)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__down)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__generate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__kill)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__logs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__order)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__query)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__restart)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__serve)
-            opts="catalog frontend order"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__serve__subcmd__catalog)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__serve__subcmd__frontend)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__serve__subcmd__order)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__status)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__top)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__up)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__help__subcmd__verify__subcmd__logs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         storectl__subcmd__kill)
-            opts="-h --state-dir --signal --help"
+            opts="-h --state-dir --signal --help leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,7 +349,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__logs)
-            opts="-n -f -h --state-dir --lines --follow --help"
+            opts="-n -f -h --state-dir --lines --follow --help catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -808,7 +419,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__restart)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --help leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -826,7 +437,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve)
-            opts="-h --cluster-secret --help catalog frontend order help"
+            opts="-h --cluster-secret --help catalog frontend order"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -920,76 +531,6 @@ _storectl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__serve__subcmd__help)
-            opts="catalog frontend order help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__serve__subcmd__help__subcmd__catalog)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__serve__subcmd__help__subcmd__frontend)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__serve__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        storectl__subcmd__serve__subcmd__help__subcmd__order)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -238,7 +238,8 @@ fn frontend_case(rng: &mut StdRng) -> Case {
             (method, random_path(rng), body)
         }
     };
-    let may_succeed = method == "GET"
+    // HEAD is answered wherever GET is.
+    let may_succeed = (method == "GET" || method == "HEAD")
         && (path.starts_with("/products/") || path.starts_with("/orders/") || path == "/health");
     Case {
         method,
@@ -296,7 +297,7 @@ fn catalog_case(rng: &mut StdRng, authorization: &str) -> Case {
         (method, path, body)
     };
     // Reads: health for anyone, products and stock for the cluster's services.
-    let may_succeed = method == "GET"
+    let may_succeed = (method == "GET" || method == "HEAD")
         && (path == "/health"
             || with_secret && (path.starts_with("/products/") || path == "/internal/stock"));
     Case {
