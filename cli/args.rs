@@ -24,6 +24,8 @@ pieces of it, drives clients against it and verifies that the replicas agree.",
     after_help = "Examples:
   storectl demo                                   see the store work, then clean up
   storectl up && storectl status                  start a cluster in ./.storectl
+  storectl query tux && storectl buy tux 2        look at a toy, order two
+  storectl top                                    watch it live (q quits)
   storectl client --p 0.5 --iterations 200 --clients 5
   storectl kill leader && storectl status         crash the order leader
   storectl restart order-3                        bring it back; it catches up
@@ -44,7 +46,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run one service in the foreground
     Serve(ServeArgs),
-    /// Start catalog, three order replicas and front end in the background
+    /// Start catalog, three order replicas and the front ends in the background
     #[command(after_help = "Examples:
   storectl up
   storectl up --port-base 9000 --state-dir /tmp/store2
@@ -55,7 +57,7 @@ pub enum Command {
   storectl down
   storectl down --state-dir /tmp/store2")]
     Down(StateArgs),
-    /// Show each service: pid, port, alive, role, last order number, cache counters
+    /// Show each service: pid, address, alive, role, last order number, cache counters
     #[command(after_help = "Examples:
   storectl status
   storectl status --json | jq '.[] | select(.role == \"leader\")'
@@ -147,7 +149,7 @@ clusters in a temporary directory, with 1000000 units of each toy so that orders
 never sell out, and stops them at the end. Exit 1 if any request got an
 unexpected reply.")]
     Bench(BenchArgs),
-    /// Compare the replicas' order files; exit 1 on any difference
+    /// Compare the replicas' orders (files here, or over the network); exit 1 on any difference
     #[command(
         name = "verify-logs",
         after_help = "Examples:

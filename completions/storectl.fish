@@ -28,9 +28,9 @@ complete -c storectl -n "__fish_storectl_needs_command" -s h -l help -d 'Print h
 complete -c storectl -n "__fish_storectl_needs_command" -s V -l version -d 'Print version'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "serve" -d 'Run one service in the foreground'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "up" -d 'Start catalog, three order replicas and front end in the background'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "up" -d 'Start catalog, three order replicas and the front ends in the background'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show each service: pid, port, alive, role, last order number, cache counters'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show each service: pid, address, alive, role, last order number, cache counters'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "restart" -d 'Start a killed (or running) service again with the arguments `up` gave it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "query" -d 'Look at one toy: its price and how many are in stock'
@@ -41,7 +41,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "logs" -d 'Show a 
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' order files; exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l iterations -d 'Iterations of each session' -r
