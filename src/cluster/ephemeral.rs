@@ -69,8 +69,11 @@ impl Ephemeral {
 
 impl Drop for Ephemeral {
     fn drop(&mut self) {
-        stop(self.state.root());
-        // The TempDir, if still held, removes the directory as it drops.
+        // A kept cluster was stopped by `keep`; otherwise the TempDir removes the directory as
+        // it drops, after this.
+        if self.dir.is_some() {
+            stop(self.state.root());
+        }
     }
 }
 

@@ -32,9 +32,11 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         )));
     }
     refuse_a_running_cluster(state)?;
-    let data_dir_to_be = state.root().to_path_buf();
-    let planned = plan(options, &data_dir_to_be);
-    if let Some((_, address)) = planned
+    // An absolute path (not a canonical one, which needs the directory to exist): the plan is
+    // made, and its ports checked, before anything is written.
+    let data_dir = std::path::absolute(state.root()).map_err(|e| Error::io(state.root(), e))?;
+    let spec = plan(options, &data_dir);
+    if let Some((_, address)) = spec
         .topology
         .services()
         .into_iter()
@@ -56,8 +58,6 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     } else if hooks.is_dir() {
         std::fs::remove_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     }
-    let data_dir = std::fs::canonicalize(state.root()).map_err(|e| Error::io(state.root(), e))?;
-    let spec = plan(options, &data_dir);
     state.save(&spec)?;
     Secret::generate().save(state.root())?;
     // The back ends first: the front end follows the replica that leads, so it must not look
