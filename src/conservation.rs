@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::ledger::{self, Kind, Record};
 use crate::cluster::StateDir;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 use crate::services::ServiceName;
-use crate::wire::Data;
+use crate::wire::{Data, Entry, StockSnapshot};
 
 /// What the ledger says, replayed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,15 +205,11 @@ pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
         .unwrap_or_else(|| state.orders_paths()[0].clone());
     let orders = crate::order::orders_file::read_entries(&longest)?;
     let secret = crate::secret::Secret::load(state.root()).ok();
-    let live = spec.url(ServiceName::Catalog).and_then(|url| {
-        let agent = crate::tool_http::health_agent();
-        let url = format!("{url}/internal/stock-check");
-        crate::tool_http::get_authorized(&agent, &url, secret.as_ref())
-            .ok()
-            .and_then(|reply| reply.json::<Data<crate::wire::StockSnapshot>>())
-    });
-    let (products, totals) = match live {
-        Some(Data { data }) => (data.products, data.totals),
+    let live = spec
+        .url(ServiceName::Catalog)
+        .and_then(|url| catalog_snapshot(&url, secret.as_ref()).ok());
+    let snapshot = match live {
+        Some(snapshot) => snapshot,
         None => {
             // What the catalog would start from: its snapshot, brought up to its ledger.
             let records = ledger::read_file(&state.root().join(ledger::LEDGER_FILE))?;
@@ -222,11 +219,34 @@ pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
             let mut totals = Totals::default();
             records.iter().for_each(|r| totals.add(r));
             stock.apply_ledger(&totals);
-            (stock.products(), totals)
+            StockSnapshot {
+                products: stock.products(),
+                totals,
+            }
         }
     };
-    let stock: Vec<(String, u64)> = products.into_iter().map(|p| (p.name, p.quantity)).collect();
-    Ok(check_stock_totals(&totals, &orders, &stock))
+    Ok(check_snapshot(snapshot, &orders))
+}
+
+/// The live catalog at `catalog_url`: its stock and its ledger's totals, read at one instant.
+pub fn catalog_snapshot(catalog_url: &str, secret: Option<&Secret>) -> Result<StockSnapshot> {
+    let url = format!("{catalog_url}/internal/stock-check");
+    let reply = crate::tool_http::get_authorized(&crate::tool_http::health_agent(), &url, secret)
+        .map_err(|e| Error::Remote(format!("the catalog at {url} cannot be asked: {e}")))?;
+    reply
+        .json::<Data<StockSnapshot>>()
+        .map(|d| d.data)
+        .ok_or_else(|| Error::Remote(format!("{url}: {}", reply.message())))
+}
+
+/// [`check_stock_totals`] on a catalog's snapshot.
+pub fn check_snapshot(snapshot: StockSnapshot, orders: &[Entry]) -> StockCheck {
+    let stock: Vec<(String, u64)> = snapshot
+        .products
+        .into_iter()
+        .map(|p| (p.name, p.quantity))
+        .collect();
+    check_stock_totals(&snapshot.totals, orders, &stock)
 }
 
 #[cfg(test)]

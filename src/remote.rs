@@ -8,12 +8,11 @@ use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
 use crate::conservation::StockCheck;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secret::Secret;
 use crate::services::ServiceName;
 use crate::tool_http;
 use crate::verify::Comparison;
-use crate::wire::{Data, StockSnapshot};
 
 /// One replica as the check found it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -149,7 +148,9 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
                 .unwrap_or(0);
             let orders =
                 crate::order::orders_file::parse(texts[longest].as_bytes(), &names[longest])?;
-            Some(check_stock(topology, secret, &orders)?)
+            let snapshot =
+                crate::conservation::catalog_snapshot(&topology.catalog_url(), Some(secret))?;
+            Some(crate::conservation::check_snapshot(snapshot, &orders))
         }
         _ => None,
     };
@@ -158,30 +159,6 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
         comparison,
         stock,
     })
-}
-
-/// The catalog's stock and ledger totals, read at one instant, against `orders`.
-fn check_stock(
-    topology: &ClusterFile,
-    secret: &Secret,
-    orders: &[crate::wire::Entry],
-) -> Result<StockCheck> {
-    let url = format!("{}/internal/stock-check", topology.catalog_url());
-    let reply = tool_http::get_authorized(&tool_http::agent(), &url, Some(secret))
-        .map_err(|e| Error::Remote(format!("the catalog at {url} cannot be asked: {e}")))?;
-    let Data { data } = reply
-        .json::<Data<StockSnapshot>>()
-        .ok_or_else(|| Error::Remote(format!("{url}: {}", reply.message())))?;
-    let stock: Vec<(String, u64)> = data
-        .products
-        .into_iter()
-        .map(|p| (p.name, p.quantity))
-        .collect();
-    Ok(crate::conservation::check_stock_totals(
-        &data.totals,
-        orders,
-        &stock,
-    ))
 }
 
 #[cfg(test)]
