@@ -24,7 +24,7 @@ impl http::Handler for Frontend {
         match (segments.as_slice(), &request.method) {
             (["products", name], &Method::GET) => {
                 let started = Instant::now();
-                let reply = self.product(name).await;
+                let reply = self.product(name, started).await;
                 self.shared.latency.query.record(started.elapsed());
                 reply
             }
@@ -60,7 +60,8 @@ impl http::Handler for Frontend {
 }
 
 impl Frontend {
-    async fn product(&self, segment: &str) -> Response {
+    /// A product reply; `now` (when the request came in) decides whether the cache's lease holds.
+    async fn product(&self, segment: &str, now: Instant) -> Response {
         let Some(name) = http::decode_segment(segment) else {
             return http::error(StatusCode::BAD_REQUEST, "product name is not valid UTF-8");
         };
@@ -73,7 +74,7 @@ impl Frontend {
         let key = name.to_lowercase();
         let generation = {
             let mut cache = self.cache();
-            if let Some(body) = cache.get(&key, Instant::now()) {
+            if let Some(body) = cache.get(&key, now) {
                 tracing::debug!(product = %key, "cache hit");
                 return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
             }
