@@ -241,7 +241,7 @@ pub struct TargetArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// catalog, frontend (frontend-N with several), order-1, order-2, order-3, or leader
-    #[arg(value_parser = Named::<Target>::new(), hide_possible_values = true)]
+    #[arg(value_parser = Named::<Target>::new(&["leader"]), hide_possible_values = true)]
     pub target: Target,
 }
 
@@ -317,7 +317,7 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// catalog, frontend (frontend-N with several) or order-N
-    #[arg(value_parser = Named::<ServiceName>::new(), hide_possible_values = true)]
+    #[arg(value_parser = Named::<ServiceName>::new(&[]), hide_possible_values = true)]
     pub service: ServiceName,
     /// Lines to show from the end
     #[arg(short = 'n', long, default_value_t = 20)]
@@ -486,20 +486,26 @@ fn duration(s: &str) -> Result<Duration, String> {
     s.parse::<config::HumanDuration>().map(|d| d.get())
 }
 
-/// Parses a service or target name, and offers the names of a cluster `up` starts to shell
-/// completion (names beyond them, like frontend-4, still parse).
+/// Parses a service or target name, and offers the services of a cluster `up` starts (after
+/// `also`, like `leader` for a target) to shell completion; names beyond them, like frontend-4,
+/// still parse.
 #[derive(Clone)]
-pub struct Named<T>(std::marker::PhantomData<T>);
+pub struct Named<T> {
+    also: &'static [&'static str],
+    parsed: std::marker::PhantomData<T>,
+}
 
 impl<T> Named<T> {
-    fn new() -> Self {
-        Named(std::marker::PhantomData)
+    fn new(also: &'static [&'static str]) -> Self {
+        Named {
+            also,
+            parsed: std::marker::PhantomData,
+        }
     }
 }
 
 /// What completion offers for a service.
-const COMPLETED_NAMES: [&str; 9] = [
-    "leader",
+const SERVICES: &[&str] = &[
     "catalog",
     "frontend",
     "frontend-1",
@@ -530,12 +536,11 @@ where
     fn possible_values(
         &self,
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        let leader_too = std::any::TypeId::of::<T>() == std::any::TypeId::of::<Target>();
         Some(Box::new(
-            COMPLETED_NAMES
-                .into_iter()
-                .filter(move |n| leader_too || *n != "leader")
-                .map(clap::builder::PossibleValue::new),
+            self.also
+                .iter()
+                .chain(SERVICES)
+                .map(|&name| clap::builder::PossibleValue::new(name)),
         ))
     }
 }

@@ -27,30 +27,49 @@ pub fn run(args: &GenerateArgs) -> Result<Exit> {
 fn man(out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let command = Cli::command();
-    write_pages(&command, "storectl", out, &mut written)?;
+    let root = PageName {
+        file: "storectl".into(),
+        typed: "storectl".into(),
+        parent: None,
+    };
+    write_pages(&command, &root, out, &mut written)?;
     Ok(written)
+}
+
+/// What a page is called: storectl-kill(1), for the command a reader types, `storectl kill`,
+/// under storectl(1).
+struct PageName {
+    file: String,
+    typed: String,
+    parent: Option<String>,
+}
+
+impl PageName {
+    fn child(&self, sub: &str) -> PageName {
+        PageName {
+            file: format!("{}-{sub}", self.file),
+            typed: format!("{} {sub}", self.typed),
+            parent: Some(self.file.clone()),
+        }
+    }
 }
 
 fn write_pages(
     command: &clap::Command,
-    name: &str,
+    name: &PageName,
     out: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    // The page is storectl-kill(1); the command a reader types is `storectl kill`.
-    let typed = name
-        .replace('-', " ")
-        .replacen("verify logs", "verify-logs", 1);
     let mut page = command
         .clone()
-        .display_name(name.to_string())
-        .bin_name(typed.clone());
+        .display_name(name.file.clone())
+        .bin_name(name.typed.clone());
     page.build();
     let man = clap_mangen::Man::new(page.clone()).manual("storectl manual");
     let mut bytes = Vec::new();
     man.render_title(&mut bytes)?;
     man.render_name_section(&mut bytes)?;
-    if page.has_subcommands() && name == "storectl" {
+    if name.parent.is_none() {
         bytes.extend(ROOT_SYNOPSIS.as_bytes());
     } else {
         man.render_synopsis_section(&mut bytes)?;
@@ -66,11 +85,11 @@ fn write_pages(
         bytes.extend(examples_section(&after.to_string()));
     }
     bytes.extend(common_sections(name, &page).as_bytes());
-    let path = out.join(format!("{name}.1"));
+    let path = out.join(format!("{}.1", name.file));
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     written.push(path);
     for sub in command.get_subcommands() {
-        write_pages(sub, &format!("{name}-{}", sub.get_name()), out, written)?;
+        write_pages(sub, &name.child(sub.get_name()), out, written)?;
     }
     Ok(())
 }
@@ -115,19 +134,11 @@ fn examples_section(after_help: &str) -> Vec<u8> {
 }
 
 /// EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO, the same on every page.
-fn common_sections(name: &str, page: &clap::Command) -> String {
-    let mut see_also: Vec<String> = Vec::new();
-    if let Some((parent, _)) = name.rsplit_once('-').filter(|_| name != "storectl") {
-        let parent = if parent == "storectl-verify" {
-            "storectl"
-        } else {
-            parent
-        };
-        see_also.push(format!("{parent}(1)"));
-    }
+fn common_sections(name: &PageName, page: &clap::Command) -> String {
+    let mut see_also: Vec<String> = name.parent.iter().map(|p| format!("{p}(1)")).collect();
     see_also.extend(
         page.get_subcommands()
-            .map(|sub| format!("{name}-{}(1)", sub.get_name())),
+            .map(|sub| format!("{}-{}(1)", name.file, sub.get_name())),
     );
     let mut text = String::new();
     text.push_str(
