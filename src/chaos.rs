@@ -252,6 +252,15 @@ fn kill_rounds(
             |what: String| progress.message(&format!("round {round}/{}: {what}", options.rounds));
         let kill = |name: ServiceName, signal| cluster::kill(state, Target::Service(name), signal);
         let restart = |name: ServiceName| cluster::restart(state, Target::Service(name), exe);
+        // Restarts `down` one after another, in an order the seed picks.
+        let mut restart_all = |mut down: Vec<ServiceName>| -> Result<()> {
+            down.shuffle(&mut rng);
+            for replica in down {
+                say(format!("restarting {replica}"));
+                restart(replica)?;
+            }
+            Ok(())
+        };
         let leader_note = if was_leader { " (the leader)" } else { "" };
         match fault {
             Fault::Kill => {
@@ -287,12 +296,7 @@ fn kill_rounds(
                 kill(target, Signal::Cont)?;
                 killed?;
                 std::thread::sleep(options.down_for);
-                let mut order = others.clone();
-                order.shuffle(&mut rng);
-                for replica in order {
-                    say(format!("restarting {replica}"));
-                    restart(replica)?;
-                }
+                restart_all(others)?;
             }
             Fault::Power => {
                 say("SIGKILL every replica at once (power loss)".into());
@@ -300,12 +304,7 @@ fn kill_rounds(
                     kill(replica, Signal::Kill)?;
                 }
                 std::thread::sleep(options.down_for);
-                let mut order = replicas.clone();
-                order.shuffle(&mut rng);
-                for replica in order {
-                    say(format!("restarting {replica}"));
-                    restart(replica)?;
-                }
+                restart_all(replicas.clone())?;
             }
             Fault::SlowDisk => {
                 let dir = state.fault_dir(target).ok_or_else(|| {

@@ -238,8 +238,7 @@ fn frontend_case(rng: &mut StdRng) -> Case {
             (method, random_path(rng), body)
         }
     };
-    // HEAD is answered wherever GET is.
-    let may_succeed = (method == "GET" || method == "HEAD")
+    let may_succeed = is_read(method)
         && (path.starts_with("/products/") || path.starts_with("/orders/") || path == "/health");
     Case {
         method,
@@ -297,7 +296,7 @@ fn catalog_case(rng: &mut StdRng, authorization: &str) -> Case {
         (method, path, body)
     };
     // Reads: health for anyone, products and stock for the cluster's services.
-    let may_succeed = (method == "GET" || method == "HEAD")
+    let may_succeed = is_read(method)
         && (path == "/health"
             || with_secret && (path.starts_with("/products/") || path == "/internal/stock"));
     Case {
@@ -321,6 +320,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     files
+}
+
+/// GET, or HEAD, which is answered wherever GET is.
+fn is_read(method: &str) -> bool {
+    method == "GET" || method == "HEAD"
 }
 
 /// Checks a reply against what the case allows.

@@ -139,12 +139,7 @@ fn every_front_end_is_a_service_to_see_kill_and_restart() {
     assert!(killed.status.success(), "{}", stderr(&killed));
     assert_eq!(cluster.service("frontend-2")["alive"], false);
     // The catalog does not wait on a front end that is gone for longer than its lease.
-    let order = post(
-        &cluster.url("/orders"),
-        r#"{"name":"fox","quantity":1}"#,
-        &[],
-    );
-    assert_eq!(order.status, 200, "{}", order.json);
+    cluster.order_each(&["fox"], 1);
     let restarted = cluster.run("restart", &["frontend-2"]);
     assert!(restarted.status.success(), "{}", stderr(&restarted));
     let leased = eventually(Duration::from_secs(10), || {
