@@ -91,30 +91,9 @@ step "2. storectl on every host"
 on A "$storectl" --version
 
 step "3. the cluster file, the same on every host"
-cat >"$work/cluster.toml" <<'EOF'
-[catalog]
-address = "10.0.0.1:8001"
-
-[[frontend]]
-id = 1
-address = "10.0.0.1:8000"
-
-[[frontend]]
-id = 2
-address = "10.0.0.5:8000"
-
-[[order]]
-id = 1
-address = "10.0.0.2:8010"
-
-[[order]]
-id = 2
-address = "10.0.0.3:8010"
-
-[[order]]
-id = 3
-address = "10.0.0.4:8010"
-EOF
+# The guide's own cluster file, as a user would copy it.
+guide="$(dirname "$0")/../docs/deploy.md"
+sed -n '/^```toml$/,/^```$/p' "$guide" | sed '1d;$d' >"$work/cluster.toml"
 for h in A B C D E F; do cp "$work/cluster.toml" "$work/$h/etc/storectl/cluster.toml"; done
 cat "$work/cluster.toml"
 

@@ -274,34 +274,20 @@ mod tests {
         ClusterFile::load(&path)
     }
 
-    const SPEC_EXAMPLE: &str = r#"
-[catalog]
-address = "10.0.0.1:8001"
-
-[[frontend]]
-id = 1
-address = "10.0.0.1:8000"
-
-[[frontend]]
-id = 2
-address = "10.0.0.5:8000"
-
-[[order]]
-id = 1
-address = "10.0.0.2:8010"
-
-[[order]]
-id = 2
-address = "10.0.0.3:8010"
-
-[[order]]
-id = 3
-address = "10.0.0.4:8010"
-"#;
+    /// The cluster file of docs/deploy.md (SPEC §5's example), as a user would copy it.
+    fn spec_example() -> String {
+        let guide = include_str!("../docs/deploy.md");
+        let start = guide
+            .find("```toml\n")
+            .expect("the guide has a cluster file")
+            + 8;
+        let length = guide[start..].find("```").expect("it ends");
+        guide[start..start + length].to_string()
+    }
 
     #[test]
     fn the_specs_example_reads() {
-        let file = load_text(SPEC_EXAMPLE).unwrap();
+        let file = load_text(&spec_example()).unwrap();
         assert_eq!(file.catalog_url(), "http://10.0.0.1:8001");
         assert_eq!(file.replicas()[2].url, "http://10.0.0.4:8010");
         assert_eq!(
@@ -336,11 +322,11 @@ address = "10.0.0.4:8010"
 
     #[test]
     fn bad_files_name_the_file_and_the_entry() {
-        let duplicate_address = SPEC_EXAMPLE.replace("10.0.0.3:8010", "10.0.0.2:8010");
+        let duplicate_address = spec_example().replace("10.0.0.3:8010", "10.0.0.2:8010");
         let err = load_text(&duplicate_address).unwrap_err().to_string();
         assert!(err.contains("cluster.toml"), "{err}");
         assert!(err.contains("[[order]] id 2"), "{err}");
-        let duplicate_id = SPEC_EXAMPLE.replace(
+        let duplicate_id = spec_example().replace(
             "id = 2\naddress = \"10.0.0.3",
             "id = 1\naddress = \"10.0.0.3",
         );
@@ -350,7 +336,7 @@ address = "10.0.0.4:8010"
             .unwrap_err()
             .to_string();
         assert!(err.contains("no [[order]] entry"), "{err}");
-        let err = load_text(&SPEC_EXAMPLE.replace("10.0.0.1:8001", "nowhere"))
+        let err = load_text(&spec_example().replace("10.0.0.1:8001", "nowhere"))
             .unwrap_err()
             .to_string();
         assert!(
