@@ -11,10 +11,7 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
     // A front end that does not answer at all is a setup problem, not a thousand client errors.
     let health = format!("{frontend}/health");
     if let Err(e) = storectl::tool_http::get(&storectl::tool_http::agent(), &health) {
-        anyhow::bail!(
-            "the front end at {frontend} does not answer ({e}); start a cluster with `storectl up`, \
-             or pass --frontend ADDRESS"
-        );
+        return Err(crate::verbs::not_answering(&frontend, &e));
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = ClientConfig {

@@ -28,14 +28,17 @@ pub fn resolve_frontend(state_dir: &std::path::Path, frontend: Option<&str>) -> 
     })
 }
 
+/// What to say when the front end does not answer at all: a setup problem, not the API's.
+pub fn not_answering(frontend: &str, error: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the front end at {frontend} does not answer ({error}); start a cluster with `storectl up`, \
+         or pass --frontend ADDRESS"
+    )
+}
+
 /// The reply's `data`, or the API's error as the command's one-line failure.
 fn data(reply: std::result::Result<Reply, String>, frontend: &str) -> Result<Value> {
-    let reply = reply.map_err(|e| {
-        anyhow::anyhow!(
-            "the front end at {frontend} does not answer ({e}); start a cluster with `storectl up`, \
-             or pass --frontend ADDRESS"
-        )
-    })?;
+    let reply = reply.map_err(|e| not_answering(frontend, &e))?;
     if reply.status != 200 {
         bail!("{} ({})", reply.message(), reply.status);
     }
