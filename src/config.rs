@@ -96,33 +96,11 @@ pub fn url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
-/// Parses `host:port` or a URL into a base URL (see [`base_url`]).
-pub fn parse_base_url(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() {
-        return Err("the address is empty".into());
-    }
-    Ok(base_url(s))
-}
-
-/// An order replica as its peers and the front end know it: `ID=URL` on a command line and in a
-/// record.
+/// An order replica as its peers and the front end call it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaAddr {
     pub id: u32,
     pub url: String,
-}
-
-impl fmt::Display for ReplicaAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.id, self.url)
-    }
-}
-
-impl FromStr for ReplicaAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        parse_replica_addr(s)
-    }
 }
 
 /// Serialises a value as its `Display` form, and reads it back with `FromStr`: a record then
@@ -144,8 +122,6 @@ macro_rules! serde_as_text {
     };
 }
 pub(crate) use serde_as_text;
-
-serde_as_text!(ReplicaAddr);
 
 /// A duration as people write it on a command line and in records: `250ms`, `10s`, `2m`. Never
 /// zero: every duration a service takes is an interval or a timeout.
@@ -184,38 +160,6 @@ impl FromStr for HumanDuration {
 }
 
 serde_as_text!(HumanDuration);
-
-/// Parses `ID=ADDR` (for example `3=127.0.0.1:8012`), the form of `--replica` and `--peer`.
-pub fn parse_replica_addr(s: &str) -> Result<ReplicaAddr, String> {
-    let (id, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected ID=ADDRESS, like 3=127.0.0.1:8012, got '{s}'"))?;
-    let id: u32 = id
-        .trim()
-        .parse()
-        .map_err(|_| format!("replica id '{id}' is not a positive whole number"))?;
-    if id == 0 {
-        return Err("replica ids start at 1".into());
-    }
-    if addr.trim().is_empty() {
-        return Err(format!("replica {id} has an empty address"));
-    }
-    Ok(ReplicaAddr {
-        id,
-        url: base_url(addr),
-    })
-}
-
-/// The replicas of a cluster on `host` with ports from `base`.
-pub fn replica_addrs(host: &str, base: u16) -> Vec<ReplicaAddr> {
-    REPLICA_IDS
-        .iter()
-        .map(|&id| ReplicaAddr {
-            id,
-            url: url(host, replica_port(base, id)),
-        })
-        .collect()
-}
 
 /// Parses a duration such as `250ms`, `1s`, `1.5s`, `2m` or `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -285,16 +229,6 @@ mod tests {
         assert_eq!(catalog_port(8000), 8001);
         assert_eq!(replica_port(8000, 1), 8010);
         assert_eq!(replica_port(8000, 3), 8012);
-    }
-
-    #[test]
-    fn replica_addresses_parse() {
-        let r = parse_replica_addr("3=127.0.0.1:8012").unwrap();
-        assert_eq!(r.id, 3);
-        assert_eq!(r.url, "http://127.0.0.1:8012");
-        assert!(parse_replica_addr("x=1").is_err());
-        assert!(parse_replica_addr("0=a:1").is_err());
-        assert!(parse_replica_addr("127.0.0.1:8012").is_err());
     }
 
     #[test]

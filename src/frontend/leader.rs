@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn tracker() -> LeaderTracker {
-        let replicas = crate::config::replica_addrs("127.0.0.1", 8000);
+        let replicas = crate::cluster_file::ClusterFile::local("127.0.0.1", 8000, 1).replicas();
         LeaderTracker::new(replicas, PeerClient::for_load(1))
     }
 
