@@ -44,7 +44,7 @@ pub fn run_with_progress(config: &ClientConfig, show: bool) -> Report {
     let bar = crate::progress::Bar::new(
         show,
         Some(total),
-        "{spinner} {bar:40} {pos}/{len} requests rounds, {per_sec} ({eta})",
+        "{spinner} {bar:40} {pos}/{len} iterations and order checks, {per_sec} ({eta})",
     );
     client::run(config, &bar)
 }

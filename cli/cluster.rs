@@ -50,10 +50,12 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
     } else {
         print!("{}", cluster::render_status(&rows));
     }
-    Ok(if cluster::healthy(&rows) {
-        Exit::Success
-    } else {
-        Exit::Failure
+    Ok(match cluster::problem(&rows, args.cluster.is_none()) {
+        None => Exit::Success,
+        Some(problem) => {
+            eprintln!("storectl: {problem}");
+            Exit::Failure
+        }
     })
 }
 

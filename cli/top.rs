@@ -3,6 +3,7 @@
 //! [`storectl::top`]; this draws it with ratatui and handles keys. The terminal is restored on
 //! every way out: `q`, Esc, Ctrl-C, SIGTERM, an error, a panic.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,6 +61,14 @@ pub fn run(args: &TopArgs) -> Result<Exit> {
             (Source::State(state), title)
         }
     };
+    // Without a terminal to draw on (a script, `ssh` without `-t`, input from /dev/null) there
+    // is no screen to change: say so before anything is written to it.
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        anyhow::bail!(
+            "top draws a live screen and needs a terminal on its input and output; run it in \
+             one (over ssh: `ssh -t`), or use `storectl status --json` in a script"
+        );
+    }
     let stop = stop_on_signals();
     let readings = read_in_background(source, args.interval.get());
     let mut terminal = ratatui::init();

@@ -365,7 +365,7 @@ impl Catalog {
     fn renew_lease(&self, id: u32) -> Option<crate::wire::LeaseGrant> {
         let reset = self.shared.leases.renew(id)?;
         if reset {
-            tracing::info!("front end {id} renews its cache lease after missing invalidations: it empties its cache");
+            tracing::debug!("front end {id} renews its cache lease after missing invalidations: it empties its cache");
         }
         Some(crate::wire::LeaseGrant { reset })
     }

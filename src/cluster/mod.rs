@@ -33,7 +33,7 @@ pub use lifecycle::{down, kill, restart, up};
 pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
-pub use status::{find_leader, healthy, render_status, status, status_of, ServiceStatus};
+pub use status::{find_leader, problem, render_status, status, status_of, ServiceStatus};
 
 /// The record `up` writes in the state directory: what every service was started with.
 pub const CLUSTER_FILE: &str = "cluster.json";

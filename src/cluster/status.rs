@@ -36,9 +36,51 @@ pub struct ServiceStatus {
     pub latency: Option<crate::wire::FrontendLatency>,
 }
 
-/// Whether every service answers and a replica leads: the cluster can take orders.
-pub fn healthy(rows: &[ServiceStatus]) -> bool {
-    rows.iter().all(|r| r.alive) && rows.iter().any(|r| r.role.as_deref() == Some("leader"))
+/// Why the cluster cannot take orders, in one line that says what to do; `None` when every
+/// service answers and a replica leads. `local` is for a cluster in a state directory, whose
+/// services `storectl restart` can start again; otherwise they run on hosts of their own.
+pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
+    let silent: Vec<&ServiceStatus> = rows.iter().filter(|r| !r.alive).collect();
+    if !silent.is_empty() && silent.len() == rows.len() {
+        return Some(if local {
+            "no service of the cluster is running: start it with `storectl up`".into()
+        } else {
+            "no service of the cluster file answers: start them on their hosts, or check the \
+             addresses and the network"
+                .into()
+        });
+    }
+    if let Some(first) = silent.first() {
+        let names: Vec<String> = silent.iter().map(|r| r.name.to_string()).collect();
+        let verb = if silent.len() == 1 { "does" } else { "do" };
+        let names = names.join(", ");
+        return Some(match (local, first.pid) {
+            (true, None) => format!(
+                "{names} {verb} not run: `storectl restart {}` starts it again",
+                first.name
+            ),
+            (true, Some(_)) => format!(
+                "{names} {verb} not answer though running: see `storectl logs {}`",
+                first.name
+            ),
+            (false, _) => format!(
+                "{names} {verb} not answer at {}: check the service on its host and the network",
+                first.address
+            ),
+        });
+    }
+    let replicas = rows.iter().filter(|r| r.name.replica_id().is_some());
+    if !replicas
+        .clone()
+        .any(|r| r.role.as_deref() == Some("leader"))
+    {
+        return Some(format!(
+            "no order replica leads yet: {} answer, an election needs a majority; wait a \
+             second and ask again",
+            replicas.count()
+        ));
+    }
+    None
 }
 
 /// The state of every service of the cluster in `state`, from pid files and health checks: a
@@ -196,4 +238,79 @@ pub fn replicas_converged(rows: &[ServiceStatus]) -> bool {
         .map(|r| r.orders.filter(|_| r.ready == Some(true)))
         .collect();
     counts.iter().all(|c| c.is_some() && *c == counts[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: ServiceName, alive: bool, pid: Option<u32>, role: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name,
+            pid,
+            address: "127.0.0.1:8010".into(),
+            port: 8010,
+            alive,
+            role: role.map(str::to_string),
+            ready: None,
+            term: None,
+            last_order: None,
+            orders: None,
+            leader_id: None,
+            cache: None,
+            cache_leased: None,
+            latency: None,
+        }
+    }
+
+    fn cluster(order_2: ServiceStatus) -> Vec<ServiceStatus> {
+        vec![
+            row(ServiceName::Catalog, true, Some(1), None),
+            row(ServiceName::Order(1), true, Some(2), Some("follower")),
+            order_2,
+            row(ServiceName::Order(3), true, Some(4), Some("leader")),
+        ]
+    }
+
+    #[test]
+    fn a_healthy_cluster_has_no_problem() {
+        let rows = cluster(row(ServiceName::Order(2), true, Some(3), Some("follower")));
+        assert_eq!(problem(&rows, true), None);
+    }
+
+    #[test]
+    fn a_service_down_is_named_with_what_to_do() {
+        let rows = cluster(row(ServiceName::Order(2), false, None, None));
+        let said = problem(&rows, true).unwrap();
+        assert!(said.contains("order-2 does not run"), "{said}");
+        assert!(said.contains("storectl restart order-2"), "{said}");
+
+        let hung = cluster(row(ServiceName::Order(2), false, Some(3), None));
+        assert!(problem(&hung, true)
+            .unwrap()
+            .contains("storectl logs order-2"));
+        let remote = problem(&rows, false).unwrap();
+        assert!(
+            remote.contains("order-2 does not answer at 127.0.0.1:8010"),
+            "{remote}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_cluster_says_to_start_it() {
+        let rows: Vec<ServiceStatus> = cluster(row(ServiceName::Order(2), false, None, None))
+            .into_iter()
+            .map(|r| row(r.name, false, None, None))
+            .collect();
+        assert!(problem(&rows, true).unwrap().contains("storectl up"));
+    }
+
+    #[test]
+    fn no_leader_is_a_problem() {
+        let mut rows = cluster(row(ServiceName::Order(2), true, Some(3), Some("follower")));
+        rows[3].role = Some("candidate".into());
+        assert!(problem(&rows, true)
+            .unwrap()
+            .contains("no order replica leads"));
+    }
 }

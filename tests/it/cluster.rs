@@ -525,6 +525,9 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
     assert!(cluster.run("kill", &["order-1"]).status.success());
     let out = cluster.run("status", &["--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let said = stderr(&out);
+    assert_eq!(said.trim().lines().count(), 1, "one line on stderr: {said}");
+    assert!(said.contains("storectl restart order-1"), "{said}");
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let one = rows
         .as_array()
@@ -554,6 +557,7 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
     assert!(cluster.run("down", &[]).status.success());
     let out = cluster.run("status", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("storectl up"), "{}", stderr(&out));
 }
 
 #[test]

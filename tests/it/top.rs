@@ -134,3 +134,20 @@ fn top_without_a_cluster_says_what_to_run() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("storectl up"), "{err}");
 }
+
+#[test]
+fn top_without_a_terminal_says_it_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::common::cluster_file(dir.path(), 47100);
+    let out = Command::new(EXE)
+        .args(["top", "--cluster", file.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("storectl runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("needs a terminal"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing drawn: {:?}", out.stdout);
+    assert!(!err.contains('\u{1b}'), "no escape sequence: {err:?}");
+}
