@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::types::{BuyResult, Command, Refusal, Settled};
-use crate::wire::Entry;
+use crate::wire::{Entry, PlaceOrder};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OrderBook {
@@ -52,6 +52,28 @@ impl OrderBook {
             return Some(Settled::Placed { number });
         }
         self.refused.get(key).cloned().map(Settled::Refused)
+    }
+
+    /// The request `order`'s key was settled for, when it is another one: another product
+    /// (names match in any case, as the catalog matches them) or another quantity. Shown as
+    /// "2 × Tux".
+    pub fn other_request(&self, order: &PlaceOrder) -> Option<String> {
+        let (name, quantity) = match self.numbers.get(&order.key) {
+            Some(&number) => {
+                let entry = self.order(number)?;
+                (entry.name.as_str(), entry.quantity)
+            }
+            None => {
+                let refusal = self.refused.get(&order.key)?;
+                if refusal.name.is_empty() {
+                    // Logged before refusals kept their request: nothing to compare with.
+                    return None;
+                }
+                (refusal.name.as_str(), refusal.quantity)
+            }
+        };
+        let same = quantity == order.quantity && name.to_lowercase() == order.name.to_lowercase();
+        (!same).then(|| format!("{quantity} × {name}"))
     }
 
     pub fn order(&self, number: u64) -> Option<&Entry> {
@@ -113,6 +135,8 @@ mod tests {
             result: BuyResult::Refused(Refusal {
                 code: 409,
                 message: "not enough stock".into(),
+                name: "tux".into(),
+                quantity: 200,
             }),
         }
     }
@@ -140,6 +164,44 @@ mod tests {
         let refusal = book.apply(&bought("r"), 1);
         assert!(matches!(refusal, Some(Settled::Refused(_))));
         assert_eq!(book.len(), 1, "a refused key never takes a number");
+    }
+
+    fn request(key: &str, name: &str, quantity: u64) -> PlaceOrder {
+        PlaceOrder {
+            key: key.into(),
+            name: name.into(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn a_key_names_the_request_it_was_settled_for() {
+        let mut book = OrderBook::default();
+        assert_eq!(book.other_request(&request("k", "fox", 5)), None, "unsettled");
+        book.apply(&bought("k"), 1);
+        assert_eq!(book.other_request(&request("k", "tux", 2)), None);
+        assert_eq!(book.other_request(&request("k", "TUX", 2)), None, "any case");
+        assert_eq!(
+            book.other_request(&request("k", "fox", 2)).as_deref(),
+            Some("2 × Tux")
+        );
+        assert!(book.other_request(&request("k", "tux", 3)).is_some());
+
+        book.apply(&refused("r"), 1);
+        assert_eq!(book.other_request(&request("r", "Tux", 200)), None);
+        assert_eq!(
+            book.other_request(&request("r", "tux", 2)).as_deref(),
+            Some("200 × tux")
+        );
+    }
+
+    #[test]
+    fn a_refusal_logged_without_its_request_matches_any() {
+        let old = r#"{"outcome":{"key":"r","result":{"refused":{"code":409,"message":"no"}}}}"#;
+        let command: Command = serde_json::from_str(old).unwrap();
+        let mut book = OrderBook::default();
+        book.apply(&command, 1);
+        assert_eq!(book.other_request(&request("r", "fox", 1)), None);
     }
 
     #[test]

@@ -25,23 +25,36 @@ pub enum PlaceError {
     Catalog(String),
     /// The log did not commit in time.
     Unavailable(String),
+    /// The key was first used for another request, which stays as it was settled.
+    KeyReused(String),
 }
 
 impl Replica {
-    /// Places `order` as leader, or gives the settlement its key already has.
+    /// Places `order` as leader, or gives the settlement its key already has. A key names one
+    /// request: sent again with another product or quantity it is refused, and whatever the
+    /// first request bought (here, or at a leader that died before logging it) is placed as
+    /// that request's order.
     pub(super) async fn place(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
         self.lead().await?;
         let _claim = self.claim(&order.key).await;
-        if let Some(settled) = self.shared.orders.read(|b| b.settled(&order.key)) {
-            return Ok(settled);
+        let settled = match self.shared.orders.read(|b| b.settled(&order.key)) {
+            Some(settled) => settled,
+            None => self.settle(order.clone()).await?,
+        };
+        match self.shared.orders.read(|b| b.other_request(&order)) {
+            Some(first) => Err(PlaceError::KeyReused(format!(
+                "Idempotency-Key '{}' was used for an order of {first}, not {} × {}; use a new \
+                 key for a new order",
+                order.key, order.quantity, order.name
+            ))),
+            None => Ok(settled),
         }
-        self.settle(order).await
     }
 
     /// Buys for an order (keyed: the same buy, if the catalog already made it), and commits
     /// the outcome.
     async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
-        let key = order.key.clone();
+        let (key, name, quantity) = (order.key.clone(), order.name.clone(), order.quantity);
         // A buy is keyed, so asking again is safe. Before the catalog is blamed, this replica
         // makes sure it still leads: one that was paused wakes with its timer run out and may
         // have been replaced meanwhile (then the front end retries on the new leader). Once
@@ -56,6 +69,8 @@ impl Replica {
             Err(BuyError::Refused { status, message }) => BuyResult::Refused(Refusal {
                 code: status,
                 message,
+                name,
+                quantity,
             }),
             Err(BuyError::Unavailable(message)) => return Err(PlaceError::Catalog(message)),
         };

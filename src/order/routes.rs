@@ -107,6 +107,9 @@ impl Replica {
             ),
             Err(PlaceError::NotLeader { leader }) => self.not_leader(leader),
             Err(PlaceError::Catalog(message)) => http::error(StatusCode::BAD_GATEWAY, &message),
+            Err(PlaceError::KeyReused(message)) => {
+                http::error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
             Err(PlaceError::NoQuorum(message) | PlaceError::Unavailable(message)) => {
                 http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
             }

@@ -50,11 +50,18 @@ pub enum BuyResult {
     Refused(Refusal),
 }
 
-/// Why the catalog refused an order: unknown product (404) or not enough stock (409).
+/// Why the catalog refused an order: unknown product (404) or not enough stock (409), with the
+/// request it refused, so that its key names that request alone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Refusal {
     pub code: u16,
     pub message: String,
+    /// The product as the request named it. Empty in refusals logged before requests were
+    /// recorded with them: those match any request with their key.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub quantity: u64,
 }
 
 /// How the order with a key ended, for good.

@@ -81,6 +81,37 @@ fn every_row_of_the_public_api() {
         get(&cluster.url("/products/lego")).json["data"]["quantity"],
         97
     );
+    // The key names that request alone: another body with it is refused, changes nothing,
+    // and the first order stays as it was.
+    let foxes = get(&cluster.url("/products/fox")).json["data"]["quantity"].clone();
+    let reused = post(
+        &orders,
+        r#"{"name":"fox","quantity":5}"#,
+        &[("Idempotency-Key", "order-abc-1")],
+    );
+    assert_error(&reused, 422);
+    let message = reused.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("3 × Lego"), "{message}");
+    assert_error(&keyed(4), 422);
+    assert_eq!(keyed(3).json, a.json, "the first body still gets its order");
+    let number = a.json["data"]["order_number"].to_string();
+    assert_eq!(
+        get(&cluster.url(&format!("/orders/{number}"))).json["data"]["name"],
+        "Lego"
+    );
+    assert_eq!(
+        get(&cluster.url("/products/fox")).json["data"]["quantity"],
+        foxes
+    );
+    // A refusal is the answer to its own request too.
+    let refused_key = [("Idempotency-Key", "too-many")];
+    let too_many = r#"{"name":"lego","quantity":1000}"#;
+    assert_error(&post(&orders, too_many, &refused_key), 409);
+    assert_error(&post(&orders, too_many, &refused_key), 409);
+    assert_error(
+        &post(&orders, r#"{"name":"lego","quantity":1}"#, &refused_key),
+        422,
+    );
     assert_error(
         &post(
             &orders,

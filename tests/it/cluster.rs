@@ -371,6 +371,64 @@ fn a_leader_that_dies_between_the_buy_and_the_append_loses_nothing() {
 }
 
 #[test]
+fn a_key_reused_with_another_body_gets_422_from_any_leader_and_its_first_buy_is_placed() {
+    let faults = tempfile::tempdir().unwrap();
+    let fault_dir = faults.path().to_str().unwrap().to_string();
+    let cluster = Cluster::start_with_env(&[], &[("STORECTL_FAULT_DIR", &fault_dir)]);
+    let key = [("Idempotency-Key", "first-body")];
+    // Straight to the leader, as a front end would send it; the leader dies right after the
+    // catalog sold, before the order is in the log.
+    std::fs::write(faults.path().join(storectl::fault::AFTER_BUY), "").unwrap();
+    let leader = format!("http://127.0.0.1:{}/orders", cluster.base + 12);
+    let auth = cluster.authorization();
+    let headers = [(auth.0, auth.1.as_str()), key[0]];
+    let body = r#"{"key":"first-body","name":"barbie","quantity":2}"#;
+    assert!(
+        !crate::common::post_raw(&leader, body, &headers),
+        "the leader dies without an answer"
+    );
+    // The same key with another body, at the new leader: refused, and the first body's buy is
+    // placed as its order, as sold.
+    let reused = post(
+        &cluster.url("/orders"),
+        r#"{"name":"fox","quantity":5}"#,
+        &key,
+    );
+    assert_error(&reused, 422);
+    let message = reused.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 × Barbie"), "{message}");
+    let first = post(
+        &cluster.url("/orders"),
+        r#"{"name":"Barbie","quantity":2}"#,
+        &key,
+    );
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.json["data"]["order_number"], 0);
+    for (toy, left) in [("barbie", 98), ("fox", 100)] {
+        let product = get(&cluster.url(&format!("/products/{toy}")));
+        assert_eq!(product.json["data"]["quantity"], left, "{toy}");
+    }
+    // After the old leader is back and leads no more: the same answers.
+    assert!(cluster.run("restart", &["order-3"]).status.success());
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("kill", &["leader"]).status.success());
+    assert_error(
+        &post(
+            &cluster.url("/orders"),
+            r#"{"name":"barbie","quantity":1}"#,
+            &key,
+        ),
+        422,
+    );
+    let again = post(
+        &cluster.url("/orders"),
+        r#"{"name":"barbie","quantity":2}"#,
+        &key,
+    );
+    assert_eq!(again.json, first.json);
+}
+
+#[test]
 fn a_follower_down_while_orders_flow_catches_up_when_back() {
     let cluster = Cluster::start(&[]);
     assert!(cluster.run("kill", &["order-1"]).status.success());
