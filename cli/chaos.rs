@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use storectl::chaos::{self, ChaosOptions, ChaosReport};
+use storectl::client::stats::human_us;
 use storectl::cluster::{Ephemeral, StateDir, UpOptions};
 use storectl::progress::Progress;
 
@@ -32,8 +33,10 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
             given.root().display(),
             cluster.root().display()
         ));
+        // Stock for the whole run, so that every fault meets orders to the end.
         let up = UpOptions {
             fault_hooks: options.faults.contains(&chaos::Fault::SlowDisk),
+            initial_stock: Some(chaos::OWN_CLUSTER_STOCK),
             ..Default::default()
         };
         cluster
@@ -58,6 +61,41 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
     })
 }
 
+/// One line per round: the fault, how long it was active, and the orders it met.
+fn rounds_table(r: &ChaosReport) -> String {
+    let mut out = format!(
+        "{:>5}  {:<9} {:<18} {:>8}  {:>10} {:>6} {:>9}\n",
+        "round", "fault", "target", "active", "orders met", "acked", "slowest"
+    );
+    for k in &r.kills {
+        let target = format!(
+            "{}{}",
+            k.replica,
+            if k.was_leader { " (leader)" } else { "" }
+        );
+        out.push_str(&format!(
+            "{:>5}  {:<9} {:<18} {:>8}  {:>10} {:>6} {:>9}{}\n",
+            k.round,
+            k.fault.name(),
+            target,
+            format!("{:.2}s", k.active_ms as f64 / 1000.0),
+            k.orders_in_flight,
+            k.orders_acknowledged,
+            if k.tested() {
+                human_us(k.slowest_order_us as f64)
+            } else {
+                "–".into()
+            },
+            if k.tested() {
+                ""
+            } else {
+                "  the fault met no order"
+            }
+        ));
+    }
+    out
+}
+
 fn render(r: &ChaosReport) -> String {
     let yes_no = |b: bool| if b { "yes" } else { "NO" };
     let catch_up: Vec<u64> = r.kills.iter().map(|k| k.catch_up_ms).collect();
@@ -77,6 +115,7 @@ fn render(r: &ChaosReport) -> String {
         r.leader_kills,
         slowest
     ));
+    out.push_str(&rounds_table(r));
     out.push_str(&format!("requests:               {}\n", r.requests));
     out.push_str(&format!(
         "client-visible errors:  {}{}\n",
@@ -122,6 +161,22 @@ fn render(r: &ChaosReport) -> String {
     }
     for sample in &r.client.error_samples {
         out.push_str(&format!("  error: {sample}\n"));
+    }
+    let untested = r.kills.iter().filter(|k| !k.tested()).count();
+    if let Some(after) = r.sold_out_after_s {
+        out.push_str(&format!(
+            "the clients found toys sold out {after:.1}s into the run; from then on they ordered \
+             less\n"
+        ));
+    }
+    if untested > 0 {
+        out.push_str(&format!(
+            "FAILED: {untested} of {} faults met no order, so they tested nothing: raise the \
+             stock (storectl up --initial-stock {}) or the clients\n",
+            r.kills.len(),
+            chaos::OWN_CLUSTER_STOCK
+        ));
+        return out;
     }
     out.push_str(if r.ok() && r.majority_kept {
         "OK: no client saw an error, nothing was lost or duplicated\n"

@@ -68,6 +68,10 @@ impl Fault {
     }
 }
 
+/// Units of each toy in a cluster chaos starts for itself: more than its clients can buy in
+/// any run, so that no fault finds the store sold out.
+pub const OWN_CLUSTER_STOCK: u64 = 1_000_000;
+
 #[derive(Debug, Clone)]
 pub struct ChaosOptions {
     pub clients: usize,
@@ -92,8 +96,41 @@ pub struct Kill {
     /// The replica the fault hit first (for `two`, the one left lagging).
     pub replica: ServiceName,
     pub was_leader: bool,
+    /// How long the fault was active: from its injection until it was lifted (a restart
+    /// begun, SIGCONT, the disk fast again).
+    pub active_ms: u64,
     /// How long it took from the end of the fault until every replica had caught up.
     pub catch_up_ms: u64,
+    /// Orders in flight at some instant while the fault was active, and how many of them the
+    /// store acknowledged (retries with the same key included): a round whose fault met no
+    /// order tested nothing.
+    pub orders_in_flight: u64,
+    pub orders_acknowledged: u64,
+    /// The slowest of those acknowledged orders, in microseconds.
+    pub slowest_order_us: u64,
+    #[serde(skip)]
+    active: (Instant, Instant),
+}
+
+impl Kill {
+    /// Counts the orders of `spans` that were in flight while this round's fault was active.
+    fn met(&mut self, spans: &[client::OrderSpan]) {
+        let (from, until) = self.active;
+        let met: Vec<&client::OrderSpan> =
+            spans.iter().filter(|s| s.overlaps(from, until)).collect();
+        self.orders_in_flight = met.len() as u64;
+        let acknowledged = met.iter().filter(|s| s.acknowledged);
+        self.orders_acknowledged = acknowledged.clone().count() as u64;
+        self.slowest_order_us = acknowledged
+            .map(|s| s.took().as_micros() as u64)
+            .max()
+            .unwrap_or(0);
+    }
+
+    /// Whether the fault met an order the store acknowledged.
+    pub fn tested(&self) -> bool {
+        self.orders_acknowledged > 0
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +153,9 @@ pub struct ChaosReport {
     pub stock_conserved: bool,
     /// The slowest acknowledged order, retries included, in microseconds.
     pub slowest_order_us: u64,
+    /// When the clients' queries first found a toy sold out, in seconds from the start: after
+    /// that, fewer orders met the faults.
+    pub sold_out_after_s: Option<f64>,
     pub client: client::Report,
     pub difference: Option<String>,
     pub stock: String,
@@ -128,6 +168,7 @@ impl ChaosReport {
             && self.orders_duplicated == 0
             && self.files_identical
             && self.stock_conserved
+            && self.kills.iter().all(Kill::tested)
     }
 }
 
@@ -165,7 +206,10 @@ pub fn run(
         progress.message("clients finishing and checking their orders");
         (kills, clients.join().unwrap_or_default())
     });
-    let kills = kills?;
+    let mut kills = kills?;
+    for kill in &mut kills {
+        kill.met(&report.order_spans);
+    }
 
     progress.message("waiting for the replicas to converge");
     crate::poll::try_until(CATCH_UP, Duration::from_millis(100), || {
@@ -206,6 +250,7 @@ pub fn run(
         orders_lost: report.mismatches.max(misplaced),
         orders_duplicated: duplicated_keys(&longest)?,
         slowest_order_us: report.order.max_us,
+        sold_out_after_s: report.sold_out_after_s,
         files_identical: comparison.identical(),
         stock_conserved: stock.conserved(),
         difference: comparison.difference.map(|d| d.to_string()),
@@ -262,12 +307,16 @@ fn kill_rounds(
             Ok(())
         };
         let leader_note = if was_leader { " (the leader)" } else { "" };
+        let injected = Instant::now();
+        // When the fault begins to be undone: a restart begun, SIGCONT, the disk fast again.
+        let lifted;
         match fault {
             Fault::Kill => {
                 say(format!("SIGKILL {target}{leader_note}"));
                 kill(target, Signal::Kill)?;
                 std::thread::sleep(options.down_for);
                 say(format!("restarting {target}"));
+                lifted = Instant::now();
                 restart(target)?;
             }
             Fault::Stop => {
@@ -280,6 +329,7 @@ fn kill_rounds(
                 kill(target, Signal::Stop)?;
                 std::thread::sleep(paused);
                 say(format!("SIGCONT {target}"));
+                lifted = Instant::now();
                 kill(target, Signal::Cont)?;
             }
             Fault::Two => {
@@ -296,6 +346,7 @@ fn kill_rounds(
                 kill(target, Signal::Cont)?;
                 killed?;
                 std::thread::sleep(options.down_for);
+                lifted = Instant::now();
                 restart_all(others)?;
             }
             Fault::Power => {
@@ -304,6 +355,7 @@ fn kill_rounds(
                     kill(replica, Signal::Kill)?;
                 }
                 std::thread::sleep(options.down_for);
+                lifted = Instant::now();
                 restart_all(replicas.clone())?;
             }
             Fault::SlowDisk => {
@@ -315,10 +367,10 @@ fn kill_rounds(
                 std::fs::write(&armed, "2000").map_err(|e| Error::io(&armed, e))?;
                 std::thread::sleep(options.down_for);
                 say(format!("{target}'s disk is fast again"));
+                lifted = Instant::now();
                 std::fs::remove_file(&armed).map_err(|e| Error::io(&armed, e))?;
             }
         }
-        let back = Instant::now();
         for &replica in &replicas {
             wait_ready(state, replica, CATCH_UP)?;
         }
@@ -327,7 +379,12 @@ fn kill_rounds(
             fault,
             replica: target,
             was_leader,
-            catch_up_ms: back.elapsed().as_millis() as u64,
+            active_ms: lifted.duration_since(injected).as_millis() as u64,
+            catch_up_ms: lifted.elapsed().as_millis() as u64,
+            orders_in_flight: 0,
+            orders_acknowledged: 0,
+            slowest_order_us: 0,
+            active: (injected, lifted),
         });
     }
     Ok(kills)

@@ -207,6 +207,9 @@ pub struct Point {
     pub hit_ratio: f64,
     /// Orders refused because the toy sold out (409): expected, not errors.
     pub sold_out: u64,
+    /// Orders not even tried because the query found the toy sold out: the order latency of
+    /// the point measured fewer orders than its p asked for.
+    pub skipped_sold_out: u64,
     pub product_query: TypeStats,
     pub product_query_hit: TypeStats,
     pub product_query_miss: TypeStats,
@@ -439,6 +442,7 @@ fn measure_point(
         elapsed_s: elapsed,
         hit_ratio: hit_ratio(&before, &after),
         sold_out: report.sold_out,
+        skipped_sold_out: report.skipped_sold_out,
         product_query: TypeStats::new(&report.query, errors.query, elapsed),
         product_query_hit: TypeStats::new(&report.query_hit, 0, elapsed),
         product_query_miss: TypeStats::new(&report.query_miss, 0, elapsed),

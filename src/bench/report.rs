@@ -138,6 +138,29 @@ pub fn markdown(study: &Study) -> String {
              `errors` column of `{CSV_FILE}` says where.\n"
         );
     }
+    let short: Vec<String> = study
+        .points
+        .iter()
+        .filter(|p| p.sold_out + p.skipped_sold_out > 0)
+        .map(|p| {
+            format!(
+                "cache {} at p = {}: {} orders not tried, {} refused",
+                p.cache.label(),
+                p.p,
+                p.skipped_sold_out,
+                p.sold_out
+            )
+        })
+        .collect();
+    if !short.is_empty() {
+        let _ = writeln!(
+            out,
+            "**The store sold out during some points**, so they measured fewer orders than \
+             their p asked for ({}); run against a cluster with more stock \
+             (`storectl up --initial-stock 1000000`).\n",
+            short.join("; ")
+        );
+    }
     out.push_str(&what_the_cache_saves(&study.points));
     for kind in RequestType::MAIN {
         let _ = writeln!(out, "## {}\n", kind.title());
@@ -403,6 +426,7 @@ pub(crate) mod tests {
             elapsed_s: 2.0,
             hit_ratio,
             sold_out: 0,
+            skipped_sold_out: 0,
             product_query: stats(query_us),
             product_query_hit: stats(50.0),
             product_query_miss: stats(450.0),
@@ -485,5 +509,17 @@ pub(crate) mod tests {
         let mut with_errors = study.clone();
         with_errors.points[1].order.errors = 3;
         assert!(markdown(&with_errors).contains("**3 unexpected replies**"));
+        assert!(!md.contains("sold out"));
+        let mut sold_out = study.clone();
+        sold_out.points[1].skipped_sold_out = 40;
+        let md = markdown(&sold_out);
+        assert!(
+            md.contains("**The store sold out during some points**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("cache on at p = 0.5: 40 orders not tried"),
+            "{md}"
+        );
     }
 }

@@ -44,6 +44,26 @@ pub struct Acknowledged {
     pub quantity: u64,
 }
 
+/// When one order was in flight: from its first send to its final answer, retries included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderSpan {
+    pub sent: Instant,
+    pub answered: Instant,
+    /// Whether the store acknowledged it (rather than refusing it or failing).
+    pub acknowledged: bool,
+}
+
+impl OrderSpan {
+    /// Whether the order was in flight at some instant of `from..until`.
+    pub fn overlaps(&self, from: Instant, until: Instant) -> bool {
+        self.sent < until && self.answered > from
+    }
+
+    pub fn took(&self) -> Duration {
+        self.answered.saturating_duration_since(self.sent)
+    }
+}
+
 /// What one client run saw.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -55,6 +75,14 @@ pub struct Report {
     pub errors: u64,
     /// The same errors, by request type.
     pub errors_by_kind: ErrorCounts,
+    /// Iterations whose query was answered, and what each did next: ordered, or not.
+    pub queried: u64,
+    /// Iterations that did not order because the coin (p) said so.
+    pub not_chosen: u64,
+    /// Iterations that would have ordered but found their toy at 0 in stock: orders not tried.
+    pub skipped_sold_out: u64,
+    /// When a query first found its toy sold out, in seconds from the start.
+    pub sold_out_after_s: Option<f64>,
     pub orders: u64,
     /// Orders refused because the toy sold out between query and order (409): expected.
     pub sold_out: u64,
@@ -74,6 +102,9 @@ pub struct Report {
     /// Every acknowledged order, for checks against the replicas' files.
     #[serde(skip)]
     pub acknowledged: Vec<Acknowledged>,
+    /// When every order tried was in flight, for `chaos` to tell which met a fault.
+    #[serde(skip)]
+    pub order_spans: Vec<OrderSpan>,
 }
 
 impl Report {
@@ -116,6 +147,11 @@ impl ErrorCounts {
 
 #[derive(Default)]
 struct SessionResult {
+    queried: u64,
+    not_chosen: u64,
+    skipped_sold_out: u64,
+    first_sold_out: Option<Instant>,
+    spans: Vec<OrderSpan>,
     retries: u64,
     placed: Vec<Acknowledged>,
     requests: u64,
@@ -177,6 +213,14 @@ pub fn run(config: &ClientConfig, progress: &dyn Progress) -> Report {
     let mut order_query = Latencies::default();
     for r in results {
         report.requests += r.requests;
+        report.queried += r.queried;
+        report.not_chosen += r.not_chosen;
+        report.skipped_sold_out += r.skipped_sold_out;
+        if let Some(at) = r.first_sold_out {
+            let after = at.duration_since(started).as_secs_f64();
+            report.sold_out_after_s = Some(report.sold_out_after_s.map_or(after, |s| s.min(after)));
+        }
+        report.order_spans.extend(r.spans);
         report.errors += r.errors;
         report.errors_by_kind.merge(&r.errors_by_kind);
         report.orders += r.orders;
@@ -267,54 +311,17 @@ fn session(
                 continue;
             }
         };
-        if product.quantity > 0 && rng.random_bool(config.p.clamp(0.0, 1.0)) {
+        result.queried += 1;
+        if !rng.random_bool(config.p.clamp(0.0, 1.0)) {
+            result.not_chosen += 1;
+        } else if product.quantity == 0 {
+            result.skipped_sold_out += 1;
+            result.first_sold_out.get_or_insert_with(Instant::now);
+        } else {
             let quantity = rng.random_range(1..=5u64);
             keys += 1;
             let key = format!("{key_prefix}-{keys}");
-            let body = serde_json::json!({ "name": product.name, "quantity": quantity });
-            let url = format!("{}/orders", config.frontend);
-            let started = Instant::now();
-            let retry_until = started + config.retry_for;
-            loop {
-                let reply = post_json(&agent, &url, &body, Some(&key));
-                result.requests += 1;
-                let failure = match reply {
-                    Ok(r) if r.status == 200 => match r.json::<Data<OrderCreated>>() {
-                        Some(created) => {
-                            result.order.record(started.elapsed());
-                            result.orders += 1;
-                            result.placed.push(Acknowledged {
-                                key: key.clone(),
-                                number: created.data.order_number,
-                                name: product.name.clone(),
-                                quantity,
-                            });
-                            break;
-                        }
-                        None => format!("POST /orders: malformed reply {}", r.body),
-                    },
-                    Ok(r) if r.status == 409 => {
-                        result.order.record(started.elapsed());
-                        result.sold_out += 1;
-                        break;
-                    }
-                    Ok(r) if r.status < 500 => {
-                        result.error(
-                            Kind::Order,
-                            format!("POST /orders: {} {}", r.status, r.message()),
-                        );
-                        break;
-                    }
-                    Ok(r) => format!("POST /orders: {} {}", r.status, r.message()),
-                    Err(e) => format!("POST /orders: {e}"),
-                };
-                result.error(Kind::Order, failure);
-                if Instant::now() >= retry_until {
-                    break;
-                }
-                result.retries += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            place(&agent, config, &mut result, key, &product.name, quantity);
         }
         tick();
     }
@@ -365,6 +372,65 @@ fn session(
     result
 }
 
+/// Orders `quantity` of `name` under `key`, retrying a failure with the same key for
+/// `config.retry_for`, and records the outcome and its span in `result`.
+fn place(
+    agent: &ureq::Agent,
+    config: &ClientConfig,
+    result: &mut SessionResult,
+    key: String,
+    name: &str,
+    quantity: u64,
+) {
+    let body = serde_json::json!({ "name": name, "quantity": quantity });
+    let url = format!("{}/orders", config.frontend);
+    let sent = Instant::now();
+    let retry_until = sent + config.retry_for;
+    let acknowledged = loop {
+        let reply = post_json(agent, &url, &body, Some(&key));
+        result.requests += 1;
+        let failure = match reply {
+            Ok(r) if r.status == 200 => match r.json::<Data<OrderCreated>>() {
+                Some(created) => {
+                    result.order.record(sent.elapsed());
+                    result.orders += 1;
+                    result.placed.push(Acknowledged {
+                        key,
+                        number: created.data.order_number,
+                        name: name.to_string(),
+                        quantity,
+                    });
+                    break true;
+                }
+                None => format!("POST /orders: malformed reply {}", r.body),
+            },
+            Ok(r) if r.status == 409 => {
+                result.order.record(sent.elapsed());
+                result.sold_out += 1;
+                break false;
+            }
+            Ok(r) if r.status < 500 => {
+                let what = format!("POST /orders: {} {}", r.status, r.message());
+                result.error(Kind::Order, what);
+                break false;
+            }
+            Ok(r) => format!("POST /orders: {} {}", r.status, r.message()),
+            Err(e) => format!("POST /orders: {e}"),
+        };
+        result.error(Kind::Order, failure);
+        if Instant::now() >= retry_until {
+            break false;
+        }
+        result.retries += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    result.spans.push(OrderSpan {
+        sent,
+        answered: Instant::now(),
+        acknowledged,
+    });
+}
+
 /// The toys of the built-in catalog, in its own spelling.
 pub fn catalog_products() -> Vec<String> {
     crate::catalog::INITIAL_CATALOG
@@ -391,9 +457,24 @@ pub fn render(report: &Report) -> String {
         report.sessions, report.iterations, report.p, report.requests, report.elapsed_s
     ));
     out.push_str(&format!(
+        "queries answered: {}: {} went on to order, {} did not (p = {}), {} found their toy sold \
+         out and ordered nothing\n",
+        report.queried,
+        report.queried - report.not_chosen - report.skipped_sold_out,
+        report.not_chosen,
+        report.p,
+        report.skipped_sold_out
+    ));
+    out.push_str(&format!(
         "orders: {} placed, {} refused as sold out, {} checked, {} mismatched\n",
         report.orders, report.sold_out, report.orders_checked, report.mismatches
     ));
+    if let Some(after) = report.sold_out_after_s {
+        out.push_str(&format!(
+            "note: toys began to sell out {after:.1}s in; the orders they skipped were not \
+             exercised (start the cluster with more stock: storectl up --initial-stock N)\n"
+        ));
+    }
     out.push_str(&format!("unexpected errors: {}\n", report.errors));
     out.push_str(&format!(
         "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9}\n",

@@ -177,10 +177,18 @@ mod tests {
     #[test]
     fn a_key_names_the_request_it_was_settled_for() {
         let mut book = OrderBook::default();
-        assert_eq!(book.other_request(&request("k", "fox", 5)), None, "unsettled");
+        assert_eq!(
+            book.other_request(&request("k", "fox", 5)),
+            None,
+            "unsettled"
+        );
         book.apply(&bought("k"), 1);
         assert_eq!(book.other_request(&request("k", "tux", 2)), None);
-        assert_eq!(book.other_request(&request("k", "TUX", 2)), None, "any case");
+        assert_eq!(
+            book.other_request(&request("k", "TUX", 2)),
+            None,
+            "any case"
+        );
         assert_eq!(
             book.other_request(&request("k", "fox", 2)).as_deref(),
             Some("2 × Tux")

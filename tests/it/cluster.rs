@@ -16,6 +16,25 @@ fn client_json(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
 }
 
 #[test]
+fn a_client_that_finds_the_store_sold_out_says_what_it_skipped() {
+    let cluster = Cluster::start(&["--initial-stock", "1", "--restock-interval", "1h"]);
+    let toys = storectl::client::catalog_products();
+    cluster.order_each(&toys.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    let (ok, report) = client_json(&cluster, &["--p", "1", "--iterations", "20"]);
+    assert!(ok, "{report}");
+    assert_eq!(report["queried"], 20, "{report}");
+    assert_eq!(report["skipped_sold_out"], 20, "{report}");
+    assert_eq!(report["orders"], 0, "{report}");
+    assert!(report["sold_out_after_s"].is_number(), "{report}");
+    let text = stdout(&cluster.run("client", &["--p", "1", "--iterations", "5"]));
+    assert!(
+        text.contains("5 found their toy sold out and ordered nothing"),
+        "{text}"
+    );
+    assert!(text.contains("--initial-stock"), "{text}");
+}
+
+#[test]
 fn a_client_run_adds_up_and_the_replicas_agree() {
     let cluster = Cluster::start(&[]);
     let (ok, report) = client_json(
@@ -35,6 +54,13 @@ fn a_client_run_adds_up_and_the_replicas_agree() {
         3 * 40 + n("orders") + n("sold_out") + n("orders_checked")
     );
     assert_eq!(report["query"]["count"], 3 * 40);
+    // Every answered query is accounted for: it ordered, or says why it did not.
+    assert_eq!(
+        n("queried"),
+        n("orders") + n("sold_out") + n("skipped_sold_out") + n("not_chosen"),
+        "{report}"
+    );
+    assert_eq!(n("not_chosen"), 0, "p = 1 orders whenever it can");
 
     // Every replica's file holds every order, in a real CSV with a header.
     let wanted = eventually(Duration::from_secs(10), || {
@@ -454,7 +480,7 @@ fn a_follower_down_while_orders_flow_catches_up_when_back() {
 
 #[test]
 fn chaos_reports_a_clean_run_against_a_running_cluster() {
-    let cluster = Cluster::start(&[]);
+    let cluster = Cluster::start(&["--initial-stock", "1000000"]);
     let out = cluster.run(
         "chaos",
         &[

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use crate::common::{eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
+/// Enough stock that no fault of a chaos run finds the store sold out (a fault that meets no
+/// order fails the run).
+const STOCK_FOR_CHAOS: &[&str] = &["--initial-stock", "1000000"];
+
 /// Runs `storectl chaos --json` against `cluster` and returns its report.
 fn chaos(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
     let mut all = vec![
@@ -34,11 +38,40 @@ fn assert_nothing_lost(report: &Value) {
     assert_eq!(report["orders_duplicated"], 0, "{report}");
     assert_eq!(report["files_identical"], true, "{report}");
     assert_eq!(report["stock_conserved"], true, "{report}");
+    for round in report["kills"].as_array().unwrap() {
+        assert!(
+            round["orders_acknowledged"].as_u64().unwrap() > 0,
+            "every fault met orders: {round}"
+        );
+    }
+}
+
+#[test]
+fn chaos_fails_when_its_faults_meet_no_order() {
+    // One of each toy, bought before chaos starts, and no restock: the faults meet nothing.
+    let cluster = Cluster::start(&["--initial-stock", "1", "--restock-interval", "1h"]);
+    let toys = storectl::client::catalog_products();
+    cluster.order_each(&toys.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    let (ok, report) = chaos(
+        &cluster,
+        &["--fault", "kill", "--rounds", "1", "--down-for", "300ms"],
+    );
+    assert!(!ok, "{report}");
+    assert_eq!(report["kills"][0]["orders_acknowledged"], 0, "{report}");
+    assert!(report["sold_out_after_s"].is_number(), "{report}");
+    let out = cluster.run(
+        "chaos",
+        &["--fault", "kill", "--rounds", "1", "--interval", "100ms"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("the fault met no order"), "{text}");
+    assert!(text.contains("raise the stock"), "{text}");
 }
 
 #[test]
 fn a_paused_leader_is_replaced_and_clients_see_no_error() {
-    let cluster = Cluster::start(&[]);
+    let cluster = Cluster::start(STOCK_FOR_CHAOS);
     let (ok, report) = chaos(
         &cluster,
         &[
@@ -64,7 +97,7 @@ fn a_paused_leader_is_replaced_and_clients_see_no_error() {
 
 #[test]
 fn two_replicas_down_and_a_power_loss_lose_no_acknowledged_order() {
-    let cluster = Cluster::start(&[]);
+    let cluster = Cluster::start(STOCK_FOR_CHAOS);
     let (ok, report) = chaos(
         &cluster,
         &[
@@ -83,7 +116,7 @@ fn two_replicas_down_and_a_power_loss_lose_no_acknowledged_order() {
 
 #[test]
 fn a_slow_disk_on_the_leader_stalls_no_client() {
-    let cluster = Cluster::start(&["--fault-hooks"]);
+    let cluster = Cluster::start(&["--fault-hooks", "--initial-stock", "1000000"]);
     let (ok, report) = chaos(
         &cluster,
         &[
