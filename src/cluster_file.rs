@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ReplicaAddr};
-use crate::error::{Error, Result};
+use crate::error::{Access, Error, Result};
 use crate::services::ServiceName;
 
 /// Largest number of front ends `up` starts: front end i listens on base + 2(i − 1), below the
@@ -89,7 +89,7 @@ impl ClusterFile {
                     path.display()
                 ))
             } else {
-                Error::io(path, e)
+                Error::access(path, Access::Read, e)
             }
         })?;
         let file: ClusterFile = toml::from_str(&text).map_err(|e| Error::Corrupt {

@@ -3,9 +3,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Access, Error, Result};
 
 /// Replaces `path` with `contents`: write a temporary file beside it, fsync it, rename it over
 /// the old one, fsync the directory.
@@ -140,9 +141,30 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Makes the data directory `dir` (and its parents) if it is missing, as a service's first start
-/// on a new host needs.
+/// on a new host needs, and checks that the service's user may make files in it: a directory
+/// another user owns (a copy not given to the service's user) fails here, with a message that
+/// names the directory and the user, rather than at the first file written in it.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+    std::fs::create_dir_all(dir).map_err(|e| Error::access(dir, Access::Write, e))?;
+    let path =
+        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| Error::io(dir, e.into()))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::access(
+            dir,
+            Access::Write,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
