@@ -15,6 +15,7 @@
 //! - [`tool_http`]: the blocking HTTP client of the tools.
 //! - [`secret`]: the cluster's shared secret, which internal endpoints require.
 //! - [`storage`]: atomic file replacement and directory fsync.
+//! - [`access`]: why this process may not read or write a file, and what would let it.
 //! - [`catalog`]: the stock, its file, restocks, cache invalidations.
 //! - [`order`]: one replica of the order log on the openraft engine: storage, peer RPC, orders.
 //! - [`frontend`]: the public API, the LRU cache, following the order leader.
@@ -31,6 +32,7 @@
 //! - [`timeouts`]: every timeout of the cluster, and the orderings between them.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
+pub mod access;
 pub mod batch;
 pub mod bench;
 pub mod catalog;
