@@ -125,15 +125,20 @@ orders as the front ends timed them); events are what changed between two readin
     /// Kill order replicas (the leader among them) under client load, restart them, and check
     /// that nothing was lost
     #[command(after_help = "Examples:
-  storectl up && storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
+  storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
   storectl chaos --rounds 5 --leader-share 1 --json
   storectl chaos --fault kill,stop,two,power --rounds 20
-  storectl up --fault-hooks && storectl chaos --fault slow-disk --rounds 3
+  storectl up --fault-hooks --initial-stock 1000000 && storectl chaos --fault slow-disk --rounds 3
 
-Without a running cluster in the state directory, chaos starts one in a temporary directory.
-Each round waits until every replica has caught up before the next fault. Clients retry a
-failed order with the same key; with `two` and `power` they see 503s while fewer than two
-replicas run, and only what was acknowledged must survive.")]
+Without a running cluster in the state directory, chaos starts one in a temporary directory,
+with a million of each toy. Each round waits until every replica has caught up before the next
+fault. Clients retry a failed order with the same key; with `two` and `power` they see 503s
+while fewer than two replicas run, and only what was acknowledged must survive.
+
+Every round reports the orders in flight while its fault was active, how many were
+acknowledged, and the slowest. A fault that met no acknowledged order tested nothing and fails
+the run: against a cluster of your own, give it stock for the whole run
+(`storectl up --initial-stock 1000000`).")]
     Chaos(ChaosArgs),
     /// Measure the store: latency against p with the cache on and off, or throughput (--load)
     #[command(after_help = "Examples:
