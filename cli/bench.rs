@@ -211,10 +211,9 @@ fn exit_for(errors: u64) -> Exit {
     if errors == 0 {
         Exit::Success
     } else {
-        eprintln!(
-            "storectl: {errors} requests got an unexpected reply; see the errors column and the \
-             services' logs"
-        );
-        Exit::Failure
+        Exit::failed(format!(
+            "{errors} requests got an unexpected reply; see the errors column and the services' \
+             logs"
+        ))
     }
 }

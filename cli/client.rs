@@ -34,7 +34,11 @@ pub fn run(args: &ClientArgs) -> Result<Exit> {
     Ok(if report.ok() {
         Exit::Success
     } else {
-        Exit::Failure
+        Exit::failed(format!(
+            "{} unexpected replies, {} orders that did not read back as placed: see the errors \
+             above and the services' logs (storectl logs NAME)",
+            report.errors, report.mismatches
+        ))
     })
 }
 

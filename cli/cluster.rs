@@ -52,10 +52,7 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
     }
     Ok(match cluster::problem(&rows, args.cluster.is_none()) {
         None => Exit::Success,
-        Some(problem) => {
-            eprintln!("storectl: {problem}");
-            Exit::Failure
-        }
+        Some(problem) => Exit::failed(problem),
     })
 }
 

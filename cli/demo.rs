@@ -92,7 +92,11 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
         )
     };
     println!("\n{verdict}; stopping the cluster");
-    Ok(if clean { Exit::Success } else { Exit::Failure })
+    Ok(if clean {
+        Exit::Success
+    } else {
+        Exit::failed("the demo found a problem (see above); run it with --keep to look at its files and logs")
+    })
 }
 
 /// Orders the one client of the crash step tries to place (p = 1).

@@ -15,6 +15,13 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// A check that found a problem: says why, and what to do, in one line on stderr (stdout
+    /// keeps the report, or the JSON a script reads).
+    pub fn failed(why: impl std::fmt::Display) -> Exit {
+        eprintln!("storectl: {why}");
+        Exit::Failure
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Exit::Success => 0,

@@ -39,7 +39,15 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             println!("{check}");
         }
     }
-    Ok(if ok { Exit::Success } else { Exit::Failure })
+    Ok(if ok {
+        Exit::Success
+    } else if !comparison.consistent() {
+        Exit::failed(
+            "the replicas' order files contradict each other: see the first difference above",
+        )
+    } else {
+        Exit::failed("stock was not conserved: see the toys above and the catalog's log (storectl logs catalog)")
+    })
 }
 
 /// `verify-logs --cluster FILE`: every replica asked for its orders, the catalog for its stock.
@@ -64,7 +72,7 @@ fn over_the_network(args: &VerifyArgs, topology: &ClusterFile) -> Result<Exit> {
     Ok(if check.ok() {
         Exit::Success
     } else {
-        Exit::Failure
+        Exit::failed("a replica does not answer, the replicas contradict each other, or stock was not conserved: see above")
     })
 }
 

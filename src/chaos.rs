@@ -163,12 +163,43 @@ pub struct ChaosReport {
 
 impl ChaosReport {
     pub fn ok(&self) -> bool {
-        (self.client_errors == 0 || !self.majority_kept)
-            && self.orders_lost == 0
-            && self.orders_duplicated == 0
-            && self.files_identical
-            && self.stock_conserved
-            && self.kills.iter().all(Kill::tested)
+        self.problem().is_none()
+    }
+
+    /// The gravest problem the run found, in one line that says what to do; `None` when every
+    /// check passed.
+    pub fn problem(&self) -> Option<String> {
+        let keep = "keep the state directory and its logs: this is a bug";
+        let untested = self.kills.iter().filter(|k| !k.tested()).count();
+        Some(if self.orders_lost > 0 {
+            format!(
+                "{} acknowledged orders were lost or renumbered; {keep}",
+                self.orders_lost
+            )
+        } else if self.orders_duplicated > 0 {
+            format!(
+                "{} keys have more than one order; {keep}",
+                self.orders_duplicated
+            )
+        } else if !self.files_identical {
+            format!("the replicas' order files differ; {keep}")
+        } else if !self.stock_conserved {
+            format!("stock was not conserved; {keep}")
+        } else if self.client_errors > 0 && self.majority_kept {
+            format!(
+                "clients saw {} errors while a majority of replicas was up: see the samples \
+                 and the services' logs",
+                self.client_errors
+            )
+        } else if untested > 0 {
+            format!(
+                "{untested} of {} faults met no order, so they tested nothing: raise the stock \
+                 (storectl up --initial-stock {OWN_CLUSTER_STOCK}) or the clients",
+                self.kills.len()
+            )
+        } else {
+            return None;
+        })
     }
 }
 

@@ -92,6 +92,11 @@ fn a_client_run_adds_up_and_the_replicas_agree() {
         "{}",
         stdout(&verify)
     );
+    assert!(
+        stderr(&verify).contains("contradict each other"),
+        "{}",
+        stderr(&verify)
+    );
 }
 
 #[test]

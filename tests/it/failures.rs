@@ -67,6 +67,9 @@ fn chaos_fails_when_its_faults_meet_no_order() {
     let text = stdout(&out);
     assert!(text.contains("the fault met no order"), "{text}");
     assert!(text.contains("raise the stock"), "{text}");
+    let said = stderr(&out);
+    assert_eq!(said.trim().lines().count(), 1, "one line on stderr: {said}");
+    assert!(said.contains("faults met no order"), "{said}");
 }
 
 #[test]
