@@ -36,6 +36,33 @@ pub struct ServiceStatus {
     pub latency: Option<crate::wire::FrontendLatency>,
 }
 
+impl ServiceStatus {
+    /// The row of a service at `address` before its health reply is read: whether it answered,
+    /// and nothing it says of itself.
+    fn answering(name: ServiceName, pid: Option<u32>, address: String, alive: bool) -> Self {
+        let port = address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(0);
+        ServiceStatus {
+            name,
+            pid,
+            address,
+            port,
+            alive,
+            role: None,
+            ready: None,
+            term: None,
+            last_order: None,
+            orders: None,
+            leader_id: None,
+            cache: None,
+            cache_leased: None,
+            latency: None,
+        }
+    }
+}
+
 /// Why the cluster cannot take orders, in one line that says what to do; `None` when every
 /// service answers and a replica leads. `local` is for a cluster in a state directory, whose
 /// services `storectl restart` can start again; otherwise they run on hosts of their own.
@@ -115,26 +142,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
         .then(|| tool_http::get(&agent, &url).ok())
         .flatten()
         .filter(|r| r.status == 200);
-    let port = address
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(0);
-    let mut row = ServiceStatus {
-        name,
-        pid,
-        address,
-        port,
-        alive: health.is_some(),
-        role: None,
-        ready: None,
-        term: None,
-        last_order: None,
-        orders: None,
-        leader_id: None,
-        cache: None,
-        cache_leased: None,
-        latency: None,
-    };
+    let mut row = ServiceStatus::answering(name, pid, address, health.is_some());
     let Some(reply) = health else {
         return row;
     };
@@ -246,20 +254,8 @@ mod tests {
 
     fn row(name: ServiceName, alive: bool, pid: Option<u32>, role: Option<&str>) -> ServiceStatus {
         ServiceStatus {
-            name,
-            pid,
-            address: "127.0.0.1:8010".into(),
-            port: 8010,
-            alive,
             role: role.map(str::to_string),
-            ready: None,
-            term: None,
-            last_order: None,
-            orders: None,
-            leader_id: None,
-            cache: None,
-            cache_leased: None,
-            latency: None,
+            ..ServiceStatus::answering(name, pid, "127.0.0.1:8010".into(), alive)
         }
     }
 
