@@ -24,10 +24,18 @@ pub struct Totals {
     pub by_toy: HashMap<String, (u64, u64, u64)>,
     /// Every buy's key, with the toy and units.
     pub buys: HashMap<String, (String, u64)>,
+    /// Every refused key, with the toy as asked and the units it had then.
+    #[serde(default)]
+    pub refused: HashMap<String, (String, u64)>,
 }
 
 impl Totals {
     pub fn add(&mut self, record: &Record) {
+        if record.kind == Kind::Refuse {
+            self.refused
+                .insert(record.key.clone(), (record.name.clone(), record.quantity));
+            return;
+        }
         let toy = self.by_toy.entry(record.name.to_lowercase()).or_default();
         match record.kind {
             Kind::Seed => toy.0 += record.quantity,
@@ -37,6 +45,7 @@ impl Totals {
                     .insert(record.key.clone(), (record.name.clone(), record.quantity));
             }
             Kind::Restock => toy.2 += record.quantity,
+            Kind::Refuse => {}
         }
     }
 

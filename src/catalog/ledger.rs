@@ -25,6 +25,10 @@ pub enum Kind {
     Buy,
     /// Units added back by a restock.
     Restock,
+    /// The order with this key was refused: the toy as it was asked for, and the units it had
+    /// then (0 for a toy the catalog does not have). Changes no stock; it is the key's answer
+    /// for good, so a later retry cannot buy what was refused.
+    Refuse,
 }
 
 /// One stock change.

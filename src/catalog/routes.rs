@@ -141,11 +141,18 @@ impl Catalog {
                             }
                             BuyOutcome::Bought(purchase.bought)
                         }
-                        Err(e) => BuyOutcome::Refused(refusal(e)),
+                        Err(refused) => {
+                            // A key's first refusal is its answer for good: recorded, so a
+                            // retry after a restock cannot buy what was refused.
+                            if refused.first {
+                                records.push(refused.record(&order.key));
+                            }
+                            BuyOutcome::Refused(refusal(refused.error))
+                        }
                     },
                 )
                 .collect();
-            // With nothing new, a repeated key's first buy may still be on its way to disk:
+            // With nothing new, a repeated key's first answer may still be on its way to disk:
             // wait for everything made so far.
             let seq = if records.is_empty() {
                 state.changes

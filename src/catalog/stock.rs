@@ -34,6 +34,30 @@ pub enum BuyError {
     NotEnoughStock { name: String, available: u64 },
 }
 
+/// A refused buy: why, and whether this was the key's first answer, which the ledger must
+/// record, or the same answer again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub error: BuyError,
+    pub first: bool,
+}
+
+impl Refused {
+    /// The ledger record of the refusal of `key`.
+    pub fn record(&self, key: &str) -> Record {
+        let (name, quantity) = match &self.error {
+            BuyError::UnknownProduct(name) => (name.clone(), 0),
+            BuyError::NotEnoughStock { name, available } => (name.clone(), *available),
+        };
+        Record {
+            kind: Kind::Refuse,
+            key: key.to_string(),
+            name,
+            quantity,
+        }
+    }
+}
+
 /// The result of a buy that changed the stock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Purchase {
@@ -48,6 +72,8 @@ pub struct Stock {
     items: Vec<Item>,
     by_name: HashMap<String, usize>,
     bought_keys: HashMap<String, Bought>,
+    /// Keys whose buy was refused, with why: a key's answer never changes.
+    refused_keys: HashMap<String, BuyError>,
     next_version: u64,
 }
 
@@ -89,6 +115,7 @@ impl Stock {
             items: Vec::with_capacity(rows.len()),
             by_name: HashMap::new(),
             bought_keys: HashMap::new(),
+            refused_keys: HashMap::new(),
             next_version: 0,
         };
         for row in rows {
@@ -180,6 +207,16 @@ impl Stock {
                 }),
             }
         }
+        for (key, (name, available)) in &totals.refused {
+            let error = match self.get(name) {
+                Some(product) => BuyError::NotEnoughStock {
+                    name: product.name,
+                    available: *available,
+                },
+                None => BuyError::UnknownProduct(name.clone()),
+            };
+            self.refused_keys.insert(key.clone(), error);
+        }
         for (key, (name, quantity)) in &totals.buys {
             self.bought_keys.insert(
                 key.clone(),
@@ -208,30 +245,37 @@ impl Stock {
         self.items.iter().map(|i| i.row.quantity).sum()
     }
 
-    /// Takes `quantity` of `name` unless `key` already bought, in which case nothing changes and
-    /// the first result is returned.
+    /// Takes `quantity` of `name` unless `key` already has an answer, in which case nothing
+    /// changes and the first answer (bought, or refused) is returned.
     pub fn buy(
         &mut self,
         key: &str,
         name: &str,
         quantity: u64,
-    ) -> std::result::Result<Purchase, BuyError> {
+    ) -> std::result::Result<Purchase, Refused> {
         if let Some(bought) = self.bought_keys.get(key) {
             return Ok(Purchase {
                 bought: bought.clone(),
                 invalidation: None,
             });
         }
-        let index = *self
-            .by_name
-            .get(&name.to_lowercase())
-            .ok_or_else(|| BuyError::UnknownProduct(name.to_string()))?;
+        if let Some(error) = self.refused_keys.get(key) {
+            return Err(Refused {
+                error: error.clone(),
+                first: false,
+            });
+        }
+        let mut refuse = |error: BuyError| {
+            self.refused_keys.insert(key.to_string(), error.clone());
+            Err(Refused { error, first: true })
+        };
+        let Some(&index) = self.by_name.get(&name.to_lowercase()) else {
+            return refuse(BuyError::UnknownProduct(name.to_string()));
+        };
         let available = self.items[index].row.quantity;
         if available < quantity {
-            return Err(BuyError::NotEnoughStock {
-                name: self.items[index].row.name.clone(),
-                available,
-            });
+            let name = self.items[index].row.name.clone();
+            return refuse(BuyError::NotEnoughStock { name, available });
         }
         let version = self.bump();
         let item = &mut self.items[index];
@@ -307,17 +351,61 @@ mod tests {
         let again = s.buy("k1", "tux", 2).unwrap();
         assert!(again.invalidation.is_none());
         assert_eq!(s.get("tux").unwrap().quantity, 1);
+        let short = BuyError::NotEnoughStock {
+            name: "Tux".into(),
+            available: 1,
+        };
         assert_eq!(
             s.buy("k2", "tux", 2),
-            Err(BuyError::NotEnoughStock {
-                name: "Tux".into(),
-                available: 1
+            Err(Refused {
+                error: short.clone(),
+                first: true
             })
         );
         assert!(matches!(
             s.buy("k3", "yeti", 1),
-            Err(BuyError::UnknownProduct(_))
+            Err(Refused {
+                error: BuyError::UnknownProduct(_),
+                first: true
+            })
         ));
+    }
+
+    #[test]
+    fn a_refused_key_stays_refused_after_a_restock_and_a_restart() {
+        let mut s = stock();
+        let refused = s.buy("k", "tux", 5).unwrap_err();
+        s.restock();
+        s.buy("other", "tux", 3).unwrap();
+        s.restock();
+        assert_eq!(s.get("tux").unwrap().quantity, RESTOCK_QUANTITY);
+        let again = s.buy("k", "tux", 5).unwrap_err();
+        assert_eq!(again.error, refused.error, "the first answer, for good");
+        assert!(!again.first, "nothing new to record");
+        assert_eq!(s.get("tux").unwrap().quantity, RESTOCK_QUANTITY);
+
+        // From the ledger: the refusal replays as the key's answer.
+        let mut totals = Totals::default();
+        s.seed_records().iter().for_each(|r| totals.add(r));
+        totals.add(&refused.record("k"));
+        totals.add(
+            &Refused {
+                error: BuyError::UnknownProduct("yeti".into()),
+                first: true,
+            }
+            .record("y"),
+        );
+        let mut restarted = stock();
+        restarted.apply_ledger(&totals);
+        assert_eq!(
+            restarted.buy("k", "tux", 1).unwrap_err().error,
+            refused.error
+        );
+        assert!(matches!(
+            restarted.buy("y", "yeti", 1).unwrap_err().error,
+            BuyError::UnknownProduct(name) if name == "yeti"
+        ));
+        assert_eq!(totals.stock("yeti"), None, "a refusal takes no stock");
     }
 
     #[test]

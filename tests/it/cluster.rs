@@ -460,6 +460,42 @@ fn a_key_reused_with_another_body_gets_422_from_any_leader_and_its_first_buy_is_
 }
 
 #[test]
+fn a_refused_key_is_refused_for_good_even_after_a_restock() {
+    let cluster = Cluster::start(&["--initial-stock", "3", "--restock-interval", "1s"]);
+    let buy = format!("http://127.0.0.1:{}/internal/buy", cluster.base + 1);
+    let auth = cluster.authorization();
+    let headers = [(auth.0, auth.1.as_str())];
+    let ask = |key: &str, quantity: u64| {
+        let body =
+            format!(r#"{{"orders":[{{"key":"{key}","name":"tux","quantity":{quantity}}}]}}"#);
+        let reply = post(&buy, &body, &headers);
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        reply.json["data"][0].clone()
+    };
+    let refused = ask("late", 5);
+    assert_eq!(refused["refused"]["code"], 409, "{refused}");
+    assert!(ask("all", 3)["bought"].is_object());
+    // The restock brings Tux back to 100; the refused key, asked again, must not buy now.
+    let restocked = eventually(Duration::from_secs(10), || {
+        let q = get(&cluster.url("/products/tux")).json["data"]["quantity"].as_u64();
+        (q == Some(100)).then_some(())
+    });
+    assert!(restocked.is_some(), "Tux was restocked");
+    assert_eq!(ask("late", 5), refused, "the key's first answer, for good");
+    assert_eq!(
+        get(&cluster.url("/products/tux")).json["data"]["quantity"],
+        100
+    );
+    // Also across a restart of the catalog: the refusal is in its ledger.
+    assert!(cluster.run("restart", &["catalog"]).status.success());
+    assert_eq!(ask("late", 5), refused);
+    assert_eq!(
+        get(&cluster.url("/products/tux")).json["data"]["quantity"],
+        100
+    );
+}
+
+#[test]
 fn a_follower_down_while_orders_flow_catches_up_when_back() {
     let cluster = Cluster::start(&[]);
     assert!(cluster.run("kill", &["order-1"]).status.success());
