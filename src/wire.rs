@@ -41,6 +41,10 @@ pub struct VersionedProduct {
     pub version: u64,
 }
 
+/// The header a client names an order with, so that sending it again never buys twice; every
+/// reply to an order carries it back.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
 /// `POST /orders` reply.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OrderCreated {

@@ -109,7 +109,7 @@ impl Frontend {
             Ok(order) => order,
             Err(e) => return e.into(),
         };
-        let key = match request.header("idempotency-key") {
+        let key = match request.header(crate::wire::IDEMPOTENCY_KEY_HEADER) {
             Some(key) => match valid_key(key) {
                 Ok(key) => key.to_string(),
                 Err(e) => return e.into(),
@@ -123,17 +123,31 @@ impl Frontend {
         };
         let client = &self.shared.client;
         let order = &order;
-        self.with_leader(|url| async move {
-            client
-                .post_with_timeout::<_, Data<OrderCreated>>(
-                    &format!("{url}/orders"),
-                    order,
-                    timeouts::FRONTEND_ORDER_CALL,
-                )
-                .await
-        })
-        .await
-        .map_or_else(|r| r, |created| http::data(created.data))
+        let reply = match self
+            .with_leader(|url| async move {
+                client
+                    .post_with_timeout::<_, Data<OrderCreated>>(
+                        &format!("{url}/orders"),
+                        order,
+                        timeouts::FRONTEND_ORDER_CALL,
+                    )
+                    .await
+            })
+            .await
+        {
+            Ok(created) => http::data(created.data),
+            // The order may be placed yet (a leader that took it may still log it): the key,
+            // which the front end may have made up, is what lets the client ask again safely.
+            Err(e) if e.status.is_server_error() => http::error(
+                e.status,
+                &format!(
+                    "{}; retry with the same Idempotency-Key: {} (it never buys twice)",
+                    e.message, order.key
+                ),
+            ),
+            Err(e) => e.into(),
+        };
+        with_key(reply, &order.key)
     }
 
     async fn order(&self, segment: &str) -> Response {
@@ -157,13 +171,13 @@ impl Frontend {
         match from_leader {
             Ok(info) => http::data(info.data),
             // No leader: any replica that holds the order can still say what it is.
-            Err(unavailable) if unavailable.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            Err(unavailable) if unavailable.status == StatusCode::SERVICE_UNAVAILABLE => {
                 match self.order_from_any_replica(path).await {
                     Some(info) => http::data(info),
-                    None => unavailable,
+                    None => unavailable.into(),
                 }
             }
-            Err(other) => other,
+            Err(other) => other.into(),
         }
     }
 
@@ -196,7 +210,7 @@ impl Frontend {
     /// the new leader; the idempotency key makes that safe. A replica that says it does not
     /// lead makes the front end look again at once. With fewer than a majority of replicas
     /// answering for [`timeouts::NO_QUORUM_FAIL`], the request fails with 503 rather than wait.
-    async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, Response>
+    async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,
@@ -213,9 +227,9 @@ impl Frontend {
                 return Err(refusal);
             }
             if Instant::now() >= deadline {
-                return Err(http::error(
+                return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("no order replica could take the request: {last_error}"),
+                    format!("no order replica could take the request: {last_error}"),
                 ));
             }
             let Some(leader) = view.leader.clone() else {
@@ -264,21 +278,22 @@ impl Frontend {
                     // The replica is fine; the catalog is not. Only the client's retry (with
                     // the same key) can help, so say so rather than wait.
                     502 => {
-                        return Err(http::error(
+                        return Err(ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            &format!(
-                                "{message}; the order is not placed yet: retry with the same Idempotency-Key"
-                            ),
+                            format!("{message}; the order is not placed yet"),
                         ))
                     }
                     _ => {
                         let status =
                             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                        return Err(http::error(status, &message));
+                        return Err(ApiError::new(status, message));
                     }
                 },
                 Some(Err(e)) => {
-                    tracing::warn!("order replica {} failed ({e}); looking for the leader", leader.id);
+                    tracing::warn!(
+                        "order replica {} failed ({e}); looking for the leader",
+                        leader.id
+                    );
                     last_error = format!("replica {}: {e}", leader.id);
                     tracker.poll_now();
                     let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
@@ -289,16 +304,16 @@ impl Frontend {
 
     /// The 503 for a request that has waited [`timeouts::NO_QUORUM_FAIL`] while fewer than a
     /// majority of replicas answer.
-    fn no_majority(&self, view: &leader::View, fail_fast_at: Instant) -> Option<Response> {
+    fn no_majority(&self, view: &leader::View, fail_fast_at: Instant) -> Option<ApiError> {
         let tracker = &self.shared.leader;
         let since = view.minority_since?;
         let now = Instant::now();
         if now < fail_fast_at && now.duration_since(since) < timeouts::NO_QUORUM_FAIL {
             return None;
         }
-        Some(http::error(
+        Some(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
+            format!(
                 "only {} of {} order replicas answer; orders need {}",
                 view.answering,
                 tracker.replicas().len(),
@@ -337,6 +352,17 @@ fn with_cache_header(mut response: Response, cache: CacheHeader) -> Response {
         crate::wire::CACHE_HEADER,
         warp::http::HeaderValue::from_static(value),
     );
+    response
+}
+
+/// Every reply to an order names the key it was placed under, the client's or one the front end
+/// made up, so that a client can always ask again without buying twice.
+fn with_key(mut response: Response, key: &str) -> Response {
+    if let Ok(value) = warp::http::HeaderValue::from_str(key) {
+        response
+            .headers_mut()
+            .insert(crate::wire::IDEMPOTENCY_KEY_HEADER, value);
+    }
     response
 }
 

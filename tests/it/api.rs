@@ -76,10 +76,21 @@ fn every_row_of_the_public_api() {
     let a = keyed(3);
     let b = keyed(3);
     assert_eq!(a.status, 200);
+    assert_eq!(a.idempotency_key.as_deref(), Some("order-abc-1"));
+    let unkeyed = post(&orders, r#"{"name":"lego","quantity":1}"#, &[]);
+    let made_up = unkeyed
+        .idempotency_key
+        .expect("the key the front end made up");
+    let again = post(
+        &orders,
+        r#"{"name":"lego","quantity":1}"#,
+        &[("Idempotency-Key", made_up.as_str())],
+    );
+    assert_eq!(again.json, unkeyed.json, "the made-up key names that order");
     assert_eq!(a.json, b.json);
     assert_eq!(
         get(&cluster.url("/products/lego")).json["data"]["quantity"],
-        97
+        96
     );
     // The key names that request alone: another body with it is refused, changes nothing,
     // and the first order stays as it was.

@@ -161,6 +161,8 @@ impl Drop for Cluster {
 pub struct Reply {
     pub status: u16,
     pub json: Value,
+    /// The `Idempotency-Key` header of an order's reply.
+    pub idempotency_key: Option<String>,
 }
 
 fn agent() -> ureq::Agent {
@@ -170,12 +172,21 @@ fn agent() -> ureq::Agent {
 fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = result.expect("the request reaches the server");
     let status = response.status().as_u16();
+    let idempotency_key = response
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let text = response
         .body_mut()
         .read_to_string()
         .expect("a readable body");
     let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("reply is not JSON: {text}"));
-    Reply { status, json }
+    Reply {
+        status,
+        json,
+        idempotency_key,
+    }
 }
 
 pub fn get(url: &str) -> Reply {

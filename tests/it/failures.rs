@@ -200,6 +200,42 @@ fn a_stalled_catalog_fails_an_order_cleanly_and_its_retry_buys_once() {
     assert_eq!(again_twice.json, again.json);
     let lego = get(&cluster.url("/products/lego"));
     assert_eq!(lego.json["data"]["quantity"], 97, "{}", lego.json);
+
+    // A client that sent no key is told the one the front end made up, and its retry with it
+    // buys once.
+    let paused = cluster.run("kill", &["catalog", "--signal", "stop"]);
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    let unkeyed = post(
+        &cluster.url("/orders"),
+        r#"{"name":"fox","quantity":2}"#,
+        &[],
+    );
+    assert_eq!(unkeyed.status, 503, "{}", unkeyed.json);
+    let message = unkeyed.json["error"]["message"].as_str().unwrap();
+    let made_up = message
+        .split("Idempotency-Key: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the reply names the key: {message}"))
+        .to_string();
+    assert!(cluster
+        .run("kill", &["catalog", "--signal", "cont"])
+        .status
+        .success());
+    let key = [("Idempotency-Key", made_up.as_str())];
+    let placed = post(
+        &cluster.url("/orders"),
+        r#"{"name":"fox","quantity":2}"#,
+        &key,
+    );
+    assert_eq!(placed.status, 200, "{}", placed.json);
+    cluster.assert_converges(Duration::from_secs(15));
+    let fox = get(&cluster.url("/products/fox"));
+    assert_eq!(
+        fox.json["data"]["quantity"], 98,
+        "bought once: {}",
+        fox.json
+    );
 }
 
 #[test]
