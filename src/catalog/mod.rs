@@ -28,7 +28,7 @@ use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::CatalogOptions;
 use crate::tasks::TaskGuard;
-use crate::wire::{Invalidate, Invalidation};
+use crate::wire::{Invalidate, Invalidation, VersionedProduct};
 use ledger::{Kind, Ledger, Record};
 use stock::Stock;
 
@@ -73,7 +73,11 @@ struct Shared {
 }
 
 struct State {
+    /// Every change made, durable or not: what buys and restocks decide on.
     stock: Stock,
+    /// Every toy as the ledger holds it durably, by lower-case name: what product queries read,
+    /// so that none shows a change that a crash could still undo (no dirty reads).
+    durable: HashMap<String, VersionedProduct>,
     /// Buys whose orders the order service has not confirmed it holds (see [`routes`]).
     unconfirmed: HashMap<String, Unconfirmed>,
     /// Number of changes made in memory so far.
@@ -142,10 +146,16 @@ impl Catalog {
                 (key.clone(), buy)
             })
             .collect();
+        let durable = stock
+            .products()
+            .into_iter()
+            .map(|p| (p.name.to_lowercase(), p))
+            .collect();
         Ok(Catalog {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     unconfirmed,
+                    durable,
                     stock,
                     changes: 0,
                     pending: Vec::new(),
@@ -245,15 +255,23 @@ impl Catalog {
     /// sent while the disk works. Only then is the batch acknowledged.
     async fn flush(&self) {
         let _one_at_a_time = self.shared.flushing.lock().await;
-        let (target, invalidations, records) = {
+        let (target, invalidations, records, changed) = {
             let mut state = self.state();
             if state.changes <= *self.shared.durable.borrow() {
                 return;
             }
+            let invalidations = std::mem::take(&mut state.pending);
+            // The toys as they stand after every change up to `target`, which become what
+            // queries read once the batch is on disk.
+            let changed: Vec<VersionedProduct> = invalidations
+                .iter()
+                .filter_map(|i| state.stock.get(&i.name))
+                .collect();
             (
                 state.changes,
-                std::mem::take(&mut state.pending),
+                invalidations,
                 std::mem::take(&mut state.records),
+                changed,
             )
         };
         let ledger = self.shared.ledger.clone();
@@ -289,6 +307,12 @@ impl Catalog {
             Err(e) => {
                 tracing::error!("stock writer stopped: {e}");
                 return;
+            }
+        }
+        {
+            let mut state = self.state();
+            for product in changed {
+                state.durable.insert(product.name.to_lowercase(), product);
             }
         }
         self.shared.durable.send_replace(target);

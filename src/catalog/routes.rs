@@ -75,8 +75,8 @@ impl Catalog {
     fn health(&self) -> Response {
         let state = self.state();
         http::data(CatalogHealth {
-            products: state.stock.products().len() as u64,
-            units_in_stock: state.stock.units_in_stock(),
+            products: state.durable.len() as u64,
+            units_in_stock: state.durable.values().map(|p| p.quantity).sum(),
         })
     }
 
@@ -84,7 +84,7 @@ impl Catalog {
         let Some(name) = http::decode_segment(segment) else {
             return http::error(StatusCode::BAD_REQUEST, "product name is not valid UTF-8");
         };
-        match self.state().stock.get(&name) {
+        match self.state().durable.get(&name.to_lowercase()) {
             Some(product) => http::data(product),
             None => unknown_product(&name),
         }

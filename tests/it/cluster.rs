@@ -1,7 +1,7 @@
 //! The cluster commands and the replicas, driven as a user would: `up`, `client`, `status`,
 //! `kill`, `restart`, `verify-logs`, `down`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{assert_error, eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
@@ -790,4 +790,26 @@ fn the_demo_places_orders_through_its_crash_and_says_what_it_measured() {
         .unwrap_or_else(|| panic!("the verdict counts the crash step's orders: {verdict}"));
     assert!(during > 0, "{verdict}");
     assert!(verdict.contains("every one read back"), "{verdict}");
+}
+
+#[test]
+fn a_buy_not_yet_on_the_catalogs_disk_is_never_read() {
+    let cluster = Cluster::start(&["--fault-hooks", "--cache-size", "0"]);
+    let before = get(&cluster.url("/products/whale")).json["data"]["quantity"].clone();
+    // Every fsync of the catalog's ledger now takes 3 s: the buy sits in memory that long.
+    std::fs::write(cluster.file("faults/catalog/slow-fsync"), "3000").unwrap();
+    let orders = cluster.url("/orders");
+    let buying = std::thread::spawn(move || post(&orders, r#"{"name":"whale","quantity":2}"#, &[]));
+    // For the first second the buy cannot be on disk: every query shows the stock before it.
+    let started = Instant::now();
+    let mut reads = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        let now = get(&cluster.url("/products/whale")).json["data"]["quantity"].clone();
+        assert_eq!(now, before, "a read showed a change not yet durable");
+        reads += 1;
+    }
+    assert!(reads > 10, "{reads} reads");
+    std::fs::remove_file(cluster.file("faults/catalog/slow-fsync")).unwrap();
+    let _ = buying.join();
+    cluster.assert_converges(Duration::from_secs(15));
 }
