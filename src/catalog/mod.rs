@@ -16,6 +16,7 @@ pub mod versions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,8 @@ struct Shared {
     /// Why the last flush failed, until one succeeds: what a buy that cannot be made durable
     /// is told.
     write_error: Mutex<Option<String>>,
+    /// A flush ended without knowing what it wrote: nothing is made durable any more.
+    broken: AtomicBool,
 }
 
 struct State {
@@ -175,6 +178,7 @@ impl Catalog {
                 snapshot_due: Notify::new(),
                 snapshot_writer: Mutex::new(()),
                 write_error: Mutex::new(None),
+                broken: AtomicBool::new(false),
             }),
         })
     }
@@ -255,6 +259,9 @@ impl Catalog {
     /// sent while the disk works. Only then is the batch acknowledged.
     async fn flush(&self) {
         let _one_at_a_time = self.shared.flushing.lock().await;
+        if self.shared.broken.load(Ordering::SeqCst) {
+            return;
+        }
         let (target, invalidations, records, changed) = {
             let mut state = self.state();
             if state.changes <= *self.shared.durable.borrow() {
@@ -305,7 +312,18 @@ impl Catalog {
                 return;
             }
             Err(e) => {
-                tracing::error!("stock writer stopped: {e}");
+                // The append panicked or was cancelled part-way: whether its records reached
+                // the file is unknown, and retrying could count them twice. Stop making
+                // changes durable, so none is acknowledged, until a restart reads the ledger.
+                tracing::error!("the ledger writer failed ({e}); restart the catalog");
+                *self
+                    .shared
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                    "its ledger writer failed ({e}); restart the catalog"
+                ));
+                self.shared.broken.store(true, Ordering::SeqCst);
                 return;
             }
         }
