@@ -171,13 +171,17 @@ pub struct Invalidate {
 pub struct LeaseRequest {
     /// The front end's id in the cluster file.
     pub frontend: u32,
+    /// The token of the last reset the front end emptied its cache for.
+    #[serde(default)]
+    pub emptied: Option<u64>,
 }
 
 /// The catalog's answer to a lease renewal.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LeaseGrant {
-    /// The front end missed an invalidation: it must empty its cache before it uses the lease.
-    pub reset: bool,
+    /// The front end missed an invalidation: it must empty its cache before it uses the lease,
+    /// and send this token back with its next renewal to say it did.
+    pub reset: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -5,8 +5,10 @@
 //! after it answers. The front end counts its lease from when it *asked*, so on its side the lease
 //! always ends before the catalog's view of it, and it serves from its cache only while it holds
 //! one. When a front end does not take an invalidation, the catalog marks it and holds the buy
-//! until that front end's lease has run out (at most [`LEASE`]); the front end's next renewal then
-//! tells it to empty its cache. A front end whose lease has run out and that has missed an
+//! until that front end's lease has run out (at most [`LEASE`]); its renewals are then answered with
+//! a reset, which it makes (empties its cache) and confirms with the reset's token in its next
+//! renewal: only then does the catalog forget the miss, so a reply lost on the way costs
+//! nothing. A front end whose lease has run out and that has missed an
 //! invalidation is not called again until it renews, so one that is gone costs one wait, once.
 //!
 //! [`LEASE_RENEW`]: crate::timeouts::LEASE_RENEW
@@ -27,9 +29,11 @@ pub struct Leases {
 struct Lease {
     /// Until when the front end may serve from its cache, as far as the catalog knows.
     until: Instant,
-    /// It did not take an invalidation since its last renewal: its next renewal empties its
-    /// cache.
-    missed: bool,
+    /// It did not take an invalidation: the token of the reset its renewals are answered with
+    /// until one says it emptied its cache for this very token. A reply can be lost on the way
+    /// (the front end gave up waiting), so the catalog forgets a miss only when the front end
+    /// confirms it acted on it, and a new miss gets a new token.
+    missed: Option<u64>,
 }
 
 /// What a push of invalidations to one front end needs.
@@ -54,7 +58,7 @@ impl Leases {
                     id,
                     Lease {
                         until,
-                        missed: true,
+                        missed: Some(rand::random()),
                     },
                 )
             })
@@ -68,20 +72,23 @@ impl Leases {
         self.by_frontend.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Renews front end `id`'s lease; returns whether it must empty its cache first. An id the
-    /// cluster file does not name gets `None`.
-    pub fn renew(&self, id: u32) -> Option<bool> {
+    /// Renews front end `id`'s lease; `emptied` is the token of the last reset it emptied its
+    /// cache for. Returns the token of a reset it must make before it uses the lease, if any.
+    /// An id the cluster file does not name gets `None`.
+    pub fn renew(&self, id: u32, emptied: Option<u64>) -> Option<Option<u64>> {
         let mut leases = self.lock();
         let lease = leases.get_mut(&id)?;
-        let reset = std::mem::take(&mut lease.missed);
+        if lease.missed.is_some() && lease.missed == emptied {
+            lease.missed = None;
+        }
         lease.until = Instant::now() + LEASE;
-        Some(reset)
+        Some(lease.missed)
     }
 
     /// Whether to push invalidations to front end `id` now.
     pub fn push(&self, id: u32) -> Push {
         match self.lock().get(&id) {
-            Some(lease) if lease.missed && lease.until <= Instant::now() => Push::Skip,
+            Some(lease) if lease.missed.is_some() && lease.until <= Instant::now() => Push::Skip,
             _ => Push::Send,
         }
     }
@@ -92,7 +99,7 @@ impl Leases {
         let mut leases = self.lock();
         match leases.get_mut(&id) {
             Some(lease) => {
-                lease.missed = true;
+                lease.missed = Some(rand::random());
                 lease.until
             }
             None => Instant::now(),
@@ -104,23 +111,60 @@ impl Leases {
 mod tests {
     use super::*;
 
+    /// Renews as a front end does: acts on a reset it is told of, and says so next time.
+    fn renew(leases: &Leases, id: u32, emptied: &mut Option<u64>) -> Option<bool> {
+        let reset = leases.renew(id, *emptied)?;
+        if reset.is_some() {
+            *emptied = reset;
+        }
+        Some(reset.is_some())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_missed_invalidation_is_waited_out_then_reset_at_the_next_renewal() {
         let leases = Leases::new([1, 2]);
+        let mut emptied = None;
         assert_eq!(
-            leases.renew(1),
+            renew(&leases, 1, &mut emptied),
             Some(true),
             "a new catalog resets every cache"
         );
-        assert_eq!(leases.renew(1), Some(false));
-        assert_eq!(leases.renew(9), None, "not in the cluster file");
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(false));
+        assert_eq!(leases.renew(9, None), None, "not in the cluster file");
         let until = leases.missed(1);
         assert!(until > Instant::now() && until <= Instant::now() + LEASE);
         assert_eq!(leases.push(1), Push::Send, "its lease still runs");
         tokio::time::advance(LEASE).await;
         assert_eq!(leases.push(1), Push::Skip, "ran out after a miss");
-        assert_eq!(leases.renew(1), Some(true), "it empties its cache");
+        assert_eq!(
+            renew(&leases, 1, &mut emptied),
+            Some(true),
+            "it empties its cache"
+        );
         assert_eq!(leases.push(1), Push::Send);
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(false));
         assert_eq!(leases.push(2), Push::Skip, "never renewed since the start");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_whose_reply_was_lost_is_asked_for_again() {
+        let leases = Leases::new([1]);
+        let mut emptied = None;
+        renew(&leases, 1, &mut emptied);
+        renew(&leases, 1, &mut emptied);
+        leases.missed(1);
+        // The reply that carries the reset is lost: the front end never empties its cache.
+        assert!(leases.renew(1, emptied).unwrap().is_some());
+        assert!(
+            leases.renew(1, emptied).unwrap().is_some(),
+            "still asked to reset, until it says it did"
+        );
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(true));
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(false));
+        // A miss after the front end emptied its cache asks for a reset of its own.
+        let before = emptied;
+        leases.missed(1);
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(true));
+        assert_ne!(emptied, before);
     }
 }

@@ -403,10 +403,10 @@ impl Catalog {
         }
     }
 
-    /// Renews front end `id`'s cache lease.
-    fn renew_lease(&self, id: u32) -> Option<crate::wire::LeaseGrant> {
-        let reset = self.shared.leases.renew(id)?;
-        if reset {
+    /// Renews front end `id`'s cache lease; `emptied` is the last reset it made.
+    fn renew_lease(&self, id: u32, emptied: Option<u64>) -> Option<crate::wire::LeaseGrant> {
+        let reset = self.shared.leases.renew(id, emptied)?;
+        if reset.is_some() {
             tracing::debug!("front end {id} renews its cache lease after missing invalidations: it empties its cache");
         }
         Some(crate::wire::LeaseGrant { reset })

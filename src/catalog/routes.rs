@@ -60,7 +60,7 @@ impl Catalog {
             Ok(asked) => asked,
             Err(e) => return e.into(),
         };
-        match self.renew_lease(asked.frontend) {
+        match self.renew_lease(asked.frontend, asked.emptied) {
             Some(grant) => http::data(grant),
             None => http::error(
                 StatusCode::NOT_FOUND,

@@ -87,8 +87,9 @@ impl Frontend {
     /// Renews the cache lease with the catalog every [`crate::timeouts::LEASE_RENEW`].
     async fn lease_loop(self) {
         let url = format!("{}/internal/lease", self.shared.catalog);
-        let asking = crate::wire::LeaseRequest {
+        let mut asking = crate::wire::LeaseRequest {
             frontend: self.shared.id,
+            emptied: None,
         };
         let mut ticker = tokio::time::interval(crate::timeouts::LEASE_RENEW);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,7 +108,12 @@ impl Frontend {
                         tracing::info!("the catalog renews the cache lease again");
                     }
                     heard = true;
-                    self.cache().renewed(asked, grant.data.reset);
+                    let reset = grant.data.reset;
+                    self.cache().renewed(asked, reset.is_some());
+                    // Said with the next renewal: until then the catalog keeps the miss.
+                    if reset.is_some() {
+                        asking.emptied = reset;
+                    }
                 }
                 Err(e) => {
                     if heard {
