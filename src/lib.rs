@@ -17,7 +17,8 @@
 //! - [`storage`]: atomic file replacement and directory fsync.
 //! - [`access`]: why this process may not read or write a file, and what would let it.
 //! - [`catalog`]: the stock, its file, restocks, cache invalidations.
-//! - [`order`]: one replica of the order log on the openraft engine: storage, peer RPC, orders.
+//! - [`raft`]: what every replica group's consensus engine shares: its log on disk, peer RPC.
+//! - [`order`]: one replica of the order log on the openraft engine: state machine, orders.
 //! - [`frontend`]: the public API, the LRU cache, following the order leader.
 //! - [`client`]: the buy loop, its checks and latency summary.
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
@@ -51,6 +52,7 @@ pub mod order;
 pub mod peer;
 pub mod poll;
 pub mod progress;
+pub mod raft;
 pub mod remote;
 pub mod secret;
 pub mod services;

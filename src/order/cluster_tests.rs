@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+
+type LogStore = crate::raft::LogStore<TypeConfig>;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -17,7 +19,7 @@ use openraft::{BasicNode, ServerState};
 
 use super::state_machine::OrderStore;
 use super::types::{BuyResult, Command, NodeId, Proposal, Raft, Settled, TypeConfig};
-use super::{log_store, raft_config, state_machine};
+use super::{log_file_name, raft_config, state_machine};
 use crate::wire::Bought;
 
 /// Which replicas run, and which links are cut.
@@ -169,7 +171,7 @@ impl Cluster {
     async fn boot(&self, id: NodeId) {
         let dir = self.path(id);
         std::fs::create_dir_all(&dir).unwrap();
-        let log = log_store::LogStore::open(&dir.join(log_store::file_name(id as u32))).unwrap();
+        let log = LogStore::open(&dir.join(log_file_name(id as u32))).unwrap();
         let (machine, book) = state_machine::open(&dir, id as u32).unwrap();
         let rank = IDS.iter().filter(|&&other| other > id).count();
         let raft = Raft::new(

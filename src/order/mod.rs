@@ -13,8 +13,6 @@ pub mod book;
 mod buyer;
 #[cfg(test)]
 mod cluster_tests;
-pub mod log_store;
-pub mod network;
 pub mod orders_file;
 mod placer;
 mod proposer;
@@ -42,7 +40,12 @@ use crate::tasks::TaskGuard;
 use crate::timeouts;
 use crate::wire::{Data, ReplicaHealth, Replicated, Role};
 use state_machine::OrderStore;
-use types::{NodeId, Raft};
+use types::{NodeId, Raft, TypeConfig};
+
+/// Name of replica `id`'s engine log.
+pub fn log_file_name(id: u32) -> String {
+    format!("raft-{id}.log")
+}
 
 /// Name of replica `id`'s orders file.
 pub fn orders_file_name(id: u32) -> String {
@@ -101,20 +104,20 @@ impl Replica {
         }
         let header_read = crate::config::defaults::HEADER_READ_TIMEOUT.get();
         timeouts::check(replicas.len(), timeouts::FAILOVER, header_read).map_err(Error::Cluster)?;
-        let log_path = config.data_dir.join(log_store::file_name(config.id));
+        let log_path = config.data_dir.join(log_file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret);
         if !log_path.exists() {
             refuse_if_wiped(config, &replicas, &client).await?;
         }
-        let log = log_store::LogStore::open(&log_path)?;
+        let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
         let (machine, orders) = state_machine::open(&config.data_dir, config.id)?;
         let rank = ids.iter().filter(|&&other| other > config.id).count();
         let raft_config = raft_config(rank)?;
         let raft = Raft::new(
             NodeId::from(config.id),
             Arc::new(raft_config),
-            network::Network::new(client.clone(), &replicas),
+            crate::raft::Network::new(client.clone(), &replicas),
             log,
             machine,
         )

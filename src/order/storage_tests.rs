@@ -5,7 +5,9 @@ use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
 
-use super::log_store::{self, LogStore};
+use super::log_file_name;
+
+type LogStore = crate::raft::LogStore<TypeConfig>;
 use super::state_machine::{self, StateMachine};
 use super::types::{BuyResult, Command, LogEntry, Proposal, StorageError, TypeConfig};
 use crate::wire::Bought;
@@ -15,7 +17,7 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = LogStore::open(&dir.path().join(log_store::file_name(1))).expect("a new log");
+        let log = LogStore::open(&dir.path().join(log_file_name(1))).expect("a new log");
         let (machine, _) = state_machine::open(dir.path(), 1).expect("a new state machine");
         Ok((dir, log, machine))
     }

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::wire::Bought;
 
-/// A replica's id in the engine; the same number as `order-N`.
-pub type NodeId = u64;
+pub use crate::raft::{LogId, NodeId, StorageError, Vote};
 
 openraft::declare_raft_types!(
     /// The type set of the order log.
@@ -26,11 +25,8 @@ openraft::declare_raft_types!(
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
 pub type LogEntry = openraft::Entry<TypeConfig>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
-pub type StorageError = openraft::StorageError<NodeId>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 
 /// One command of the replicated log.

@@ -24,20 +24,17 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::types::{LogEntry, LogId, StorageError, TypeConfig, Vote};
+use super::{Group, LogId, StorageError, Vote};
 use crate::error::{Error, Result};
 
-/// Name of replica `id`'s log file.
-pub fn file_name(id: u32) -> String {
-    format!("raft-{id}.log")
-}
+type LogEntry<C> = openraft::Entry<C>;
 
 /// One line of the log file. An entry is borrowed when written (no copy on the append path)
 /// and owned when read back.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Record<'a> {
-    Entry(Cow<'a, LogEntry>),
+#[serde(rename_all = "lowercase", bound = "")]
+enum Record<'a, C: Group> {
+    Entry(Cow<'a, LogEntry<C>>),
     Vote(Vote),
     Committed(Option<LogId>),
     /// Every entry from this index on is gone.
@@ -46,7 +43,7 @@ enum Record<'a> {
     Purge(LogId),
 }
 
-impl Record<'_> {
+impl<C: Group> Record<'_, C> {
     fn encode_into(&self, out: &mut Vec<u8>) {
         // Entries, votes and log ids are plain data: they always serialise.
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -56,7 +53,7 @@ impl Record<'_> {
         out.push(b'\n');
     }
 
-    fn decode(line: &[u8]) -> std::result::Result<Record<'static>, String> {
+    fn decode(line: &[u8]) -> std::result::Result<Record<'static, C>, String> {
         let (crc, json) = line
             .split_first_chunk::<9>()
             .ok_or_else(|| "line too short for a record".to_string())?;
@@ -72,9 +69,9 @@ impl Record<'_> {
 }
 
 /// What the log holds, in memory; the file holds the same.
-#[derive(Debug, Default)]
-struct State {
-    entries: BTreeMap<u64, LogEntry>,
+#[derive(Debug)]
+struct State<C: Group> {
+    entries: BTreeMap<u64, LogEntry<C>>,
     vote: Option<Vote>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
@@ -82,8 +79,20 @@ struct State {
     records: u64,
 }
 
-impl State {
-    fn replay(&mut self, record: Record) {
+impl<C: Group> Default for State<C> {
+    fn default() -> Self {
+        State {
+            entries: BTreeMap::new(),
+            vote: None,
+            committed: None,
+            last_purged: None,
+            records: 0,
+        }
+    }
+}
+
+impl<C: Group> State<C> {
+    fn replay(&mut self, record: Record<C>) {
         match record {
             Record::Entry(entry) => {
                 let entry = entry.into_owned();
@@ -110,7 +119,7 @@ impl State {
     fn encode_all(&self) -> (Vec<u8>, u64) {
         let mut bytes = Vec::new();
         let mut records = 0;
-        let mut put = |r: Record| {
+        let mut put = |r: Record<C>| {
             r.encode_into(&mut bytes);
             records += 1;
         };
@@ -129,30 +138,37 @@ impl State {
 }
 
 /// Who waits for a write to be durable.
-enum Done {
+enum Done<C: Group> {
     Nobody,
-    Engine(LogFlushed<TypeConfig>),
+    Engine(LogFlushed<C>),
     Caller(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
-enum Job {
-    Append(Vec<u8>, Done),
+enum Job<C: Group> {
+    Append(Vec<u8>, Done<C>),
     /// Replace the whole file with these bytes.
-    Rewrite(Vec<u8>, Done),
+    Rewrite(Vec<u8>, Done<C>),
 }
 
 /// A cheap-to-clone handle to the log; clones share it (the engine's reader is one).
-#[derive(Clone)]
-pub struct LogStore {
-    shared: Arc<Shared>,
+pub struct LogStore<C: Group> {
+    shared: Arc<Shared<C>>,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+impl<C: Group> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
-impl LogStore {
+struct Shared<C: Group> {
+    state: Mutex<State<C>>,
+    jobs: Mutex<mpsc::Sender<Job<C>>>,
+}
+
+impl<C: Group> LogStore<C> {
     /// Opens (or creates) the log at `path`, replaying it, and starts its writer.
     pub fn open(path: &Path) -> Result<Self> {
         let mut state = State::default();
@@ -180,13 +196,13 @@ impl LogStore {
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State<C>> {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues `job` behind every earlier one. Called with the state locked, so the file sees
     /// records in the order the state changed.
-    fn queue(&self, job: Job) -> std::result::Result<(), WriterStopped> {
+    fn queue(&self, job: Job<C>) -> std::result::Result<(), WriterStopped> {
         self.shared
             .jobs
             .lock()
@@ -198,8 +214,8 @@ impl LogStore {
     /// Queues `record` and waits until it is durable.
     async fn write_durably(
         &self,
-        record: Record<'_>,
-        apply: impl FnOnce(&mut State),
+        record: Record<'_, C>,
+        apply: impl FnOnce(&mut State<C>),
     ) -> std::result::Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
@@ -232,7 +248,7 @@ fn write_error(e: impl ToString) -> StorageError {
 }
 
 /// Replays the records of a log file; returns how many bytes of it are whole, good lines.
-fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
+fn replay<C: Group>(bytes: &[u8], path: &Path, state: &mut State<C>) -> Result<usize> {
     let mut offset = 0;
     let mut line_number = 0;
     while offset < bytes.len() {
@@ -241,7 +257,7 @@ fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
             break; // an incomplete last line
         };
         let line = &bytes[offset..offset + end];
-        match Record::decode(line) {
+        match Record::<C>::decode(line) {
             Ok(record) => state.replay(record),
             Err(_) if offset + end + 1 == bytes.len() => break, // a torn last line
             Err(message) => {
@@ -259,7 +275,7 @@ fn replay(bytes: &[u8], path: &Path, state: &mut State) -> Result<usize> {
 
 /// The writer thread: group commit. Takes every job queued, writes them, fsyncs once, and tells
 /// each waiter. After a failed write the file's state is unknown, so every later write fails.
-fn write_jobs(mut file: crate::storage::AppendFile, jobs: mpsc::Receiver<Job>) {
+fn write_jobs<C: Group>(mut file: crate::storage::AppendFile, jobs: mpsc::Receiver<Job<C>>) {
     let mut broken: Option<String> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -294,7 +310,10 @@ fn write_jobs(mut file: crate::storage::AppendFile, jobs: mpsc::Receiver<Job>) {
 
 /// Writes a batch and fsyncs it; a failed write or fsync leaves the file as it was before the
 /// batch ([`crate::storage::AppendFile`]).
-fn write_batch(file: &mut crate::storage::AppendFile, batch: &[Job]) -> io::Result<()> {
+fn write_batch<C: Group>(
+    file: &mut crate::storage::AppendFile,
+    batch: &[Job<C>],
+) -> io::Result<()> {
     let waited_for = batch.iter().any(|job| {
         !matches!(
             job,
@@ -315,11 +334,11 @@ fn write_batch(file: &mut crate::storage::AppendFile, batch: &[Job]) -> io::Resu
     file.sync()
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<C: Group> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> std::result::Result<Vec<LogEntry>, StorageError> {
+    ) -> std::result::Result<Vec<LogEntry<C>>, StorageError> {
         Ok(self
             .state()
             .entries
@@ -329,10 +348,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = LogStore;
+impl<C: Group> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = LogStore<C>;
 
-    async fn get_log_state(&mut self) -> std::result::Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> std::result::Result<LogState<C>, StorageError> {
         let state = self.state();
         let last = state
             .entries
@@ -368,7 +387,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         state.committed = committed;
         state.records += 1;
         let mut bytes = Vec::new();
-        Record::Committed(committed).encode_into(&mut bytes);
+        Record::<C>::Committed(committed).encode_into(&mut bytes);
         Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
     }
 
@@ -379,16 +398,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
+        callback: LogFlushed<C>,
     ) -> std::result::Result<(), StorageError>
     where
-        I: IntoIterator<Item = LogEntry> + Send,
+        I: IntoIterator<Item = LogEntry<C>> + Send,
         I::IntoIter: Send,
     {
         let mut state = self.state();
         let mut bytes = Vec::new();
         for entry in entries {
-            Record::Entry(Cow::Borrowed(&entry)).encode_into(&mut bytes);
+            Record::<C>::Entry(Cow::Borrowed(&entry)).encode_into(&mut bytes);
             state.records += 1;
             state.entries.insert(entry.log_id.index, entry);
         }
@@ -413,7 +432,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(self.queue(Job::Rewrite(bytes, Done::Nobody))?)
         } else {
             let mut bytes = Vec::new();
-            Record::Purge(log_id).encode_into(&mut bytes);
+            Record::<C>::Purge(log_id).encode_into(&mut bytes);
             state.records += 1;
             Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
         }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
-use super::types::{NodeId, TypeConfig};
+use super::{Group, NodeId};
 use crate::config::ReplicaAddr;
 use crate::peer::{CallError, PeerClient};
 use crate::timeouts;
@@ -41,7 +41,7 @@ pub struct Network {
 }
 
 impl Network {
-    /// `replicas` are the cluster file's order replicas.
+    /// `replicas` are the cluster file's replicas of the group.
     pub fn new(client: PeerClient, replicas: &[ReplicaAddr]) -> Self {
         let addresses = replicas
             .iter()
@@ -51,7 +51,7 @@ impl Network {
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for Network {
+impl<C: Group> RaftNetworkFactory<C> for Network {
     type Network = PeerLink;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
@@ -104,7 +104,7 @@ impl PeerLink {
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerLink {
+impl<C: Group> RaftNetwork<C> for PeerLink {
     /// How long the engine waits before it tries an unreachable peer again: a heartbeat, then
     /// doubling up to [`timeouts::PEER_BACKOFF_MAX`]. The engine's default (500 ms) let a
     /// replica that came back from a pause go without heartbeats long enough to stand for
@@ -120,7 +120,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(APPEND_PATH, &rpc, &option).await
@@ -128,7 +128,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<C>,
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
