@@ -5,7 +5,7 @@
 //! The catalog replays [`Totals`] when it opens; `verify-logs --stock`, `chaos` and the tests
 //! run [`check_cluster`] (or [`check_stock`] on records they hold).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -27,14 +27,25 @@ pub struct Totals {
     /// Every refused key, with the toy as asked and the units it had then.
     #[serde(default)]
     pub refused: HashMap<String, (String, u64)>,
+    /// Keys whose orders the order service confirmed it holds (the catalog's own business: not
+    /// sent with a stock check).
+    #[serde(skip)]
+    pub confirmed: HashSet<String>,
 }
 
 impl Totals {
     pub fn add(&mut self, record: &Record) {
-        if record.kind == Kind::Refuse {
-            self.refused
-                .insert(record.key.clone(), (record.name.clone(), record.quantity));
-            return;
+        match record.kind {
+            Kind::Refuse => {
+                self.refused
+                    .insert(record.key.clone(), (record.name.clone(), record.quantity));
+                return;
+            }
+            Kind::Confirm => {
+                self.confirmed.insert(record.key.clone());
+                return;
+            }
+            Kind::Seed | Kind::Buy | Kind::Restock => {}
         }
         let toy = self.by_toy.entry(record.name.to_lowercase()).or_default();
         match record.kind {
@@ -45,7 +56,7 @@ impl Totals {
                     .insert(record.key.clone(), (record.name.clone(), record.quantity));
             }
             Kind::Restock => toy.2 += record.quantity,
-            Kind::Refuse => {}
+            Kind::Refuse | Kind::Confirm => {}
         }
     }
 

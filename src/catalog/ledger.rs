@@ -29,6 +29,10 @@ pub enum Kind {
     /// then (0 for a toy the catalog does not have). Changes no stock; it is the key's answer
     /// for good, so a later retry cannot buy what was refused.
     Refuse,
+    /// The order service holds the order of the buy with this key: after a restart, the buy
+    /// need not be checked against the order log again. Written without waiting for the disk:
+    /// one lost costs only that check.
+    Confirm,
 }
 
 /// One stock change.
@@ -171,6 +175,17 @@ mod tests {
         assert_eq!(totals.stock("TUX"), Some(100));
         assert_eq!(totals.by_toy["tux"], (100, 100, 100));
         assert_eq!(totals.buys["k2"], ("Tux".to_string(), 40));
+        assert!(totals.confirmed.is_empty());
+        ledger
+            .append(&[record(Kind::Confirm, "k1", "", 0)])
+            .unwrap();
+        let (_, totals) = Ledger::open(dir.path(), &[]).unwrap();
+        assert!(totals.confirmed.contains("k1") && !totals.confirmed.contains("k2"));
+        assert_eq!(
+            totals.by_toy["tux"],
+            (100, 100, 100),
+            "a confirmation moves no stock"
+        );
     }
 
     #[test]

@@ -135,11 +135,12 @@ impl Catalog {
             );
             crate::storage::write_atomic(&path, &stock.to_csv())?;
         }
-        // After a start nothing is known to be confirmed: the order leader checks every buy
-        // against its log once, and confirms those it holds.
+        // The buys whose orders were not confirmed before the stop: the order leader checks
+        // each against its log once, and confirms or places it.
         let started = Instant::now();
-        let unconfirmed = stock
+        let unconfirmed: HashMap<String, Unconfirmed> = stock
             .bought()
+            .filter(|(key, _)| !totals.confirmed.contains(*key))
             .map(|(key, bought)| {
                 let buy = Unconfirmed {
                     name: bought.name.clone(),
@@ -154,6 +155,12 @@ impl Catalog {
             .into_iter()
             .map(|p| (p.name.to_lowercase(), p))
             .collect();
+        if !unconfirmed.is_empty() {
+            tracing::info!(
+                "{} buys await their order's confirmation from the order service",
+                unconfirmed.len()
+            );
+        }
         Ok(Catalog {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {

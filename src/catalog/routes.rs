@@ -206,11 +206,23 @@ impl Catalog {
             );
         }
         let mut state = self.state();
-        let confirmed = confirm
+        let records: Vec<Record> = confirm
             .keys
             .iter()
             .filter(|k| state.unconfirmed.remove(*k).is_some())
-            .count();
+            .map(|key| Record {
+                kind: Kind::Confirm,
+                key: key.clone(),
+                name: String::new(),
+                quantity: 0,
+            })
+            .collect();
+        let confirmed = records.len();
+        // Into the ledger with the next flush, waited for by nobody: a confirmation a crash
+        // loses only makes the order leader check that buy against its log once more.
+        if !records.is_empty() {
+            Self::changed(&mut state, [], records);
+        }
         http::data(serde_json::json!({ "confirmed": confirmed }))
     }
 }

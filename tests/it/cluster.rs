@@ -813,3 +813,19 @@ fn a_buy_not_yet_on_the_catalogs_disk_is_never_read() {
     let _ = buying.join();
     cluster.assert_converges(Duration::from_secs(15));
 }
+
+#[test]
+fn a_restarted_catalog_remembers_which_buys_have_their_orders() {
+    let cluster = Cluster::start(&[]);
+    cluster.order_each(&["tux", "fox"], 1);
+    let ledger = cluster.file("catalog-ledger.csv");
+    let confirmed = eventually(Duration::from_secs(10), || {
+        let text = crate::common::read(&ledger);
+        (text.lines().filter(|l| l.starts_with("confirm,")).count() == 2).then_some(())
+    });
+    assert!(confirmed.is_some(), "{}", crate::common::read(&ledger));
+    assert!(cluster.run("restart", &["catalog"]).status.success());
+    let log = crate::common::read(&cluster.state().join("logs/catalog.log"));
+    assert!(!log.contains("await their order"), "{log}");
+    cluster.assert_converges(Duration::from_secs(10));
+}
