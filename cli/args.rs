@@ -145,6 +145,7 @@ the run: against a cluster of your own, give it stock for the whole run
   storectl bench --out results                    the latency study, about a minute
   storectl bench --p 0,0.5,1 --duration 10s --seed 7
   storectl bench --load                           requests per second at 32 connections
+  storectl bench --load --etcd                    the same, with etcd's puts beside the orders
   storectl up && storectl bench --state-dir .storectl --cache on
 
 The latency study writes points.csv, summary.md and one SVG plot per request type
@@ -426,6 +427,10 @@ pub struct BenchArgs {
     /// Throughput mode: many connections per request type for a fixed time, then one
     #[arg(long)]
     pub load: bool,
+    /// With --load, also measure puts into three etcd members on loopback (etcd from the PATH
+    /// or STORECTL_ETCD) with the same load generator, and compare orders with them
+    #[arg(long, requires = "load")]
+    pub etcd: bool,
     /// Connections of the throughput mode's concurrent phases
     #[arg(long, default_value_t = 32, requires = "load",
           value_parser = clap::value_parser!(u64).range(1..=4096))]

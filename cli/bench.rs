@@ -109,10 +109,11 @@ fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit>
         warmup: (duration / 5).min(Duration::from_secs(1)),
         cache_size,
         goals: GOALS.to_vec(),
+        etcd: etcd(args),
     };
     let bar = Bar::new(
         !args.json,
-        Some(load::phase_count(target) as u64),
+        Some(load::phase_count(target, options.etcd.is_some()) as u64),
         "{spinner} [{elapsed}] phase {pos}/{len}: {msg}",
     );
     let report = load::run_load(&options, target, &bar);
@@ -190,12 +191,31 @@ fn render_study(study: &Study) -> String {
 
 fn render_load(report: &LoadReport) -> String {
     format!(
-        "{} connections, {} s per phase; {}\n\n{}",
+        "{} connections, {} s per phase; {}\n\n{}{}",
         report.connections,
         report.duration_s,
         report.cluster,
-        report::load_table(report)
+        report::load_table(report),
+        report::etcd_comparison(report)
+            .map(|c| format!("\n{c}"))
+            .unwrap_or_default()
     )
+}
+
+/// The etcd to compare with, when `--etcd` asks for one; without etcd the comparison is
+/// skipped with a line that says how to get it.
+fn etcd(args: &BenchArgs) -> Option<PathBuf> {
+    if !args.etcd {
+        return None;
+    }
+    let found = bench::etcd::find();
+    if found.is_none() {
+        eprintln!(
+            "storectl: no etcd on the PATH (Debian: apt-get install etcd-server, or set \
+             STORECTL_ETCD): measuring storectl alone"
+        );
+    }
+    found
 }
 
 fn files_written(dir: &Path, files: &[PathBuf]) -> String {

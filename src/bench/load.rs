@@ -32,7 +32,13 @@ pub struct LoadOptions {
     pub cache_size: usize,
     /// The goals each phase is held to, where it has one.
     pub goals: Vec<PhaseGoal>,
+    /// Also measure puts into a three-member etcd cluster started from this binary, with the
+    /// same generator: the yardstick for a replicated write.
+    pub etcd: Option<std::path::PathBuf>,
 }
+
+/// Bytes of each etcd put's value.
+pub const ETCD_VALUE_BYTES: usize = 256;
 
 /// A goal for one workload at one number of connections.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -60,6 +66,9 @@ pub enum Workload {
     UncachedQuery,
     /// Orders of one unit: durable and replicated, stock taken, cache invalidated.
     Order,
+    /// Puts of a 256-byte value into etcd (three members on loopback), to its leader: the
+    /// replicated write orders are compared with.
+    EtcdPut,
 }
 
 impl Workload {
@@ -68,6 +77,7 @@ impl Workload {
             Workload::CachedQuery => "cached product query",
             Workload::UncachedQuery => "uncached product query",
             Workload::Order => "order",
+            Workload::EtcdPut => "etcd put (3 members)",
         }
     }
 
@@ -76,6 +86,7 @@ impl Workload {
             Workload::CachedQuery => "cached-query",
             Workload::UncachedQuery => "uncached-query",
             Workload::Order => "order",
+            Workload::EtcdPut => "etcd-put",
         }
     }
 }
@@ -159,12 +170,12 @@ const RUNS_PER_WORKLOAD: usize = 2;
 
 /// How many phases [`run_load`] runs: three workloads on clusters of its own, a query and
 /// orders on a running cluster.
-pub fn phase_count(target: Target<'_>) -> usize {
+pub fn phase_count(target: Target<'_>, etcd: bool) -> usize {
     let workloads = match target {
         Target::Own { .. } => 3,
         Target::Running(_) => 2,
     };
-    workloads * RUNS_PER_WORKLOAD
+    (workloads + usize::from(etcd)) * RUNS_PER_WORKLOAD
 }
 
 /// Runs every phase: against clusters of its own (one with the cache on for cached queries and
@@ -227,6 +238,16 @@ pub fn run_load(
             report.phases = driver.phases(&frontend, &[query, Workload::Order], capacity)?;
         }
     }
+    if let Some(exe) = &options.etcd {
+        progress.message("starting three etcd members");
+        let etcd = super::etcd::Etcd::start(exe)?;
+        let leader = etcd.leader_url()?;
+        report.cluster.push_str(
+            "; etcd: three members on loopback started by the bench, puts sent to the leader",
+        );
+        let puts = driver.phases(&leader, &[Workload::EtcdPut], 0)?;
+        report.phases.extend(puts);
+    }
     Ok(report)
 }
 
@@ -237,17 +258,18 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Each workload with many connections, then with one.
-    fn phases(
-        &self,
-        frontend: &str,
-        workloads: &[Workload],
-        cache_size: usize,
-    ) -> Result<Vec<Phase>> {
+    /// Each workload with many connections, then with one, sent to `base` (a front end, or an
+    /// etcd member for [`Workload::EtcdPut`]).
+    fn phases(&self, base: &str, workloads: &[Workload], cache_size: usize) -> Result<Vec<Phase>> {
         let toys = crate::client::catalog_products();
         let mut phases = Vec::new();
         for &workload in workloads {
-            let requests = Arc::new(prepare(workload, &toys, cache_size, frontend));
+            let requests = Arc::new(prepare(workload, &toys, cache_size, base));
+            // Only a front end has a cache to count hits in.
+            let cache = || match workload {
+                Workload::EtcdPut => Ok(crate::wire::CacheStats::default()),
+                _ => frontend_cache(base),
+            };
             let runs: [usize; RUNS_PER_WORKLOAD] = [self.options.connections, 1];
             for connections in runs {
                 self.progress.message(&format!(
@@ -261,9 +283,9 @@ impl Driver<'_> {
                         .block_on(drive(&client, requests.clone(), connections, duration))
                 };
                 run(self.options.warmup);
-                let before = frontend_cache(frontend)?;
+                let before = cache()?;
                 let counts = run(self.options.duration);
-                let after = frontend_cache(frontend)?;
+                let after = cache()?;
                 self.progress.advance(1);
                 let goal = goal_for(&self.options.goals, workload, connections);
                 phases.push(counts.into_phase(workload, connections, goal, &before, &after));
@@ -280,8 +302,8 @@ struct Template {
     body: Bytes,
 }
 
-/// The requests of `workload` to the front end at `frontend`, one per toy it touches.
-fn prepare(workload: Workload, toys: &[String], cache_size: usize, frontend: &str) -> RequestSet {
+/// The requests of `workload` to `base`, one per toy it touches (one per key for etcd).
+fn prepare(workload: Workload, toys: &[String], cache_size: usize, base: &str) -> RequestSet {
     let hot = match workload {
         // Only as many toys as the cache holds, so that every query after the warm-up hits.
         Workload::CachedQuery => &toys[..cache_size.clamp(1, toys.len())],
@@ -300,17 +322,25 @@ fn prepare(workload: Workload, toys: &[String], cache_size: usize, frontend: &st
                 path: "/orders".into(),
                 body: Bytes::from(serde_json::json!({ "name": toy, "quantity": 1 }).to_string()),
             },
+            Workload::EtcdPut => Template {
+                method: Method::POST,
+                path: "/v3/kv/put".into(),
+                body: Bytes::from(super::etcd::put_body(
+                    toys.iter().position(|t| t == toy).unwrap_or(0),
+                    ETCD_VALUE_BYTES,
+                )),
+            },
         })
         .collect();
     RequestSet {
-        frontend: frontend.trim_end_matches('/').to_string(),
+        base: base.trim_end_matches('/').to_string(),
         requests,
     }
 }
 
 /// The requests of a workload, sent in turn, and the base URL they go to.
 struct RequestSet {
-    frontend: String,
+    base: String,
     requests: Vec<Template>,
 }
 
@@ -319,7 +349,7 @@ impl RequestSet {
         let template = &self.requests[i % self.requests.len()];
         let mut builder = Request::builder()
             .method(template.method.clone())
-            .uri(format!("{}{}", self.frontend, template.path));
+            .uri(format!("{}{}", self.base, template.path));
         if !template.body.is_empty() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
         }

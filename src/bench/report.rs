@@ -337,9 +337,9 @@ pub fn load_table(report: &LoadReport) -> String {
             (Some(goal), _) => format!("{} ✗ missed", goal.describe()),
             (None, _) => String::new(),
         };
-        // Orders look nothing up in the cache.
+        // Orders and etcd's puts look nothing up in a cache.
         let hits = match phase.workload {
-            Workload::Order => "–".to_string(),
+            Workload::Order | Workload::EtcdPut => "–".to_string(),
             _ => format!("{:.0}%", 100.0 * phase.hit_ratio),
         };
         let _ = writeln!(
@@ -359,6 +359,38 @@ pub fn load_table(report: &LoadReport) -> String {
     out
 }
 
+/// Orders beside etcd's puts, when both were measured: orders per second at the most
+/// connections against puts per second (goal: at least as many), and one connection's median
+/// order against a median put (goal: at most twice as long).
+pub fn etcd_comparison(report: &LoadReport) -> Option<String> {
+    let phase = |workload, connections| {
+        report
+            .phases
+            .iter()
+            .find(|p| p.workload == workload && p.connections == connections)
+    };
+    let many = report.connections;
+    let (orders, puts) = (
+        phase(Workload::Order, many)?,
+        phase(Workload::EtcdPut, many)?,
+    );
+    let (order, put) = (phase(Workload::Order, 1)?, phase(Workload::EtcdPut, 1)?);
+    let throughput = orders.rps / puts.rps.max(1.0);
+    let latency = order.latency.p50_us as f64 / (put.latency.p50_us.max(1)) as f64;
+    let mark = |met: bool| if met { "✓" } else { "✗ missed" };
+    Some(format!(
+        "Beside etcd: at {many} connections {} orders/s against {} puts/s, {throughput:.2}× \
+         (goal ≥ 1× {}); at one connection an order's p50 is {} against a put's {}, \
+         {latency:.2}× (goal ≤ 2× {}).\n",
+        thousands(orders.rps),
+        thousands(puts.rps),
+        mark(throughput >= 1.0),
+        human_us(order.latency.p50_us as f64),
+        human_us(put.latency.p50_us as f64),
+        mark(latency <= 2.0),
+    ))
+}
+
 /// The throughput summary in Markdown.
 pub fn load_markdown(report: &LoadReport) -> String {
     let mut out = String::from("# storectl bench --load: throughput\n\n");
@@ -370,6 +402,9 @@ pub fn load_markdown(report: &LoadReport) -> String {
         report.connections, report.duration_s, report.cluster
     );
     out.push_str(&load_table(report));
+    if let Some(comparison) = etcd_comparison(report) {
+        let _ = write!(out, "\n{comparison}");
+    }
     let sold_out: u64 = report.phases.iter().map(|p| p.sold_out).sum();
     if sold_out > 0 {
         let _ = writeln!(

@@ -259,3 +259,46 @@ fn bad_bench_arguments_fail_at_once_with_one_line() {
         "a failed bench leaves no results directory"
     );
 }
+
+#[test]
+fn orders_are_measured_beside_etcd_puts() {
+    if storectl::bench::etcd::find().is_none() {
+        eprintln!("skipped: no etcd on the PATH (Debian's etcd-server; .ci/run installs it)");
+        return;
+    }
+    let cluster = Cluster::start(&["--initial-stock", "1000000"]);
+    let state = cluster.state();
+    let out = cluster.dir.path().join("results");
+    let run = storectl(&[
+        "bench",
+        "--load",
+        "--etcd",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--duration",
+        "300ms",
+        "--connections",
+        "4",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let puts: Vec<&Value> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["workload"] == "etcd-put")
+        .collect();
+    assert_eq!(puts.len(), 2, "{report}");
+    for phase in puts {
+        assert!(phase["requests"].as_u64().unwrap() > 0, "{phase}");
+        assert_eq!(phase["errors"], 0, "{phase}");
+    }
+    let summary = read(&out.join("throughput.md"));
+    assert!(
+        summary.contains("Beside etcd: at 4 connections"),
+        "{summary}"
+    );
+}
