@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use storectl::bench::CacheMode;
-use storectl::chaos::Fault;
+use storectl::chaos::{Fault, GroupChoice};
 use storectl::cluster::{Signal, Target, UpOptions};
 use storectl::config::{self, parse_cache_size_on, parse_probability as probability};
 use storectl::secret::Secret;
@@ -128,6 +128,7 @@ orders as the front ends timed them); events are what changed between two readin
   storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
   storectl chaos --rounds 5 --leader-share 1 --json
   storectl chaos --fault kill,stop,two,power --rounds 20
+  storectl chaos --group any --fault kill,stop,slow-disk --rounds 10
   storectl up --fault-hooks --initial-stock 1000000 && storectl chaos --fault slow-disk --rounds 3
 
 Without a running cluster in the state directory, chaos starts one in a temporary directory,
@@ -382,6 +383,9 @@ pub struct ChaosArgs {
     /// Faults to choose from, one at random each round, comma-separated
     #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,stop")]
     pub fault: Vec<Fault>,
+    /// The replica group the faults are aimed at
+    #[arg(long, value_enum, default_value = "order")]
+    pub group: GroupChoice,
     /// Seed of the victims and the clients' choices (default: random, printed)
     #[arg(long)]
     pub seed: Option<u64>,

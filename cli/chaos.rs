@@ -19,6 +19,7 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
         leader_share: args.leader_share,
         seed: args.seed.unwrap_or_else(rand::random),
         faults: args.fault.clone(),
+        group: args.group,
     };
     let exe = crate::cluster::exe()?;
     let given = StateDir::new(&args.state.state_dir);
@@ -122,7 +123,7 @@ fn render(r: &ChaosReport) -> String {
         if r.majority_kept || r.client_errors == 0 {
             ""
         } else {
-            " (expected: some rounds left fewer than two replicas up)"
+            " (expected: some rounds left a group without a majority up)"
         }
     ));
     out.push_str(&format!(

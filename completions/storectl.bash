@@ -97,7 +97,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__bench)
-            opts="-h --out --clients --p --cache --iterations --duration --seed --cache-size --state-dir --load --connections --json --help"
+            opts="-h --out --clients --p --cache --iterations --duration --seed --cache-size --state-dir --load --etcd --connections --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +177,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__chaos)
-            opts="-h --state-dir --clients --p --rounds --interval --down-for --leader-share --fault --seed --json --help"
+            opts="-h --state-dir --clients --p --rounds --interval --down-for --leader-share --fault --group --seed --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +213,10 @@ _storectl() {
                     ;;
                 --fault)
                     COMPREPLY=($(compgen -W "kill stop two power slow-disk" -- "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -W "order catalog any" -- "${cur}"))
                     return 0
                     ;;
                 --seed)

@@ -142,6 +142,9 @@ stop\t'SIGSTOP one replica for a random time up to twice --down-for, then SIGCON
 two\t'Pause one replica so it lags, SIGKILL the other two, resume it, restart the two'
 power\t'SIGKILL all three replicas at once, restart them one by one'
 slow-disk\t'Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault hooks, or needs `up --fault-hooks`)'"
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l group -d 'The replica group the faults are aimed at' -r -f -a "order\t'The order replicas'
+catalog\t'The catalog (one replica today: every fault takes it down, and orders see 503s)'
+any\t'Either, at random each round'"
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l seed -d 'Seed of the victims and the clients\' choices (default: random, printed)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l json -d 'Print the report as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -157,6 +160,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand bench" -l cache-size -
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l state-dir -d 'Measure the running cluster in this state directory instead of starting clusters' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l connections -d 'Connections of the throughput mode\'s concurrent phases' -r
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l load -d 'Throughput mode: many connections per request type for a fixed time, then one'
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l etcd -d 'With --load, also measure puts into three etcd members on loopback (etcd from the PATH or STORECTL_ETCD) with the same load generator, and compare orders with them'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l json -d 'Print the results as JSON on stdout (the files are written too)'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F

@@ -1,11 +1,13 @@
-//! `storectl chaos`: failures injected into the order replicas under client load, round after
-//! round, then a check that every acknowledged order is still at its number with its own key,
-//! that nothing was duplicated or left diverged, and that stock was conserved.
+//! `storectl chaos`: failures injected into a replica group (the order replicas, or the
+//! catalog) under client load, round after round, then a check that every acknowledged order is
+//! still at its number with its own key, that nothing was duplicated or left diverged, and that
+//! stock was conserved.
 //!
 //! The clients retry a failed order with the same idempotency key, as a careful client would.
-//! While a majority is up ([`Fault::Kill`], [`Fault::Stop`], [`Fault::SlowDisk`]) they must see
-//! no error; while it is not ([`Fault::Two`], [`Fault::Power`]) errors are expected, and only
-//! what was acknowledged must survive.
+//! While a majority of the group is up ([`Fault::Kill`], [`Fault::Stop`], [`Fault::SlowDisk`] on
+//! one of three) they must see no error; while it is not ([`Fault::Two`], [`Fault::Power`], or
+//! any fault of a group of one) errors are expected, and only what was acknowledged must
+//! survive.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -62,9 +64,68 @@ impl Fault {
         }
     }
 
-    /// Whether a majority of replicas stays up and connected through this fault.
-    pub fn keeps_majority(self) -> bool {
-        matches!(self, Fault::Kill | Fault::Stop | Fault::SlowDisk)
+    /// Whether a majority of a group of `replicas` stays up and connected through this fault.
+    /// A group of one has no majority to keep: any fault of its replica is the group's.
+    pub fn keeps_majority(self, replicas: usize) -> bool {
+        replicas >= 3 && matches!(self, Fault::Kill | Fault::Stop | Fault::SlowDisk)
+    }
+}
+
+/// The replica group a round's fault is aimed at. The doc comments are `--group`'s help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupChoice {
+    /// The order replicas
+    Order,
+    /// The catalog (one replica today: every fault takes it down, and orders see 503s)
+    Catalog,
+    /// Either, at random each round
+    Any,
+}
+
+/// One replica group as chaos aims at it: its services, and which of them leads.
+struct Group {
+    replicas: Vec<ServiceName>,
+    leader: Option<ServiceName>,
+}
+
+impl Group {
+    /// The group `choice` names (for `Any`, one picked with `rng`), as it stands now.
+    fn pick(choice: GroupChoice, state: &StateDir, rng: &mut StdRng) -> Result<Group> {
+        let catalog = match choice {
+            GroupChoice::Order => false,
+            GroupChoice::Catalog => true,
+            GroupChoice::Any => rng.random_bool(0.5),
+        };
+        if catalog {
+            return Ok(Group {
+                replicas: vec![ServiceName::Catalog],
+                leader: Some(ServiceName::Catalog),
+            });
+        }
+        let spec = state.load()?;
+        Ok(Group {
+            replicas: REPLICA_IDS
+                .iter()
+                .map(|&id| ServiceName::Order(id))
+                .collect(),
+            leader: cluster::find_leader(&spec.topology).map(ServiceName::Order),
+        })
+    }
+
+    /// The replica to hit: the leader when `at_leader` (and there is one), else a follower at
+    /// random; a group of one has only its replica.
+    fn aim(&self, at_leader: bool, rng: &mut StdRng) -> ServiceName {
+        let followers: Vec<ServiceName> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&name| Some(name) != self.leader)
+            .collect();
+        match self.leader {
+            Some(leader) if at_leader || followers.is_empty() => leader,
+            _ => followers[rng.random_range(0..followers.len())],
+        }
     }
 }
 
@@ -86,6 +147,8 @@ pub struct ChaosOptions {
     pub seed: u64,
     /// The faults to choose from, one at random each round.
     pub faults: Vec<Fault>,
+    /// The replica group the faults are aimed at.
+    pub group: GroupChoice,
 }
 
 /// What one round did.
@@ -95,6 +158,9 @@ pub struct Kill {
     pub fault: Fault,
     /// The replica the fault hit first (for `two`, the one left lagging).
     pub replica: ServiceName,
+    /// Whether its group kept a majority up through the fault, so that a client error is a
+    /// failure.
+    pub majority_kept: bool,
     pub was_leader: bool,
     /// How long the fault was active: from its injection until it was lifted (a restart
     /// begun, SIGCONT, the disk fast again).
@@ -276,7 +342,7 @@ pub fn run(
         leader_kills: kills.iter().filter(|k| k.was_leader).count(),
         requests: report.requests,
         client_errors: report.errors - report.mismatches.min(report.errors),
-        majority_kept: kills.iter().all(|k| k.fault.keeps_majority()),
+        majority_kept: kills.iter().all(|k| k.majority_kept),
         orders_acknowledged: report.orders,
         orders_lost: report.mismatches.max(misplaced),
         orders_duplicated: duplicated_keys(&longest)?,
@@ -304,26 +370,19 @@ fn kill_rounds(
 ) -> Result<Vec<Kill>> {
     let mut rng = StdRng::seed_from_u64(options.seed ^ 0x5eed);
     let mut kills = Vec::new();
-    let replicas: Vec<ServiceName> = REPLICA_IDS
-        .iter()
-        .map(|&id| ServiceName::Order(id))
-        .collect();
     for round in 1..=options.rounds {
         std::thread::sleep(options.interval);
         let fault = options.faults[rng.random_range(0..options.faults.len())];
-        let spec = state.load()?;
-        let leader = cluster::find_leader(&spec.topology).map(ServiceName::Order);
+        let group = Group::pick(options.group, state, &mut rng)?;
         let aim_at_leader = rng.random_bool(options.leader_share.clamp(0.0, 1.0));
-        let followers: Vec<ServiceName> = replicas
-            .iter()
-            .copied()
-            .filter(|&name| Some(name) != leader)
-            .collect();
-        let target = match (leader, aim_at_leader) {
-            (Some(leader), true) => leader,
-            _ => followers[rng.random_range(0..followers.len())],
+        let target = group.aim(aim_at_leader, &mut rng);
+        let was_leader = Some(target) == group.leader;
+        let replicas = group.replicas;
+        // A group of one has no other replica to kill: `two` takes it all down, as `power`.
+        let fault = match fault {
+            Fault::Two if replicas.len() < 3 => Fault::Power,
+            fault => fault,
         };
-        let was_leader = Some(target) == leader;
         let say =
             |what: String| progress.message(&format!("round {round}/{}: {what}", options.rounds));
         let kill = |name: ServiceName, signal| cluster::kill(state, Target::Service(name), signal);
@@ -366,9 +425,10 @@ fn kill_rounds(
             Fault::Two => {
                 let others: Vec<ServiceName> =
                     replicas.iter().copied().filter(|&r| r != target).collect();
+                let names: Vec<String> = others.iter().map(|r| r.to_string()).collect();
                 say(format!(
-                    "SIGSTOP {target}, SIGKILL {} and {}, SIGCONT {target}",
-                    others[0], others[1]
+                    "SIGSTOP {target}, SIGKILL {}, SIGCONT {target}",
+                    names.join(" and ")
                 ));
                 kill(target, Signal::Stop)?;
                 std::thread::sleep(Duration::from_millis(150));
@@ -381,7 +441,7 @@ fn kill_rounds(
                 restart_all(others)?;
             }
             Fault::Power => {
-                say("SIGKILL every replica at once (power loss)".into());
+                say("SIGKILL every replica of the group at once (power loss)".into());
                 for &replica in &replicas {
                     kill(replica, Signal::Kill)?;
                 }
@@ -409,6 +469,7 @@ fn kill_rounds(
             round,
             fault,
             replica: target,
+            majority_kept: fault.keeps_majority(replicas.len()),
             was_leader,
             active_ms: lifted.duration_since(injected).as_millis() as u64,
             catch_up_ms: lifted.elapsed().as_millis() as u64,
@@ -435,14 +496,14 @@ fn misplaced_orders(path: &Path, acknowledged: &[client::Acknowledged]) -> Resul
         .count() as u64)
 }
 
-/// Waits until `replica` reports that it has caught up, so that the next kill never leaves two
-/// replicas behind at once.
+/// Waits until `replica` reports that it has caught up (a service with nothing to catch up on:
+/// that it answers), so that the next kill never leaves two replicas behind at once.
 fn wait_ready(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
     let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
         let rows = cluster::status(state)?;
         let ready = rows
             .iter()
-            .any(|s| s.name == replica && s.ready == Some(true));
+            .any(|s| s.name == replica && s.alive && s.ready.is_none_or(|caught_up| caught_up));
         Ok::<_, Error>(ready.then_some(()))
     })?;
     ready.ok_or_else(|| {

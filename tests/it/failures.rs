@@ -47,6 +47,31 @@ fn assert_nothing_lost(report: &Value) {
 }
 
 #[test]
+fn the_catalog_crashed_paused_or_slowed_under_load_loses_and_leaks_nothing() {
+    let cluster = Cluster::start(&["--fault-hooks", "--initial-stock", "1000000"]);
+    let (ok, report) = chaos(
+        &cluster,
+        &[
+            "--group",
+            "catalog",
+            "--fault",
+            "kill,stop,slow-disk",
+            "--rounds",
+            "3",
+            "--down-for",
+            "1s",
+        ],
+    );
+    assert!(ok, "{report}");
+    assert_nothing_lost(&report);
+    for round in report["kills"].as_array().unwrap() {
+        assert_eq!(round["replica"], "catalog", "{round}");
+    }
+    // One catalog is no majority: its faults may show clients errors, never lose an order.
+    assert_eq!(report["majority_kept"], false, "{report}");
+}
+
+#[test]
 fn chaos_fails_when_its_faults_meet_no_order() {
     // One of each toy, bought before chaos starts, and no restock: the faults meet nothing.
     let cluster = Cluster::start(&["--initial-stock", "1", "--restock-interval", "1h"]);
