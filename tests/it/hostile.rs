@@ -370,16 +370,21 @@ fn generated_hostile_requests_get_4xx_and_change_nothing() {
         );
     }
     cluster.assert_converges(Duration::from_secs(10));
-    // The catalog rewrites its snapshot shortly after a change: wait for the last one.
+    // The catalog rewrites its snapshot shortly after a change, and writes the order
+    // service's confirmations with its next flush: wait for the last of both.
     let settled = crate::common::eventually(Duration::from_secs(10), || {
-        crate::common::read(&cluster.file("catalog.csv"))
-            .contains("Lego,29.99,98")
+        let confirmed = crate::common::read(&cluster.file("catalog-ledger.csv"))
+            .lines()
+            .filter(|l| l.starts_with("confirm,"))
+            .count();
+        (crate::common::read(&cluster.file("catalog.csv")).contains("Lego,29.99,98")
+            && confirmed == 3)
             .then_some(())
     });
     assert!(
         settled.is_some(),
         "{}",
-        crate::common::read(&cluster.file("catalog.csv"))
+        crate::common::read(&cluster.file("catalog-ledger.csv"))
     );
     let before = snapshot(&cluster.state());
     let stock_before = crate::common::get(&cluster.url("/products/tux")).json;
