@@ -138,8 +138,8 @@ while fewer than two replicas run, and only what was acknowledged must survive.
 
 Every round reports the orders in flight while its fault was active, how many were
 acknowledged, and the slowest. A fault that met no acknowledged order tested nothing and fails
-the run: against a cluster of your own, give it stock for the whole run
-(`storectl up --initial-stock 1000000`).")]
+the run: against a cluster of your own, start it with stock for the whole run
+(`storectl up --state-dir DIR --initial-stock 1000000`, in a new state directory).")]
     Chaos(ChaosArgs),
     /// Measure the store: latency against p with the cache on and off, or throughput (--load)
     #[command(after_help = "Examples:
@@ -368,16 +368,16 @@ pub struct ChaosArgs {
     /// Probability of ordering a toy that is in stock
     #[arg(long, default_value_t = 0.8, value_parser = probability)]
     pub p: f64,
-    /// Replicas to kill, one after another
+    /// Rounds: one fault each, one after another
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rounds: u64,
-    /// Pause before each kill
+    /// Pause before each round's fault
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub interval: Duration,
-    /// How long a killed replica stays down before it is restarted
+    /// How long a fault lasts: a killed replica stays down, a disk stays slow
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub down_for: Duration,
-    /// Share of the kills aimed at the leader
+    /// Share of the faults aimed at the group's leader
     #[arg(long, default_value_t = 0.5, value_parser = probability)]
     pub leader_share: f64,
     /// Faults to choose from, one at random each round, comma-separated

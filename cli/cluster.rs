@@ -13,7 +13,10 @@ pub fn exe() -> Result<std::path::PathBuf> {
 
 pub fn up(args: &UpArgs) -> Result<Exit> {
     let state = StateDir::new(&args.state.state_dir);
-    eprintln!("starting a cluster in {} …", state.root().display());
+    // Progress for a person watching; a script reads only the outcome (or one error line).
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("starting a cluster in {} …", state.root().display());
+    }
     let spec = cluster::up(&state, &args.options, &exe()?)?;
     print!("{}", cluster::render_status(&cluster::status(&state)?));
     println!(
@@ -69,9 +72,27 @@ pub fn kill(args: &KillArgs) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// How long `restart` waits for a replica to catch up with its leader.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn restart(args: &TargetArgs) -> Result<Exit> {
     let state = StateDir::new(&args.state.state_dir);
     let (name, pid) = cluster::restart(&state, args.target, &exe()?)?;
-    println!("{name} started again (pid {pid})");
+    // A replica catches up from its leader before it serves: say when it has, when there is a
+    // leader to catch up from (with no majority up there is none yet).
+    let leader = name.replica_id().and_then(|_| {
+        let spec = state.load().ok()?;
+        cluster::find_leader(&spec.topology)
+    });
+    match leader {
+        Some(_) => {
+            cluster::wait_caught_up(&state, name, CATCH_UP)?;
+            println!("{name} started again (pid {pid}) and has caught up with the leader");
+        }
+        None if name.replica_id().is_some() => println!(
+            "{name} started again (pid {pid}); it catches up once a majority of replicas runs"
+        ),
+        None => println!("{name} started again (pid {pid})"),
+    }
     Ok(Exit::Success)
 }

@@ -133,10 +133,10 @@ complete -c storectl -n "__fish_storectl_using_subcommand client" -s h -l help -
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l clients -d 'Concurrent client sessions' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l p -d 'Probability of ordering a toy that is in stock' -r
-complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l rounds -d 'Replicas to kill, one after another' -r
-complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l interval -d 'Pause before each kill' -r
-complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l down-for -d 'How long a killed replica stays down before it is restarted' -r
-complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share -d 'Share of the kills aimed at the leader' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l rounds -d 'Rounds: one fault each, one after another' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l interval -d 'Pause before each round\'s fault' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l down-for -d 'How long a fault lasts: a killed replica stays down, a disk stays slow' -r
+complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share -d 'Share of the faults aimed at the group\'s leader' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l fault -d 'Faults to choose from, one at random each round, comma-separated' -r -f -a "kill\t'SIGKILL one replica (the leader at --leader-share), restart it after --down-for'
 stop\t'SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT'
 two\t'Pause one replica so it lags, SIGKILL the other two, resume it, restart the two'

@@ -259,8 +259,9 @@ impl ChaosReport {
             )
         } else if untested > 0 {
             format!(
-                "{untested} of {} faults met no order, so they tested nothing: raise the stock \
-                 (storectl up --initial-stock {OWN_CLUSTER_STOCK}) or the clients",
+                "{untested} of {} faults met no order, so they tested nothing: give a new cluster \
+                 more stock (storectl up --state-dir DIR --initial-stock {OWN_CLUSTER_STOCK}), \
+                 or run more clients",
                 self.kills.len()
             )
         } else {
@@ -463,7 +464,7 @@ fn kill_rounds(
             }
         }
         for &replica in &replicas {
-            wait_ready(state, replica, CATCH_UP)?;
+            cluster::wait_caught_up(state, replica, CATCH_UP)?;
         }
         kills.push(Kill {
             round,
@@ -494,25 +495,6 @@ fn misplaced_orders(path: &Path, acknowledged: &[client::Acknowledged]) -> Resul
                 .is_some_and(|e| e.key == a.key && e.quantity == a.quantity && e.name == a.name)
         })
         .count() as u64)
-}
-
-/// Waits until `replica` reports that it has caught up (a service with nothing to catch up on:
-/// that it answers), so that the next kill never leaves two replicas behind at once.
-fn wait_ready(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
-    let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
-        let rows = cluster::status(state)?;
-        let ready = rows
-            .iter()
-            .any(|s| s.name == replica && s.alive && s.ready.is_none_or(|caught_up| caught_up));
-        Ok::<_, Error>(ready.then_some(()))
-    })?;
-    ready.ok_or_else(|| {
-        Error::Cluster(format!(
-            "{replica} did not catch up within {}s; see its log in {}",
-            timeout.as_secs(),
-            state.log_path(replica).display()
-        ))
-    })
 }
 
 /// Keys that appear more than once in an orders file, read leniently so that a duplicate is

@@ -157,7 +157,7 @@ pub fn markdown(study: &Study) -> String {
             out,
             "**The store sold out during some points**, so they measured fewer orders than \
              their p asked for ({}); run against a cluster with more stock \
-             (`storectl up --initial-stock 1000000`).\n",
+             (a new one: `storectl up --state-dir DIR --initial-stock 1000000`).\n",
             short.join("; ")
         );
     }

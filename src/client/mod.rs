@@ -452,9 +452,16 @@ pub fn catalog_products() -> Vec<String> {
 /// A human summary of a report, several lines.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     out.push_str(&format!(
-        "{} sessions × {} iterations, p = {}: {} requests in {:.2}s\n",
-        report.sessions, report.iterations, report.p, report.requests, report.elapsed_s
+        "{} session{} × {} iteration{}, p = {}: {} requests in {:.2}s\n",
+        report.sessions,
+        plural(report.sessions),
+        report.iterations,
+        plural(report.iterations),
+        report.p,
+        report.requests,
+        report.elapsed_s
     ));
     out.push_str(&format!(
         "queries answered: {}: {} went on to order, {} did not (p = {}), {} found their toy sold \
@@ -472,7 +479,7 @@ pub fn render(report: &Report) -> String {
     if let Some(after) = report.sold_out_after_s {
         out.push_str(&format!(
             "note: toys began to sell out {after:.1}s in; the orders they skipped were not \
-             exercised (start the cluster with more stock: storectl up --initial-stock N)\n"
+             exercised (a new cluster with more stock: storectl up --state-dir DIR --initial-stock N)\n"
         ));
     }
     out.push_str(&format!("unexpected errors: {}\n", report.errors));

@@ -32,6 +32,16 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         )));
     }
     refuse_a_running_cluster(state)?;
+    // The stock a catalog starts from is its seed, written once: a catalog that already has
+    // its files keeps its own stock, and the flag would be silently ignored.
+    let catalog_file = state.root().join(crate::catalog::CATALOG_FILE);
+    if options.initial_stock.is_some() && catalog_file.exists() {
+        return Err(Error::Usage(format!(
+            "--initial-stock seeds a new catalog, and the one in {} already has its stock; \
+             start in another --state-dir (or remove this one) to seed a new one",
+            state.root().display()
+        )));
+    }
     // An absolute path (not a canonical one, which needs the directory to exist): the plan is
     // made, and its ports checked, before anything is written.
     let data_dir = std::path::absolute(state.root()).map_err(|e| Error::io(state.root(), e))?;

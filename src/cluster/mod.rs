@@ -33,7 +33,9 @@ pub use lifecycle::{down, kill, restart, up};
 pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
-pub use status::{find_leader, problem, render_status, status, status_of, ServiceStatus};
+pub use status::{
+    find_leader, problem, render_status, status, status_of, wait_caught_up, ServiceStatus,
+};
 
 /// The record `up` writes in the state directory: what every service was started with.
 pub const CLUSTER_FILE: &str = "cluster.json";

@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use super::StateDir;
 use crate::cluster_file::ClusterFile;
-use crate::error::Result;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
 use crate::services::ServiceName;
 use crate::tool_http;
 use crate::wire::{CacheStats, Data, FrontendHealth, ReplicaHealth, Role};
@@ -82,8 +84,13 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
         let verb = if silent.len() == 1 { "does" } else { "do" };
         let names = names.join(", ");
         return Some(match (local, first.pid) {
+            (true, None) if silent.len() == 1 => format!(
+                "{names} does not run: `storectl restart {}` starts it again",
+                first.name
+            ),
             (true, None) => format!(
-                "{names} {verb} not run: `storectl restart {}` starts it again",
+                "{names} do not run: start each again with `storectl restart NAME`, e.g. \
+                 `storectl restart {}`",
                 first.name
             ),
             (true, Some(_)) => format!(
@@ -168,6 +175,25 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
         ServiceName::Catalog => {}
     }
     row
+}
+
+/// Waits until `replica` reports that it has caught up with its group's leader (a service
+/// with nothing to catch up on: until it answers).
+pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
+    let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
+        let rows = status(state)?;
+        let ready = rows
+            .iter()
+            .any(|s| s.name == replica && s.alive && s.ready.is_none_or(|caught_up| caught_up));
+        Ok::<_, Error>(ready.then_some(()))
+    })?;
+    ready.ok_or_else(|| {
+        Error::Cluster(format!(
+            "{replica} did not catch up within {}s; see its log in {}",
+            timeout.as_secs(),
+            state.log_path(replica).display()
+        ))
+    })
 }
 
 /// `storectl status` as a table.

@@ -107,7 +107,14 @@ impl Frontend {
     async fn place_order(&self, request: &Request) -> Response {
         let (name, quantity) = match parse_order(request) {
             Ok(order) => order,
-            Err(e) => return e.into(),
+            Err(e) => {
+                // Still named in the reply, as every order's key is, when it is a key at all.
+                let sent = request.header(crate::wire::IDEMPOTENCY_KEY_HEADER);
+                return match sent.filter(|key| is_valid_key(key)) {
+                    Some(key) => with_key(e.into(), key),
+                    None => e.into(),
+                };
+            }
         };
         let key = match request.header(crate::wire::IDEMPOTENCY_KEY_HEADER) {
             Some(key) => match valid_key(key) {
@@ -141,7 +148,8 @@ impl Frontend {
             Err(e) if e.status.is_server_error() => http::error(
                 e.status,
                 &format!(
-                    "{}; retry with the same Idempotency-Key: {} (it never buys twice)",
+                    "{}; the order may still be placed: retry with the same Idempotency-Key: {} \
+                     to learn its outcome (it never buys twice)",
                     e.message, order.key
                 ),
             ),
@@ -277,12 +285,7 @@ impl Frontend {
                     }
                     // The replica is fine; the catalog is not. Only the client's retry (with
                     // the same key) can help, so say so rather than wait.
-                    502 => {
-                        return Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("{message}; the order is not placed yet"),
-                        ))
-                    }
+                    502 => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)),
                     _ => {
                         let status =
                             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -290,7 +293,8 @@ impl Frontend {
                     }
                 },
                 Some(Err(e)) => {
-                    tracing::warn!(
+                    // Said once per leader change by the tracker; per request it is detail.
+                    tracing::debug!(
                         "order replica {} failed ({e}); looking for the leader",
                         leader.id
                     );

@@ -87,6 +87,13 @@ fn every_row_of_the_public_api() {
         &[("Idempotency-Key", made_up.as_str())],
     );
     assert_eq!(again.json, unkeyed.json, "the made-up key names that order");
+    let malformed = post(
+        &orders,
+        r#"{"name":"lego"}"#,
+        &[("Idempotency-Key", "order-abc-9")],
+    );
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.idempotency_key.as_deref(), Some("order-abc-9"));
     assert_eq!(a.json, b.json);
     assert_eq!(
         get(&cluster.url("/products/lego")).json["data"]["quantity"],

@@ -829,3 +829,17 @@ fn a_restarted_catalog_remembers_which_buys_have_their_orders() {
     assert!(!log.contains("await their order"), "{log}");
     cluster.assert_converges(Duration::from_secs(10));
 }
+
+#[test]
+fn initial_stock_is_refused_for_a_catalog_that_has_its_stock() {
+    let cluster = Cluster::start(&[]);
+    assert!(cluster.run("down", &[]).status.success());
+    let base = (cluster.base).to_string();
+    let out = cluster.run("up", &["--port-base", &base, "--initial-stock", "1000000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("seeds a new catalog"), "{said}");
+    assert!(said.contains("another --state-dir"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert!(cluster.status().iter().all(|s| s["alive"] == false));
+}

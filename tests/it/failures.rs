@@ -91,7 +91,7 @@ fn chaos_fails_when_its_faults_meet_no_order() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("the fault met no order"), "{text}");
-    assert!(text.contains("raise the stock"), "{text}");
+    assert!(text.contains("more stock"), "{text}");
     let said = stderr(&out);
     assert_eq!(said.trim().lines().count(), 1, "one line on stderr: {said}");
     assert!(said.contains("faults met no order"), "{said}");
