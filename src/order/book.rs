@@ -23,7 +23,7 @@ pub struct OrderBook {
 
 impl OrderBook {
     /// Applies one command committed in leader term `term`; returns the key's settlement.
-    pub fn apply(&mut self, command: &Command, term: u64) -> Option<Settled> {
+    pub fn apply_command(&mut self, command: &Command, term: u64) -> Option<Settled> {
         let Command::Outcome { key, result } = command;
         if self.settled(key).is_none() {
             match result {
@@ -144,8 +144,8 @@ mod tests {
     #[test]
     fn numbers_follow_the_order_outcomes_are_applied_in() {
         let mut book = OrderBook::default();
-        let c = book.apply(&bought("c"), 1);
-        let a = book.apply(&bought("a"), 2);
+        let c = book.apply_command(&bought("c"), 1);
+        let a = book.apply_command(&bought("a"), 2);
         assert_eq!(c, Some(Settled::Placed { number: 0 }));
         assert_eq!(a, Some(Settled::Placed { number: 1 }));
         assert_eq!(book.order(1).unwrap().term, 2);
@@ -155,13 +155,13 @@ mod tests {
     #[test]
     fn the_first_outcome_of_a_key_wins() {
         let mut book = OrderBook::default();
-        let first = book.apply(&bought("k"), 1);
-        assert_eq!(book.apply(&bought("k"), 1), first);
-        assert_eq!(book.apply(&refused("k"), 1), first);
+        let first = book.apply_command(&bought("k"), 1);
+        assert_eq!(book.apply_command(&bought("k"), 1), first);
+        assert_eq!(book.apply_command(&refused("k"), 1), first);
         assert_eq!(book.len(), 1);
 
-        book.apply(&refused("r"), 1);
-        let refusal = book.apply(&bought("r"), 1);
+        book.apply_command(&refused("r"), 1);
+        let refusal = book.apply_command(&bought("r"), 1);
         assert!(matches!(refusal, Some(Settled::Refused(_))));
         assert_eq!(book.len(), 1, "a refused key never takes a number");
     }
@@ -182,7 +182,7 @@ mod tests {
             None,
             "unsettled"
         );
-        book.apply(&bought("k"), 1);
+        book.apply_command(&bought("k"), 1);
         assert_eq!(book.other_request(&request("k", "tux", 2)), None);
         assert_eq!(
             book.other_request(&request("k", "TUX", 2)),
@@ -195,7 +195,7 @@ mod tests {
         );
         assert!(book.other_request(&request("k", "tux", 3)).is_some());
 
-        book.apply(&refused("r"), 1);
+        book.apply_command(&refused("r"), 1);
         assert_eq!(book.other_request(&request("r", "Tux", 200)), None);
         assert_eq!(
             book.other_request(&request("r", "tux", 2)).as_deref(),
@@ -208,15 +208,15 @@ mod tests {
         let old = r#"{"outcome":{"key":"r","result":{"refused":{"code":409,"message":"no"}}}}"#;
         let command: Command = serde_json::from_str(old).unwrap();
         let mut book = OrderBook::default();
-        book.apply(&command, 1);
+        book.apply_command(&command, 1);
         assert_eq!(book.other_request(&request("r", "fox", 1)), None);
     }
 
     #[test]
     fn a_book_survives_its_snapshot() {
         let mut book = OrderBook::default();
-        book.apply(&bought("x"), 1);
-        book.apply(&refused("y"), 1);
+        book.apply_command(&bought("x"), 1);
+        book.apply_command(&refused("y"), 1);
         let again = OrderBook::from_bytes(&book.to_bytes()).unwrap();
         assert_eq!(again, book);
         assert_eq!(again.settled("x"), Some(Settled::Placed { number: 0 }));

@@ -17,9 +17,9 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, ServerState};
 
-use super::state_machine::OrderStore;
+use super::machine::OrderStore;
 use super::types::{BuyResult, Command, NodeId, Proposal, Raft, Settled, TypeConfig};
-use super::{log_file_name, raft_config, state_machine};
+use super::{log_file_name, machine, raft_config};
 use crate::wire::Bought;
 
 /// Which replicas run, and which links are cut.
@@ -172,7 +172,7 @@ impl Cluster {
         let dir = self.path(id);
         std::fs::create_dir_all(&dir).unwrap();
         let log = LogStore::open(&dir.join(log_file_name(id as u32))).unwrap();
-        let (machine, book) = state_machine::open(&dir, id as u32).unwrap();
+        let (machine, book) = machine::open(&dir, id as u32).unwrap();
         let rank = IDS.iter().filter(|&&other| other > id).count();
         let raft = Raft::new(
             id,

@@ -6,18 +6,19 @@
 //! committed, that is durable on a majority. See `docs/replication.md`.
 //!
 //! Layout: [`types`] (commands and the engine's types), [`book`] (the state every replica derives),
-//! [`log_store`] and [`state_machine`] (the engine's storage), [`network`] (peer RPC),
-//! `placer` (the leader's order flow), `routes` (HTTP).
+//! [`machine`] (the book as the engine's state machine, with `orders-N.csv` and its snapshot; the
+//! log and peer RPC every group shares are in [`crate::raft`]), `placer` (the leader's order
+//! flow), `routes` (HTTP).
 
 pub mod book;
 mod buyer;
 #[cfg(test)]
 mod cluster_tests;
+pub mod machine;
 pub mod orders_file;
 mod placer;
 mod proposer;
 mod routes;
-pub mod state_machine;
 #[cfg(test)]
 mod storage_tests;
 pub mod types;
@@ -39,7 +40,7 @@ use crate::services::OrderOptions;
 use crate::tasks::TaskGuard;
 use crate::timeouts;
 use crate::wire::{Data, ReplicaHealth, Replicated, Role};
-use state_machine::OrderStore;
+use machine::OrderStore;
 use types::{NodeId, Raft, TypeConfig};
 
 /// Name of replica `id`'s engine log.
@@ -111,7 +112,7 @@ impl Replica {
             refuse_if_wiped(config, &replicas, &client).await?;
         }
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
-        let (machine, orders) = state_machine::open(&config.data_dir, config.id)?;
+        let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         let rank = ids.iter().filter(|&&other| other > config.id).count();
         let raft_config = raft_config(rank)?;
         let raft = Raft::new(

@@ -24,6 +24,8 @@ pub fn file_name(id: u32) -> String {
 pub struct OrdersFile {
     path: PathBuf,
     file: File,
+    /// Orders in the file: the next one appended is this number.
+    written: u64,
 }
 
 impl OrdersFile {
@@ -37,6 +39,7 @@ impl OrdersFile {
         Ok(OrdersFile {
             path: path.to_path_buf(),
             file,
+            written: entries.len() as u64,
         })
     }
 
@@ -52,7 +55,14 @@ impl OrdersFile {
         }
         self.file
             .write_all(&encode(entries))
-            .map_err(|e| Error::io(&self.path, e))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.written += entries.len() as u64;
+        Ok(())
+    }
+
+    /// How many orders the file holds.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 }
 

@@ -8,7 +8,7 @@ use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
 use super::log_file_name;
 
 type LogStore = crate::raft::LogStore<TypeConfig>;
-use super::state_machine::{self, StateMachine};
+use super::machine::{self, StateMachine};
 use super::types::{BuyResult, Command, LogEntry, Proposal, StorageError, TypeConfig};
 use crate::wire::Bought;
 
@@ -18,7 +18,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = LogStore::open(&dir.path().join(log_file_name(1))).expect("a new log");
-        let (machine, _) = state_machine::open(dir.path(), 1).expect("a new state machine");
+        let (machine, _) = machine::open(dir.path(), 1).expect("a new state machine");
         Ok((dir, log, machine))
     }
 }
@@ -152,7 +152,7 @@ fn the_state_machine_comes_back_from_its_snapshot_and_rewrites_its_csv() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut machine, orders) = state_machine::open(dir.path(), 2).unwrap();
+            let (mut machine, orders) = machine::open(dir.path(), 2).unwrap();
             machine.apply(order(1, 1, "a")).await.unwrap();
             machine.apply([blank(1, 2)]).await.unwrap();
             let snapshot = {
@@ -167,7 +167,7 @@ fn the_state_machine_comes_back_from_its_snapshot_and_rewrites_its_csv() {
             assert_eq!(csv.lines().count(), 3, "{csv}");
         }
         // After a crash, the book is the snapshot's; the engine re-applies what follows it.
-        let (mut machine, orders) = state_machine::open(dir.path(), 2).unwrap();
+        let (mut machine, orders) = machine::open(dir.path(), 2).unwrap();
         let (applied, _) = machine.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 2)));
         assert_eq!(orders.read(|b| b.len()), 1);

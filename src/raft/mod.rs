@@ -4,12 +4,15 @@
 //!
 //! - [`log_store`]: entries, vote and committed index in one append-only file, group commit.
 //! - [`network`]: append-entries, vote and snapshot chunks as POSTs with the cluster's secret.
+//! - [`state_machine`]: a group's [`Book`] applied from the log, with its snapshot and view file.
 
 pub mod log_store;
 pub mod network;
+pub mod state_machine;
 
 pub use log_store::LogStore;
 pub use network::Network;
+pub use state_machine::{Book, StateMachine, Store, View};
 
 /// A replica's id in a group's engine: the same number as its service's (`order-N`).
 pub type NodeId = u64;

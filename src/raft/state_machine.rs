@@ -1,8 +1,9 @@
-//! The engine's state machine: the [`OrderBook`] every replica derives from the committed log,
-//! its CSV view `orders-N.csv`, and its snapshot `snapshot-N.json`.
+//! A replica group's state machine for the engine: the group's [`Book`], the state every
+//! replica derives from the committed log, with its [`View`] file (a CSV people read) and its
+//! snapshot file.
 //!
 //! The book lives in memory. A snapshot (the book as JSON, written atomically with fsync) lets
-//! the engine purge the log; on start the book is read from the last snapshot, the CSV is
+//! the engine purge the log; on start the book is read from the last snapshot, the view is
 //! rewritten from it, and the engine re-applies the committed entries after it.
 
 use std::io::Cursor;
@@ -10,44 +11,83 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::RaftStateMachine;
-use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
-
-use super::book::OrderBook;
-use super::orders_file::{self, OrdersFile};
-use super::types::{
-    Applied, LogEntry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+use openraft::{
+    AnyError, BasicNode, EntryPayload, RaftSnapshotBuilder, RaftTypeConfig, Snapshot,
+    StorageIOError,
 };
+
+use super::{Group, LogId, NodeId, StorageError};
 use crate::error::{Error, Result};
 
-/// Name of replica `id`'s snapshot file.
-pub fn snapshot_file_name(id: u32) -> String {
-    format!("snapshot-{id}.json")
+type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
+type Command<B> = <<B as Book>::Group as RaftTypeConfig>::D;
+type Reply<B> = <<B as Book>::Group as RaftTypeConfig>::R;
+
+/// The state a replica group agrees on: pure, no I/O; applying the same entries in the same
+/// order gives the same book on every replica.
+pub trait Book: Default + Sized + Send + 'static {
+    /// The group's engine types: its snapshots are bytes, and an entry without a command
+    /// (blank, membership) has a default reply.
+    type Group: Group<R: Default, SnapshotData = Cursor<Vec<u8>>>;
+    /// The file kept beside the snapshot, rewritten from the book on start.
+    type View: View<Self>;
+
+    /// Applies one command, committed at `log_id`, and returns its reply.
+    fn apply(&mut self, command: &Command<Self>, log_id: &LogId) -> Reply<Self>;
+    /// The book as a snapshot's bytes.
+    fn to_bytes(&self) -> Vec<u8>;
+    /// A book from [`Self::to_bytes`].
+    fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String>;
 }
 
-/// The state machine's handle for the engine; [`OrderStore`] is the same state, for reading.
-#[derive(Clone)]
-pub struct StateMachine {
-    shared: Arc<Shared>,
+/// A file that shows a book to people (`orders-N.csv`): derived, so never fsynced.
+pub trait View<B>: Sized + Send + 'static {
+    /// Replaces the file at `path` with the whole of `book`.
+    fn create(path: &Path, book: &B) -> Result<Self>;
+    /// Brings the file up to `book` after entries were applied.
+    fn update(&mut self, book: &B) -> Result<()>;
+    fn path(&self) -> &Path;
 }
 
-/// A read handle on the applied orders, for the replica's routes.
-#[derive(Clone)]
-pub struct OrderStore {
-    shared: Arc<Shared>,
+/// The state machine's handle for the engine; [`Store`] is the same state, for reading.
+pub struct StateMachine<B: Book> {
+    shared: Arc<Shared<B>>,
 }
 
-struct Shared {
-    machine: Mutex<Machine>,
+impl<B: Book> Clone for StateMachine<B> {
+    fn clone(&self) -> Self {
+        StateMachine {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A read handle on the applied book, for the replica's routes.
+pub struct Store<B: Book> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Book> Clone for Store<B> {
+    fn clone(&self) -> Self {
+        Store {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Shared<B: Book> {
+    machine: Mutex<Machine<B>>,
     snapshot_path: PathBuf,
     /// Held while the snapshot file is written, so an older snapshot never overwrites a newer.
     snapshot_file: Mutex<Option<LogId>>,
 }
 
-struct Machine {
-    book: OrderBook,
+struct Machine<B: Book> {
+    book: B,
     last_applied: Option<LogId>,
     membership: StoredMembership,
-    orders: OrdersFile,
+    view: B::View,
     /// The last snapshot built or installed, with its bytes.
     current: Option<(SnapshotMeta, Vec<u8>)>,
     snapshots_built: u64,
@@ -72,9 +112,13 @@ fn decode_snapshot_file(bytes: &[u8]) -> std::result::Result<(SnapshotMeta, &[u8
     Ok((meta, &bytes[split + 1..]))
 }
 
-/// Opens replica `id`'s state machine in `data_dir`, from its snapshot if it has one.
-pub fn open(data_dir: &Path, id: u32) -> Result<(StateMachine, OrderStore)> {
-    let snapshot_path = data_dir.join(snapshot_file_name(id));
+/// Opens a state machine from its snapshot at `snapshot_path` if there is one, with its view at
+/// `view_path`.
+pub fn open<B: Book>(
+    snapshot_path: &Path,
+    view_path: &Path,
+) -> Result<(StateMachine<B>, Store<B>)> {
+    let snapshot_path = snapshot_path.to_path_buf();
     let (book, meta, bytes) = match std::fs::read(&snapshot_path) {
         Ok(bytes) => {
             let corrupt = |message: String| Error::Corrupt {
@@ -84,19 +128,14 @@ pub fn open(data_dir: &Path, id: u32) -> Result<(StateMachine, OrderStore)> {
             };
             let (meta, book_bytes) = decode_snapshot_file(&bytes)
                 .map_err(|e| corrupt(format!("not a snapshot: {e}")))?;
-            let book = OrderBook::from_bytes(book_bytes)
-                .map_err(|e| corrupt(format!("not an order book: {e}")))?;
+            let book = B::from_bytes(book_bytes)
+                .map_err(|e| corrupt(format!("not a snapshot of this group: {e}")))?;
             (book, Some(meta), book_bytes.to_vec())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (OrderBook::default(), None, Vec::new())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (B::default(), None, Vec::new()),
         Err(e) => return Err(Error::io(&snapshot_path, e)),
     };
-    let orders = OrdersFile::create(
-        &data_dir.join(orders_file::file_name(id)),
-        book.orders_from(0),
-    )?;
+    let view = B::View::create(view_path, &book)?;
     let machine = Machine {
         last_applied: meta.as_ref().and_then(|m| m.last_log_id),
         membership: meta
@@ -106,7 +145,7 @@ pub fn open(data_dir: &Path, id: u32) -> Result<(StateMachine, OrderStore)> {
         snapshots_built: 0,
         current: meta.map(|m| (m, bytes)),
         book,
-        orders,
+        view,
     };
     let shared = Arc::new(Shared {
         snapshot_file: Mutex::new(machine.current.as_ref().and_then(|c| c.0.last_log_id)),
@@ -117,12 +156,12 @@ pub fn open(data_dir: &Path, id: u32) -> Result<(StateMachine, OrderStore)> {
         StateMachine {
             shared: shared.clone(),
         },
-        OrderStore { shared },
+        Store { shared },
     ))
 }
 
-impl Shared {
-    fn machine(&self) -> MutexGuard<'_, Machine> {
+impl<B: Book> Shared<B> {
+    fn machine(&self) -> MutexGuard<'_, Machine<B>> {
         self.machine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -139,9 +178,9 @@ impl Shared {
     }
 }
 
-impl OrderStore {
+impl<B: Book> Store<B> {
     /// Runs `read` on the book as it is now.
-    pub fn read<T>(&self, read: impl FnOnce(&OrderBook) -> T) -> T {
+    pub fn read<T>(&self, read: impl FnOnce(&B) -> T) -> T {
         read(&self.shared.machine().book)
     }
 }
@@ -150,8 +189,8 @@ fn sm_error(e: impl ToString) -> StorageError {
     StorageIOError::write_state_machine(AnyError::error(e)).into()
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
+impl<B: Book> RaftSnapshotBuilder<B::Group> for StateMachine<B> {
+    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<B::Group>, StorageError> {
         let (meta, bytes) = {
             let mut machine = self.shared.machine();
             machine.snapshots_built += 1;
@@ -186,8 +225,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = StateMachine;
+impl<B: Book> RaftStateMachine<B::Group> for StateMachine<B> {
+    type SnapshotBuilder = StateMachine<B>;
 
     async fn applied_state(
         &mut self,
@@ -196,40 +235,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((machine.last_applied, machine.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<Reply<B>>, StorageError>
     where
-        I: IntoIterator<Item = LogEntry> + Send,
+        I: IntoIterator<Item = openraft::Entry<B::Group>> + Send,
         I::IntoIter: Send,
     {
         let mut machine = self.shared.machine();
-        let first_new = machine.book.len();
         let mut replies = Vec::new();
         for entry in entries {
             machine.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
-                EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(proposal) => {
-                    let term = entry.log_id.leader_id.term;
-                    Applied {
-                        settled: proposal
-                            .commands
-                            .iter()
-                            .map(|command| machine.book.apply(command, term))
-                            .collect(),
-                    }
-                }
+                EntryPayload::Blank => Reply::<B>::default(),
+                EntryPayload::Normal(command) => machine.book.apply(&command, &entry.log_id),
                 EntryPayload::Membership(membership) => {
                     machine.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Applied::default()
+                    Reply::<B>::default()
                 }
             };
             replies.push(reply);
         }
         let machine = &mut *machine;
-        machine
-            .orders
-            .append(machine.book.orders_from(first_new))
-            .map_err(sm_error)?;
+        machine.view.update(&machine.book).map_err(sm_error)?;
         Ok(replies)
     }
 
@@ -249,7 +275,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> std::result::Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let book = OrderBook::from_bytes(&bytes).map_err(|e| {
+        let book = B::from_bytes(&bytes).map_err(|e| {
             StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
         })?;
         let shared = self.shared.clone();
@@ -259,8 +285,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(sm_error)?
             .map_err(sm_error)?;
         let mut machine = self.shared.machine();
-        machine.orders =
-            OrdersFile::create(machine.orders.path(), book.orders_from(0)).map_err(sm_error)?;
+        machine.view = B::View::create(machine.view.path(), &book).map_err(sm_error)?;
         machine.book = book;
         machine.last_applied = meta.last_log_id;
         machine.membership = meta.last_membership.clone();
@@ -271,7 +296,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(
         &mut self,
-    ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    ) -> std::result::Result<Option<Snapshot<B::Group>>, StorageError> {
         Ok(self
             .shared
             .machine()
