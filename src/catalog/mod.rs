@@ -8,6 +8,7 @@
 //! `catalog.csv` is then rewritten atomically in the background: the ledger, not the snapshot, is
 //! what makes a change durable, and it repairs a snapshot that a crash left behind on start.
 
+pub mod book;
 pub mod leases;
 pub mod ledger;
 mod routes;

@@ -1,0 +1,712 @@
+//! The catalog's state as a replica group of its own agrees on it: the stock, one answer per
+//! idempotency key, the sales whose orders the order group has not confirmed, and the totals
+//! that prove stock conserved. Pure logic, no I/O: applying the same commands in the same order
+//! gives the same book, so every catalog replica's `catalog-N.csv` ends byte-identical.
+//!
+//! It is the state machine of the replicated catalog ([`crate::raft::Book`]); the running
+//! catalog is still the single process of [`super::Catalog`], with its ledger, until the catalog
+//! group replaces it.
+//!
+//! The rules between the two groups, which make every sale exactly one order:
+//! - **One answer per key.** A key's first buy decides: sold (stock taken) or refused (why).
+//!   Every later buy with the key gets that answer and changes nothing, whichever catalog leader
+//!   is asked and however late, until the key is retired.
+//! - **Every sale is unconfirmed until its order is logged.** The order leader confirms a key
+//!   once the key's outcome is committed in the order log; an order leader places the orders of
+//!   sales left unconfirmed (their leader died first), from this committed record.
+//! - **A confirmed key is retired, behind a fence.** Every buy and confirmation carries the
+//!   order leader's term, and the book keeps the highest it has seen. A buy from an older term
+//!   is refused as stale: its leader was deposed, and the front end retries on the new one. So
+//!   once a key is confirmed by a leader of term T, no leader that could still ask for it
+//!   blindly (one that has not applied its outcome) gets an answer, and the key can be
+//!   forgotten: the order log answers for it from then on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::stock::{StockRow, RESTOCK_QUANTITY};
+use crate::error::{Error, Result};
+use crate::wire::{Bought, BuyOutcome, ErrorDetail, Invalidation, PlaceOrder, VersionedProduct};
+
+openraft::declare_raft_types!(
+    /// The type set of the catalog group's log.
+    pub CatalogGroup:
+        D = CatalogCommand,
+        R = CatalogReply,
+        NodeId = crate::raft::NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<CatalogGroup>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// One command of the catalog's log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogCommand {
+    /// The stock a new catalog starts from; a book that has products ignores it.
+    Seed { rows: Vec<SeedRow> },
+    /// Buys for the orders of one batch, sent by the order leader of `term`.
+    Buy { term: u64, orders: Vec<PlaceOrder> },
+    /// Every toy that is sold out back to [`RESTOCK_QUANTITY`].
+    Restock,
+    /// The order leader of `term` holds these keys' outcomes in its log: retire them.
+    Confirm { term: u64, keys: Vec<String> },
+}
+
+/// A toy of the seed. Prices as integer cents, so the log holds no floating point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeedRow {
+    pub name: String,
+    pub price_cents: u64,
+    pub quantity: u64,
+}
+
+impl SeedRow {
+    pub fn from_row(row: &StockRow) -> Self {
+        SeedRow {
+            name: row.name.clone(),
+            price_cents: (row.price * 100.0).round() as u64,
+            quantity: row.quantity,
+        }
+    }
+}
+
+/// What applying a command gave.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogReply {
+    /// Nothing to say (an entry without a command, a seed, a confirmation).
+    #[default]
+    Done,
+    /// One answer per order of the batch, and the products it changed, to invalidate in the
+    /// front ends' caches before the answers are given.
+    Bought {
+        outcomes: Vec<BuyOutcome>,
+        invalidations: Vec<Invalidation>,
+    },
+    /// The batch came from an order leader older than one the catalog has heard from: nothing
+    /// was bought, and the leader that sent it no longer leads.
+    Stale { fence: u64 },
+    /// The toys a restock refilled.
+    Restocked { invalidations: Vec<Invalidation> },
+}
+
+/// A key's answer, for good (until the key is retired).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Answer {
+    Sold(Bought),
+    Refused(ErrorDetail),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Product {
+    name: String,
+    price_cents: u64,
+    quantity: u64,
+    version: u64,
+    /// Units of the seed, bought and restocked so far: seed + restocked − bought = quantity.
+    seeded: u64,
+    bought: u64,
+    restocked: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CatalogBook {
+    products: Vec<Product>,
+    /// Index of each product by lower-case name; rebuilt after a snapshot is read.
+    #[serde(skip)]
+    by_name: HashMap<String, usize>,
+    /// Every key's answer, ordered so that snapshots of the same book are the same bytes.
+    answers: BTreeMap<String, Answer>,
+    /// Sales whose orders the order group has not confirmed, by key.
+    unconfirmed: BTreeMap<String, Bought>,
+    /// The highest order-leader term a buy or a confirmation came from.
+    fence: u64,
+    /// The version the next change gets: versions only grow, across leaders and restarts.
+    next_version: u64,
+    /// Keys retired so far.
+    retired: u64,
+}
+
+impl CatalogBook {
+    /// Applies one command; returns what it gave.
+    pub fn apply_command(&mut self, command: &CatalogCommand) -> CatalogReply {
+        match command {
+            CatalogCommand::Seed { rows } => {
+                self.seed(rows);
+                CatalogReply::Done
+            }
+            CatalogCommand::Buy { term, orders } => self.buy(*term, orders),
+            CatalogCommand::Restock => CatalogReply::Restocked {
+                invalidations: self.restock(),
+            },
+            CatalogCommand::Confirm { term, keys } => {
+                if *term >= self.fence {
+                    self.fence = *term;
+                    for key in keys {
+                        if self.answers.remove(key).is_some() {
+                            self.retired += 1;
+                        }
+                        self.unconfirmed.remove(key);
+                    }
+                }
+                CatalogReply::Done
+            }
+        }
+    }
+
+    fn seed(&mut self, rows: &[SeedRow]) {
+        if !self.products.is_empty() {
+            return;
+        }
+        for row in rows {
+            if self.by_name.contains_key(&row.name.to_lowercase()) {
+                continue;
+            }
+            let version = self.bump();
+            self.by_name
+                .insert(row.name.to_lowercase(), self.products.len());
+            self.products.push(Product {
+                name: row.name.clone(),
+                price_cents: row.price_cents,
+                quantity: row.quantity,
+                version,
+                seeded: row.quantity,
+                bought: 0,
+                restocked: 0,
+            });
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    fn buy(&mut self, term: u64, orders: &[PlaceOrder]) -> CatalogReply {
+        if term < self.fence {
+            return CatalogReply::Stale { fence: self.fence };
+        }
+        self.fence = term;
+        let mut invalidations = Vec::new();
+        let outcomes = orders
+            .iter()
+            .map(|order| {
+                let answer = match self.answers.get(&order.key) {
+                    Some(answer) => answer.clone(),
+                    None => {
+                        let answer = self.first_answer(order, &mut invalidations);
+                        self.answers.insert(order.key.clone(), answer.clone());
+                        answer
+                    }
+                };
+                match answer {
+                    Answer::Sold(bought) => BuyOutcome::Bought(bought),
+                    Answer::Refused(detail) => BuyOutcome::Refused(detail),
+                }
+            })
+            .collect();
+        CatalogReply::Bought {
+            outcomes,
+            invalidations,
+        }
+    }
+
+    /// The answer to a key asked for the first time: stock taken, or why not.
+    fn first_answer(
+        &mut self,
+        order: &PlaceOrder,
+        invalidations: &mut Vec<Invalidation>,
+    ) -> Answer {
+        let Some(&index) = self.by_name.get(&order.name.to_lowercase()) else {
+            return Answer::Refused(ErrorDetail {
+                code: 404,
+                message: format!("no product named '{}'", order.name),
+            });
+        };
+        let version = self.next_version + 1;
+        let product = &mut self.products[index];
+        if product.quantity < order.quantity {
+            return Answer::Refused(ErrorDetail {
+                code: 409,
+                message: format!(
+                    "not enough {} in stock: {} left",
+                    product.name, product.quantity
+                ),
+            });
+        }
+        product.quantity -= order.quantity;
+        product.bought += order.quantity;
+        product.version = version;
+        self.next_version = version;
+        let bought = Bought {
+            name: product.name.clone(),
+            quantity: order.quantity,
+        };
+        invalidations.push(Invalidation {
+            name: product.name.to_lowercase(),
+            version,
+        });
+        self.unconfirmed.insert(order.key.clone(), bought.clone());
+        Answer::Sold(bought)
+    }
+
+    fn restock(&mut self) -> Vec<Invalidation> {
+        let mut invalidations = Vec::new();
+        for index in 0..self.products.len() {
+            if self.products[index].quantity > 0 {
+                continue;
+            }
+            let version = self.bump();
+            let product = &mut self.products[index];
+            product.quantity = RESTOCK_QUANTITY;
+            product.restocked += RESTOCK_QUANTITY;
+            product.version = version;
+            invalidations.push(Invalidation {
+                name: product.name.to_lowercase(),
+                version,
+            });
+        }
+        invalidations
+    }
+
+    /// A toy as queries show it, found by any case of its name.
+    pub fn product(&self, name: &str) -> Option<VersionedProduct> {
+        let product = &self.products[*self.by_name.get(&name.to_lowercase())?];
+        Some(versioned(product))
+    }
+
+    pub fn products(&self) -> Vec<VersionedProduct> {
+        self.products.iter().map(versioned).collect()
+    }
+
+    /// Sales whose orders the order group has not confirmed, by key.
+    pub fn unconfirmed(&self) -> impl Iterator<Item = (&String, &Bought)> {
+        self.unconfirmed.iter()
+    }
+
+    /// Keys with an answer now: what the book holds that grows with traffic, until retired.
+    pub fn keys(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// Toys whose stock is not seed + restocked − bought: none, unless the book has a bug.
+    pub fn unbalanced(&self) -> Vec<String> {
+        self.products
+            .iter()
+            .filter(|p| p.seeded + p.restocked != p.bought + p.quantity)
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// `catalog-N.csv`: name, price, quantity, one row per toy in seed order.
+    pub fn to_csv(&self) -> Vec<u8> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        for product in &self.products {
+            let row = StockRow {
+                name: product.name.clone(),
+                price: product.price_cents as f64 / 100.0,
+                quantity: product.quantity,
+            };
+            // Plain rows into memory cannot fail to serialise.
+            let _ = writer.serialize(row);
+        }
+        writer.into_inner().unwrap_or_default()
+    }
+
+    fn index(&mut self) {
+        self.by_name = self
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.to_lowercase(), i))
+            .collect();
+    }
+}
+
+fn versioned(product: &Product) -> VersionedProduct {
+    VersionedProduct {
+        name: product.name.clone(),
+        price: product.price_cents as f64 / 100.0,
+        quantity: product.quantity,
+        version: product.version,
+    }
+}
+
+impl crate::raft::Book for CatalogBook {
+    type Group = CatalogGroup;
+    type View = CatalogFile;
+
+    fn apply(&mut self, command: &CatalogCommand, _log_id: &crate::raft::LogId) -> CatalogReply {
+        self.apply_command(command)
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        // Strings and integers always serialise.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let mut book: CatalogBook = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        book.index();
+        Ok(book)
+    }
+}
+
+/// `catalog-N.csv`, the view of a catalog replica's book: rewritten whole when the stock
+/// changed (a temporary file renamed over it, so a reader never sees half), never fsynced: a
+/// start rewrites it from the snapshot and the log.
+pub struct CatalogFile {
+    path: PathBuf,
+    written: Vec<u8>,
+}
+
+impl crate::raft::View<CatalogBook> for CatalogFile {
+    fn create(path: &Path, book: &CatalogBook) -> Result<Self> {
+        let mut file = CatalogFile {
+            path: path.to_path_buf(),
+            written: Vec::new(),
+        };
+        file.write(book.to_csv())?;
+        Ok(file)
+    }
+
+    fn update(&mut self, book: &CatalogBook) -> Result<()> {
+        let csv = book.to_csv();
+        if csv != self.written {
+            self.write(csv)?;
+        }
+        Ok(())
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl CatalogFile {
+    fn write(&mut self, csv: Vec<u8>) -> Result<()> {
+        let temporary = self.path.with_extension("csv.new");
+        std::fs::write(&temporary, &csv).map_err(|e| Error::io(&temporary, e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.written = csv;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{LogStore, StateMachine, StorageError};
+    use openraft::testing::{StoreBuilder, Suite};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    struct Builder;
+
+    impl
+        StoreBuilder<
+            CatalogGroup,
+            LogStore<CatalogGroup>,
+            StateMachine<CatalogBook>,
+            tempfile::TempDir,
+        > for Builder
+    {
+        async fn build(
+            &self,
+        ) -> Result<
+            (
+                tempfile::TempDir,
+                LogStore<CatalogGroup>,
+                StateMachine<CatalogBook>,
+            ),
+            StorageError,
+        > {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let log = LogStore::open(&dir.path().join("catalog-raft-1.log")).expect("a new log");
+            let (machine, _) = crate::raft::state_machine::open(
+                &dir.path().join("catalog-snapshot-1.json"),
+                &dir.path().join("catalog-1.csv"),
+            )
+            .expect("a new state machine");
+            Ok((dir, log, machine))
+        }
+    }
+
+    /// The catalog group's storage (the shared log store, its book as the state machine)
+    /// passes openraft's own storage suite, as the order group's does.
+    #[test]
+    fn openraft_storage_suite_on_the_catalog_group() {
+        Suite::test_all(Builder).unwrap();
+    }
+
+    fn seeded(quantity: u64) -> CatalogBook {
+        let mut book = CatalogBook::default();
+        let rows = ["Tux", "Fox", "Lego"]
+            .iter()
+            .map(|name| SeedRow {
+                name: name.to_string(),
+                price_cents: 1999,
+                quantity,
+            })
+            .collect();
+        book.apply_command(&CatalogCommand::Seed { rows });
+        book
+    }
+
+    fn order(key: &str, name: &str, quantity: u64) -> PlaceOrder {
+        PlaceOrder {
+            key: key.into(),
+            name: name.into(),
+            quantity,
+        }
+    }
+
+    fn buy(book: &mut CatalogBook, term: u64, orders: &[PlaceOrder]) -> CatalogReply {
+        book.apply_command(&CatalogCommand::Buy {
+            term,
+            orders: orders.to_vec(),
+        })
+    }
+
+    fn outcomes(reply: CatalogReply) -> Vec<BuyOutcome> {
+        match reply {
+            CatalogReply::Bought { outcomes, .. } => outcomes,
+            other => panic!("not a buy's reply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_gets_one_answer_for_good() {
+        let mut book = seeded(3);
+        let sold = outcomes(buy(&mut book, 1, &[order("a", "tux", 2)]));
+        assert!(matches!(&sold[0], BuyOutcome::Bought(b) if b.name == "Tux" && b.quantity == 2));
+        assert_eq!(book.product("TUX").unwrap().quantity, 1);
+        // The same key again, even with another body: the first answer, nothing taken.
+        assert_eq!(outcomes(buy(&mut book, 1, &[order("a", "fox", 9)])), sold);
+        assert_eq!(book.product("tux").unwrap().quantity, 1);
+
+        let refused = outcomes(buy(&mut book, 1, &[order("r", "tux", 5)]));
+        assert!(matches!(&refused[0], BuyOutcome::Refused(d) if d.code == 409));
+        // Sold out, restocked: the refused key stays refused.
+        buy(&mut book, 1, &[order("b", "tux", 1)]);
+        book.apply_command(&CatalogCommand::Restock);
+        assert_eq!(book.product("tux").unwrap().quantity, RESTOCK_QUANTITY);
+        assert_eq!(
+            outcomes(buy(&mut book, 1, &[order("r", "tux", 5)])),
+            refused
+        );
+        assert_eq!(book.product("tux").unwrap().quantity, RESTOCK_QUANTITY);
+        let unknown = outcomes(buy(&mut book, 1, &[order("y", "yeti", 1)]));
+        assert!(matches!(&unknown[0], BuyOutcome::Refused(d) if d.code == 404));
+        assert!(book.unbalanced().is_empty());
+    }
+
+    #[test]
+    fn a_buy_from_a_deposed_order_leader_buys_nothing() {
+        let mut book = seeded(10);
+        buy(&mut book, 5, &[order("a", "tux", 1)]);
+        assert_eq!(
+            buy(&mut book, 4, &[order("b", "tux", 1)]),
+            CatalogReply::Stale { fence: 5 }
+        );
+        assert_eq!(book.product("tux").unwrap().quantity, 9);
+        // A confirmation raises the fence too.
+        book.apply_command(&CatalogCommand::Confirm {
+            term: 7,
+            keys: vec![],
+        });
+        assert!(matches!(
+            buy(&mut book, 6, &[order("c", "tux", 1)]),
+            CatalogReply::Stale { fence: 7 }
+        ));
+    }
+
+    #[test]
+    fn a_sale_is_unconfirmed_until_its_order_is_logged_then_retired() {
+        let mut book = seeded(10);
+        buy(
+            &mut book,
+            1,
+            &[
+                order("a", "tux", 1),
+                order("b", "fox", 2),
+                order("r", "lego", 99),
+            ],
+        );
+        let open: Vec<&String> = book.unconfirmed().map(|(k, _)| k).collect();
+        assert_eq!(open, ["a", "b"], "refusals sell nothing to confirm");
+        assert_eq!(book.keys(), 3);
+        book.apply_command(&CatalogCommand::Confirm {
+            term: 1,
+            keys: vec!["a".into(), "r".into()],
+        });
+        assert_eq!(book.unconfirmed().count(), 1);
+        assert_eq!(
+            book.keys(),
+            1,
+            "confirmed keys are retired: memory stays bounded"
+        );
+        // A confirmation from a deposed leader is ignored, like its buys.
+        buy(&mut book, 2, &[]);
+        book.apply_command(&CatalogCommand::Confirm {
+            term: 1,
+            keys: vec!["b".into()],
+        });
+        assert_eq!(book.unconfirmed().count(), 1);
+    }
+
+    #[test]
+    fn versions_only_grow() {
+        let mut book = seeded(1);
+        let v0 = book.product("tux").unwrap().version;
+        let reply = buy(&mut book, 1, &[order("a", "tux", 1)]);
+        let CatalogReply::Bought { invalidations, .. } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(invalidations[0].name, "tux");
+        assert!(invalidations[0].version > v0);
+        let CatalogReply::Restocked {
+            invalidations: refilled,
+        } = book.apply_command(&CatalogCommand::Restock)
+        else {
+            panic!("a restock's reply")
+        };
+        assert_eq!(refilled.len(), 1);
+        assert!(refilled[0].version > invalidations[0].version);
+        assert_eq!(book.product("tux").unwrap().version, refilled[0].version);
+    }
+
+    #[test]
+    fn the_same_commands_make_the_same_book_and_stock_is_always_conserved() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let toys = ["tux", "fox", "lego", "yeti"];
+        let mut commands = Vec::new();
+        let mut term = 1;
+        for i in 0..2000 {
+            let command = match rng.random_range(0..10) {
+                0 => CatalogCommand::Restock,
+                1 => {
+                    term += rng.random_range(0..2);
+                    CatalogCommand::Confirm {
+                        term,
+                        keys: (0..3)
+                            .map(|_| format!("k{}", rng.random_range(0..i + 1)))
+                            .collect(),
+                    }
+                }
+                _ => CatalogCommand::Buy {
+                    term: term - rng.random_range(0..2).min(term - 1),
+                    orders: (0..rng.random_range(1..4))
+                        .map(|_| {
+                            let key = format!("k{}", rng.random_range(0..i + 1));
+                            order(
+                                &key,
+                                toys[rng.random_range(0..toys.len())],
+                                rng.random_range(1..6),
+                            )
+                        })
+                        .collect(),
+                },
+            };
+            commands.push(command);
+        }
+        let mut a = seeded(20);
+        let mut b = seeded(20);
+        for command in &commands {
+            a.apply_command(command);
+            assert!(a.unbalanced().is_empty(), "after {command:?}");
+        }
+        for command in &commands {
+            b.apply_command(command);
+        }
+        assert_eq!(a.to_csv(), b.to_csv());
+        assert!(a == b, "the same commands, the same book");
+        assert!(
+            crate::raft::Book::to_bytes(&a) == crate::raft::Book::to_bytes(&b),
+            "the same snapshot bytes"
+        );
+        let again: CatalogBook =
+            crate::raft::Book::from_bytes(&crate::raft::Book::to_bytes(&a)).unwrap();
+        assert_eq!(again, a);
+        assert_eq!(again.product("TUX"), a.product("tux"));
+    }
+
+    #[test]
+    fn a_replica_keeps_its_csv_current_and_comes_back_from_its_snapshot() {
+        use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+        use openraft::{CommittedLeaderId, EntryPayload, LogId};
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("catalog-snapshot-2.json");
+        let csv = dir.path().join("catalog-2.csv");
+        let entry = |index: u64, command: CatalogCommand| openraft::Entry::<CatalogGroup> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 3), index),
+            payload: EntryPayload::Normal(command),
+        };
+        let seed: Vec<SeedRow> = seeded(5)
+            .products
+            .iter()
+            .map(|p| SeedRow {
+                name: p.name.clone(),
+                price_cents: p.price_cents,
+                quantity: p.quantity,
+            })
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut machine, store) =
+                crate::raft::state_machine::open::<CatalogBook>(&snapshot, &csv).unwrap();
+            assert_eq!(std::fs::read_to_string(&csv).unwrap(), "", "an empty book");
+            let replies = machine
+                .apply([
+                    entry(1, CatalogCommand::Seed { rows: seed }),
+                    entry(
+                        2,
+                        CatalogCommand::Buy {
+                            term: 1,
+                            orders: vec![order("a", "fox", 2)],
+                        },
+                    ),
+                ])
+                .await
+                .unwrap();
+            assert!(matches!(replies[1], CatalogReply::Bought { .. }));
+            let text = std::fs::read_to_string(&csv).unwrap();
+            assert!(text.contains("Fox,19.99,3\n"), "{text}");
+            machine
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+            assert_eq!(store.read(|b| b.product("fox").unwrap().quantity), 3);
+        });
+        std::fs::remove_file(&csv).unwrap();
+        let (_, store) = crate::raft::state_machine::open::<CatalogBook>(&snapshot, &csv).unwrap();
+        assert_eq!(store.read(|b| b.product("FOX").unwrap().quantity), 3);
+        assert_eq!(store.read(|b| b.unconfirmed().count()), 1);
+        assert!(std::fs::read_to_string(&csv)
+            .unwrap()
+            .contains("Fox,19.99,3\n"));
+    }
+
+    #[test]
+    fn the_csv_has_a_header_and_the_catalogs_spelling() {
+        let book = seeded(100);
+        let csv = String::from_utf8(book.to_csv()).unwrap();
+        assert_eq!(
+            csv,
+            "name,price,quantity\nTux,19.99,100\nFox,19.99,100\nLego,19.99,100\n"
+        );
+    }
+}
