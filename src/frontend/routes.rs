@@ -86,7 +86,12 @@ impl Frontend {
             self.shared.catalog,
             http::encode_segment(&name)
         );
-        match self.shared.client.get::<Data<VersionedProduct>>(&url).await {
+        let fetched = self
+            .shared
+            .client
+            .get_with_timeout::<Data<VersionedProduct>>(&url, timeouts::CATALOG_QUERY)
+            .await;
+        match fetched {
             Ok(Data { data: p }) => {
                 let reply = Data {
                     data: Product {

@@ -207,6 +207,18 @@ fn a_stalled_catalog_fails_an_order_cleanly_and_its_retry_buys_once() {
     let cluster = Cluster::start(&[]);
     let paused = cluster.run("kill", &["catalog", "--signal", "stop"]);
     assert!(paused.status.success(), "{}", stderr(&paused));
+    // A query the cache cannot answer fails fast, naming the catalog, rather than hang for as
+    // long as the catalog stays paused.
+    let started = Instant::now();
+    let query = get(&cluster.url("/products/marbles"));
+    assert_eq!(query.status, 503, "{}", query.json);
+    let message = query.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("catalog"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     let order = r#"{"name":"lego","quantity":3}"#;
     let key = [("Idempotency-Key", "stalled")];
     let reply = post(&cluster.url("/orders"), order, &key);
