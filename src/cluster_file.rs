@@ -1,4 +1,4 @@
-//! The cluster file (SPEC §5): every service's address, one TOML file, the same on every host.
+//! The cluster file (`docs/deploy.md`): every service's address, one TOML file, the same on every host.
 //! Every service finds itself and the others in it; `up` writes one for a cluster on this
 //! machine, so one host and many take the same path.
 //!
@@ -274,7 +274,7 @@ mod tests {
         ClusterFile::load(&path)
     }
 
-    /// The cluster file of docs/deploy.md (SPEC §5's example), as a user would copy it.
+    /// The cluster file of docs/deploy.md, as a user would copy it.
     fn spec_example() -> String {
         let guide = include_str!("../docs/deploy.md");
         let start = guide

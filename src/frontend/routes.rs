@@ -1,4 +1,4 @@
-//! The public API of SPEC §2, plus the front end's health and invalidation endpoints.
+//! The public API (the README's API table), plus the front end's health and invalidation endpoints.
 
 use std::time::{Duration, Instant};
 

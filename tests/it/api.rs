@@ -1,4 +1,4 @@
-//! SPEC §2, row by row, against a real cluster; and the cache's behaviour seen from outside.
+//! The README's API table, row by row, against a real cluster; and the cache's behaviour seen from outside.
 
 use std::time::Duration;
 

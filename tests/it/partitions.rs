@@ -1,4 +1,4 @@
-//! Real network partitions (SPEC §5): every service on a host of its own (a network namespace),
+//! Real network partitions (`docs/deploy.md`): every service on a host of its own (a network namespace),
 //! started from one cluster file, two front ends, clients ordering through both while links are
 //! cut. After each partition heals: every acknowledged order is in the log at its number with its
 //! own name and quantity, no product read after an acknowledged buy showed the stock before it,

@@ -1,4 +1,4 @@
-//! Several front ends, and services that find each other in a cluster file (SPEC §5), on one
+//! Several front ends, and services that find each other in a cluster file (`docs/deploy.md`), on one
 //! host: what a user sees before the services are spread over hosts.
 
 use std::time::Duration;
