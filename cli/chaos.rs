@@ -64,17 +64,20 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
 /// One line per round: the fault, how long it was active, and the orders it met.
 fn rounds_table(r: &ChaosReport) -> String {
     let mut out = format!(
-        "{:>5}  {:<9} {:<18} {:>8}  {:>10} {:>6} {:>9}\n",
-        "round", "fault", "target", "active", "orders met", "acked", "slowest"
+        "{:>5}  {:<9} {:<26} {:>8}  {:>10} {:>6} {:>9}\n",
+        "round", "fault", "hit", "active", "orders met", "acked", "slowest"
     );
     for k in &r.kills {
-        let target = format!(
-            "{}{}",
-            k.replica,
-            if k.was_leader { " (leader)" } else { "" }
-        );
+        let leader = if k.was_leader { " (leader)" } else { "" };
+        let target = match k.fault {
+            chaos::Fault::Two => format!("all but {}{leader}", k.replica),
+            chaos::Fault::Power if k.replica.replica_id().is_some() => {
+                format!("all replicas{leader}")
+            }
+            _ => format!("{}{leader}", k.replica),
+        };
         out.push_str(&format!(
-            "{:>5}  {:<9} {:<18} {:>8}  {:>10} {:>6} {:>9}{}\n",
+            "{:>5}  {:<9} {:<26} {:>8}  {:>10} {:>6} {:>9}{}\n",
             k.round,
             k.fault.name(),
             target,

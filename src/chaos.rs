@@ -161,6 +161,8 @@ pub struct Kill {
     /// Whether its group kept a majority up through the fault, so that a client error is a
     /// failure.
     pub majority_kept: bool,
+    /// Whether the fault hit the group's leader: `replica` for a single-replica fault, one of
+    /// the two killed for `two`, and for `power` whenever there was a leader.
     pub was_leader: bool,
     /// How long the fault was active: from its injection until it was lifted (a restart
     /// begun, SIGCONT, the disk fast again).
@@ -377,12 +379,16 @@ fn kill_rounds(
         let group = Group::pick(options.group, state, &mut rng)?;
         let aim_at_leader = rng.random_bool(options.leader_share.clamp(0.0, 1.0));
         let target = group.aim(aim_at_leader, &mut rng);
-        let was_leader = Some(target) == group.leader;
         let replicas = group.replicas;
         // A group of one has no other replica to kill: `two` takes it all down, as `power`.
         let fault = match fault {
             Fault::Two if replicas.len() < 3 => Fault::Power,
             fault => fault,
+        };
+        let was_leader = match fault {
+            Fault::Two => group.leader.is_some_and(|leader| leader != target),
+            Fault::Power => group.leader.is_some(),
+            Fault::Kill | Fault::Stop | Fault::SlowDisk => Some(target) == group.leader,
         };
         let say =
             |what: String| progress.message(&format!("round {round}/{}: {what}", options.rounds));
@@ -397,7 +403,11 @@ fn kill_rounds(
             }
             Ok(())
         };
-        let leader_note = if was_leader { " (the leader)" } else { "" };
+        let leader_note = if Some(target) == group.leader {
+            " (the leader)"
+        } else {
+            ""
+        };
         let injected = Instant::now();
         // When the fault begins to be undone: a restart begun, SIGCONT, the disk fast again.
         let lifted;
