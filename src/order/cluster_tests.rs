@@ -176,7 +176,7 @@ impl Cluster {
         let rank = IDS.iter().filter(|&&other| other > id).count();
         let raft = Raft::new(
             id,
-            Arc::new(raft_config(rank).unwrap()),
+            Arc::new(raft_config(rank, IDS.len()).unwrap()),
             Net {
                 router: self.router.clone(),
                 from: id,

@@ -114,7 +114,7 @@ impl Replica {
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         let rank = ids.iter().filter(|&&other| other > config.id).count();
-        let raft_config = raft_config(rank)?;
+        let raft_config = raft_config(rank, ids.len())?;
         let raft = Raft::new(
             NodeId::from(config.id),
             Arc::new(raft_config),
@@ -369,9 +369,9 @@ async fn refuse_if_wiped(
     Ok(())
 }
 
-/// The engine's settings for the replica of rank `rank` (0 for the highest id).
-fn raft_config(rank: usize) -> Result<openraft::Config> {
-    let (election_min, election_max) = timeouts::election_timeout(rank);
+/// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
+fn raft_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
+    let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
     openraft::Config {
         cluster_name: "storectl".into(),
         heartbeat_interval: timeouts::HEARTBEAT.as_millis() as u64,
