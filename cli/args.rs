@@ -219,7 +219,12 @@ impl SecretArgs {
 #[derive(Debug, Args)]
 pub struct StateArgs {
     /// The cluster's state directory: data files, pid files, logs, addresses
-    #[arg(long, env = "STORECTL_STATE_DIR", default_value = ".storectl")]
+    #[arg(
+        long,
+        env = "STORECTL_STATE_DIR",
+        hide_env_values = true,
+        default_value = ".storectl"
+    )]
     pub state_dir: PathBuf,
 }
 
