@@ -45,16 +45,22 @@ pub fn is_ours(pid: u32, started: Option<u64>) -> bool {
     is_alive(pid) && started.is_none_or(|s| start_time(pid) == Some(s))
 }
 
+/// The state letter of `pid` in `/proc/PID/stat` (R, S, T for stopped, Z for a zombie…).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim().chars().next())
+}
+
+/// True when `pid` is stopped by a signal (SIGSTOP): it runs, and answers nothing.
+pub fn is_paused(pid: u32) -> bool {
+    state(pid) == Some('T')
+}
+
 /// True when `pid` runs and is a `storectl serve` process (not a zombie).
 pub fn is_alive(pid: u32) -> bool {
-    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s,
-        Err(_) => return false,
-    };
-    // The state follows the parenthesised command name.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim().chars().next());
+    let state = state(pid);
     if matches!(state, Some('Z') | Some('X') | None) {
         return false;
     }

@@ -22,6 +22,8 @@ pub struct ServiceStatus {
     pub address: String,
     pub port: u16,
     pub alive: bool,
+    /// For a cluster on this machine: its process is stopped by a signal (SIGSTOP).
+    pub paused: bool,
     /// `leader` or `follower` for order replicas.
     pub role: Option<String>,
     pub ready: Option<bool>,
@@ -52,6 +54,7 @@ impl ServiceStatus {
             address,
             port,
             alive,
+            paused: false,
             role: None,
             ready: None,
             term: None,
@@ -93,6 +96,11 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
                  `storectl restart {}`",
                 first.name
             ),
+            (true, Some(_)) if first.paused => format!(
+                "{names} {} paused (SIGSTOP): `storectl kill {} --signal cont` resumes it",
+                if silent.len() == 1 { "is" } else { "are" },
+                first.name
+            ),
             (true, Some(_)) => format!(
                 "{names} {verb} not answer though running: see `storectl logs {}`",
                 first.name
@@ -127,7 +135,9 @@ pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
         .filter_map(|name| {
             let address = spec.address(name)?.to_string();
             let pid = state.live_pid(name);
-            Some(probe(name, address, pid, pid.is_some()))
+            let mut row = probe(name, address, pid, pid.is_some());
+            row.paused = pid.is_some_and(super::process::is_paused);
+            Some(row)
         })
         .collect())
 }
@@ -311,6 +321,14 @@ mod tests {
         assert!(problem(&hung, true)
             .unwrap()
             .contains("storectl logs order-2"));
+        let mut paused = hung.clone();
+        paused[2].paused = true;
+        let said = problem(&paused, true).unwrap();
+        assert!(said.contains("order-2 is paused"), "{said}");
+        assert!(
+            said.contains("storectl kill order-2 --signal cont"),
+            "{said}"
+        );
         let remote = problem(&rows, false).unwrap();
         assert!(
             remote.contains("order-2 does not answer at 127.0.0.1:8010"),

@@ -668,7 +668,13 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
         .status
         .success());
     let started = std::time::Instant::now();
-    assert_eq!(cluster.run("status", &[]).status.code(), Some(1));
+    let paused = cluster.run("status", &[]);
+    assert_eq!(paused.status.code(), Some(1));
+    assert!(
+        stderr(&paused).contains("storectl kill frontend --signal cont"),
+        "{}",
+        stderr(&paused)
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
