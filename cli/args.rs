@@ -208,10 +208,13 @@ impl SecretArgs {
                 "{e}: set --cluster-secret or STORECTL_CLUSTER_SECRET"
             ))
         };
-        let given = self
-            .secret
-            .as_deref()
-            .ok_or_else(|| usage("no cluster secret".into()))?;
+        let given = self.secret.as_deref().ok_or_else(|| {
+            usage(
+                "no cluster secret (a cluster from `storectl up` keeps it in \
+                     STATE_DIR/cluster-secret)"
+                    .into(),
+            )
+        })?;
         Secret::parse(given).map_err(|e| usage(e.to_string()))
     }
 }
