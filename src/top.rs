@@ -154,7 +154,13 @@ fn changes(before: &[ServiceStatus], after: &[ServiceStatus]) -> Vec<String> {
         };
         match (then.alive, now.alive) {
             (true, false) => events.push(format!("{} stopped answering", now.name)),
-            (false, true) => events.push(format!("{} answers again", now.name)),
+            // With no process before, it was started again (`storectl restart`).
+            (false, true) => match (then.pid, now.pid) {
+                (None, Some(pid)) => {
+                    events.push(format!("{} restarted (pid {pid}) and answers", now.name))
+                }
+                _ => events.push(format!("{} answers again", now.name)),
+            },
             _ => {}
         }
         if let (Some(a), Some(b)) = (then.pid, now.pid) {
@@ -365,7 +371,7 @@ mod tests {
         assert_eq!(
             texts,
             [
-                "order-3 answers again",
+                "order-3 restarted (pid 31) and answers",
                 "order-2 leads (term 2), after order-3",
                 "order-3 stopped answering",
             ]
