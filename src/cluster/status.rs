@@ -187,14 +187,27 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
     row
 }
 
-/// Waits until `replica` reports that it has caught up with its group's leader (a service
-/// with nothing to catch up on: until it answers).
+/// Waits until `replica` has caught up with its group's leader: it knows the leader and holds
+/// every order the leader held when the wait began (a service with nothing to catch up on:
+/// until it answers).
 pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
+    let mut goal: Option<u64> = None;
     let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
         let rows = status(state)?;
-        let ready = rows
-            .iter()
-            .any(|s| s.name == replica && s.alive && s.ready.is_none_or(|caught_up| caught_up));
+        if goal.is_none() {
+            goal = rows
+                .iter()
+                .filter(|s| s.role.as_deref() == Some("leader"))
+                .find_map(|s| s.orders);
+        }
+        let ready = rows.iter().any(|s| {
+            s.name == replica
+                && s.alive
+                && s.ready
+                    .is_none_or(|knows_leader| knows_leader && goal.is_some())
+                && s.orders
+                    .is_none_or(|held| goal.is_none_or(|goal| held >= goal))
+        });
         Ok::<_, Error>(ready.then_some(()))
     })?;
     ready.ok_or_else(|| {

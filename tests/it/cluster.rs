@@ -125,9 +125,19 @@ fn killing_a_replica_shows_in_status_and_orders_go_on() {
         cluster.status()
     );
 
-    // Back up, it catches up and the files end identical.
+    // Back up, it catches up before restart returns, and the files end identical.
     let restarted = cluster.run("restart", &["order-3"]);
     assert!(restarted.status.success(), "{}", stderr(&restarted));
+    assert!(
+        stdout(&restarted).contains("has caught up"),
+        "{}",
+        stdout(&restarted)
+    );
+    assert_eq!(
+        crate::common::read(&cluster.orders_file(3)).lines().count(),
+        2,
+        "order-3 holds the order placed while it was down as soon as restart returns"
+    );
     cluster.assert_converges(Duration::from_secs(10));
     assert_eq!(
         crate::common::read(&cluster.orders_file(3)).lines().count(),
