@@ -244,38 +244,20 @@ mod tests {
     use crate::wire::{CacheStats, FrontendLatency};
 
     fn replica(id: u32, role: &str, term: u64, orders: u64, pid: u32) -> ServiceStatus {
+        let address = format!("127.0.0.1:{}", 8009 + id);
         ServiceStatus {
-            name: ServiceName::Order(id),
-            pid: Some(pid),
-            address: format!("127.0.0.1:{}", 8009 + id),
-            port: 8009 + id as u16,
-            alive: true,
-            paused: false,
             role: Some(role.into()),
             ready: Some(true),
             term: Some(term),
             last_order: orders.checked_sub(1),
             orders: Some(orders),
-            leader_id: None,
-            cache: None,
-            cache_leased: None,
-            latency: None,
+            ..ServiceStatus::answering(ServiceName::Order(id), Some(pid), address, true)
         }
     }
 
     fn frontend(hits: u64, misses: u64, latency: FrontendLatency) -> ServiceStatus {
+        let address = "127.0.0.1:8000".into();
         ServiceStatus {
-            name: ServiceName::Frontend(None),
-            pid: Some(50),
-            address: "127.0.0.1:8000".into(),
-            port: 8000,
-            alive: true,
-            paused: false,
-            role: None,
-            ready: None,
-            term: None,
-            last_order: None,
-            orders: None,
             leader_id: Some(3),
             cache: Some(CacheStats {
                 hits,
@@ -284,6 +266,7 @@ mod tests {
             }),
             cache_leased: Some(true),
             latency: Some(latency),
+            ..ServiceStatus::answering(ServiceName::Frontend(None), Some(50), address, true)
         }
     }
 

@@ -43,7 +43,7 @@ pub struct ServiceStatus {
 impl ServiceStatus {
     /// The row of a service at `address` before its health reply is read: whether it answered,
     /// and nothing it says of itself.
-    fn answering(name: ServiceName, pid: Option<u32>, address: String, alive: bool) -> Self {
+    pub fn answering(name: ServiceName, pid: Option<u32>, address: String, alive: bool) -> Self {
         let port = address
             .rsplit_once(':')
             .and_then(|(_, port)| port.parse().ok())

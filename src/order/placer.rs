@@ -8,26 +8,10 @@ use openraft::ServerState;
 
 use super::buyer::BuyError;
 use super::proposer::bounded;
-use super::types::{BuyResult, Command, NodeId, Refusal, Settled};
+use super::types::{BuyResult, Command, PlaceError, Refusal, Settled};
 use super::Replica;
 use crate::timeouts;
 use crate::wire::PlaceOrder;
-
-/// Why the leader did not settle an order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlaceError {
-    /// This replica does not lead; `leader` is the one it knows of.
-    NotLeader { leader: Option<NodeId> },
-    /// The leader cannot reach a majority, so it cannot commit.
-    NoQuorum(String),
-    /// The catalog did not answer the buy. If it sold nonetheless, the buy stays unconfirmed
-    /// and a leader places its order later.
-    Catalog(String),
-    /// The log did not commit in time.
-    Unavailable(String),
-    /// The key was first used for another request, which stays as it was settled.
-    KeyReused(String),
-}
 
 impl Replica {
     /// Places `order` as leader, or gives the settlement its key already has. A key names one

@@ -8,7 +8,7 @@ use openraft::error::{ForwardToLeader, RaftError};
 use openraft::{BasicNode, TryAsRef};
 use tokio::sync::mpsc;
 
-use super::placer::PlaceError;
+use super::types::PlaceError;
 use super::types::{Command, NodeId, Proposal, Raft, Settled};
 use crate::batch;
 use crate::timeouts;

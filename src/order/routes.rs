@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use warp::http::{Method, StatusCode};
 
-use super::placer::PlaceError;
+use super::types::PlaceError;
 use super::types::{Settled, TypeConfig};
 use super::Replica;
 use crate::http::{self, Request, Response};

@@ -81,3 +81,19 @@ pub struct Proposal {
 pub struct Applied {
     pub settled: Vec<Option<Settled>>,
 }
+
+/// Why the leader did not settle an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceError {
+    /// This replica does not lead; `leader` is the one it knows of.
+    NotLeader { leader: Option<NodeId> },
+    /// The leader cannot reach a majority, so it cannot commit.
+    NoQuorum(String),
+    /// The catalog did not answer the buy. If it sold nonetheless, the buy stays unconfirmed
+    /// and a leader places its order later.
+    Catalog(String),
+    /// The log did not commit in time.
+    Unavailable(String),
+    /// The key was first used for another request, which stays as it was settled.
+    KeyReused(String),
+}
