@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ServiceName;
 use crate::config::{self, ReplicaAddr};
 use crate::error::{Access, Error, Result};
-use crate::services::ServiceName;
 
 /// Largest number of front ends `up` starts: front end i listens on base + 2(i − 1), below the
 /// first replica's base + 10.

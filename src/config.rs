@@ -121,7 +121,6 @@ macro_rules! serde_as_text {
         }
     };
 }
-pub(crate) use serde_as_text;
 
 /// A duration as people write it on a command line and in records: `250ms`, `10s`, `2m`. Never
 /// zero: every duration a service takes is an interval or a timeout.
@@ -264,3 +263,60 @@ mod tests {
         assert!(parse_duration("5d").is_err());
     }
 }
+
+/// A service of a cluster: the name of its pid file, log, `kill` target and `status` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceName {
+    Catalog,
+    Order(u32),
+    /// `frontend` when the cluster has one front end, `frontend-N` when it has several.
+    Frontend(Option<u32>),
+}
+
+impl ServiceName {
+    /// The order replica's id, for an order replica.
+    pub fn replica_id(self) -> Option<u32> {
+        match self {
+            ServiceName::Order(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn is_frontend(self) -> bool {
+        matches!(self, ServiceName::Frontend(_))
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceName::Catalog => f.write_str("catalog"),
+            ServiceName::Frontend(None) => f.write_str("frontend"),
+            ServiceName::Frontend(Some(id)) => write!(f, "frontend-{id}"),
+            ServiceName::Order(id) => write!(f, "order-{id}"),
+        }
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let id = |prefix: &str| {
+            s.strip_prefix(prefix)
+                .and_then(|id| id.parse().ok())
+                .filter(|id| (1..=MAX_REPLICA_ID).contains(id))
+        };
+        match s {
+            "catalog" => Ok(ServiceName::Catalog),
+            "frontend" => Ok(ServiceName::Frontend(None)),
+            _ => id("order-")
+                .map(ServiceName::Order)
+                .or_else(|| id("frontend-").map(|id| ServiceName::Frontend(Some(id))))
+                .ok_or_else(|| {
+                    format!("'{s}' is not a service; use catalog, frontend, frontend-N or order-N")
+                }),
+        }
+    }
+}
+
+serde_as_text!(ServiceName);
