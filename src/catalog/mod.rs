@@ -335,6 +335,7 @@ impl Catalog {
                 return;
             }
         }
+        let stock_changed = !changed.is_empty();
         {
             let mut state = self.state();
             for product in changed {
@@ -342,7 +343,10 @@ impl Catalog {
             }
         }
         self.shared.durable.send_replace(target);
-        self.shared.snapshot_due.notify_one();
+        // A batch of confirmations alone changes no toy: `catalog.csv` stays as it is.
+        if stock_changed {
+            self.shared.snapshot_due.notify_one();
+        }
     }
 
     /// Keeps `catalog.csv` close behind the ledger: at most one atomic rewrite per
