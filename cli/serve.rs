@@ -30,15 +30,16 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
         };
         match args.service {
             ServiceConfig::Catalog(options) => {
-                let own = cluster.catalog.address.clone();
-                let listener = bind(&placement, "[catalog]", &own).await?;
-                let catalog = Catalog::open(&options, &cluster, secret)?;
-                tracing::info!("catalog listening on {}", address(&listener));
-                until_stopped(|stop| async move {
-                    catalog.run(listener, stop).await;
-                    Ok(())
-                })
-                .await
+                let entry = in_file(cluster.catalog_entry(options.id))?;
+                let what = format!("[[catalog]] id {}", entry.id);
+                let listener = bind(&placement, &what, &entry.address).await?;
+                let catalog = Catalog::open(&options, &cluster, secret).await?;
+                tracing::info!(
+                    "catalog replica {} listening on {}",
+                    entry.id,
+                    address(&listener)
+                );
+                until_stopped(|stop| catalog.run(listener, stop)).await
             }
             ServiceConfig::Frontend(options) => {
                 options

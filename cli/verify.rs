@@ -82,6 +82,5 @@ fn stock_json(check: &StockCheck) -> serde_json::Value {
         "conserved": check.conserved(),
         "toys": check.toys,
         "buys_without_order": check.buys_without_order,
-        "orders_without_buy": check.orders_without_buy,
     })
 }

@@ -77,7 +77,7 @@ impl Fault {
 pub enum GroupChoice {
     /// The order replicas
     Order,
-    /// The catalog (one replica today: every fault takes it down, and orders see 503s)
+    /// The catalog replicas
     Catalog,
     /// Either, at random each round
     Any,
@@ -97,13 +97,18 @@ impl Group {
             GroupChoice::Catalog => true,
             GroupChoice::Any => rng.random_bool(0.5),
         };
+        let spec = state.load()?;
         if catalog {
             return Ok(Group {
-                replicas: vec![ServiceName::Catalog],
-                leader: Some(ServiceName::Catalog),
+                replicas: spec
+                    .topology
+                    .catalog
+                    .iter()
+                    .map(|e| ServiceName::Catalog(e.id))
+                    .collect(),
+                leader: cluster::find_catalog_leader(&spec.topology).map(ServiceName::Catalog),
             });
         }
-        let spec = state.load()?;
         Ok(Group {
             replicas: REPLICA_IDS
                 .iter()

@@ -3,7 +3,8 @@
 //! machine, so one host and many take the same path.
 //!
 //! ```toml
-//! [catalog]
+//! [[catalog]]
+//! id = 1
 //! address = "10.0.0.1:8001"
 //!
 //! [[frontend]]
@@ -32,21 +33,46 @@ pub const MAX_LOCAL_FRONTENDS: u32 = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
-    pub catalog: CatalogEntry,
+    /// The catalog's replicas. A file of an older storectl names one catalog in a `[catalog]`
+    /// table; it reads as replica 1 of a catalog group of one.
+    #[serde(deserialize_with = "one_or_many_catalogs")]
+    pub catalog: Vec<Entry>,
     #[serde(default)]
     pub frontend: Vec<Entry>,
     #[serde(default)]
     pub order: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A `[catalog]` table, as files of a single catalog had it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CatalogEntry {
+struct SingleCatalog {
     /// `host:port`.
-    pub address: String,
+    address: String,
 }
 
-/// A front end or an order replica.
+fn one_or_many_catalogs<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<Entry>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Catalogs {
+        Many(Vec<Entry>),
+        One(SingleCatalog),
+    }
+    match Catalogs::deserialize(deserializer) {
+        Ok(Catalogs::Many(entries)) => Ok(entries),
+        Ok(Catalogs::One(one)) => Ok(vec![Entry {
+            id: 1,
+            address: one.address,
+        }]),
+        Err(_) => Err(serde::de::Error::custom(
+            "each [[catalog]] entry takes an id and an address = \"HOST:PORT\"",
+        )),
+    }
+}
+
+/// A catalog replica, a front end or an order replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -56,14 +82,18 @@ pub struct Entry {
 }
 
 impl ClusterFile {
-    /// A cluster on one host: the catalog on `base` + 1, front end i on `base` + 2(i − 1),
-    /// replica N on `base` + 9 + N.
+    /// A cluster on one host: catalog replica N on `base` + 2N − 1, front end i on
+    /// `base` + 2(i − 1), order replica N on `base` + 9 + N.
     pub fn local(host: &str, base: u16, frontends: u32) -> Self {
         let at = |port: u16| format!("{host}:{port}");
         ClusterFile {
-            catalog: CatalogEntry {
-                address: at(config::catalog_port(base)),
-            },
+            catalog: config::REPLICA_IDS
+                .iter()
+                .map(|&id| Entry {
+                    id,
+                    address: at(config::catalog_port(base, id)),
+                })
+                .collect(),
             frontend: (1..=frontends)
                 .map(|id| Entry {
                     id,
@@ -138,8 +168,11 @@ impl ClusterFile {
             }
             Ok(())
         };
-        check_address("[catalog]".into(), &self.catalog.address)?;
-        for (table, entries) in [("frontend", &self.frontend), ("order", &self.order)] {
+        for (table, entries) in [
+            ("catalog", &self.catalog),
+            ("frontend", &self.frontend),
+            ("order", &self.order),
+        ] {
             let mut ids = HashSet::new();
             for entry in entries {
                 let what = format!("[[{table}]] id {}", entry.id);
@@ -155,6 +188,9 @@ impl ClusterFile {
                 check_address(what, &entry.address)?;
             }
         }
+        if self.catalog.is_empty() {
+            return Err("no [[catalog]] entry: a cluster needs its catalog replicas".into());
+        }
         if self.order.is_empty() {
             return Err("no [[order]] entry: a cluster needs its order replicas".into());
         }
@@ -164,19 +200,32 @@ impl ClusterFile {
         Ok(())
     }
 
-    pub fn catalog_url(&self) -> String {
-        config::base_url(&self.catalog.address)
+    /// Every catalog replica, as its peers, the front ends and the order leader call it.
+    pub fn catalogs(&self) -> Vec<ReplicaAddr> {
+        addresses(&self.catalog)
     }
 
     /// Every order replica, as its peers and the front ends call it.
     pub fn replicas(&self) -> Vec<ReplicaAddr> {
-        self.order
-            .iter()
-            .map(|e| ReplicaAddr {
-                id: e.id,
-                url: config::base_url(&e.address),
-            })
-            .collect()
+        addresses(&self.order)
+    }
+
+    /// The catalog replica `id`, or the only one when `id` is `None`.
+    pub fn catalog_entry(&self, id: Option<u32>) -> Result<&Entry, String> {
+        match id {
+            Some(id) => self
+                .catalog
+                .iter()
+                .find(|e| e.id == id)
+                .ok_or_else(|| format!("no [[catalog]] entry with id {id}")),
+            None => match self.catalog.as_slice() {
+                [only] => Ok(only),
+                _ => Err(format!(
+                    "{} [[catalog]] entries: pass --id to say which this is",
+                    self.catalog.len()
+                )),
+            },
+        }
     }
 
     /// Every front end as the catalog calls it: its id and base URL.
@@ -221,9 +270,13 @@ impl ClusterFile {
         }
     }
 
-    /// Every service, with its name and address, catalog first, front ends last.
+    /// Every service, with its name and address, catalog replicas first, front ends last.
     pub fn services(&self) -> Vec<(ServiceName, String)> {
-        let mut all = vec![(ServiceName::Catalog, self.catalog.address.clone())];
+        let mut all: Vec<(ServiceName, String)> = self
+            .catalog
+            .iter()
+            .map(|e| (ServiceName::Catalog(e.id), e.address.clone()))
+            .collect();
         all.extend(
             self.order
                 .iter()
@@ -240,7 +293,10 @@ impl ClusterFile {
     /// The address of service `name`.
     pub fn address(&self, name: ServiceName) -> Option<&str> {
         match name {
-            ServiceName::Catalog => Some(&self.catalog.address),
+            ServiceName::Catalog(id) => self
+                .catalog_entry(Some(id))
+                .ok()
+                .map(|e| e.address.as_str()),
             ServiceName::Order(id) => self.order_entry(id).ok().map(|e| e.address.as_str()),
             ServiceName::Frontend(id) => self.frontend_entry(id).ok().map(|e| e.address.as_str()),
         }
@@ -249,6 +305,16 @@ impl ClusterFile {
     pub fn url(&self, name: ServiceName) -> Option<String> {
         self.address(name).map(config::base_url)
     }
+}
+
+fn addresses(entries: &[Entry]) -> Vec<ReplicaAddr> {
+    entries
+        .iter()
+        .map(|e| ReplicaAddr {
+            id: e.id,
+            url: config::base_url(&e.address),
+        })
+        .collect()
 }
 
 /// Where a service finds the cluster: `--cluster FILE`, or the default cluster on this host.
@@ -288,13 +354,15 @@ mod tests {
     #[test]
     fn the_specs_example_reads() {
         let file = load_text(&spec_example()).unwrap();
-        assert_eq!(file.catalog_url(), "http://10.0.0.1:8001");
-        assert_eq!(file.replicas()[2].url, "http://10.0.0.4:8010");
+        assert_eq!(file.catalogs()[0].url, "http://10.0.0.1:8001");
+        assert_eq!(file.catalogs().len(), 3);
+        assert_eq!(file.replicas()[2].url, "http://10.0.0.3:8010");
         assert_eq!(
             file.frontend_urls(),
             [
                 (1, "http://10.0.0.1:8000".to_string()),
-                (2, "http://10.0.0.5:8000".to_string())
+                (2, "http://10.0.0.2:8000".to_string()),
+                (3, "http://10.0.0.3:8000".to_string())
             ]
         );
         assert_eq!(
@@ -322,13 +390,13 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_file_and_the_entry() {
-        let duplicate_address = spec_example().replace("10.0.0.3:8010", "10.0.0.2:8010");
+        let duplicate_address = spec_example().replace("10.0.0.2:8010", "10.0.0.1:8010");
         let err = load_text(&duplicate_address).unwrap_err().to_string();
         assert!(err.contains("cluster.toml"), "{err}");
         assert!(err.contains("[[order]] id 2"), "{err}");
         let duplicate_id = spec_example().replace(
-            "id = 2\naddress = \"10.0.0.3",
-            "id = 1\naddress = \"10.0.0.3",
+            "id = 2\naddress = \"10.0.0.2:8010",
+            "id = 1\naddress = \"10.0.0.2:8010",
         );
         let err = load_text(&duplicate_id).unwrap_err().to_string();
         assert!(err.contains("two [[order]] entries have id 1"), "{err}");
@@ -340,12 +408,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("[catalog]") && err.contains("HOST:PORT"),
+            err.contains("[[catalog]] id 1") && err.contains("HOST:PORT"),
             "{err}"
         );
         let err = load_text("[catalog]\naddres = 1\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("cluster.toml"), "{err}");
+    }
+
+    /// A file written for a single catalog still loads: one catalog replica, id 1.
+    #[test]
+    fn a_single_catalog_table_reads_as_a_group_of_one() {
+        let text = "[catalog]\naddress = \"10.0.0.1:8001\"\n\n[[frontend]]\nid = 1\n\
+                    address = \"10.0.0.1:8000\"\n\n[[order]]\nid = 1\naddress = \"10.0.0.2:8010\"\n";
+        let file = load_text(text).unwrap();
+        assert_eq!(
+            file.catalogs(),
+            [ReplicaAddr {
+                id: 1,
+                url: "http://10.0.0.1:8001".into()
+            }]
+        );
+        assert_eq!(
+            file.services()[0].0,
+            ServiceName::Catalog(1),
+            "named catalog-1"
+        );
     }
 }

@@ -73,8 +73,10 @@ pub fn frontend_port(base: u16) -> u16 {
     base
 }
 
-pub fn catalog_port(base: u16) -> u16 {
-    base + 1
+/// Catalog replica `id` listens on base + 2·id − 1: 8001, 8003, 8005 for the default base, between
+/// the front ends' even ports.
+pub fn catalog_port(base: u16, id: u32) -> u16 {
+    base + 2 * id as u16 - 1
 }
 
 /// Order replica `id` listens on base + 9 + id: 8010, 8011, 8012 for the default base.
@@ -185,7 +187,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// True when every port a cluster on `base` needs can be bound on `host` right now.
 pub fn ports_free(host: &str, base: u16) -> std::result::Result<(), u16> {
-    let mut ports = vec![frontend_port(base), catalog_port(base)];
+    let mut ports = vec![frontend_port(base)];
+    ports.extend(REPLICA_IDS.iter().map(|&id| catalog_port(base, id)));
     ports.extend(REPLICA_IDS.iter().map(|&id| replica_port(base, id)));
     for port in ports {
         if TcpListener::bind((host, port)).is_err() {
@@ -225,7 +228,8 @@ mod tests {
     #[test]
     fn ports_follow_the_base() {
         assert_eq!(frontend_port(8000), 8000);
-        assert_eq!(catalog_port(8000), 8001);
+        assert_eq!(catalog_port(8000, 1), 8001);
+        assert_eq!(catalog_port(8000, 3), 8005);
         assert_eq!(replica_port(8000, 1), 8010);
         assert_eq!(replica_port(8000, 3), 8012);
     }
@@ -267,13 +271,22 @@ mod tests {
 /// A service of a cluster: the name of its pid file, log, `kill` target and `status` row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceName {
-    Catalog,
+    /// A catalog replica.
+    Catalog(u32),
     Order(u32),
     /// `frontend` when the cluster has one front end, `frontend-N` when it has several.
     Frontend(Option<u32>),
 }
 
 impl ServiceName {
+    /// The catalog replica's id, for a catalog replica.
+    pub fn catalog_id(self) -> Option<u32> {
+        match self {
+            ServiceName::Catalog(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// The order replica's id, for an order replica.
     pub fn replica_id(self) -> Option<u32> {
         match self {
@@ -290,7 +303,7 @@ impl ServiceName {
 impl fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceName::Catalog => f.write_str("catalog"),
+            ServiceName::Catalog(id) => write!(f, "catalog-{id}"),
             ServiceName::Frontend(None) => f.write_str("frontend"),
             ServiceName::Frontend(Some(id)) => write!(f, "frontend-{id}"),
             ServiceName::Order(id) => write!(f, "order-{id}"),
@@ -307,13 +320,13 @@ impl FromStr for ServiceName {
                 .filter(|id| (1..=MAX_REPLICA_ID).contains(id))
         };
         match s {
-            "catalog" => Ok(ServiceName::Catalog),
             "frontend" => Ok(ServiceName::Frontend(None)),
             _ => id("order-")
                 .map(ServiceName::Order)
+                .or_else(|| id("catalog-").map(ServiceName::Catalog))
                 .or_else(|| id("frontend-").map(|id| ServiceName::Frontend(Some(id))))
                 .ok_or_else(|| {
-                    format!("'{s}' is not a service; use catalog, frontend, frontend-N or order-N")
+                    format!("'{s}' is not a service; use catalog-N, order-N, frontend or frontend-N")
                 }),
         }
     }

@@ -9,6 +9,7 @@
 //! - [`cluster_file`]: the cluster file: every service's address, the same on every host.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
 //! - [`peer`]: the pooled async client services (and the load generator) call each other with.
+//! - [`group_client`]: calling whichever replica of a group leads.
 //! - [`histogram`]: latencies recorded with one atomic add, read from afar.
 //! - [`poll`]: waiting for a condition with a deadline.
 //! - [`progress`]: how long jobs report their progress.
@@ -16,7 +17,7 @@
 //! - [`secret`]: the cluster's shared secret, which internal endpoints require.
 //! - [`storage`]: atomic file replacement and directory fsync.
 //! - [`access`]: why this process may not read or write a file, and what would let it.
-//! - [`catalog`]: the stock, its file, restocks, cache invalidations.
+//! - [`catalog`]: one replica of the catalog group: the stock, restocks, cache invalidations.
 //! - [`raft`]: what every replica group's consensus engine shares: its log on disk, peer RPC.
 //! - [`order`]: one replica of the order log on the openraft engine: state machine, orders.
 //! - [`frontend`]: the public API, the LRU cache, following the order leader.
@@ -46,6 +47,7 @@ pub mod conservation;
 pub mod error;
 pub mod fault;
 pub mod frontend;
+pub mod group_client;
 pub mod histogram;
 pub mod http;
 pub mod order;

@@ -149,7 +149,7 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
             let orders =
                 crate::order::orders_file::parse(texts[longest].as_bytes(), &names[longest])?;
             let snapshot =
-                crate::conservation::catalog_snapshot(&topology.catalog_url(), Some(secret))?;
+                crate::conservation::catalog_snapshot(topology, Some(secret))?;
             Some(crate::conservation::check_snapshot(snapshot, &orders))
         }
         _ => None,

@@ -50,20 +50,25 @@ impl Placement {
     }
 }
 
-/// `storectl serve catalog`: the stock in catalog.csv, buys, restocks, cache invalidations.
+/// `storectl serve catalog`: one catalog replica: the stock, buys, restocks, invalidations.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct CatalogOptions {
+    /// This replica's [[catalog]] entry in the cluster file (needed when it has several; 1, 2 or
+    /// 3 in a cluster `up` starts); the highest id that can win an election leads
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_REPLICA_ID as i64))]
+    pub id: Option<u32>,
     #[command(flatten)]
     #[serde(flatten)]
     pub placement: Placement,
-    /// Directory of catalog.csv (seeded from the built-in stock when missing)
+    /// Directory of the replica's files: catalog-raft-ID.log, catalog-snapshot-ID.json,
+    /// catalog-ID.csv (a catalog.csv there is the stock a new catalog starts from)
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
     /// How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)
     #[arg(long, default_value_t = defaults::RESTOCK_INTERVAL)]
     pub restock_interval: HumanDuration,
-    /// Units of each toy when catalog.csv is first created (default: the built-in 100)
+    /// Units of each toy in a new catalog (default: the seed's, 100 in the built-in stock)
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=config::MAX_INITIAL_STOCK))]
     pub initial_stock: Option<u64>,
 }
@@ -171,11 +176,11 @@ impl OrderOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
 #[serde(tag = "service", rename_all = "kebab-case")]
 pub enum ServiceConfig {
-    /// The catalog: stock in catalog.csv, buys, restocks, cache invalidations
+    /// One catalog replica: the stock, buys, restocks, cache invalidations
     #[command(after_help = "Examples:
-  storectl serve catalog --data-dir /var/lib/storectl     the default cluster on this host
+  storectl serve catalog --id 3 --data-dir /var/lib/storectl     the default cluster on this host
   STORECTL_CLUSTER_SECRET=$(cat secret) \\
-      storectl serve catalog --cluster cluster.toml --data-dir /var/lib/storectl")]
+      storectl serve catalog --cluster cluster.toml --id 1 --data-dir /var/lib/storectl")]
     Catalog(CatalogOptions),
     /// The front end: the public API, the product cache, following the order leader
     #[command(after_help = "Examples:
@@ -192,7 +197,7 @@ pub enum ServiceConfig {
 impl ServiceConfig {
     pub fn name(&self) -> ServiceName {
         match self {
-            ServiceConfig::Catalog(_) => ServiceName::Catalog,
+            ServiceConfig::Catalog(o) => ServiceName::Catalog(o.id.unwrap_or(1)),
             ServiceConfig::Frontend(o) => ServiceName::Frontend(o.id),
             ServiceConfig::Order(o) => ServiceName::Order(o.id),
         }
@@ -264,6 +269,7 @@ mod tests {
         let slow = |ms| HumanDuration(Duration::from_millis(ms));
         [
             ServiceConfig::Catalog(CatalogOptions {
+                id: Some(3),
                 placement: placement(),
                 data_dir: "/srv/store dir".into(),
                 restock_interval: slow(2500),
@@ -308,7 +314,7 @@ mod tests {
         assert_eq!(frontend.cache_size, defaults::CACHE_SIZE);
         assert_eq!(frontend.placement, Placement::default());
         let file = frontend.placement.cluster_file().unwrap();
-        assert_eq!(file.catalog_url(), "http://127.0.0.1:8001");
+        assert_eq!(file.catalogs()[2].url, "http://127.0.0.1:8005");
         assert_eq!(file.order_entry(2).unwrap().address, "127.0.0.1:8011");
         assert_eq!(OrderOptions::with_id(2).id, 2);
         assert_eq!(
@@ -320,7 +326,7 @@ mod tests {
     #[test]
     fn service_names_read_back_what_they_write() {
         for name in [
-            ServiceName::Catalog,
+            ServiceName::Catalog(1),
             ServiceName::Frontend(None),
             ServiceName::Frontend(Some(2)),
             ServiceName::Order(3),
@@ -331,5 +337,6 @@ mod tests {
         assert!("order-x".parse::<ServiceName>().is_err());
         assert!("frontend-".parse::<ServiceName>().is_err());
         assert!("leader".parse::<ServiceName>().is_err());
+        assert!("catalog".parse::<ServiceName>().is_err(), "which replica?");
     }
 }

@@ -123,6 +123,9 @@ pub const MAX_BUY_BATCH: usize = 128;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BuyBatch {
     pub orders: Vec<PlaceOrder>,
+    /// The order leader's term: the catalog refuses a batch from a leader older than one it has
+    /// heard from (that leader was deposed).
+    pub term: u64,
 }
 
 /// The catalog's answer for one order of a [`BuyBatch`], in the batch's order.
@@ -134,12 +137,23 @@ pub enum BuyOutcome {
     Refused(ErrorDetail),
 }
 
-/// The catalog's stock and the totals of every change it made, read at one instant, so that a
-/// stock check never sees a change in one and not the other.
+/// The catalog's stock, the totals of every change made to it and the sales whose orders the
+/// order group has not confirmed, read at one instant, so that a stock check never sees a
+/// change in one and not the other.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StockSnapshot {
     pub products: Vec<VersionedProduct>,
-    pub totals: crate::conservation::Totals,
+    pub toys: Vec<ToyTotals>,
+    pub unconfirmed: Vec<UnconfirmedBuy>,
+}
+
+/// Every unit of one toy the catalog ever counted: its stock is seeded + restocked − bought.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ToyTotals {
+    pub name: String,
+    pub seeded: u64,
+    pub bought: u64,
+    pub restocked: u64,
 }
 
 /// A buy the catalog made whose order the order service has not yet confirmed is in its log.
@@ -155,6 +169,8 @@ pub struct UnconfirmedBuy {
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
     pub keys: Vec<String>,
+    /// The order leader's term, as in [`BuyBatch`].
+    pub term: u64,
 }
 
 /// Most keys one confirmation or one list of unconfirmed buys carries.
@@ -292,9 +308,12 @@ pub struct CacheStats {
     pub invalidations: u64,
 }
 
-/// Health of the catalog.
+/// Health of a catalog replica: its part in the catalog group (`len` counts the log entries
+/// applied here), and the stock it has applied.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CatalogHealth {
+    #[serde(flatten)]
+    pub replica: ReplicaHealth,
     pub products: u64,
     pub units_in_stock: u64,
 }

@@ -27,20 +27,45 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::stock::{StockRow, RESTOCK_QUANTITY};
+use super::seed::{StockRow, RESTOCK_QUANTITY};
 use crate::error::{Error, Result};
 use crate::wire::{Bought, BuyOutcome, ErrorDetail, Invalidation, PlaceOrder, VersionedProduct};
 
 openraft::declare_raft_types!(
     /// The type set of the catalog group's log.
     pub CatalogGroup:
-        D = CatalogCommand,
-        R = CatalogReply,
+        D = CatalogEntry,
+        R = CatalogApplied,
         NodeId = crate::raft::NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<CatalogGroup>,
         SnapshotData = Cursor<Vec<u8>>,
 );
+
+/// One entry of the catalog's log: the commands that reached the leader's proposer together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub commands: Vec<CatalogCommand>,
+}
+
+/// What applying an entry gave: one reply per command.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CatalogApplied {
+    pub replies: Vec<CatalogReply>,
+}
+
+impl crate::raft::proposer::Bundled for CatalogGroup {
+    type Command = CatalogCommand;
+    type Reply = CatalogReply;
+
+    fn bundle(commands: Vec<CatalogCommand>) -> CatalogEntry {
+        CatalogEntry { commands }
+    }
+
+    fn unbundle(applied: CatalogApplied) -> Vec<CatalogReply> {
+        applied.replies
+    }
+}
 
 /// One command of the catalog's log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -289,6 +314,32 @@ impl CatalogBook {
         self.unconfirmed.iter()
     }
 
+    /// Every toy's totals: seeded + restocked − bought is its stock.
+    pub fn totals(&self) -> Vec<crate::wire::ToyTotals> {
+        self.products
+            .iter()
+            .map(|p| crate::wire::ToyTotals {
+                name: p.name.clone(),
+                seeded: p.seeded,
+                bought: p.bought,
+                restocked: p.restocked,
+            })
+            .collect()
+    }
+
+    /// Whether any toy is sold out: a restock would change something.
+    pub fn any_sold_out(&self) -> bool {
+        self.products.iter().any(|p| p.quantity == 0)
+    }
+
+    pub fn is_seeded(&self) -> bool {
+        !self.products.is_empty()
+    }
+
+    pub fn units_in_stock(&self) -> u64 {
+        self.products.iter().map(|p| p.quantity).sum()
+    }
+
     /// Keys with an answer now: what the book holds that grows with traffic, until retired.
     pub fn keys(&self) -> usize {
         self.answers.len()
@@ -345,8 +396,14 @@ impl crate::raft::Book for CatalogBook {
     type Group = CatalogGroup;
     type View = CatalogFile;
 
-    fn apply(&mut self, command: &CatalogCommand, _log_id: &crate::raft::LogId) -> CatalogReply {
-        self.apply_command(command)
+    fn apply(&mut self, entry: &CatalogEntry, _log_id: &crate::raft::LogId) -> CatalogApplied {
+        CatalogApplied {
+            replies: entry
+                .commands
+                .iter()
+                .map(|command| self.apply_command(command))
+                .collect(),
+        }
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -649,7 +706,9 @@ mod tests {
         let csv = dir.path().join("catalog-2.csv");
         let entry = |index: u64, command: CatalogCommand| openraft::Entry::<CatalogGroup> {
             log_id: LogId::new(CommittedLeaderId::new(1, 3), index),
-            payload: EntryPayload::Normal(command),
+            payload: EntryPayload::Normal(CatalogEntry {
+                commands: vec![command],
+            }),
         };
         let seed: Vec<SeedRow> = seeded(5)
             .products
@@ -680,7 +739,7 @@ mod tests {
                 ])
                 .await
                 .unwrap();
-            assert!(matches!(replies[1], CatalogReply::Bought { .. }));
+            assert!(matches!(replies[1].replies[0], CatalogReply::Bought { .. }));
             let text = std::fs::read_to_string(&csv).unwrap();
             assert!(text.contains("Fox,19.99,3\n"), "{text}");
             machine

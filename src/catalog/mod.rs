@@ -1,475 +1,258 @@
-//! The catalog service: the stock in `catalog.csv`, buys, restocks, and the cache invalidations
-//! it pushes to every front end.
+//! The catalog service: one replica of the catalog group, on the openraft engine. The stock is
+//! the group's replicated state ([`book`]): every buy, restock and confirmation is a command in
+//! the group's log, applied by every replica, which keeps `catalog-N.csv` as its view.
 //!
-//! Stock changes are made in memory under a lock and made durable by one flusher task that
-//! appends a whole batch of changes to `catalog-ledger.csv` with one fsync (group commit) while it
-//! pushes the batch's invalidations to every front end. A buy is answered only after both: each
-//! front end has taken the invalidation, or its cache lease has run out ([`leases`]).
-//! `catalog.csv` is then rewritten atomically in the background: the ledger, not the snapshot, is
-//! what makes a change durable, and it repairs a snapshot that a crash left behind on start.
+//! Only the leader answers: buys and confirmations from the order leader, product reads and
+//! cache leases for the front ends, restocks on its own timer. A read is answered after a
+//! leadership check that began after the read arrived (openraft's `ensure_linearizable`,
+//! shared by the reads that arrive together), so it shows every committed change and none
+//! that is not. A buy is answered once its entry is committed and its invalidations are in
+//! every front end's cache, or that front end's lease has run out ([`leases`]). A new leader
+//! takes over the front ends' leases with a reset, and answers no buy until every lease an
+//! earlier leader granted has run out. See `docs/replication.md`.
+//!
+//! Layout: [`book`] (the state and its rules), [`seed`] (the stock a new group starts from),
+//! [`leases`] (the front ends' cache leases), `leadership` (what this replica does while it
+//! leads), `routes` (HTTP).
 
 pub mod book;
 pub mod leases;
-pub mod ledger;
+mod leadership;
 mod routes;
-pub mod stock;
-pub mod versions;
+pub mod seed;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::cluster_file::ClusterFile;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
+use crate::raft::proposer::{Gatherer, Proposer};
+use crate::raft::{NodeId, Store};
 use crate::secret::Secret;
 use crate::services::CatalogOptions;
 use crate::tasks::TaskGuard;
-use crate::wire::{Invalidate, Invalidation, VersionedProduct};
-use ledger::{Kind, Ledger, Record};
-use stock::Stock;
+use crate::wire::{CatalogHealth, Invalidation};
+use book::{CatalogBook, CatalogGroup, CatalogReply, SeedRow};
+use leadership::Leadership;
 
-/// The initial stock, embedded so the catalog starts from any directory.
-pub const INITIAL_CATALOG: &str = include_str!("../../data/catalog.csv");
-pub const CATALOG_FILE: &str = "catalog.csv";
+pub type CatalogRaft = openraft::Raft<CatalogGroup>;
 
-/// How long a buy waits for its change to be durable before it answers 503.
-const DURABILITY_TIMEOUT: Duration = crate::timeouts::CATALOG_DURABLE;
-/// Shortest time between two rewrites of `catalog.csv`.
-const SNAPSHOT_GAP: Duration = Duration::from_millis(100);
+/// Name of catalog replica `id`'s engine log.
+pub fn log_file_name(id: u32) -> String {
+    format!("catalog-raft-{id}.log")
+}
 
-/// A cheap-to-clone handle to the running catalog.
+/// Name of catalog replica `id`'s snapshot.
+pub fn snapshot_file_name(id: u32) -> String {
+    format!("catalog-snapshot-{id}.json")
+}
+
+/// Name of catalog replica `id`'s stock file: name, price, quantity, as it has applied them.
+pub fn file_name(id: u32) -> String {
+    format!("catalog-{id}.csv")
+}
+
+/// A cheap-to-clone handle to a running catalog replica.
 #[derive(Clone)]
 pub struct Catalog {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    state: Mutex<State>,
-    path: PathBuf,
+    id: u32,
+    raft: CatalogRaft,
+    book: Store<CatalogBook>,
+    members: std::collections::BTreeMap<NodeId, openraft::BasicNode>,
+    rank: usize,
+    secret: Secret,
+    /// What a new group starts from, committed by its first leader.
+    seed: Vec<SeedRow>,
+    restock_interval: Duration,
     /// Every front end whose cache to invalidate: its id and base URL.
     frontends: Vec<(u32, String)>,
-    leases: leases::Leases,
-    restock_interval: Duration,
     client: PeerClient,
-    secret: Secret,
-    /// Number of changes that are on disk and invalidated.
-    durable: watch::Sender<u64>,
-    wake: Notify,
-    /// The ledger, appended to by one flush at a time.
-    ledger: Arc<Mutex<Ledger>>,
-    /// Held for a whole flush, so flushes never overtake each other.
-    flushing: tokio::sync::Mutex<()>,
-    /// Rung after each flush: `catalog.csv` is behind the ledger.
-    snapshot_due: Notify,
-    /// Held while `catalog.csv` is rewritten.
-    snapshot_writer: Mutex<()>,
-    /// Why the last flush failed, until one succeeds: what a buy that cannot be made durable
-    /// is told.
-    write_error: Mutex<Option<String>>,
-    /// A flush ended without knowing what it wrote: nothing is made durable any more.
-    broken: AtomicBool,
-}
-
-struct State {
-    /// Every change made, durable or not: what buys and restocks decide on.
-    stock: Stock,
-    /// Every toy as the ledger holds it durably, by lower-case name: what product queries read,
-    /// so that none shows a change that a crash could still undo (no dirty reads).
-    durable: HashMap<String, VersionedProduct>,
-    /// Buys whose orders the order service has not confirmed it holds (see [`routes`]).
-    unconfirmed: HashMap<String, Unconfirmed>,
-    /// Number of changes made in memory so far.
-    changes: u64,
-    pending: Vec<Invalidation>,
-    records: Vec<Record>,
-    /// The totals of every change made in memory (durable or not yet), which always agree with
-    /// `stock`: what a stock check reads.
-    totals: crate::conservation::Totals,
-}
-
-/// How often a flush that failed is tried again.
-const FLUSH_RETRY: Duration = Duration::from_millis(500);
-
-/// A write error as a user should read it: "disk full" for ENOSPC.
-fn describe_write_error(e: &Error) -> String {
-    let full = matches!(e, Error::Io { cause, .. } if cause.raw_os_error() == Some(libc::ENOSPC));
-    if full {
-        "disk full".to_string()
-    } else {
-        e.to_string()
-    }
-}
-
-/// A buy not yet confirmed by the order service, and since when.
-struct Unconfirmed {
-    name: String,
-    quantity: u64,
-    since: Instant,
+    proposer: Proposer<CatalogGroup>,
+    /// The proposer's gathering task, taken and spawned by [`Catalog::run`].
+    gatherer: Mutex<Option<Gatherer<CatalogGroup>>>,
+    /// This replica's leadership, while it leads: its term, since when, its leases.
+    leadership: Mutex<Option<Arc<Leadership>>>,
+    /// When the last leadership check that succeeded began: a read that arrived before that
+    /// needs no check of its own.
+    last_check: tokio::sync::Mutex<Option<Instant>>,
+    /// Invalidations of committed entries, by log index, not yet pushed to the front ends.
+    to_invalidate: Mutex<Vec<(u64, Vec<Invalidation>)>>,
+    invalidate_now: Notify,
+    /// The log index up to which every entry's invalidations are pushed (or waited out).
+    invalidated: watch::Sender<u64>,
+    /// Unconfirmed sales, and since when this leader has seen them unconfirmed.
+    unconfirmed_since: Mutex<HashMap<String, Instant>>,
 }
 
 impl Catalog {
-    /// Opens the catalog in `config.data_dir`, seeding `catalog.csv` from the embedded stock the
-    /// first time. `secret` is required of callers and presented to the front end.
-    pub fn open(config: &CatalogOptions, cluster: &ClusterFile, secret: Secret) -> Result<Self> {
+    /// Opens catalog replica `config.id`'s log and state machine and starts its engine.
+    /// `secret` is required of callers and presented to the other services.
+    pub async fn open(
+        config: &CatalogOptions,
+        cluster: &ClusterFile,
+        secret: Secret,
+    ) -> Result<Self> {
         crate::storage::ensure_dir(&config.data_dir)?;
-        let path = config.data_dir.join(CATALOG_FILE);
-        let mut stock = load_or_seed(&path, config.initial_stock)?;
-        stock.start_versions_above(versions::reserve(
-            &config.data_dir,
-            crate::fault::clock_micros(),
-        )?);
-        let (mut ledger, mut totals) = Ledger::open(&config.data_dir, &stock.seed_records())?;
-        let (repaired, unseeded) = stock.apply_ledger(&totals);
-        ledger.append(&unseeded)?;
-        unseeded.iter().for_each(|r| totals.add(r));
-        if !repaired.is_empty() {
+        let id = cluster
+            .catalog_entry(config.id)
+            .map_err(Error::Usage)?
+            .id;
+        let replicas = cluster.catalogs();
+        let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
+        if replicas.len() == 1 {
             tracing::warn!(
-                "{} was behind its ledger (a crash between the two writes); repaired {}",
-                path.display(),
-                repaired.join(", ")
-            );
-            crate::storage::write_atomic(&path, &stock.to_csv())?;
-        }
-        // The buys whose orders were not confirmed before the stop: the order leader checks
-        // each against its log once, and confirms or places it.
-        let started = Instant::now();
-        let unconfirmed: HashMap<String, Unconfirmed> = stock
-            .bought()
-            .filter(|(key, _)| !totals.confirmed.contains(*key))
-            .map(|(key, bought)| {
-                let buy = Unconfirmed {
-                    name: bought.name.clone(),
-                    quantity: bought.quantity,
-                    since: started,
-                };
-                (key.clone(), buy)
-            })
-            .collect();
-        let durable = stock
-            .products()
-            .into_iter()
-            .map(|p| (p.name.to_lowercase(), p))
-            .collect();
-        if !unconfirmed.is_empty() {
-            tracing::info!(
-                "{} buys await their order's confirmation from the order service",
-                unconfirmed.len()
+                "the catalog has one replica in the cluster file: it has no failover; name three \
+                 [[catalog]] entries to survive the loss of one"
             );
         }
+        let seed = seed::load(&config.data_dir, config.initial_stock)?;
+        let name = format!("catalog replica {id}");
+        let log_path = config.data_dir.join(log_file_name(id));
+        let client = PeerClient::for_services(&secret);
+        if !log_path.exists() {
+            crate::raft::replica::refuse_if_wiped(
+                &name,
+                id,
+                &config.data_dir,
+                &replicas,
+                &client,
+            )
+            .await?;
+        }
+        let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
+        let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
+            &config.data_dir.join(snapshot_file_name(id)),
+            &config.data_dir.join(file_name(id)),
+        )?;
+        let rank = crate::raft::replica::rank(id, &ids);
+        let engine = crate::raft::replica::engine_config(rank, ids.len())?;
+        let raft = CatalogRaft::new(
+            NodeId::from(id),
+            Arc::new(engine),
+            crate::raft::Network::new(client.clone(), &replicas),
+            log,
+            machine,
+        )
+        .await
+        .map_err(|e| Error::Cluster(format!("{name} cannot start: {e}")))?;
+        tracing::info!(
+            "{name} opened with {} toys, {} units in stock",
+            book.read(|b| b.products().len()),
+            book.read(|b| b.units_in_stock())
+        );
+        let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), id);
         Ok(Catalog {
             shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    unconfirmed,
-                    durable,
-                    stock,
-                    changes: 0,
-                    pending: Vec::new(),
-                    records: Vec::new(),
-                    totals,
-                }),
-                path,
-                frontends: cluster.frontend_urls(),
-                leases: leases::Leases::new(cluster.frontend.iter().map(|f| f.id)),
-                restock_interval: config.restock_interval.get(),
-                client: PeerClient::for_services(&secret),
+                id,
+                raft,
+                book,
+                members: crate::raft::replica::members(&replicas),
+                rank,
                 secret,
-                durable: watch::Sender::new(0),
-                wake: Notify::new(),
-                ledger: Arc::new(Mutex::new(ledger)),
-                flushing: tokio::sync::Mutex::new(()),
-                snapshot_due: Notify::new(),
-                snapshot_writer: Mutex::new(()),
-                write_error: Mutex::new(None),
-                broken: AtomicBool::new(false),
+                seed,
+                restock_interval: config.restock_interval.get(),
+                frontends: cluster.frontend_urls(),
+                client,
+                proposer,
+                gatherer: Mutex::new(Some(gatherer)),
+                leadership: Mutex::new(None),
+                last_check: tokio::sync::Mutex::new(None),
+                to_invalidate: Mutex::new(Vec::new()),
+                invalidate_now: Notify::new(),
+                invalidated: watch::Sender::new(0),
+                unconfirmed_since: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// Serves on `listener` until `shutdown`, with the flusher and the restock timer running.
+    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
+    /// if the engine stops by itself (a disk that failed, a bug).
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
+    ) -> Result<()> {
         let mut tasks = TaskGuard::default();
-        tasks.spawn(self.clone().flush_loop());
-        tasks.spawn(self.clone().snapshot_loop());
-        tasks.spawn(self.clone().restock_loop(self.shared.restock_interval));
+        if let Some(gatherer) = lock(&self.shared.gatherer).take() {
+            let catalog = self.clone();
+            tasks.spawn(gatherer.run(move |index, replies| catalog.written(index, replies)));
+        }
+        tasks.spawn(self.clone().invalidate_loop());
+        tasks.spawn(self.clone().duties());
+        let (raft, members) = (self.shared.raft.clone(), self.shared.members.clone());
+        let (rank, name) = (self.shared.rank, format!("catalog replica {}", self.id()));
+        tasks.spawn(async move {
+            crate::raft::replica::bootstrap(&raft, members, rank, &name).await;
+        });
         let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
-        crate::http::serve(listener, self.clone(), header_read_timeout, shutdown).await;
-        drop(tasks);
-        self.flush().await;
-        self.write_snapshot().await;
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock would be a bug; the data is still consistent because
-        // every change is a single assignment, so keep serving.
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records that a change was made in memory and returns its sequence number.
-    fn changed(
-        state: &mut State,
-        invalidations: impl IntoIterator<Item = Invalidation>,
-        records: impl IntoIterator<Item = Record>,
-    ) -> u64 {
-        state.pending.extend(invalidations);
-        for record in records {
-            state.totals.add(&record);
-            state.records.push(record);
-        }
-        state.changes += 1;
-        state.changes
-    }
-
-    /// Waits until change `seq` is on disk and invalidated in the front end.
-    async fn wait_durable(&self, seq: u64) -> Result<()> {
-        self.shared.wake.notify_one();
-        let mut durable = self.shared.durable.subscribe();
-        let reached = tokio::time::timeout(DURABILITY_TIMEOUT, durable.wait_for(|&d| d >= seq))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        match reached {
-            true => Ok(()),
-            false => Err(Error::Cluster(
-                match self
-                    .shared
-                    .write_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                {
-                    Some(e) => format!("the catalog cannot write its ledger: {e}"),
-                    None => "the catalog could not write its ledger in time".to_string(),
-                },
-            )),
-        }
-    }
-
-    /// Flushes when woken, and every [`FLUSH_RETRY`] anyway: changes that a full disk kept
-    /// from the ledger are written as soon as there is room again, without a restart.
-    async fn flush_loop(self) {
-        loop {
-            let _ = tokio::time::timeout(FLUSH_RETRY, self.shared.wake.notified()).await;
-            self.flush().await;
-        }
-    }
-
-    /// Makes every change made so far durable and pushes its invalidations: one ledger append
-    /// (one fsync) for however many buys arrived since the last flush, with the invalidation
-    /// sent while the disk works. Only then is the batch acknowledged.
-    async fn flush(&self) {
-        let _one_at_a_time = self.shared.flushing.lock().await;
-        if self.shared.broken.load(Ordering::SeqCst) {
-            return;
-        }
-        let (target, invalidations, records, changed) = {
-            let mut state = self.state();
-            if state.changes <= *self.shared.durable.borrow() {
-                return;
-            }
-            let invalidations = std::mem::take(&mut state.pending);
-            // The toys as they stand after every change up to `target`, which become what
-            // queries read once the batch is on disk.
-            let changed: Vec<VersionedProduct> = invalidations
-                .iter()
-                .filter_map(|i| state.stock.get(&i.name))
-                .collect();
-            (
-                state.changes,
-                invalidations,
-                std::mem::take(&mut state.records),
-                changed,
-            )
+        let engine_stopped = tokio::select! {
+            _ = crate::http::serve(listener, self.clone(), header_read_timeout, shutdown) => false,
+            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
         };
-        let ledger = self.shared.ledger.clone();
-        let appended = records.clone();
-        let append = tokio::task::spawn_blocking(move || {
-            ledger
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .append(&appended)
-        });
-        // An invalidation that runs ahead of a failed append only costs the front end a miss.
-        let (written, ()) = tokio::join!(append, self.invalidate(invalidations.clone()));
-        match written {
-            Ok(Ok(())) => {
-                *self
-                    .shared
-                    .write_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = None;
-            }
-            Ok(Err(e)) => {
-                tracing::error!("cannot persist the stock: {e}");
-                *self
-                    .shared
-                    .write_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(describe_write_error(&e));
-                let mut state = self.state();
-                state.pending.extend(invalidations);
-                state.records.splice(0..0, records);
-                return;
-            }
-            Err(e) => {
-                // The append panicked or was cancelled part-way: whether its records reached
-                // the file is unknown, and retrying could count them twice. Stop making
-                // changes durable, so none is acknowledged, until a restart reads the ledger.
-                tracing::error!("the ledger writer failed ({e}); restart the catalog");
-                *self
-                    .shared
-                    .write_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(format!(
-                    "its ledger writer failed ({e}); restart the catalog"
-                ));
-                self.shared.broken.store(true, Ordering::SeqCst);
-                return;
-            }
+        drop(tasks);
+        if engine_stopped {
+            return Err(Error::Cluster(format!(
+                "catalog replica {}'s engine stopped; see the lines above for why",
+                self.id()
+            )));
         }
-        let stock_changed = !changed.is_empty();
-        {
-            let mut state = self.state();
-            for product in changed {
-                state.durable.insert(product.name.to_lowercase(), product);
-            }
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!("the engine did not stop cleanly: {e}");
         }
-        self.shared.durable.send_replace(target);
-        // A batch of confirmations alone changes no toy: `catalog.csv` stays as it is.
-        if stock_changed {
-            self.shared.snapshot_due.notify_one();
+        Ok(())
+    }
+
+    pub fn id(&self) -> u32 {
+        self.shared.id
+    }
+
+    /// Health, role, and the stock applied here; `len` is the index of the last entry applied.
+    pub fn health(&self) -> CatalogHealth {
+        let applied = self
+            .shared
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index);
+        let (products, units_in_stock) = self
+            .shared
+            .book
+            .read(|b| (b.products().len() as u64, b.units_in_stock()));
+        CatalogHealth {
+            replica: crate::raft::replica::health(&self.shared.raft, self.id(), applied),
+            products,
+            units_in_stock,
         }
     }
 
-    /// Keeps `catalog.csv` close behind the ledger: at most one atomic rewrite per
-    /// [`SNAPSHOT_GAP`], for however many flushes happened meanwhile. A rewrite costs four
-    /// syscalls that touch the disk; under load there are thousands of flushes a second.
-    async fn snapshot_loop(self) {
-        loop {
-            self.shared.snapshot_due.notified().await;
-            self.write_snapshot().await;
-            tokio::time::sleep(SNAPSHOT_GAP).await;
-        }
-    }
-
-    async fn write_snapshot(&self) {
-        let catalog = self.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            // One writer at a time, and the stock read under the same lock, so a newer snapshot
-            // is never overwritten by an older one.
-            let _one_at_a_time = catalog
-                .shared
-                .snapshot_writer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let contents = catalog.state().stock.to_csv();
-            crate::storage::write_atomic(&catalog.shared.path, &contents)
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("cannot rewrite the stock snapshot: {e}"),
-            Err(e) => tracing::warn!("stock snapshot writer stopped: {e}"),
-        }
-    }
-
-    /// Pushes `items` to every front end at once. Returns once each has taken them or, for one
-    /// that did not, once its cache lease has run out: from then on no front end serves what
-    /// the change made stale.
-    async fn invalidate(&self, items: Vec<Invalidation>) {
-        if items.is_empty() {
-            return;
-        }
-        for item in &items {
-            tracing::debug!(product = %item.name, version = item.version, "invalidate in the front ends' caches");
-        }
-        let body = Invalidate { items };
-        let pushes = self.shared.frontends.iter().map(|(id, url)| {
-            let body = &body;
-            async move {
-                if self.shared.leases.push(*id) == leases::Push::Skip {
-                    return None;
-                }
-                let url = format!("{url}/internal/invalidate");
-                let reply: std::result::Result<serde_json::Value, _> = self
-                    .shared
-                    .client
-                    .post_with_timeout(&url, body, crate::timeouts::INVALIDATE_CALL)
-                    .await;
-                let e = reply.err()?;
-                tracing::warn!("front end {id} did not take an invalidation: {e}; waiting for its cache lease to end");
-                Some(self.shared.leases.missed(*id))
-            }
-        });
-        let leased_until = futures_util::future::join_all(pushes).await;
-        if let Some(until) = leased_until.into_iter().flatten().max() {
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    /// Renews front end `id`'s cache lease; `emptied` is the last reset it made.
-    fn renew_lease(&self, id: u32, emptied: Option<u64>) -> Option<crate::wire::LeaseGrant> {
-        let reset = self.shared.leases.renew(id, emptied)?;
-        if reset.is_some() {
-            tracing::debug!("front end {id} renews its cache lease after missing invalidations: it empties its cache");
-        }
-        Some(crate::wire::LeaseGrant { reset })
-    }
-
-    async fn restock_loop(self, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let seq = {
-                let mut state = self.state();
-                let refilled = state.stock.restock();
-                if refilled.is_empty() {
-                    continue;
-                }
-                let records: Vec<Record> = refilled
-                    .iter()
-                    .filter_map(|item| state.stock.get(&item.name))
-                    .map(|product| {
-                        tracing::info!(product = %product.name, "restocked to {}", stock::RESTOCK_QUANTITY);
-                        Record {
-                            kind: Kind::Restock,
-                            key: String::new(),
-                            name: product.name,
-                            quantity: stock::RESTOCK_QUANTITY,
-                        }
-                    })
-                    .collect();
-                Self::changed(&mut state, refilled, records)
-            };
-            if let Err(e) = self.wait_durable(seq).await {
-                tracing::error!("restock not persisted: {e}");
-            }
-        }
+    /// Every committed entry's invalidations, in log order, for the push loop.
+    fn written(&self, index: u64, replies: &[CatalogReply]) {
+        let items: Vec<Invalidation> = replies
+            .iter()
+            .flat_map(|reply| match reply {
+                CatalogReply::Bought { invalidations, .. }
+                | CatalogReply::Restocked { invalidations } => invalidations.clone(),
+                CatalogReply::Done | CatalogReply::Stale { .. } => Vec::new(),
+            })
+            .collect();
+        lock(&self.shared.to_invalidate).push((index, items));
+        self.shared.invalidate_now.notify_one();
     }
 }
 
-fn load_or_seed(path: &Path, initial_stock: Option<u64>) -> Result<Stock> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Stock::parse(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut stock = Stock::parse(INITIAL_CATALOG, Path::new("data/catalog.csv"))?;
-            if let Some(quantity) = initial_stock {
-                stock.set_all_quantities(quantity);
-            }
-            crate::storage::write_atomic(path, &stock.to_csv())?;
-            tracing::info!("seeded {} from the built-in catalog", path.display());
-            Ok(stock)
-        }
-        Err(e) => Err(Error::io(path, e)),
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock would be a bug; every change under these locks is a single
+    // assignment or push, so the data is still whole.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,67 +1,111 @@
-//! The catalog's HTTP routes: product lookups for the front end, buys for the order leader.
+//! The catalog replica's HTTP routes: product reads and cache leases for the front ends, buys
+//! and confirmations for the order leader, the engine's peer RPC.
 //!
-//! Every new buy stays *unconfirmed* until the order leader says the key's order is settled in
-//! its log. The leader asks for the buys that have stayed unconfirmed longer than
-//! [`crate::timeouts::UNCONFIRMED_AGE`] and places an order for each one its log lacks: so stock
-//! taken for an order whose leader died before it could log it still ends up in the log.
+//! Only the leader answers the service routes; any other replica says 421 and which replica
+//! leads, and a leader that cannot reach a majority says 503, so that callers move on
+//! ([`crate::group_client`]).
+//!
+//! Every sale stays *unconfirmed* until the order leader says the key's outcome is in its log.
+//! The order leader asks for the sales that have stayed unconfirmed longer than
+//! [`timeouts::UNCONFIRMED_AGE`] and places an order for each one its log lacks: stock taken for
+//! an order whose leader died before it logged it still ends up in the order log.
+
+use std::sync::Arc;
 
 use warp::http::{Method, StatusCode};
 
-use super::ledger::{Kind, Record};
-use super::stock::BuyError;
-use super::{Catalog, Unconfirmed};
+use super::book::{CatalogCommand, CatalogReply};
+use super::leadership::Leadership;
+use super::{lock, Catalog};
 use crate::http::{self, Request, Response};
+use crate::raft::proposer::WriteError;
 use crate::timeouts;
 use crate::wire::{
-    is_valid_key, BuyBatch, BuyOutcome, CatalogHealth, Confirm, ErrorDetail, PlaceOrder,
-    StockSnapshot, UnconfirmedBuy, MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
+    is_valid_key, BuyBatch, Confirm, LeaseGrant, LeaseRequest, PlaceOrder, StockSnapshot,
+    UnconfirmedBuy, MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
 };
-use std::time::Instant;
 
 impl http::Handler for Catalog {
-    /// Room for a full batch of buys.
-    const MAX_BODY: usize = 64 * 1024;
+    const MAX_BODY: usize = http::MAX_PEER_BODY_BYTES;
 
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {
-            (["health"], &Method::GET) => self.health(),
+            (["health"], &Method::GET) => http::data(self.health()),
             (["health"], m) => http::method_not_allowed(m, "GET"),
             // Everything else is for the cluster's services only.
             _ if !request.presents(&self.shared.secret) => http::unauthorized(),
-            (["products", name], &Method::GET) => self.product(name),
+            (["products", name], &Method::GET) => self.product(name).await,
             (["products", _], m) => http::method_not_allowed(m, "GET"),
             (["internal", "buy"], &Method::POST) => self.buy(&request).await,
             (["internal", "buy"], m) => http::method_not_allowed(m, "POST"),
-            (["internal", "stock"], &Method::GET) => http::data(self.state().stock.products()),
-            (["internal", "stock"], m) => http::method_not_allowed(m, "GET"),
-            (["internal", "stock-check"], &Method::GET) => {
-                let state = self.state();
-                http::data(StockSnapshot {
-                    products: state.stock.products(),
-                    totals: state.totals.clone(),
-                })
-            }
+            (["internal", "stock-check"], &Method::GET) => self.stock_check().await,
             (["internal", "stock-check"], m) => http::method_not_allowed(m, "GET"),
-            (["internal", "unconfirmed"], &Method::GET) => self.unconfirmed(),
+            // The stock applied here, exactly as catalog-N.csv holds it, from any replica.
+            (["internal", "stock-file"], &Method::GET) => {
+                http::csv(self.shared.book.read(|b| b.to_csv()))
+            }
+            (["internal", "stock-file"], m) => http::method_not_allowed(m, "GET"),
+            (["internal", "unconfirmed"], &Method::GET) => self.unconfirmed().await,
             (["internal", "unconfirmed"], m) => http::method_not_allowed(m, "GET"),
-            (["internal", "confirm"], &Method::POST) => self.confirm(&request),
+            (["internal", "confirm"], &Method::POST) => self.confirm(&request).await,
             (["internal", "confirm"], m) => http::method_not_allowed(m, "POST"),
-            (["internal", "lease"], &Method::POST) => self.lease(&request),
+            (["internal", "lease"], &Method::POST) => self.lease(&request).await,
             (["internal", "lease"], m) => http::method_not_allowed(m, "POST"),
-            _ => http::not_found(&request.path),
+            _ => match crate::raft::replica::peer_rpc(&self.shared.raft, &request).await {
+                Some(response) => response,
+                None => http::not_found(&request.path),
+            },
         }
     }
 }
 
 impl Catalog {
-    fn lease(&self, request: &Request) -> Response {
-        let asked: crate::wire::LeaseRequest = match http::parse_json(request) {
+    /// This replica's leadership, checked as a read needs it, or the reply that says why not.
+    async fn checked(&self) -> Result<Arc<Leadership>, Response> {
+        self.check_leading().await.map_err(|e| self.refusal(e))
+    }
+
+    fn refusal(&self, e: WriteError) -> Response {
+        match e {
+            WriteError::NotLeader { leader } => {
+                let message = match leader {
+                    Some(leader) => format!(
+                        "catalog replica {} is not the leader; catalog replica {leader} leads",
+                        self.id()
+                    ),
+                    None => format!(
+                        "catalog replica {} is not the leader and knows of none",
+                        self.id()
+                    ),
+                };
+                http::error(StatusCode::MISDIRECTED_REQUEST, &message)
+            }
+            WriteError::Unavailable(message) => {
+                http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
+            }
+        }
+    }
+
+    async fn lease(&self, request: &Request) -> Response {
+        let asked: LeaseRequest = match http::parse_json(request) {
             Ok(asked) => asked,
             Err(e) => return e.into(),
         };
-        match self.renew_lease(asked.frontend, asked.emptied) {
-            Some(grant) => http::data(grant),
+        let leadership = match self.checked().await {
+            Ok(leadership) => leadership,
+            Err(response) => return response,
+        };
+        match leadership.leases.renew(asked.frontend, asked.emptied) {
+            Some(reset) => {
+                if reset.is_some() {
+                    tracing::debug!(
+                        "front end {} renews its cache lease and empties its cache",
+                        asked.frontend
+                    );
+                }
+                http::data(LeaseGrant { reset })
+            }
             None => http::error(
                 StatusCode::NOT_FOUND,
                 &format!(
@@ -72,26 +116,25 @@ impl Catalog {
         }
     }
 
-    fn health(&self) -> Response {
-        let state = self.state();
-        http::data(CatalogHealth {
-            products: state.durable.len() as u64,
-            units_in_stock: state.durable.values().map(|p| p.quantity).sum(),
-        })
-    }
-
-    fn product(&self, segment: &str) -> Response {
+    async fn product(&self, segment: &str) -> Response {
         let Some(name) = http::decode_segment(segment) else {
             return http::error(StatusCode::BAD_REQUEST, "product name is not valid UTF-8");
         };
-        match self.state().durable.get(&name.to_lowercase()) {
+        if let Err(response) = self.checked().await {
+            return response;
+        }
+        match self.shared.book.read(|b| b.product(&name)) {
             Some(product) => http::data(product),
-            None => unknown_product(&name),
+            None => http::error(
+                StatusCode::NOT_FOUND,
+                &format!("no product named '{name}'"),
+            ),
         }
     }
 
-    /// Buys for a batch of orders: each is taken or refused on its own, and the batch is
-    /// answered once every change it made (and any earlier one) is durable and invalidated.
+    /// Buys for a batch of orders: each is sold or refused on its own, for good, in one
+    /// committed entry; the batch is answered once the entry's invalidations (and every earlier
+    /// one's) are in the front ends' caches or waited out.
     async fn buy(&self, request: &Request) -> Response {
         let batch: BuyBatch = match http::parse_json(request) {
             Ok(batch) => batch,
@@ -111,90 +154,99 @@ impl Catalog {
         {
             return http::error(StatusCode::BAD_REQUEST, &e);
         }
-        let (outcomes, seq) = {
-            let mut state = self.state();
-            let mut invalidations = Vec::new();
-            let mut records = Vec::new();
-            let outcomes: Vec<BuyOutcome> = batch
-                .orders
-                .iter()
-                .map(
-                    |order| match state.stock.buy(&order.key, &order.name, order.quantity) {
-                        Ok(purchase) => {
-                            // A repeated key changes nothing and records nothing.
-                            if let Some(invalidation) = purchase.invalidation {
-                                invalidations.push(invalidation);
-                                state.unconfirmed.insert(
-                                    order.key.clone(),
-                                    Unconfirmed {
-                                        name: purchase.bought.name.clone(),
-                                        quantity: purchase.bought.quantity,
-                                        since: Instant::now(),
-                                    },
-                                );
-                                records.push(Record {
-                                    kind: Kind::Buy,
-                                    key: order.key.clone(),
-                                    name: purchase.bought.name.clone(),
-                                    quantity: purchase.bought.quantity,
-                                });
-                            }
-                            BuyOutcome::Bought(purchase.bought)
-                        }
-                        Err(refused) => {
-                            // A key's first refusal is its answer for good: recorded, so a
-                            // retry after a restock cannot buy what was refused.
-                            if refused.first {
-                                records.push(refused.record(&order.key));
-                            }
-                            BuyOutcome::Refused(refusal(refused.error))
-                        }
-                    },
-                )
-                .collect();
-            // With nothing new, a repeated key's first answer may still be on its way to disk:
-            // wait for everything made so far.
-            let seq = if records.is_empty() {
-                state.changes
-            } else {
-                Self::changed(&mut state, invalidations, records)
-            };
-            (outcomes, seq)
+        let leadership = match self.leading() {
+            Ok(leadership) => leadership,
+            Err(e) => return self.refusal(e),
         };
-        match self.wait_durable(seq).await {
-            Ok(()) => {
+        let command = CatalogCommand::Buy {
+            term: batch.term,
+            orders: batch.orders,
+        };
+        let written = match self.shared.proposer.propose(command).await {
+            Ok(written) => written,
+            Err(e) => return self.refusal(e),
+        };
+        match written.reply {
+            CatalogReply::Bought { outcomes, .. } => {
+                if !self.invalidated(written.index).await {
+                    return http::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the catalog could not invalidate the front ends' caches in time",
+                    );
+                }
+                tokio::time::sleep_until(leadership.earlier_leases_end()).await;
                 tracing::debug!(orders = outcomes.len(), "bought");
                 http::data(outcomes)
             }
-            Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            CatalogReply::Stale { fence } => http::error(
+                StatusCode::PRECONDITION_FAILED,
+                &format!(
+                    "the order leader of term {} was deposed: the catalog has heard from term \
+                     {fence}",
+                    batch.term
+                ),
+            ),
+            other => http::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("a buy was applied as {other:?}"),
+            ),
         }
     }
-}
 
-impl Catalog {
-    /// Buys unconfirmed for longer than [`timeouts::UNCONFIRMED_AGE`], oldest first.
-    fn unconfirmed(&self) -> Response {
-        let state = self.state();
-        let mut old: Vec<(&String, &Unconfirmed)> = state
-            .unconfirmed
-            .iter()
-            .filter(|(_, u)| u.since.elapsed() >= timeouts::UNCONFIRMED_AGE)
+    /// The stock, its totals and the unconfirmed sales, at one instant of the committed state.
+    async fn stock_check(&self) -> Response {
+        if let Err(response) = self.checked().await {
+            return response;
+        }
+        http::data(self.shared.book.read(|b| StockSnapshot {
+            products: b.products(),
+            toys: b.totals(),
+            unconfirmed: b
+                .unconfirmed()
+                .map(|(key, bought)| UnconfirmedBuy {
+                    key: key.clone(),
+                    name: bought.name.clone(),
+                    quantity: bought.quantity,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Sales this leader has seen unconfirmed for longer than [`timeouts::UNCONFIRMED_AGE`],
+    /// oldest first.
+    async fn unconfirmed(&self) -> Response {
+        if let Err(response) = self.checked().await {
+            return response;
+        }
+        let open: Vec<UnconfirmedBuy> = self.shared.book.read(|b| {
+            b.unconfirmed()
+                .map(|(key, bought)| UnconfirmedBuy {
+                    key: key.clone(),
+                    name: bought.name.clone(),
+                    quantity: bought.quantity,
+                })
+                .collect()
+        });
+        let now = tokio::time::Instant::now();
+        let mut since = lock(&self.shared.unconfirmed_since);
+        since.retain(|key, _| open.iter().any(|b| &b.key == key));
+        let mut old: Vec<(tokio::time::Instant, UnconfirmedBuy)> = open
+            .into_iter()
+            .map(|buy| (*since.entry(buy.key.clone()).or_insert(now), buy))
+            .filter(|(seen, _)| now.duration_since(*seen) >= timeouts::UNCONFIRMED_AGE)
             .collect();
-        old.sort_by_key(|(_, u)| u.since);
+        drop(since);
+        old.sort_by_key(|(seen, _)| *seen);
         let buys: Vec<UnconfirmedBuy> = old
             .into_iter()
             .take(MAX_CONFIRM_BATCH)
-            .map(|(key, u)| UnconfirmedBuy {
-                key: key.clone(),
-                name: u.name.clone(),
-                quantity: u.quantity,
-            })
+            .map(|(_, buy)| buy)
             .collect();
         http::data(buys)
     }
 
-    /// The order leader holds these keys' orders: forget them.
-    fn confirm(&self, request: &Request) -> Response {
+    /// The order leader holds these keys' outcomes in its log: retire them.
+    async fn confirm(&self, request: &Request) -> Response {
         let confirm: Confirm = match http::parse_json(request) {
             Ok(confirm) => confirm,
             Err(e) => return e.into(),
@@ -205,44 +257,17 @@ impl Catalog {
                 &format!("a confirmation takes up to {MAX_CONFIRM_BATCH} valid keys"),
             );
         }
-        let mut state = self.state();
-        let records: Vec<Record> = confirm
-            .keys
-            .iter()
-            .filter(|k| state.unconfirmed.remove(*k).is_some())
-            .map(|key| Record {
-                kind: Kind::Confirm,
-                key: key.clone(),
-                name: String::new(),
-                quantity: 0,
-            })
-            .collect();
-        let confirmed = records.len();
-        // Into the ledger with the next flush, waited for by nobody: a confirmation a crash
-        // loses only makes the order leader check that buy against its log once more.
-        if !records.is_empty() {
-            Self::changed(&mut state, [], records);
+        if let Err(e) = self.leading() {
+            return self.refusal(e);
         }
-        http::data(serde_json::json!({ "confirmed": confirmed }))
-    }
-}
-
-fn refusal(error: BuyError) -> ErrorDetail {
-    let (status, message) = match error {
-        BuyError::UnknownProduct(name) => {
-            (StatusCode::NOT_FOUND, format!("no product named '{name}'"))
+        let count = confirm.keys.len();
+        let command = CatalogCommand::Confirm {
+            term: confirm.term,
+            keys: confirm.keys,
+        };
+        match self.propose(command).await {
+            Ok(_) => http::data(serde_json::json!({ "confirmed": count })),
+            Err(e) => self.refusal(e),
         }
-        BuyError::NotEnoughStock { name, available } => (
-            StatusCode::CONFLICT,
-            format!("not enough {name} in stock: {available} left"),
-        ),
-    };
-    ErrorDetail {
-        code: status.as_u16(),
-        message,
     }
-}
-
-fn unknown_product(name: &str) -> Response {
-    http::error(StatusCode::NOT_FOUND, &format!("no product named '{name}'"))
 }

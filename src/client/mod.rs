@@ -433,7 +433,7 @@ fn place(
 
 /// The toys of the built-in catalog, in its own spelling.
 pub fn catalog_products() -> Vec<String> {
-    crate::catalog::INITIAL_CATALOG
+    crate::catalog::seed::BUILT_IN
         .lines()
         .skip(1)
         .filter_map(|line| {

@@ -34,8 +34,8 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     refuse_a_running_cluster(state)?;
     // The stock a catalog starts from is its seed, written once: a catalog that already has
     // its files keeps its own stock, and the flag would be silently ignored.
-    let catalog_file = state.root().join(crate::catalog::CATALOG_FILE);
-    if options.initial_stock.is_some() && catalog_file.exists() {
+    let catalog_log = state.root().join(crate::catalog::log_file_name(1));
+    if options.initial_stock.is_some() && catalog_log.exists() {
         return Err(Error::Usage(format!(
             "--initial-stock seeds a new catalog, and the one in {} already has its stock; \
              start in another --state-dir (or remove this one) to seed a new one",

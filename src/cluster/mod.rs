@@ -34,7 +34,7 @@ pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
 pub use status::{
-    find_leader, problem, render_status, status, status_of, wait_caught_up, ServiceStatus,
+    find_catalog_leader, find_leader, problem, render_status, status, status_of, wait_caught_up, ServiceStatus,
 };
 
 /// The record `up` writes in the state directory: what every service was started with.
@@ -85,10 +85,19 @@ impl ClusterSpec {
             .unwrap_or_default()
     }
 
-    /// Names a service of this cluster: `catalog`, `frontend`, `frontend-N`, `order-N`, or
-    /// `leader` (the order replica that leads now).
+    /// Names a service of this cluster: `catalog-N`, `frontend`, `frontend-N`, `order-N`,
+    /// `leader` (the order replica that leads now) or `catalog-leader`.
     pub fn resolve(&self, target: Target) -> crate::Result<ServiceName> {
         let name = match target {
+            Target::CatalogLeader => find_catalog_leader(&self.topology)
+                .map(ServiceName::Catalog)
+                .ok_or_else(|| {
+                    crate::Error::Cluster(
+                        "no catalog replica is leading right now; see `storectl status`, and \
+                         start the cluster with `storectl up` if it is down"
+                            .into(),
+                    )
+                })?,
             Target::Leader => find_leader(&self.topology)
                 .map(ServiceName::Order)
                 .ok_or_else(|| {
@@ -103,7 +112,7 @@ impl ClusterSpec {
         if self.service(name).is_none() {
             let names: Vec<String> = self.names().map(|n| n.to_string()).collect();
             return Err(crate::Error::Usage(format!(
-                "unknown target '{name}'; use one of {}, leader",
+                "unknown target '{name}'; use one of {}, leader, catalog-leader",
                 names.join(", ")
             )));
         }
@@ -111,10 +120,13 @@ impl ClusterSpec {
     }
 }
 
-/// What `kill` and `restart` act on: a service, or whichever order replica leads.
+/// What `kill` and `restart` act on: a service, or whichever replica of a group leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// The order replica that leads.
     Leader,
+    /// The catalog replica that leads.
+    CatalogLeader,
     Service(ServiceName),
 }
 
@@ -128,6 +140,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Leader => f.write_str("leader"),
+            Target::CatalogLeader => f.write_str("catalog-leader"),
             Target::Service(name) => name.fmt(f),
         }
     }
@@ -136,11 +149,13 @@ impl fmt::Display for Target {
 impl FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "leader" {
-            return Ok(Target::Leader);
+        match s {
+            "leader" => return Ok(Target::Leader),
+            "catalog-leader" => return Ok(Target::CatalogLeader),
+            _ => {}
         }
         s.parse().map(Target::Service).map_err(|_| {
-            format!("unknown target '{s}'; use one of catalog, frontend, frontend-N, order-1, order-2, order-3, leader")
+            format!("unknown target '{s}'; use one of catalog-1, catalog-2, catalog-3, order-1, order-2, order-3, frontend, frontend-N, leader, catalog-leader")
         })
     }
 }

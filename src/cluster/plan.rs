@@ -70,13 +70,20 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
         cluster: Some(data_dir.join(super::TOPOLOGY_FILE)),
         listen: None,
     };
-    let mut services = vec![ServiceConfig::Catalog(CatalogOptions {
-        placement: placement.clone(),
-        data_dir: data_dir.to_path_buf(),
-        restock_interval: options.restock_interval,
-        initial_stock: options.initial_stock,
-        ..CatalogOptions::default()
-    })];
+    let mut services: Vec<ServiceConfig> = topology
+        .catalog
+        .iter()
+        .map(|replica| {
+            ServiceConfig::Catalog(CatalogOptions {
+                id: Some(replica.id),
+                placement: placement.clone(),
+                data_dir: data_dir.to_path_buf(),
+                restock_interval: options.restock_interval,
+                initial_stock: options.initial_stock,
+                ..CatalogOptions::default()
+            })
+        })
+        .collect();
     services.extend(topology.order.iter().map(|replica| {
         ServiceConfig::Order(OrderOptions {
             placement: placement.clone(),
@@ -113,16 +120,26 @@ mod tests {
         let names: Vec<String> = spec.names().map(|n| n.to_string()).collect();
         assert_eq!(
             names,
-            ["catalog", "order-1", "order-2", "order-3", "frontend"]
+            [
+                "catalog-1",
+                "catalog-2",
+                "catalog-3",
+                "order-1",
+                "order-2",
+                "order-3",
+                "frontend"
+            ]
         );
         assert_eq!(spec.address(ServiceName::Order(2)), Some("127.0.0.1:9011"));
         assert_eq!(spec.frontend_url(), "http://127.0.0.1:9000");
         let catalog = spec
-            .service(ServiceName::Catalog)
+            .service(ServiceName::Catalog(3))
             .unwrap()
             .to_argv()
             .join(" ");
         assert!(catalog.starts_with("serve catalog "), "{catalog}");
+        assert!(catalog.contains("--id 3"), "{catalog}");
+        assert_eq!(spec.address(ServiceName::Catalog(3)), Some("127.0.0.1:9005"));
         assert!(
             catalog.contains("--cluster /data/cluster.toml"),
             "{catalog}"

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::services::ServiceName;
 use crate::tool_http;
-use crate::wire::{CacheStats, Data, FrontendHealth, ReplicaHealth, Role};
+use crate::config::ReplicaAddr;
+use crate::wire::{CacheStats, CatalogHealth, Data, FrontendHealth, ReplicaHealth, Role};
 
 /// One row of `storectl status`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct ServiceStatus {
     pub alive: bool,
     /// For a cluster on this machine: its process is stopped by a signal (SIGSTOP).
     pub paused: bool,
-    /// `leader` or `follower` for order replicas.
+    /// `leader` or `follower` for the replicas of either group.
     pub role: Option<String>,
     pub ready: Option<bool>,
     pub term: Option<u64>,
@@ -32,6 +33,10 @@ pub struct ServiceStatus {
     pub last_order: Option<u64>,
     pub orders: Option<u64>,
     pub leader_id: Option<u32>,
+    /// For a catalog replica: the index of the last entry of its group's log it has applied.
+    pub applied: Option<u64>,
+    /// For a catalog replica: the units of every toy in stock, as it has applied them.
+    pub units_in_stock: Option<u64>,
     pub cache: Option<CacheStats>,
     /// For a front end: whether the catalog vouches for its cache now.
     pub cache_leased: Option<bool>,
@@ -61,6 +66,8 @@ impl ServiceStatus {
             last_order: None,
             orders: None,
             leader_id: None,
+            applied: None,
+            units_in_stock: None,
             cache: None,
             cache_leased: None,
             latency: None,
@@ -111,16 +118,21 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
             ),
         });
     }
-    let replicas = rows.iter().filter(|r| r.name.replica_id().is_some());
-    if !replicas
-        .clone()
-        .any(|r| r.role.as_deref() == Some("leader"))
-    {
-        return Some(format!(
-            "no order replica leads yet: {} answer, an election needs a majority; wait a \
-             second and ask again",
-            replicas.count()
-        ));
+    for (group, in_group) in [
+        ("order", (|r| r.name.replica_id().is_some()) as fn(&&ServiceStatus) -> bool),
+        ("catalog", |r| r.name.catalog_id().is_some()),
+    ] {
+        let replicas = rows.iter().filter(in_group);
+        if !replicas
+            .clone()
+            .any(|r| r.role.as_deref() == Some("leader"))
+        {
+            return Some(format!(
+                "no {group} replica leads yet: {} answer, an election needs a majority; wait a \
+                 second and ask again",
+                replicas.count()
+            ));
+        }
     }
     None
 }
@@ -182,9 +194,24 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.latency = Some(h.latency);
             }
         }
-        ServiceName::Catalog => {}
+        ServiceName::Catalog(_) => {
+            if let Some(Data { data: h }) = reply.json::<Data<CatalogHealth>>() {
+                row.role = Some(h.replica.role.as_str().into());
+                row.ready = Some(h.replica.ready);
+                row.term = Some(h.replica.term);
+                row.leader_id = h.replica.leader_id;
+                row.applied = Some(h.replica.len);
+                row.units_in_stock = Some(h.units_in_stock);
+            }
+        }
     }
     row
+}
+
+/// Whether two services are replicas of the same group.
+fn same_group(a: ServiceName, b: ServiceName) -> bool {
+    (a.replica_id().is_some() && b.replica_id().is_some())
+        || (a.catalog_id().is_some() && b.catalog_id().is_some())
 }
 
 /// Waits until `replica` has caught up with its group's leader: it knows the leader and holds
@@ -192,21 +219,21 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
 /// until it answers).
 pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
     let mut goal: Option<u64> = None;
+    let held = |s: &ServiceStatus| s.orders.or(s.applied);
     let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
         let rows = status(state)?;
         if goal.is_none() {
             goal = rows
                 .iter()
-                .filter(|s| s.role.as_deref() == Some("leader"))
-                .find_map(|s| s.orders);
+                .filter(|s| same_group(s.name, replica) && s.role.as_deref() == Some("leader"))
+                .find_map(held);
         }
         let ready = rows.iter().any(|s| {
             s.name == replica
                 && s.alive
                 && s.ready
                     .is_none_or(|knows_leader| knows_leader && goal.is_some())
-                && s.orders
-                    .is_none_or(|held| goal.is_none_or(|goal| held >= goal))
+                && held(s).is_none_or(|held| goal.is_none_or(|goal| held >= goal))
         });
         Ok::<_, Error>(ready.then_some(()))
     })?;
@@ -223,7 +250,7 @@ pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration)
 pub fn render_status(rows: &[ServiceStatus]) -> String {
     let mut out = format!(
         "{:<11} {:>8} {:<21} {:<6} {:<9} {:>10}  {}\n",
-        "SERVICE", "PID", "ADDRESS", "ALIVE", "ROLE", "LAST ORDER", "CACHE"
+        "SERVICE", "PID", "ADDRESS", "ALIVE", "ROLE", "LAST ORDER", "CACHE OR STOCK"
     );
     for row in rows {
         let dash = || "-".to_string();
@@ -243,6 +270,10 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
                         ""
                     }
                 )
+            })
+            .or_else(|| {
+                row.units_in_stock
+                    .map(|units| format!("{units} units in stock"))
             })
             .unwrap_or_else(dash);
         let role = match (&row.role, row.ready) {
@@ -267,7 +298,27 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
     out
 }
 
-/// The id of the replica that leads, asking the front ends first, then the replicas.
+/// The id of the catalog replica that leads: the one that says so in the newest term.
+pub fn find_catalog_leader(topology: &ClusterFile) -> Option<u32> {
+    leader_among(&topology.catalogs())
+}
+
+fn leader_among(replicas: &[ReplicaAddr]) -> Option<u32> {
+    let agent = tool_http::agent();
+    replicas
+        .iter()
+        .filter_map(|replica| {
+            let health = tool_http::get(&agent, &format!("{}/health", replica.url))
+                .ok()?
+                .json::<Data<ReplicaHealth>>()?
+                .data;
+            (health.role == Role::Leader).then_some((health.term, replica.id))
+        })
+        .max()
+        .map(|(_, id)| id)
+}
+
+/// The id of the order replica that leads, asking the front ends first, then the replicas.
 pub fn find_leader(topology: &ClusterFile) -> Option<u32> {
     let agent = tool_http::agent();
     let from_frontend = topology.frontend_urls().into_iter().find_map(|(_, url)| {
@@ -276,15 +327,7 @@ pub fn find_leader(topology: &ClusterFile) -> Option<u32> {
             .and_then(|r| r.json::<Data<FrontendHealth>>())
             .and_then(|h| h.data.leader_id)
     });
-    from_frontend.or_else(|| {
-        topology.replicas().into_iter().find_map(|replica| {
-            tool_http::get(&agent, &format!("{}/health", replica.url))
-                .ok()
-                .and_then(|r| r.json::<Data<ReplicaHealth>>())
-                .filter(|h| h.data.role == Role::Leader)
-                .map(|_| replica.id)
-        })
-    })
+    from_frontend.or_else(|| leader_among(&topology.replicas()))
 }
 
 /// Whether every order replica has caught up and holds as many orders as the others.
@@ -310,7 +353,7 @@ mod tests {
 
     fn cluster(order_2: ServiceStatus) -> Vec<ServiceStatus> {
         vec![
-            row(ServiceName::Catalog, true, Some(1), None),
+            row(ServiceName::Catalog(1), true, Some(1), Some("leader")),
             row(ServiceName::Order(1), true, Some(2), Some("follower")),
             order_2,
             row(ServiceName::Order(3), true, Some(4), Some("leader")),

@@ -25,7 +25,8 @@ pub struct Frontend {
 }
 
 struct Shared {
-    catalog: String,
+    /// The catalog group, called at whichever replica leads.
+    catalog: crate::group_client::GroupClient,
     /// This front end's id in the cluster file, which the catalog grants leases to.
     id: u32,
     client: PeerClient,
@@ -52,7 +53,11 @@ impl Frontend {
         let client = PeerClient::for_services(&secret);
         Frontend {
             shared: Arc::new(Shared {
-                catalog: cluster.catalog_url(),
+                catalog: crate::group_client::GroupClient::new(
+                    "catalog",
+                    cluster.catalogs(),
+                    client.clone(),
+                ),
                 id,
                 leader: LeaderTracker::new(cluster.replicas(), client.clone()),
                 client,
@@ -84,9 +89,8 @@ impl Frontend {
         crate::http::serve(listener, self, header_read_timeout, shutdown).await;
     }
 
-    /// Renews the cache lease with the catalog every [`crate::timeouts::LEASE_RENEW`].
+    /// Renews the cache lease with the catalog leader every [`crate::timeouts::LEASE_RENEW`].
     async fn lease_loop(self) {
-        let url = format!("{}/internal/lease", self.shared.catalog);
         let mut asking = crate::wire::LeaseRequest {
             frontend: self.shared.id,
             emptied: None,
@@ -99,8 +103,8 @@ impl Frontend {
             let asked = std::time::Instant::now();
             let reply: Result<crate::wire::Data<crate::wire::LeaseGrant>, _> = self
                 .shared
-                .client
-                .post_with_timeout(&url, &asking, crate::timeouts::LEASE_RENEW)
+                .catalog
+                .post("/internal/lease", &asking, crate::timeouts::LEASE_RENEW)
                 .await;
             match reply {
                 Ok(grant) => {

@@ -81,15 +81,11 @@ impl Frontend {
             cache.generation()
         };
         tracing::debug!(product = %key, "cache miss");
-        let url = format!(
-            "{}/products/{}",
-            self.shared.catalog,
-            http::encode_segment(&name)
-        );
+        let path = format!("/products/{}", http::encode_segment(&name));
         let fetched = self
             .shared
-            .client
-            .get_with_timeout::<Data<VersionedProduct>>(&url, timeouts::CATALOG_QUERY)
+            .catalog
+            .get::<Data<VersionedProduct>>(&path, timeouts::CATALOG_QUERY)
             .await;
         match fetched {
             Ok(Data { data: p }) => {

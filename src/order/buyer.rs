@@ -1,13 +1,17 @@
-//! The leader's calls to the catalog. Buys are batched: orders that arrive while earlier calls
-//! are in flight go together in the next call. Alone, an order is sent at once; under load, many
-//! share one call and one durable write in the catalog. Confirmations (this key's order is in
-//! the log) are batched the same way, off the order's path.
+//! The leader's calls to the catalog group's leader. Buys are batched: orders that arrive while
+//! earlier calls are in flight go together in the next call. Alone, an order is sent at once;
+//! under load, many share one call and one committed entry in the catalog. Confirmations (this
+//! key's outcome is in the log) are batched the same way, off the order's path. Every call
+//! carries this leader's term, so the catalog can tell a deposed leader's calls.
+
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::batch::{self, send_in_batches};
 
-use crate::peer::{CallError, PeerClient};
+use crate::group_client::GroupClient;
+use crate::peer::CallError;
 use crate::wire::{
     Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, UnconfirmedBuy, MAX_BUY_BATCH,
     MAX_CONFIRM_BATCH,
@@ -22,69 +26,68 @@ const CALLS_IN_FLIGHT: usize = 4;
 pub enum BuyError {
     /// The catalog refused it: unknown product (404) or not enough stock (409).
     Refused { status: u16, message: String },
+    /// The catalog group's leader has heard from a newer order leader: this one was deposed.
+    Deposed(String),
     /// The catalog did not answer as it should; the order may be retried with its key.
     Unavailable(String),
 }
 
-type Pending = batch::Pending<PlaceOrder, Result<Bought, BuyError>>;
+/// An order to buy for, with the term of the leader that asks.
+type Pending = batch::Pending<(PlaceOrder, u64), Result<Bought, BuyError>>;
 
 /// A cheap-to-clone handle to the batching tasks.
 #[derive(Clone)]
 pub struct Buyer {
     queue: mpsc::UnboundedSender<Pending>,
-    confirmations: mpsc::UnboundedSender<String>,
-    catalog: String,
-    client: PeerClient,
+    confirmations: mpsc::UnboundedSender<(String, u64)>,
+    catalog: Arc<GroupClient>,
 }
 
 /// The batching tasks' ends of the queues, until [`Batcher::run`] is spawned.
 pub struct Batcher {
     queue: mpsc::UnboundedReceiver<Pending>,
-    confirmations: mpsc::UnboundedReceiver<String>,
-    catalog: String,
-    client: PeerClient,
+    confirmations: mpsc::UnboundedReceiver<(String, u64)>,
+    catalog: Arc<GroupClient>,
 }
 
-/// A buyer for the catalog at `catalog` (a base URL), and the task that must run for it to buy.
-pub fn buyer(catalog: &str, client: PeerClient) -> (Buyer, Batcher) {
+/// A buyer for the catalog group, and the task that must run for it to buy.
+pub fn buyer(catalog: Arc<GroupClient>) -> (Buyer, Batcher) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     (
         Buyer {
             queue: tx,
             confirmations: confirm_tx,
-            catalog: catalog.to_string(),
-            client: client.clone(),
+            catalog: catalog.clone(),
         },
         Batcher {
             queue: rx,
             confirmations: confirm_rx,
-            catalog: catalog.to_string(),
-            client,
+            catalog,
         },
     )
 }
 
 impl Buyer {
-    /// Buys for `order` in the catalog, in whatever batch it lands.
-    pub async fn buy(&self, order: PlaceOrder) -> Result<Bought, BuyError> {
-        batch::submit(&self.queue, order, || {
+    /// Buys for `order` in the catalog, as the leader of `term`, in whatever batch it lands.
+    pub async fn buy(&self, order: PlaceOrder, term: u64) -> Result<Bought, BuyError> {
+        batch::submit(&self.queue, (order, term), || {
             Err(BuyError::Unavailable("the replica is stopping".into()))
         })
         .await
     }
 
-    /// Tells the catalog, soon and in a batch, that `key`'s order is settled in the log.
-    pub fn confirm(&self, key: String) {
+    /// Tells the catalog, soon and in a batch, that `key`'s outcome is settled in the log of
+    /// the leader of `term`.
+    pub fn confirm(&self, key: String, term: u64) {
         // Without the task there is nobody to tell; the catalog will ask again.
-        let _ = self.confirmations.send(key);
+        let _ = self.confirmations.send((key, term));
     }
 
-    /// The catalog's buys that have stayed unconfirmed long enough to be orphans.
+    /// The catalog's sales that have stayed unconfirmed long enough to be orphans.
     pub async fn unconfirmed(&self) -> Result<Vec<UnconfirmedBuy>, BuyError> {
-        let url = format!("{}/internal/unconfirmed", self.catalog);
-        self.client
-            .get_with_timeout::<Data<Vec<UnconfirmedBuy>>>(&url, crate::timeouts::CATALOG_CALL)
+        self.catalog
+            .get::<Data<Vec<UnconfirmedBuy>>>("/internal/unconfirmed", crate::timeouts::CATALOG_CALL)
             .await
             .map(|d| d.data)
             .map_err(unavailable)
@@ -98,31 +101,30 @@ impl Batcher {
             queue,
             confirmations,
             catalog,
-            client,
         } = self;
-        let confirm_url = format!("{catalog}/internal/confirm");
-        let confirming = confirm_in_batches(confirmations, client.clone(), confirm_url);
-        let buying = buy_in_batches(queue, client, format!("{catalog}/internal/buy"));
+        let confirming = confirm_in_batches(confirmations, catalog.clone());
+        let buying = buy_in_batches(queue, catalog);
         tokio::join!(confirming, buying);
     }
 }
 
 async fn confirm_in_batches(
-    queue: mpsc::UnboundedReceiver<String>,
-    client: PeerClient,
-    url: String,
+    queue: mpsc::UnboundedReceiver<(String, u64)>,
+    catalog: Arc<GroupClient>,
 ) {
-    send_in_batches(queue, MAX_CONFIRM_BATCH, 1, |keys| {
-        let (client, url) = (client.clone(), url.clone());
+    send_in_batches(queue, MAX_CONFIRM_BATCH, 1, |confirmations| {
+        let catalog = catalog.clone();
         async move {
-            let count = keys.len();
-            let confirm = Confirm { keys };
-            let timeout = crate::timeouts::CATALOG_CALL;
-            if let Err(e) = client
-                .post_with_timeout::<_, serde_json::Value>(&url, &confirm, timeout)
+            let count = confirmations.len();
+            let term = confirmations.iter().map(|(_, t)| *t).max().unwrap_or(0);
+            let keys = confirmations.into_iter().map(|(key, _)| key).collect();
+            let confirm = Confirm { keys, term };
+            let within = crate::timeouts::CATALOG_CALL;
+            if let Err(e) = catalog
+                .post::<_, serde_json::Value>("/internal/confirm", &confirm, within)
                 .await
             {
-                // Harmless: the catalog lists the keys again later, and the leader confirms.
+                // Harmless: the catalog lists the sales again later, and the leader confirms.
                 tracing::debug!("confirming {count} orders to the catalog: {e}");
             }
         }
@@ -130,21 +132,24 @@ async fn confirm_in_batches(
     .await
 }
 
-async fn buy_in_batches(queue: mpsc::UnboundedReceiver<Pending>, client: PeerClient, url: String) {
+async fn buy_in_batches(queue: mpsc::UnboundedReceiver<Pending>, catalog: Arc<GroupClient>) {
     send_in_batches(queue, MAX_BUY_BATCH, CALLS_IN_FLIGHT, |batch| {
-        let (client, url) = (client.clone(), url.clone());
-        async move { send(&client, &url, batch).await }
+        let catalog = catalog.clone();
+        async move { send(&catalog, batch).await }
     })
     .await
 }
 
-async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
-    let (orders, reply) = batch::split(batch);
-    let count = orders.len();
-    let answer = client
-        .post_with_timeout::<_, Data<Vec<BuyOutcome>>>(
-            url,
-            &BuyBatch { orders },
+async fn send(catalog: &GroupClient, batch: Vec<Pending>) {
+    let (asked, reply) = batch::split(batch);
+    let count = asked.len();
+    // One leader asks, and its term only grows: the newest term of the batch is its own.
+    let term = asked.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    let orders = asked.into_iter().map(|(order, _)| order).collect();
+    let answer = catalog
+        .post::<_, Data<Vec<BuyOutcome>>>(
+            "/internal/buy",
+            &BuyBatch { orders, term },
             crate::timeouts::CATALOG_CALL,
         )
         .await;
@@ -162,6 +167,9 @@ async fn send(client: &PeerClient, url: &str, batch: Vec<Pending>) {
         Ok(Data { data }) => {
             let e = format!("the catalog answered {} of {count} buys", data.len());
             vec![Err(BuyError::Unavailable(e)); count]
+        }
+        Err(CallError::Status { status: 412, message }) => {
+            vec![Err(BuyError::Deposed(message)); count]
         }
         Err(e) => {
             let e = unavailable(e);

@@ -19,7 +19,8 @@ use openraft::{BasicNode, ServerState};
 
 use super::machine::OrderStore;
 use super::types::{BuyResult, Command, NodeId, Proposal, Raft, Settled, TypeConfig};
-use super::{log_file_name, machine, raft_config};
+use super::{log_file_name, machine};
+use crate::raft::replica::engine_config as raft_config;
 use crate::wire::Bought;
 
 /// Which replicas run, and which links are cut.

@@ -17,7 +17,6 @@ mod cluster_tests;
 pub mod machine;
 pub mod orders_file;
 mod placer;
-mod proposer;
 mod routes;
 #[cfg(test)]
 mod storage_tests;
@@ -27,19 +26,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use openraft::{BasicNode, ServerState};
+use openraft::BasicNode;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::cluster_file::ClusterFile;
-use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::OrderOptions;
 use crate::tasks::TaskGuard;
 use crate::timeouts;
-use crate::wire::{Data, ReplicaHealth, Replicated, Role};
+use crate::wire::ReplicaHealth;
 use machine::OrderStore;
 use types::{NodeId, Raft, TypeConfig};
 
@@ -71,9 +69,9 @@ struct Shared {
     buyer: buyer::Buyer,
     /// The buyer's batching task, taken and spawned by [`Replica::run`].
     batcher: Mutex<Option<buyer::Batcher>>,
-    proposer: proposer::Proposer,
+    proposer: crate::raft::proposer::Proposer<TypeConfig>,
     /// The proposer's gathering task, taken and spawned by [`Replica::run`].
-    gatherer: Mutex<Option<proposer::Gatherer>>,
+    gatherer: Mutex<Option<crate::raft::proposer::Gatherer<TypeConfig>>>,
     /// Idempotency keys being placed by this replica right now, and a bell rung when one ends.
     claims: Mutex<HashSet<String>>,
     claim_done: Notify,
@@ -109,12 +107,20 @@ impl Replica {
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret);
         if !log_path.exists() {
-            refuse_if_wiped(config, &replicas, &client).await?;
+            let name = format!("order replica {}", config.id);
+            crate::raft::replica::refuse_if_wiped(
+                &name,
+                config.id,
+                &config.data_dir,
+                &replicas,
+                &client,
+            )
+            .await?;
         }
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
-        let rank = ids.iter().filter(|&&other| other > config.id).count();
-        let raft_config = raft_config(rank, ids.len())?;
+        let rank = crate::raft::replica::rank(config.id, &ids);
+        let raft_config = crate::raft::replica::engine_config(rank, ids.len())?;
         let raft = Raft::new(
             NodeId::from(config.id),
             Arc::new(raft_config),
@@ -129,17 +135,15 @@ impl Replica {
             config.id,
             orders.read(|b| b.len())
         );
-        let (buyer, batcher) = buyer::buyer(&cluster.catalog_url(), client);
-        let (proposer, gatherer) = proposer::proposer(raft.clone(), config.id);
+        let catalog = crate::group_client::GroupClient::new("catalog", cluster.catalogs(), client);
+        let (buyer, batcher) = buyer::buyer(std::sync::Arc::new(catalog));
+        let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), config.id);
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
                 raft,
                 orders,
-                members: replicas
-                    .iter()
-                    .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
-                    .collect(),
+                members: crate::raft::replica::members(&replicas),
                 rank,
                 secret,
                 buyer,
@@ -178,13 +182,13 @@ impl Replica {
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            tasks.spawn(gatherer.run());
+            tasks.spawn(gatherer.run(|_, _| {}));
         }
         tasks.spawn(self.clone().bootstrap());
         tasks.spawn(self.clone().place_orphans());
         let engine_stopped = tokio::select! {
             _ = crate::http::serve(listener, self.clone(), crate::config::defaults::HEADER_READ_TIMEOUT.get(), shutdown) => false,
-            _ = self.engine_stopped() => true,
+            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
         };
         drop(tasks);
         if engine_stopped {
@@ -199,79 +203,21 @@ impl Replica {
         Ok(())
     }
 
-    /// Returns once the engine has stopped running.
-    async fn engine_stopped(&self) {
-        let mut metrics = self.shared.raft.metrics();
-        loop {
-            if metrics.borrow_and_update().running_state.is_err() {
-                return;
-            }
-            if metrics.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
     pub fn id(&self) -> u32 {
         self.shared.id
     }
 
-    /// Makes the cluster exist: the first time a replica starts, it names every replica as a
-    /// member, which also makes it stand for election. The highest id does so at once and the
-    /// others later, each rank a step behind, so the highest id that is up leads first. The
-    /// same members on every replica make this safe from any of them.
     async fn bootstrap(self) {
-        let raft = &self.shared.raft;
-        tokio::time::sleep(timeouts::ELECTION_STEP * 3 * self.shared.rank as u32).await;
-        loop {
-            match raft.is_initialized().await {
-                Ok(true) | Err(_) => return,
-                Ok(false) => {}
-            }
-            match raft.initialize(self.shared.members.clone()).await {
-                Ok(()) => {
-                    tracing::info!("replica {} started the cluster", self.id());
-                    return;
-                }
-                Err(e) => tracing::debug!("initialize: {e}"),
-            }
-            tokio::time::sleep(timeouts::ELECTION_STEP).await;
-        }
+        let name = format!("order replica {}", self.id());
+        let members = self.shared.members.clone();
+        crate::raft::replica::bootstrap(&self.shared.raft, members, self.shared.rank, &name).await;
     }
 
     /// Health and role as the engine sees them; `len` counts the orders applied here, all of
     /// which are committed, so durable on a majority.
     pub fn health(&self) -> ReplicaHealth {
-        let metrics = self.shared.raft.metrics().borrow().clone();
-        let role = match metrics.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower => Role::Follower,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Shutdown => Role::Stopped,
-        };
         let len = self.shared.orders.read(|b| b.len());
-        ReplicaHealth {
-            id: self.id(),
-            role,
-            leader_id: metrics.current_leader.and_then(|l| u32::try_from(l).ok()),
-            term: metrics.current_term,
-            ready: metrics.running_state.is_ok() && metrics.current_leader.is_some(),
-            len,
-            log_index: metrics.last_log_index,
-            applied_index: metrics.last_applied.map(|l| l.index),
-            replicated: metrics
-                .replication
-                .iter()
-                .flatten()
-                .filter_map(|(id, matched)| {
-                    Some(Replicated {
-                        id: u32::try_from(*id).ok()?,
-                        index: matched.map(|m| m.index),
-                    })
-                })
-                .collect(),
-        }
+        crate::raft::replica::health(&self.shared.raft, self.id(), len)
     }
 
     /// Waits until no other request on this replica is placing an order with `key`, then
@@ -323,70 +269,6 @@ fn refuse_a_lost_log(config: &OrderOptions, log_path: &std::path::Path) -> Resul
         orders.len(),
         log_path.display()
     )))
-}
-
-/// A replica that starts with no log while a leader holds a copy of its entries was wiped: its
-/// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
-/// (the leader stops). Refuse, and say how to recover. (A new cluster's leader knows nothing of
-/// a replica it has never reached, so a first start is never refused.)
-async fn refuse_if_wiped(
-    config: &OrderOptions,
-    replicas: &[ReplicaAddr],
-    client: &PeerClient,
-) -> Result<()> {
-    let asks = replicas
-        .iter()
-        .filter(|r| r.id != config.id)
-        .map(|r| async move {
-            let url = format!("{}/health", r.url);
-            client
-                .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
-                .await
-                .ok()
-                .map(|d| d.data)
-        });
-    for health in futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-    {
-        let copy = health
-            .replicated
-            .iter()
-            .find(|r| r.id == config.id)
-            .and_then(|r| r.index);
-        if let (Role::Leader, Some(index)) = (health.role, copy) {
-            return Err(Error::Cluster(format!(
-                "replica {} has no log in {}, but the leader (replica {}) holds a copy of its \
-                 entries up to index {index}: this replica's data was lost. Restore its \
-                 directory from a backup, or stop the cluster and start a new one",
-                config.id,
-                config.data_dir.display(),
-                health.id
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
-fn raft_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
-    let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
-    openraft::Config {
-        cluster_name: "storectl".into(),
-        heartbeat_interval: timeouts::HEARTBEAT.as_millis() as u64,
-        election_timeout_min: election_min.as_millis() as u64,
-        election_timeout_max: election_max.as_millis() as u64,
-        install_snapshot_timeout: timeouts::INSTALL_SNAPSHOT.as_millis() as u64,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 2_000,
-        // Chunks travel as JSON arrays of numbers, up to four bytes a byte: this keeps them far
-        // under the peer body limit.
-        snapshot_max_chunk_size: (crate::http::MAX_PEER_BODY_BYTES / 8) as u64,
-        ..Default::default()
-    }
-    .validate()
-    .map_err(|e| Error::Cluster(format!("bad engine settings: {e}")))
 }
 
 /// An idempotency key being placed; released when dropped.

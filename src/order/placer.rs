@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use openraft::ServerState;
 
 use super::buyer::BuyError;
-use super::proposer::bounded;
+use crate::raft::proposer::bounded;
 use super::types::{BuyResult, Command, PlaceError, Refusal, Settled};
 use super::Replica;
 use crate::timeouts;
@@ -19,11 +19,11 @@ impl Replica {
     /// first request bought (here, or at a leader that died before logging it) is placed as
     /// that request's order.
     pub(super) async fn place(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
-        self.lead().await?;
+        let term = self.lead().await?;
         let _claim = self.claim(&order.key).await;
         let settled = match self.shared.orders.read(|b| b.settled(&order.key)) {
             Some(settled) => settled,
-            None => self.settle(order.clone()).await?,
+            None => self.settle(order.clone(), term).await?,
         };
         match self.shared.orders.read(|b| b.other_request(&order)) {
             Some(first) => Err(PlaceError::KeyReused(format!(
@@ -35,18 +35,18 @@ impl Replica {
         }
     }
 
-    /// Buys for an order (keyed: the same buy, if the catalog already made it), and commits
-    /// the outcome.
-    async fn settle(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
+    /// Buys for an order as the leader of `term` (keyed: the catalog's first answer to the key,
+    /// if it has one), and commits the outcome.
+    async fn settle(&self, order: PlaceOrder, term: u64) -> Result<Settled, PlaceError> {
         let (key, name, quantity) = (order.key.clone(), order.name.clone(), order.quantity);
         // A buy is keyed, so asking again is safe. Before the catalog is blamed, this replica
         // makes sure it still leads: one that was paused wakes with its timer run out and may
         // have been replaced meanwhile (then the front end retries on the new leader). Once
         // more is enough to ride out a lost answer; a catalog that is really down fails both.
-        let mut answer = self.shared.buyer.buy(order.clone()).await;
+        let mut answer = self.shared.buyer.buy(order.clone(), term).await;
         if matches!(answer, Err(BuyError::Unavailable(_))) {
             self.lead().await?;
-            answer = self.shared.buyer.buy(order).await;
+            answer = self.shared.buyer.buy(order, term).await;
         }
         let result = match answer {
             Ok(bought) => BuyResult::Bought(bought),
@@ -57,6 +57,10 @@ impl Replica {
                 quantity,
             }),
             Err(BuyError::Unavailable(message)) => return Err(PlaceError::Catalog(message)),
+            Err(BuyError::Deposed(message)) => {
+                tracing::info!("order replica {} was deposed: {message}", self.id());
+                return Err(PlaceError::NotLeader { leader: None });
+            }
         };
         crate::fault::point(crate::fault::AFTER_BUY);
         let settled = self
@@ -66,21 +70,21 @@ impl Replica {
             })
             .await?
             .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))?;
-        if matches!(settled, Settled::Placed { .. }) {
-            self.shared.buyer.confirm(key);
-        }
+        // Placed or refused, the log answers for the key from now on: the catalog may retire it.
+        self.shared.buyer.confirm(key, term);
         Ok(settled)
     }
 
     /// Commits `command` (in whatever entry the proposer puts it) and returns its key's
     /// settlement after it was applied.
     async fn write(&self, command: Command) -> Result<Option<Settled>, PlaceError> {
-        self.shared.proposer.propose(command).await
+        let written = self.shared.proposer.propose(command).await?;
+        Ok(written.reply)
     }
 
-    /// Succeeds when this replica leads, hears from a majority, and has applied everything
-    /// earlier leaders committed (so its book can decide an order).
-    pub(super) async fn lead(&self) -> Result<(), PlaceError> {
+    /// Succeeds, with its term, when this replica leads, hears from a majority, and has applied
+    /// everything earlier leaders committed (so its book can decide an order).
+    pub(super) async fn lead(&self) -> Result<u64, PlaceError> {
         // Read on every order: the fields it needs, not a copy of all the engine's metrics.
         let (state, leader, quorum_ack, term) = {
             let metrics = self.shared.raft.metrics();
@@ -110,7 +114,7 @@ impl Replica {
             bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;
             self.shared.caught_up_term.store(term, Ordering::SeqCst);
         }
-        Ok(())
+        Ok(term)
     }
 
     /// While this replica leads: every [`timeouts::FINISH_INTERVAL`], asks the catalog for the
@@ -121,9 +125,9 @@ impl Replica {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if self.lead().await.is_err() {
+            let Ok(term) = self.lead().await else {
                 continue;
-            }
+            };
             let buys = match self.shared.buyer.unconfirmed().await {
                 Ok(buys) => buys,
                 Err(e) => {
@@ -135,7 +139,7 @@ impl Replica {
             let work = buys.into_iter().filter_map(|buy| {
                 match self.shared.orders.read(|b| b.settled(&buy.key)) {
                     Some(Settled::Placed { .. }) => {
-                        self.shared.buyer.confirm(buy.key);
+                        self.shared.buyer.confirm(buy.key, term);
                         return None;
                     }
                     Some(Settled::Refused(_)) => {
@@ -156,7 +160,7 @@ impl Replica {
                 };
                 Some(async move {
                     let key = order.key.clone();
-                    let result = replica.settle(order).await;
+                    let result = replica.settle(order, term).await;
                     drop(claim);
                     match result {
                         Ok(settled) => tracing::info!("placed the orphaned buy {key}: {settled:?}"),

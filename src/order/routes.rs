@@ -4,11 +4,10 @@
 //! replica does not lead (or, for an order query, does not hold the order), 502 means the
 //! catalog failed (not this replica), 503 means the log cannot commit right now.
 
-use serde::de::DeserializeOwned;
 use warp::http::{Method, StatusCode};
 
 use super::types::PlaceError;
-use super::types::{Settled, TypeConfig};
+use super::types::Settled;
 use super::Replica;
 use crate::http::{self, Request, Response};
 use crate::timeouts;
@@ -55,43 +54,11 @@ impl http::Handler for Replica {
                 http::csv(file)
             }
             (["internal", "orders"], m) => http::method_not_allowed(m, "GET"),
-            (["internal", "raft", "append"], &Method::POST) => {
-                let raft = self.shared.raft.clone();
-                rpc(&request, |r| async move { raft.append_entries(r).await }).await
-            }
-            (["internal", "raft", "vote"], &Method::POST) => {
-                let raft = self.shared.raft.clone();
-                rpc(&request, |r| async move { raft.vote(r).await }).await
-            }
-            (["internal", "raft", "snapshot"], &Method::POST) => {
-                let raft = self.shared.raft.clone();
-                rpc(
-                    &request,
-                    |r: openraft::raft::InstallSnapshotRequest<TypeConfig>| async move {
-                        raft.install_snapshot(r).await
-                    },
-                )
-                .await
-            }
-            (["internal", "raft", "append" | "vote" | "snapshot"], m) => {
-                http::method_not_allowed(m, "POST")
-            }
-            _ => http::not_found(&request.path),
+            _ => match crate::raft::replica::peer_rpc(&self.shared.raft, &request).await {
+                Some(response) => response,
+                None => http::not_found(&request.path),
+            },
         }
-    }
-}
-
-/// Runs one engine RPC: the body is the engine's request, the reply its `Ok`/`Err` result.
-async fn rpc<Req, Resp, F, Fut>(request: &Request, call: F) -> Response
-where
-    Req: DeserializeOwned,
-    Resp: serde::Serialize,
-    F: FnOnce(Req) -> Fut,
-    Fut: std::future::Future<Output = Resp>,
-{
-    match http::parse_json::<Req>(request) {
-        Ok(rpc) => http::json(StatusCode::OK, &call(rpc).await),
-        Err(e) => e.into(),
     }
 }
 

@@ -97,3 +97,29 @@ pub enum PlaceError {
     /// The key was first used for another request, which stays as it was settled.
     KeyReused(String),
 }
+
+impl From<crate::raft::proposer::WriteError> for PlaceError {
+    fn from(e: crate::raft::proposer::WriteError) -> Self {
+        match e {
+            crate::raft::proposer::WriteError::NotLeader { leader } => {
+                PlaceError::NotLeader { leader }
+            }
+            crate::raft::proposer::WriteError::Unavailable(message) => {
+                PlaceError::Unavailable(message)
+            }
+        }
+    }
+}
+
+impl crate::raft::proposer::Bundled for TypeConfig {
+    type Command = Command;
+    type Reply = Option<Settled>;
+
+    fn bundle(commands: Vec<Command>) -> Proposal {
+        Proposal { commands }
+    }
+
+    fn unbundle(applied: Applied) -> Vec<Option<Settled>> {
+        applied.settled
+    }
+}

@@ -5,9 +5,13 @@
 //! - [`log_store`]: entries, vote and committed index in one append-only file, group commit.
 //! - [`network`]: append-entries, vote and snapshot chunks as POSTs with the cluster's secret.
 //! - [`state_machine`]: a group's [`Book`] applied from the log, with its snapshot and view file.
+//! - [`replica`]: what a replica of any group does around its engine: settings, first start,
+//!   health, peer RPC routes.
 
 pub mod log_store;
 pub mod network;
+pub mod proposer;
+pub mod replica;
 pub mod state_machine;
 
 pub use log_store::LogStore;

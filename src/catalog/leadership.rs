@@ -1,0 +1,216 @@
+//! What a catalog replica does while it leads: know since when it leads, check it still does
+//! before a read, push every committed change's invalidations to the front ends, seed a new
+//! group and restock.
+//!
+//! A new leader honours the leases earlier leaders granted: a front end counts its lease from
+//! when it asked, and a leader grants one only after a leadership check that began after the
+//! ask. So every lease of an earlier leader was asked for before this one was elected, and has
+//! run out [`LEASE`] after this replica learned it leads. Until then it acknowledges no buy, and
+//! its own leases begin with a reset: each front end empties its cache before it uses one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio::time::Instant;
+
+use super::book::{CatalogCommand, CatalogReply};
+use super::leases::{Leases, Push};
+use super::{lock, Catalog};
+use crate::raft::proposer::{bounded, WriteError};
+use crate::timeouts::{self, LEASE};
+use crate::wire::{Invalidate, Invalidation};
+
+/// One term of this replica's leadership.
+pub struct Leadership {
+    pub term: u64,
+    /// When this replica learned it leads in `term`.
+    pub since: Instant,
+    pub leases: Leases,
+}
+
+impl Leadership {
+    /// When every lease an earlier leader granted has run out.
+    pub fn earlier_leases_end(&self) -> Instant {
+        self.since + LEASE
+    }
+}
+
+/// How often the leader looks whether the group needs its seed or a restock.
+const DUTY_TICK: Duration = Duration::from_millis(100);
+
+impl Catalog {
+    /// This replica's leadership, when it leads and hears from a majority.
+    pub(super) fn leading(&self) -> Result<Arc<Leadership>, WriteError> {
+        let (state, leader, quorum_ack, term) = {
+            let metrics = self.shared.raft.metrics();
+            let m = metrics.borrow();
+            (
+                m.state,
+                m.current_leader,
+                m.millis_since_quorum_ack,
+                m.current_term,
+            )
+        };
+        if state != ServerState::Leader {
+            return Err(WriteError::NotLeader { leader });
+        }
+        if let Some(silent) = quorum_ack {
+            if silent > timeouts::QUORUM_LOST.as_millis() as u64 {
+                return Err(WriteError::Unavailable(format!(
+                    "catalog replica {} leads but has not heard from a majority of its group for \
+                     {silent} ms",
+                    self.id()
+                )));
+            }
+        }
+        let mut current = lock(&self.shared.leadership);
+        match &*current {
+            Some(leadership) if leadership.term == term => Ok(leadership.clone()),
+            _ => {
+                tracing::info!("catalog replica {} leads (term {term})", self.id());
+                let leadership = Arc::new(Leadership {
+                    term,
+                    since: Instant::now(),
+                    leases: Leases::new(self.shared.frontends.iter().map(|(id, _)| *id)),
+                });
+                *current = Some(leadership.clone());
+                lock(&self.shared.unconfirmed_since).clear();
+                Ok(leadership)
+            }
+        }
+    }
+
+    /// Succeeds once this replica has confirmed it leads, by a check that began after the call,
+    /// and has applied everything committed before it: a read after it is linearizable. Reads
+    /// that arrive while a check runs share the next one.
+    pub(super) async fn check_leading(&self) -> Result<Arc<Leadership>, WriteError> {
+        let arrived = Instant::now();
+        let leadership = self.leading()?;
+        let mut last_check = self.shared.last_check.lock().await;
+        if last_check.is_some_and(|began| began > arrived) {
+            return Ok(leadership);
+        }
+        let began = Instant::now();
+        let raft = &self.shared.raft;
+        bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;
+        *last_check = Some(began);
+        Ok(leadership)
+    }
+
+    /// Waits until the invalidations of every entry up to `index` are pushed or waited out.
+    pub(super) async fn invalidated(&self, index: u64) -> bool {
+        let mut invalidated = self.shared.invalidated.subscribe();
+        let reached = tokio::time::timeout(
+            timeouts::CATALOG_DURABLE,
+            invalidated.wait_for(|&i| i >= index),
+        )
+        .await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Pushes the invalidations of committed entries, in log order, a batch at a time.
+    pub(super) async fn invalidate_loop(self) {
+        loop {
+            self.shared.invalidate_now.notified().await;
+            let batch = std::mem::take(&mut *lock(&self.shared.to_invalidate));
+            let Some(last) = batch.iter().map(|(index, _)| *index).max() else {
+                continue;
+            };
+            let items: Vec<Invalidation> = batch.into_iter().flat_map(|(_, i)| i).collect();
+            self.push(items).await;
+            self.shared.invalidated.send_if_modified(|i| {
+                let moved = last > *i;
+                *i = (*i).max(last);
+                moved
+            });
+        }
+    }
+
+    /// Pushes `items` to every front end at once. Returns once each has taken them or, for one
+    /// that did not, once its cache lease has run out: from then on no front end serves what
+    /// the change made stale.
+    async fn push(&self, items: Vec<Invalidation>) {
+        if items.is_empty() {
+            return;
+        }
+        let leadership = lock(&self.shared.leadership).clone();
+        // Deposed meanwhile: every lease it granted is counted from a fresh table.
+        let leadership = leadership.unwrap_or_else(|| {
+            Arc::new(Leadership {
+                term: 0,
+                since: Instant::now(),
+                leases: Leases::new(self.shared.frontends.iter().map(|(id, _)| *id)),
+            })
+        });
+        let body = Invalidate { items };
+        let pushes = self.shared.frontends.iter().map(|(id, url)| {
+            let (body, leases) = (&body, &leadership.leases);
+            async move {
+                if leases.push(*id) == Push::Skip {
+                    return None;
+                }
+                let url = format!("{url}/internal/invalidate");
+                let reply: Result<serde_json::Value, _> = self
+                    .shared
+                    .client
+                    .post_with_timeout(&url, body, timeouts::INVALIDATE_CALL)
+                    .await;
+                let e = reply.err()?;
+                tracing::warn!("front end {id} did not take an invalidation: {e}; waiting for its cache lease to end");
+                Some(leases.missed(*id))
+            }
+        });
+        let leased_until = futures_util::future::join_all(pushes).await;
+        if let Some(until) = leased_until.into_iter().flatten().max() {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// While this replica leads: commits the seed of a new group, and restocks every
+    /// restock interval when a toy is sold out.
+    pub(super) async fn duties(self) {
+        let mut last_restock = Instant::now();
+        let mut ticker = tokio::time::interval(DUTY_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if self.leading().is_err() {
+                last_restock = Instant::now();
+                continue;
+            }
+            let (seeded, sold_out) = self
+                .shared
+                .book
+                .read(|b| (b.is_seeded(), b.any_sold_out()));
+            if !seeded {
+                let rows = self.shared.seed.clone();
+                match self.propose(CatalogCommand::Seed { rows }).await {
+                    Ok(_) => tracing::info!("catalog replica {} seeded the stock", self.id()),
+                    Err(e) => tracing::debug!("seeding: {e:?}"),
+                }
+                continue;
+            }
+            if last_restock.elapsed() < self.shared.restock_interval {
+                continue;
+            }
+            last_restock = Instant::now();
+            if !sold_out {
+                continue;
+            }
+            match self.propose(CatalogCommand::Restock).await {
+                Ok(CatalogReply::Restocked { invalidations }) => {
+                    for item in &invalidations {
+                        tracing::info!(product = %item.name, "restocked to {}", super::seed::RESTOCK_QUANTITY);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("restock not committed: {e:?}"),
+            }
+        }
+    }
+
+    pub(super) async fn propose(&self, command: CatalogCommand) -> Result<CatalogReply, WriteError> {
+        Ok(self.shared.proposer.propose(command).await?.reply)
+    }
+}

@@ -1,0 +1,208 @@
+//! What a replica of any group does around its engine, the same way for the order group and the
+//! catalog group: its engine settings, the first start of a group, its health, noticing that the
+//! engine stopped, refusing to rejoin with a wiped log, and serving the peer RPC.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use openraft::{BasicNode, Raft, ServerState};
+use serde::de::DeserializeOwned;
+use warp::http::{Method, StatusCode};
+
+use super::{Group, NodeId};
+use crate::config::ReplicaAddr;
+use crate::error::{Error, Result};
+use crate::http::{self, Request, Response};
+use crate::peer::PeerClient;
+use crate::timeouts;
+use crate::wire::{Data, ReplicaHealth, Replicated, Role};
+
+/// This replica's rank among `ids`, 0 for the highest: it decides how soon it stands for
+/// election, so the highest id that is up leads first.
+pub fn rank(id: u32, ids: &[u32]) -> usize {
+    ids.iter().filter(|&&other| other > id).count()
+}
+
+/// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
+pub fn engine_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
+    let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
+    openraft::Config {
+        cluster_name: "storectl".into(),
+        heartbeat_interval: timeouts::HEARTBEAT.as_millis() as u64,
+        election_timeout_min: election_min.as_millis() as u64,
+        election_timeout_max: election_max.as_millis() as u64,
+        install_snapshot_timeout: timeouts::INSTALL_SNAPSHOT.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+        max_in_snapshot_log_to_keep: 2_000,
+        // Chunks travel as JSON arrays of numbers, up to four bytes a byte: this keeps them far
+        // under the peer body limit.
+        snapshot_max_chunk_size: (crate::http::MAX_PEER_BODY_BYTES / 8) as u64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| Error::Cluster(format!("bad engine settings: {e}")))
+}
+
+/// Every replica of a group as the engine's membership names them.
+pub fn members(replicas: &[ReplicaAddr]) -> BTreeMap<NodeId, BasicNode> {
+    replicas
+        .iter()
+        .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
+        .collect()
+}
+
+/// Makes the group exist: the first time a replica starts, it names every replica as a member,
+/// which also makes it stand for election. The highest id does so at once and the others
+/// later, each rank a step behind, so the highest id that is up leads first. The same members
+/// on every replica make this safe from any of them.
+pub async fn bootstrap<C: Group>(
+    raft: &Raft<C>,
+    members: BTreeMap<NodeId, BasicNode>,
+    rank: usize,
+    name: &str,
+) {
+    tokio::time::sleep(timeouts::ELECTION_STEP * 3 * rank as u32).await;
+    loop {
+        match raft.is_initialized().await {
+            Ok(true) | Err(_) => return,
+            Ok(false) => {}
+        }
+        match raft.initialize(members.clone()).await {
+            Ok(()) => {
+                tracing::info!("{name} started its group");
+                return;
+            }
+            Err(e) => tracing::debug!("initialize: {e}"),
+        }
+        tokio::time::sleep(timeouts::ELECTION_STEP).await;
+    }
+}
+
+/// Health and role as the engine sees them; `len` is what the group counts as held (orders
+/// applied, for the order group).
+pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64) -> ReplicaHealth {
+    let metrics = raft.metrics().borrow().clone();
+    let role = match metrics.state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Stopped,
+    };
+    ReplicaHealth {
+        id,
+        role,
+        leader_id: metrics.current_leader.and_then(|l| u32::try_from(l).ok()),
+        term: metrics.current_term,
+        ready: metrics.running_state.is_ok() && metrics.current_leader.is_some(),
+        len,
+        log_index: metrics.last_log_index,
+        applied_index: metrics.last_applied.map(|l| l.index),
+        replicated: metrics
+            .replication
+            .iter()
+            .flatten()
+            .filter_map(|(id, matched)| {
+                Some(Replicated {
+                    id: u32::try_from(*id).ok()?,
+                    index: matched.map(|m| m.index),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Returns once the engine has stopped running (a disk that failed, a bug): a replica without
+/// its engine must not go on answering as if it were one.
+pub async fn engine_stopped<C: Group>(raft: &Raft<C>) {
+    let mut metrics = raft.metrics();
+    loop {
+        if metrics.borrow_and_update().running_state.is_err() {
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A replica that starts with no log while a leader holds a copy of its entries was wiped: its
+/// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
+/// (the leader stops). Refuse, and say how to recover. (A new group's leader knows nothing of a
+/// replica it has never reached, so a first start is never refused.)
+pub async fn refuse_if_wiped(
+    name: &str,
+    id: u32,
+    data_dir: &Path,
+    replicas: &[ReplicaAddr],
+    client: &PeerClient,
+) -> Result<()> {
+    let asks = replicas
+        .iter()
+        .filter(|r| r.id != id)
+        .map(|r| async move {
+            let url = format!("{}/health", r.url);
+            client
+                .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
+                .await
+                .ok()
+                .map(|d| d.data)
+        });
+    for health in futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        let copy = health
+            .replicated
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.index);
+        if let (Role::Leader, Some(index)) = (health.role, copy) {
+            return Err(Error::Cluster(format!(
+                "{name} has no log in {}, but its group's leader (replica {}) holds a copy of \
+                 its entries up to index {index}: this replica's data was lost. Restore its \
+                 directory from a backup, or stop the cluster and start a new one",
+                data_dir.display(),
+                health.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Serves the engine's peer RPC (`/internal/raft/append|vote|snapshot`), or `None` for any other
+/// path. The body is the engine's request, the reply its `Ok`/`Err` result.
+pub async fn peer_rpc<C: Group>(raft: &Raft<C>, request: &Request) -> Option<Response> {
+    let segments = request.segments();
+    let rpc = match segments.as_slice() {
+        ["internal", "raft", rpc @ ("append" | "vote" | "snapshot")] => *rpc,
+        _ => return None,
+    };
+    if request.method != Method::POST {
+        return Some(http::method_not_allowed(&request.method, "POST"));
+    }
+    Some(match rpc {
+        "append" => call(request, |r| raft.append_entries(r)).await,
+        "vote" => call(request, |r| raft.vote(r)).await,
+        _ => {
+            call(request, |r: openraft::raft::InstallSnapshotRequest<C>| {
+                raft.install_snapshot(r)
+            })
+            .await
+        }
+    })
+}
+
+async fn call<Req, Resp, F, Fut>(request: &Request, call: F) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: serde::Serialize,
+    F: FnOnce(Req) -> Fut,
+    Fut: std::future::Future<Output = Resp>,
+{
+    match http::parse_json::<Req>(request) {
+        Ok(rpc) => http::json(StatusCode::OK, &call(rpc).await),
+        Err(e) => e.into(),
+    }
+}
