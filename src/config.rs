@@ -326,7 +326,9 @@ impl FromStr for ServiceName {
                 .or_else(|| id("catalog-").map(ServiceName::Catalog))
                 .or_else(|| id("frontend-").map(|id| ServiceName::Frontend(Some(id))))
                 .ok_or_else(|| {
-                    format!("'{s}' is not a service; use catalog-N, order-N, frontend or frontend-N")
+                    format!(
+                        "'{s}' is not a service; use catalog-N, order-N, frontend or frontend-N"
+                    )
                 }),
         }
     }

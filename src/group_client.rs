@@ -14,8 +14,8 @@ use crate::config::ReplicaAddr;
 use crate::peer::{CallError, PeerClient};
 
 /// Longest one replica is waited for before the next is tried: past a paused leader, in time
-/// for the election that replaces it.
-const ATTEMPT: Duration = Duration::from_millis(700);
+/// for the election that replaces it, and long enough for a busy leader's answer.
+const ATTEMPT: Duration = Duration::from_millis(1000);
 /// Pause after every replica was tried once without an answer from a leader.
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 

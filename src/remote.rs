@@ -148,8 +148,7 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
                 .unwrap_or(0);
             let orders =
                 crate::order::orders_file::parse(texts[longest].as_bytes(), &names[longest])?;
-            let snapshot =
-                crate::conservation::catalog_snapshot(topology, Some(secret))?;
+            let snapshot = crate::conservation::catalog_snapshot(topology, Some(secret))?;
             Some(crate::conservation::check_snapshot(snapshot, &orders))
         }
         _ => None,

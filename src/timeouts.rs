@@ -73,6 +73,9 @@ pub const CATALOG_QUERY: Duration = Duration::from_millis(1500);
 pub const LEASE: Duration = Duration::from_millis(800);
 /// How often a front end renews its cache lease.
 pub const LEASE_RENEW: Duration = Duration::from_millis(200);
+/// How long a front end waits for one lease renewal: the catalog leader answers after a
+/// leadership check, which a busy machine may slow; the lease itself covers a few slow ones.
+pub const LEASE_CALL: Duration = Duration::from_millis(400);
 /// The catalog's wait for one front end to take an invalidation.
 pub const INVALIDATE_CALL: Duration = Duration::from_millis(300);
 /// How long a service keeps an idle connection to another service. Shorter than any service's

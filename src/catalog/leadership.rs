@@ -179,10 +179,7 @@ impl Catalog {
                 last_restock = Instant::now();
                 continue;
             }
-            let (seeded, sold_out) = self
-                .shared
-                .book
-                .read(|b| (b.is_seeded(), b.any_sold_out()));
+            let (seeded, sold_out) = self.shared.book.read(|b| (b.is_seeded(), b.any_sold_out()));
             if !seeded {
                 let rows = self.shared.seed.clone();
                 match self.propose(CatalogCommand::Seed { rows }).await {
@@ -210,7 +207,10 @@ impl Catalog {
         }
     }
 
-    pub(super) async fn propose(&self, command: CatalogCommand) -> Result<CatalogReply, WriteError> {
+    pub(super) async fn propose(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<CatalogReply, WriteError> {
         Ok(self.shared.proposer.propose(command).await?.reply)
     }
 }

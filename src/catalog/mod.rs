@@ -16,8 +16,8 @@
 //! leads), `routes` (HTTP).
 
 pub mod book;
-pub mod leases;
 mod leadership;
+pub mod leases;
 mod routes;
 pub mod seed;
 
@@ -103,10 +103,7 @@ impl Catalog {
         secret: Secret,
     ) -> Result<Self> {
         crate::storage::ensure_dir(&config.data_dir)?;
-        let id = cluster
-            .catalog_entry(config.id)
-            .map_err(Error::Usage)?
-            .id;
+        let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
         let replicas = cluster.catalogs();
         let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
         if replicas.len() == 1 {
@@ -120,14 +117,8 @@ impl Catalog {
         let log_path = config.data_dir.join(log_file_name(id));
         let client = PeerClient::for_services(&secret);
         if !log_path.exists() {
-            crate::raft::replica::refuse_if_wiped(
-                &name,
-                id,
-                &config.data_dir,
-                &replicas,
-                &client,
-            )
-            .await?;
+            crate::raft::replica::refuse_if_wiped(&name, id, &config.data_dir, &replicas, &client)
+                .await?;
         }
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(

@@ -125,10 +125,7 @@ impl Catalog {
         }
         match self.shared.book.read(|b| b.product(&name)) {
             Some(product) => http::data(product),
-            None => http::error(
-                StatusCode::NOT_FOUND,
-                &format!("no product named '{name}'"),
-            ),
+            None => http::error(StatusCode::NOT_FOUND, &format!("no product named '{name}'")),
         }
     }
 
@@ -198,17 +195,19 @@ impl Catalog {
         if let Err(response) = self.checked().await {
             return response;
         }
-        http::data(self.shared.book.read(|b| StockSnapshot {
-            products: b.products(),
-            toys: b.totals(),
-            unconfirmed: b
-                .unconfirmed()
-                .map(|(key, bought)| UnconfirmedBuy {
-                    key: key.clone(),
-                    name: bought.name.clone(),
-                    quantity: bought.quantity,
-                })
-                .collect(),
+        http::data(self.shared.book.read(|b| {
+            StockSnapshot {
+                products: b.products(),
+                toys: b.totals(),
+                unconfirmed: b
+                    .unconfirmed()
+                    .map(|(key, bought)| UnconfirmedBuy {
+                        key: key.clone(),
+                        name: bought.name.clone(),
+                        quantity: bought.quantity,
+                    })
+                    .collect(),
+            }
         }))
     }
 

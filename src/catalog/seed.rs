@@ -102,7 +102,11 @@ mod tests {
         assert!(err.to_string().contains("c.csv, line 2"), "{err}");
         let err = parse("nom,prix\n", Path::new("c.csv")).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
-        let err = parse("name,price,quantity\nTux,1,1\ntux,2,2\n", Path::new("c.csv")).unwrap_err();
+        let err = parse(
+            "name,price,quantity\nTux,1,1\ntux,2,2\n",
+            Path::new("c.csv"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
     }
 
@@ -112,7 +116,11 @@ mod tests {
         let rows = load(dir.path(), Some(7)).unwrap();
         assert!(rows.len() >= 3);
         assert!(rows.iter().all(|r| r.quantity == 7));
-        std::fs::write(dir.path().join(SEED_FILE), "name,price,quantity\nYo,1.5,2\n").unwrap();
+        std::fs::write(
+            dir.path().join(SEED_FILE),
+            "name,price,quantity\nYo,1.5,2\n",
+        )
+        .unwrap();
         let rows = load(dir.path(), None).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].price_cents, rows[0].quantity), (150, 2));

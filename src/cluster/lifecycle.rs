@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::secret::{Secret, SECRET_ENV};
 use crate::services::{ServiceConfig, ServiceName};
 use crate::tool_http;
-use crate::wire::{Data, FrontendHealth, ReplicaHealth};
+use crate::wire::{CatalogHealth, Data, FrontendHealth, ReplicaHealth};
 
 /// How long `up` and `restart` wait for services to answer their health checks.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -240,6 +240,10 @@ fn is_healthy(
         ServiceName::Order(_) => reply
             .json::<Data<ReplicaHealth>>()
             .is_some_and(|h| h.data.ready),
+        // Ready once it follows a leader and has applied the group's seed.
+        ServiceName::Catalog(_) => reply
+            .json::<Data<CatalogHealth>>()
+            .is_some_and(|h| h.data.replica.ready && h.data.products > 0),
         _ => true,
     }
 }

@@ -34,7 +34,8 @@ pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
 pub use status::{
-    find_catalog_leader, find_leader, problem, render_status, status, status_of, wait_caught_up, ServiceStatus,
+    find_catalog_leader, find_leader, problem, render_status, status, status_of, wait_caught_up,
+    ServiceStatus,
 };
 
 /// The record `up` writes in the state directory: what every service was started with.

@@ -139,7 +139,10 @@ mod tests {
             .join(" ");
         assert!(catalog.starts_with("serve catalog "), "{catalog}");
         assert!(catalog.contains("--id 3"), "{catalog}");
-        assert_eq!(spec.address(ServiceName::Catalog(3)), Some("127.0.0.1:9005"));
+        assert_eq!(
+            spec.address(ServiceName::Catalog(3)),
+            Some("127.0.0.1:9005")
+        );
         assert!(
             catalog.contains("--cluster /data/cluster.toml"),
             "{catalog}"

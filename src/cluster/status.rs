@@ -7,10 +7,10 @@ use super::StateDir;
 use crate::cluster_file::ClusterFile;
 use std::time::Duration;
 
+use crate::config::ReplicaAddr;
 use crate::error::{Error, Result};
 use crate::services::ServiceName;
 use crate::tool_http;
-use crate::config::ReplicaAddr;
 use crate::wire::{CacheStats, CatalogHealth, Data, FrontendHealth, ReplicaHealth, Role};
 
 /// One row of `storectl status`.
@@ -119,7 +119,10 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
         });
     }
     for (group, in_group) in [
-        ("order", (|r| r.name.replica_id().is_some()) as fn(&&ServiceStatus) -> bool),
+        (
+            "order",
+            (|r| r.name.replica_id().is_some()) as fn(&&ServiceStatus) -> bool,
+        ),
         ("catalog", |r| r.name.catalog_id().is_some()),
     ] {
         let replicas = rows.iter().filter(in_group);

@@ -104,7 +104,7 @@ impl Frontend {
             let reply: Result<crate::wire::Data<crate::wire::LeaseGrant>, _> = self
                 .shared
                 .catalog
-                .post("/internal/lease", &asking, crate::timeouts::LEASE_RENEW)
+                .post("/internal/lease", &asking, crate::timeouts::LEASE_CALL)
                 .await;
             match reply {
                 Ok(grant) => {

@@ -87,7 +87,10 @@ impl Buyer {
     /// The catalog's sales that have stayed unconfirmed long enough to be orphans.
     pub async fn unconfirmed(&self) -> Result<Vec<UnconfirmedBuy>, BuyError> {
         self.catalog
-            .get::<Data<Vec<UnconfirmedBuy>>>("/internal/unconfirmed", crate::timeouts::CATALOG_CALL)
+            .get::<Data<Vec<UnconfirmedBuy>>>(
+                "/internal/unconfirmed",
+                crate::timeouts::CATALOG_CALL,
+            )
             .await
             .map(|d| d.data)
             .map_err(unavailable)
@@ -168,7 +171,10 @@ async fn send(catalog: &GroupClient, batch: Vec<Pending>) {
             let e = format!("the catalog answered {} of {count} buys", data.len());
             vec![Err(BuyError::Unavailable(e)); count]
         }
-        Err(CallError::Status { status: 412, message }) => {
+        Err(CallError::Status {
+            status: 412,
+            message,
+        }) => {
             vec![Err(BuyError::Deposed(message)); count]
         }
         Err(e) => {

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use openraft::ServerState;
 
 use super::buyer::BuyError;
-use crate::raft::proposer::bounded;
 use super::types::{BuyResult, Command, PlaceError, Refusal, Settled};
 use super::Replica;
+use crate::raft::proposer::bounded;
 use crate::timeouts;
 use crate::wire::PlaceOrder;
 

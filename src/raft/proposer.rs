@@ -46,10 +46,8 @@ pub struct Written<R> {
     pub reply: R,
 }
 
-type Pending<C> = batch::Pending<
-    <C as Bundled>::Command,
-    Result<Written<<C as Bundled>::Reply>, WriteError>,
->;
+type Pending<C> =
+    batch::Pending<<C as Bundled>::Command, Result<Written<<C as Bundled>::Reply>, WriteError>>;
 
 /// A cheap-to-clone handle to the proposing task.
 pub struct Proposer<C: Bundled> {

@@ -137,17 +137,14 @@ pub async fn refuse_if_wiped(
     replicas: &[ReplicaAddr],
     client: &PeerClient,
 ) -> Result<()> {
-    let asks = replicas
-        .iter()
-        .filter(|r| r.id != id)
-        .map(|r| async move {
-            let url = format!("{}/health", r.url);
-            client
-                .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
-                .await
-                .ok()
-                .map(|d| d.data)
-        });
+    let asks = replicas.iter().filter(|r| r.id != id).map(|r| async move {
+        let url = format!("{}/health", r.url);
+        client
+            .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
+            .await
+            .ok()
+            .map(|d| d.data)
+    });
     for health in futures_util::future::join_all(asks)
         .await
         .into_iter()

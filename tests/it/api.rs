@@ -197,7 +197,7 @@ fn a_buy_is_visible_through_the_cache_and_eviction_happens() {
 
 #[test]
 fn a_sold_out_toy_is_restocked() {
-    let cluster = Cluster::start(&["--restock-interval", "500ms"]);
+    let cluster = Cluster::start(&["--restock-interval", "2s"]);
     let bought = post(
         &cluster.url("/orders"),
         r#"{"name":"frisbee","quantity":100}"#,
@@ -213,17 +213,20 @@ fn a_sold_out_toy_is_restocked() {
         409,
     );
     // Two restock intervals, and some slack for a loaded machine.
-    let restocked = eventually(Duration::from_secs(5), || {
+    let restocked = eventually(Duration::from_secs(10), || {
         let q = get(&cluster.url("/products/frisbee")).json["data"]["quantity"].as_u64()?;
         (q == 100).then_some(q)
     });
     assert_eq!(restocked, Some(100));
-    // The ledger makes the restock durable; the catalog.csv snapshot follows it shortly.
-    let persisted = eventually(Duration::from_secs(5), || {
-        let text = crate::common::read(&cluster.file("catalog.csv"));
-        text.contains("Frisbee,2.49,100").then_some(text)
-    });
-    assert!(persisted.is_some(), "restock not written to catalog.csv");
+    // The restock is a command of the catalog's log: every replica applies it to its file.
+    for id in 1..=3 {
+        let file = cluster.file(&format!("catalog-{id}.csv"));
+        let persisted = eventually(Duration::from_secs(5), || {
+            let text = crate::common::read(&file);
+            text.contains("Frisbee,2.49,100").then_some(text)
+        });
+        assert!(persisted.is_some(), "restock not in {}", file.display());
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_error, eventually, get, post, stderr, stdout, Cluster};
+use crate::common::{assert_error, eventually, get, get_with, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
 fn client_json(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
@@ -277,7 +277,7 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("catalog exited during start"), "{err}");
+    assert!(err.contains("catalog-1 exited during start"), "{err}");
     assert!(
         err.contains("catalog.csv, line 2"),
         "names file and line: {err}"
@@ -300,54 +300,62 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
 #[test]
 fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays() {
     let cluster = Cluster::start(&[]);
-    let catalog = format!("http://127.0.0.1:{}", cluster.base + 1);
+    // No order leader (order-3 alone has no majority) to place the strays' orders until the
+    // end.
+    let term = cluster.order_term();
+    for name in ["order-1", "order-2"] {
+        assert!(cluster.run("kill", &[name]).status.success());
+    }
     let (name, value) = cluster.authorization();
     let secret = [(name, value.as_str())];
-    let buy = || {
-        post(
-            &format!("{catalog}/internal/buy"),
-            r#"{"orders":[{"key":"stray-1","name":"yo-yo","quantity":7}]}"#,
-            &secret,
-        )
+    let buy = |body: &str| {
+        let catalog = cluster.catalog_leader_url();
+        post(&format!("{catalog}/internal/buy"), body, &secret)
     };
-    let first = buy();
+    let stray =
+        format!(r#"{{"term":{term},"orders":[{{"key":"stray-1","name":"yo-yo","quantity":7}}]}}"#);
+    let first = buy(&stray);
     assert_eq!(first.status, 200, "{}", first.json);
     assert_eq!(
         first.json["data"][0]["bought"]["name"], "Yo-Yo",
         "{}",
         first.json
     );
-    let killed = cluster.run("kill", &["catalog"]);
+    let leader = cluster.leader_of("catalog");
+    let killed = cluster.run("kill", &[leader.as_str()]);
     assert!(killed.status.success(), "{}", stderr(&killed));
-    let restarted = cluster.run("restart", &["catalog"]);
-    assert!(restarted.status.success(), "{}", stderr(&restarted));
-    let again = buy();
-    assert_eq!(again.json, first.json, "the first result, again");
+    let again = buy(&stray);
     assert_eq!(
-        get(&cluster.url("/products/yo-yo")).json["data"]["quantity"],
-        93,
-        "bought once"
+        again.json, first.json,
+        "the first result, from the new leader"
     );
+    let restarted = cluster.run("restart", &[leader.as_str()]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    assert_eq!(buy(&stray).json, first.json);
+    let stock = |toy: &str| {
+        let catalog = cluster.catalog_leader_url();
+        get_with(&format!("{catalog}/products/{toy}"), &secret).json["data"]["quantity"].clone()
+    };
+    assert_eq!(stock("yo-yo"), 93, "bought once");
 
     // Each order of a batch is taken or refused on its own.
-    let mixed = post(
-        &format!("{catalog}/internal/buy"),
-        r#"{"orders":[{"key":"m-1","name":"tux","quantity":1},
-                      {"key":"m-2","name":"yeti","quantity":1},
-                      {"key":"m-3","name":"fox","quantity":1000}]}"#,
-        &secret,
-    );
+    let mixed = buy(&format!(
+        r#"{{"term":{term},"orders":[{{"key":"m-1","name":"tux","quantity":1}},
+                      {{"key":"m-2","name":"yeti","quantity":1}},
+                      {{"key":"m-3","name":"fox","quantity":1000}}]}}"#
+    ));
     assert_eq!(mixed.status, 200, "{}", mixed.json);
     let outcomes = &mixed.json["data"];
     assert_eq!(outcomes[0]["bought"]["name"], "Tux", "{outcomes}");
     assert_eq!(outcomes[1]["refused"]["code"], 404, "{outcomes}");
     assert_eq!(outcomes[2]["refused"]["code"], 409, "{outcomes}");
-    let empty = post(
-        &format!("{catalog}/internal/buy"),
-        r#"{"orders":[]}"#,
-        &secret,
-    );
-    assert_error(&empty, 400);
+    assert_error(&buy(&format!(r#"{{"term":{term},"orders":[]}}"#)), 400);
+    // A buy from an order leader older than one the catalog has heard from buys nothing.
+    let stale = buy(&format!(
+        r#"{{"term":{},"orders":[{{"key":"old","name":"tux","quantity":1}}]}}"#,
+        term - 1
+    ));
+    assert_error(&stale, 412);
 
     // Stock taken with no order behind it is what the check exists to catch.
     let check = cluster.run("verify-logs", &["--stock"]);
@@ -357,6 +365,15 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
         "{}",
         stdout(&check)
     );
+    // The next order leader places both strays' orders, from the catalog's committed record.
+    for name in ["order-1", "order-2"] {
+        let restarted = cluster.run("restart", &[name]);
+        assert!(restarted.status.success(), "{}", stderr(&restarted));
+    }
+    cluster.assert_converges(Duration::from_secs(20));
+    let orders = crate::common::read(&cluster.orders_file(3));
+    assert!(orders.contains("stray-1"), "{orders}");
+    assert!(orders.contains("m-1"), "{orders}");
 }
 
 #[test]
@@ -472,12 +489,14 @@ fn a_key_reused_with_another_body_gets_422_from_any_leader_and_its_first_buy_is_
 #[test]
 fn a_refused_key_is_refused_for_good_even_after_a_restock() {
     let cluster = Cluster::start(&["--initial-stock", "3", "--restock-interval", "1s"]);
-    let buy = format!("http://127.0.0.1:{}/internal/buy", cluster.base + 1);
+    let term = cluster.order_term();
     let auth = cluster.authorization();
     let headers = [(auth.0, auth.1.as_str())];
     let ask = |key: &str, quantity: u64| {
-        let body =
-            format!(r#"{{"orders":[{{"key":"{key}","name":"tux","quantity":{quantity}}}]}}"#);
+        let body = format!(
+            r#"{{"term":{term},"orders":[{{"key":"{key}","name":"tux","quantity":{quantity}}}]}}"#
+        );
+        let buy = format!("{}/internal/buy", cluster.catalog_leader_url());
         let reply = post(&buy, &body, &headers);
         assert_eq!(reply.status, 200, "{}", reply.json);
         reply.json["data"][0].clone()
@@ -496,8 +515,8 @@ fn a_refused_key_is_refused_for_good_even_after_a_restock() {
         get(&cluster.url("/products/tux")).json["data"]["quantity"],
         100
     );
-    // Also across a restart of the catalog: the refusal is in its ledger.
-    assert!(cluster.run("restart", &["catalog"]).status.success());
+    // Also across a new catalog leader: the refusal is in the catalog group's log.
+    assert!(cluster.run("kill", &["catalog-leader"]).status.success());
     assert_eq!(ask("late", 5), refused);
     assert_eq!(
         get(&cluster.url("/products/tux")).json["data"]["quantity"],
@@ -735,9 +754,10 @@ fn a_catalog_restarted_with_its_clock_set_back_leaves_no_stale_cache() {
             100
         );
     }
-    // The catalog comes back with its clock an hour behind.
-    std::fs::write(cluster.file("faults/catalog/clock-offset"), "-3600").unwrap();
-    assert!(cluster.run("restart", &["catalog"]).status.success());
+    // The catalog leader comes back with its clock an hour behind.
+    cluster.catalog_fault("clock-offset", "-3600");
+    let leader = cluster.leader_of("catalog");
+    assert!(cluster.run("restart", &[leader.as_str()]).status.success());
     cluster.order_each(&["tux"; 3], 1);
     let tux = get(&cluster.url("/products/tux"));
     assert_eq!(
@@ -766,13 +786,14 @@ fn the_stock_check_reads_one_snapshot_while_a_restock_is_being_written() {
     };
     sell_out();
     assert!(restocked());
-    // From now on the catalog's ledger takes 700 ms per fsync: the next restock is in memory
-    // (and in the stock) that long before its record is on disk.
-    std::fs::write(cluster.file("faults/catalog/slow-fsync"), "700").unwrap();
+    // From now on the catalog leader's log takes 700 ms per fsync: the next restock is applied
+    // by the followers well before the leader has it on disk.
+    let leader = cluster.leader_of("catalog");
+    std::fs::write(cluster.file(&format!("faults/{leader}/slow-fsync")), "700").unwrap();
     sell_out();
     assert!(restocked());
     let out = cluster.run("verify-logs", &["--stock"]);
-    std::fs::remove_file(cluster.file("faults/catalog/slow-fsync")).unwrap();
+    cluster.clear_catalog_fault("slow-fsync");
     assert!(out.status.success(), "{}", stdout(&out));
 }
 
@@ -812,37 +833,61 @@ fn the_demo_places_orders_through_its_crash_and_says_what_it_measured() {
 fn a_buy_not_yet_on_the_catalogs_disk_is_never_read() {
     let cluster = Cluster::start(&["--fault-hooks", "--cache-size", "0"]);
     let before = get(&cluster.url("/products/whale")).json["data"]["quantity"].clone();
-    // Every fsync of the catalog's ledger now takes 3 s: the buy sits in memory that long.
-    std::fs::write(cluster.file("faults/catalog/slow-fsync"), "3000").unwrap();
+    // Every fsync of both catalog followers' logs now takes 3 s: a buy's entry is on the
+    // leader's disk at once, but not committed (on a majority) for 3 s.
+    let leader = cluster.leader_of("catalog");
+    for id in 1..=3 {
+        let name = format!("catalog-{id}");
+        if name != leader {
+            std::fs::write(cluster.file(&format!("faults/{name}/slow-fsync")), "3000").unwrap();
+        }
+    }
     let orders = cluster.url("/orders");
     let buying = std::thread::spawn(move || post(&orders, r#"{"name":"whale","quantity":2}"#, &[]));
-    // For the first second the buy cannot be on disk: every query shows the stock before it.
+    // For the first second the buy cannot be committed: a query may fail (the leader cannot
+    // confirm it leads while its followers are busy), but none shows the buy.
     let started = Instant::now();
     let mut reads = 0;
     while started.elapsed() < Duration::from_secs(1) {
-        let now = get(&cluster.url("/products/whale")).json["data"]["quantity"].clone();
-        assert_eq!(now, before, "a read showed a change not yet durable");
+        let reply = get(&cluster.url("/products/whale"));
+        if reply.status == 200 {
+            assert_eq!(
+                reply.json["data"]["quantity"], before,
+                "a read showed a change not yet committed: {}",
+                reply.json
+            );
+        } else {
+            assert_error(&reply, 503);
+        }
         reads += 1;
     }
-    assert!(reads > 10, "{reads} reads");
-    std::fs::remove_file(cluster.file("faults/catalog/slow-fsync")).unwrap();
+    assert!(reads > 0, "{reads} reads");
+    cluster.clear_catalog_fault("slow-fsync");
     let _ = buying.join();
     cluster.assert_converges(Duration::from_secs(15));
 }
 
 #[test]
-fn a_restarted_catalog_remembers_which_buys_have_their_orders() {
+fn a_new_catalog_leader_remembers_which_sales_have_their_orders() {
     let cluster = Cluster::start(&[]);
     cluster.order_each(&["tux", "fox"], 1);
-    let ledger = cluster.file("catalog-ledger.csv");
+    let (name, value) = cluster.authorization();
+    let secret = [(name, value.as_str())];
+    let unconfirmed = || {
+        let url = format!("{}/internal/stock-check", cluster.catalog_leader_url());
+        get_with(&url, &secret).json["data"]["unconfirmed"].clone()
+    };
+    // The order leader confirms each sale once its order is in the log.
     let confirmed = eventually(Duration::from_secs(10), || {
-        let text = crate::common::read(&ledger);
-        (text.lines().filter(|l| l.starts_with("confirm,")).count() == 2).then_some(())
+        (unconfirmed() == serde_json::json!([])).then_some(())
     });
-    assert!(confirmed.is_some(), "{}", crate::common::read(&ledger));
-    assert!(cluster.run("restart", &["catalog"]).status.success());
-    let log = crate::common::read(&cluster.state().join("logs/catalog.log"));
-    assert!(!log.contains("await their order"), "{log}");
+    assert!(confirmed.is_some(), "{}", unconfirmed());
+    assert!(cluster.run("kill", &["catalog-leader"]).status.success());
+    assert_eq!(
+        unconfirmed(),
+        serde_json::json!([]),
+        "confirmations are committed"
+    );
     cluster.assert_converges(Duration::from_secs(10));
 }
 

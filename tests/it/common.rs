@@ -144,6 +144,60 @@ impl Cluster {
         self.state().join(name)
     }
 
+    /// The base URL of the catalog replica that leads now, as `status` sees it.
+    pub fn catalog_leader_url(&self) -> String {
+        let address = eventually(Duration::from_secs(10), || {
+            self.status()
+                .into_iter()
+                .find(|s| {
+                    s["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("catalog-"))
+                        && s["role"] == "leader"
+                })
+                .and_then(|s| s["address"].as_str().map(str::to_string))
+        })
+        .expect("a catalog replica leads");
+        format!("http://{address}")
+    }
+
+    /// The name of the service of `group` ("catalog" or "order") that leads now.
+    pub fn leader_of(&self, group: &str) -> String {
+        eventually(Duration::from_secs(10), || {
+            self.status()
+                .into_iter()
+                .find(|s| {
+                    s["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{group}-")))
+                        && s["role"] == "leader"
+                })
+                .and_then(|s| s["name"].as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| panic!("a {group} replica leads"))
+    }
+
+    /// The order leader's term: what a buy sent to the catalog by hand carries.
+    pub fn order_term(&self) -> u64 {
+        let leader = self.leader_of("order");
+        self.service(&leader)["term"].as_u64().expect("a term")
+    }
+
+    /// Writes fault hook `hook` (a file under the state's `faults/`) for every catalog replica.
+    pub fn catalog_fault(&self, hook: &str, value: &str) {
+        for id in 1..=3 {
+            let path = self.file(&format!("faults/catalog-{id}/{hook}"));
+            std::fs::write(&path, value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+
+    /// Removes fault hook `hook` of every catalog replica.
+    pub fn clear_catalog_fault(&self, hook: &str) {
+        for id in 1..=3 {
+            let _ = std::fs::remove_file(self.file(&format!("faults/catalog-{id}/{hook}")));
+        }
+    }
+
     /// The `Authorization` header that internal endpoints require, with the secret `up` made.
     pub fn authorization(&self) -> (&'static str, String) {
         let secret = read(&self.file("cluster-secret"));

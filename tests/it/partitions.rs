@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use storectl::client::{Acknowledged, ClientConfig, Report};
-use storectl::cluster_file::{CatalogEntry, ClusterFile, Entry};
+use storectl::cluster_file::{ClusterFile, Entry};
 use storectl::secret::Secret;
 
 use crate::common::{eventually, Process, EXE, TEST_SECRET};
@@ -42,9 +42,10 @@ impl Store {
         let dir = tempfile::tempdir().unwrap();
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
         let topology = ClusterFile {
-            catalog: CatalogEntry {
+            catalog: vec![Entry {
+                id: 1,
                 address: at("cat", 8001),
-            },
+            }],
             frontend: vec![
                 Entry {
                     id: 1,
@@ -152,7 +153,9 @@ impl Store {
     fn wait_until_ready(&self) {
         let ready = eventually(Duration::from_secs(30), || {
             let rows = self.status();
-            let led_by_replica = rows.iter().any(|r| r.role.as_deref() == Some("leader"));
+            let led_by_replica = rows
+                .iter()
+                .any(|r| r.name.replica_id().is_some() && r.role.as_deref() == Some("leader"));
             let all = rows.iter().all(|r| r.alive);
             let led = rows
                 .iter()
@@ -176,7 +179,7 @@ impl Store {
         let address = eventually(Duration::from_secs(20), || {
             self.status()
                 .into_iter()
-                .find(|r| r.role.as_deref() == Some("leader"))
+                .find(|r| r.name.replica_id().is_some() && r.role.as_deref() == Some("leader"))
                 .map(|r| r.address)
         })
         .expect("a replica leads");
