@@ -17,8 +17,8 @@ use storectl::services::{ServiceConfig, ServiceName};
     version,
     about = "A toy store built as a small replicated system, and the toolkit that runs, breaks and checks it",
     long_about = "A toy store built as a small replicated system: a front end with an LRU cache, a \
-catalog that keeps the stock, and three replicas of the order service with a leader that can crash \
-at any instant. storectl runs every service, starts and stops the whole cluster, kills and restarts \
+catalog that keeps the stock and an order service that keeps every order, each run as three \
+replicas of its own consensus group with a leader that can crash at any instant. storectl runs every service, starts and stops the whole cluster, kills and restarts \
 pieces of it, drives clients against it and verifies that the replicas agree.",
     disable_help_subcommand = true,
     after_help = "Examples:
@@ -29,6 +29,7 @@ pieces of it, drives clients against it and verifies that the replicas agree.",
   storectl client --p 0.5 --iterations 200 --clients 5
   storectl kill leader && storectl status         crash the order leader
   storectl restart order-3                        bring it back; it catches up
+  storectl kill catalog-leader                    crash the catalog's leader
   storectl verify-logs                            are the replicas identical?
   storectl down"
 )]
@@ -46,7 +47,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run one service in the foreground
     Serve(ServeArgs),
-    /// Start catalog, three order replicas and the front ends in the background
+    /// Start three catalog replicas, three order replicas and the front ends in the background
     #[command(after_help = "Examples:
   storectl up
   storectl up --port-base 9000 --state-dir /tmp/store2
@@ -75,7 +76,8 @@ a bad command line. So `storectl status >/dev/null` is a health check.")]
     #[command(after_help = "Examples:
   storectl kill leader
   storectl kill order-2
-  storectl kill catalog --signal term
+  storectl kill catalog-leader
+  storectl kill catalog-2 --signal term
   storectl kill leader --signal stop     # a pause: it holds its sockets, answers nothing
   storectl kill order-3 --signal cont")]
     Kill(KillArgs),
@@ -114,7 +116,7 @@ orders as the front ends timed them); events are what changed between two readin
     #[command(after_help = "Examples:
   storectl logs order-3
   storectl logs frontend -n 100
-  storectl logs catalog -f                  # Ctrl-C to stop")]
+  storectl logs catalog-3 -f                # Ctrl-C to stop")]
     Logs(LogsArgs),
     /// Run the buy loop against the front end, then check every order it made
     #[command(after_help = "Examples:
@@ -122,8 +124,8 @@ orders as the front ends timed them); events are what changed between two readin
   storectl client --p 1 --iterations 200 --clients 5 --seed 7
   storectl client --frontend 127.0.0.1:8000 --json")]
     Client(ClientArgs),
-    /// Kill order replicas (the leader among them) under client load, restart them, and check
-    /// that nothing was lost
+    /// Kill, pause or slow replicas of either group (leaders among them) under client load,
+    /// restart them, and check that nothing was lost
     #[command(after_help = "Examples:
   storectl chaos --clients 5 --rounds 20 --interval 1s --down-for 2s
   storectl chaos --rounds 5 --leader-share 1 --json
@@ -255,8 +257,9 @@ pub struct StatusArgs {
 pub struct TargetArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// catalog, frontend (frontend-N with several), order-1, order-2, order-3, or leader
-    #[arg(value_parser = Named::<Target>::new(&["leader"]), hide_possible_values = true)]
+    /// catalog-N, order-N, frontend (frontend-N with several), leader (the order leader) or
+    /// catalog-leader
+    #[arg(value_parser = Named::<Target>::new(&["leader", "catalog-leader"]), hide_possible_values = true)]
     pub target: Target,
 }
 
@@ -331,7 +334,7 @@ pub struct TopArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// catalog, frontend (frontend-N with several) or order-N
+    /// catalog-N, order-N or frontend (frontend-N with several)
     #[arg(value_parser = Named::<ServiceName>::new(&[]), hide_possible_values = true)]
     pub service: ServiceName,
     /// Lines to show from the end
@@ -528,7 +531,9 @@ impl<T> Named<T> {
 
 /// What completion offers for a service.
 const SERVICES: &[&str] = &[
-    "catalog",
+    "catalog-1",
+    "catalog-2",
+    "catalog-3",
     "frontend",
     "frontend-1",
     "frontend-2",

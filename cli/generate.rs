@@ -164,7 +164,8 @@ and invalidation), or openraft=debug.\n",
 .TP\n\\fISTATE_DIR\\fR/cluster.json\nWhat each service was started with, for restart.\n\
 .TP\n\\fISTATE_DIR\\fR/cluster-secret\nThe cluster's secret (mode 600).\n\
 .TP\n\\fISTATE_DIR\\fR/logs/\\fISERVICE\\fR.log, \\fISTATE_DIR\\fR/\\fISERVICE\\fR.pid\nEach service's log and pid.\n\
-.TP\ncatalog.csv, catalog-ledger.csv\nThe stock, and every change to it.\n\
+.TP\ncatalog-raft-\\fIN\\fR.log, catalog-snapshot-\\fIN\\fR.json, catalog-\\fIN\\fR.csv\nCatalog replica N's log, snapshot and \
+stock (name, price, quantity); a catalog.csv beside them is the stock a new catalog starts from.\n\
 .TP\nraft-\\fIN\\fR.log, snapshot-\\fIN\\fR.json, orders-\\fIN\\fR.csv\nReplica N's log, \
 snapshot and applied orders.\n",
     );

@@ -331,7 +331,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__kill)
-            opts="-h --state-dir --signal --help leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+            opts="-h --state-dir --signal --help leader catalog-leader catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,7 +353,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__logs)
-            opts="-n -f -h --state-dir --lines --follow --help catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+            opts="-n -f -h --state-dir --lines --follow --help catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,7 +423,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__restart)
-            opts="-h --state-dir --help leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+            opts="-h --state-dir --help leader catalog-leader catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -459,12 +459,16 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__catalog)
-            opts="-h --cluster --listen --data-dir --restock-interval --initial-stock --cluster-secret --help"
+            opts="-h --id --cluster --listen --data-dir --restock-interval --initial-stock --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -28,7 +28,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -s h -l help -d 'Print h
 complete -c storectl -n "__fish_storectl_needs_command" -s V -l version -d 'Print version'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "demo" -d 'Start a cluster in a temporary directory, drive clients, crash the leader, check, stop'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "serve" -d 'Run one service in the foreground'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "up" -d 'Start catalog, three order replicas and the front ends in the background'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "up" -d 'Start three catalog replicas, three order replicas and the front ends in the background'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "down" -d 'Stop every service of the cluster (data files stay)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "status" -d 'Show each service: pid, address, alive, role, last order number, cache counters'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "kill" -d 'Kill one service (SIGKILL by default) to simulate a crash'
@@ -39,7 +39,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "order" -d 'Look a
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "top" -d 'A live view: every service, the leader, orders and queries per second, latencies, events'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "logs" -d 'Show a service\'s log; -f keeps following it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill order replicas (the leader among them) under client load, restart them, and check that nothing was lost'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, pause or slow replicas of either group (leaders among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
@@ -50,14 +50,15 @@ complete -c storectl -n "__fish_storectl_using_subcommand demo" -l keep -d 'Keep
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -s h -l help -d 'Print help'
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -f -a "catalog" -d 'The catalog: stock in catalog.csv, buys, restocks, cache invalidations'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -f -a "catalog" -d 'One catalog replica: the stock, buys, restocks, cache invalidations'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -f -a "frontend" -d 'The front end: the public API, the product cache, following the order leader'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and not __fish_seen_subcommand_from catalog frontend order" -f -a "order" -d 'One order replica, with its own orders-N.csv'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l id -d 'This replica\'s [[catalog]] entry in the cluster file (needed when it has several; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l listen -d 'Listen on this address instead of this service\'s own in the cluster file (e.g. 0.0.0.0:8010 to listen on every interface)' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of catalog.csv (seeded from the built-in stock when missing)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l data-dir -d 'Directory of the replica\'s files: catalog-raft-ID.log, catalog-snapshot-ID.json, catalog-ID.csv (a catalog.csv there is the stock a new catalog starts from)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l restock-interval -d 'How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy when catalog.csv is first created (default: the built-in 100)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy in a new catalog (default: the seed\'s, 100 in the built-in stock)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l id -d 'Which [[frontend]] entry of the cluster file this is (needed when it has several)' -r
@@ -143,7 +144,7 @@ two\t'Pause one replica so it lags, SIGKILL the other two, resume it, restart th
 power\t'SIGKILL all three replicas at once, restart them one by one'
 slow-disk\t'Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault hooks, or needs `up --fault-hooks`)'"
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l group -d 'The replica group the faults are aimed at' -r -f -a "order\t'The order replicas'
-catalog\t'The catalog (one replica today: every fault takes it down, and orders see 503s)'
+catalog\t'The catalog replicas'
 any\t'Either, at random each round'"
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l seed -d 'Seed of the victims and the clients\' choices (default: random, printed)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l json -d 'Print the report as JSON'
@@ -173,7 +174,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'D
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 
 # Positional values (services and targets), which the generator leaves out.
-complete -c storectl -n "__fish_storectl_using_subcommand kill" -f -a "leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
-complete -c storectl -n "__fish_storectl_using_subcommand restart" -f -a "leader catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
-complete -c storectl -n "__fish_storectl_using_subcommand logs" -f -a "catalog frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+complete -c storectl -n "__fish_storectl_using_subcommand kill" -f -a "leader catalog-leader catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+complete -c storectl -n "__fish_storectl_using_subcommand restart" -f -a "leader catalog-leader catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
+complete -c storectl -n "__fish_storectl_using_subcommand logs" -f -a "catalog-1 catalog-2 catalog-3 frontend frontend-1 frontend-2 frontend-3 order-1 order-2 order-3"
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -f -a "man completions"

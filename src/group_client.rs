@@ -14,8 +14,13 @@ use crate::config::ReplicaAddr;
 use crate::peer::{CallError, PeerClient};
 
 /// Longest one replica is waited for before the next is tried: past a paused leader, in time
-/// for the election that replaces it, and long enough for a busy leader's answer.
-const ATTEMPT: Duration = Duration::from_millis(1000);
+/// for the election that replaces it, and long enough for a busy leader's answer. A write
+/// (a buy) may wait for a commit and for caches to be invalidated; a read does not.
+const WRITE_ATTEMPT: Duration = Duration::from_millis(1000);
+const READ_ATTEMPT: Duration = Duration::from_millis(500);
+/// A replica that already let one attempt of this call run out gets this long on the next: a
+/// paused leader is still named by its followers until they elect another.
+const SILENT_ATTEMPT: Duration = Duration::from_millis(100);
 /// Pause after every replica was tried once without an answer from a leader.
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
@@ -78,6 +83,12 @@ impl GroupClient {
         let count = self.replicas.len().max(1);
         let mut index = self.guess.load(Ordering::Relaxed) % count;
         let mut answered = vec![false; count];
+        let mut silent = vec![false; count];
+        let attempt_limit = if body.is_some() {
+            WRITE_ATTEMPT
+        } else {
+            READ_ATTEMPT
+        };
         let mut last: Option<CallError> = None;
         let mut tried_this_round = 0;
         loop {
@@ -88,7 +99,12 @@ impl GroupClient {
             let Some(replica) = self.replicas.get(index) else {
                 break;
             };
-            let attempt = ATTEMPT.min(deadline - now);
+            let limit = if silent[index] {
+                SILENT_ATTEMPT
+            } else {
+                attempt_limit
+            };
+            let attempt = limit.min(deadline - now);
             let url = format!("{}{path}", replica.url);
             let reply = match body {
                 Some(body) => self.client.post_with_timeout(&url, body, attempt).await,
@@ -103,7 +119,10 @@ impl GroupClient {
                     answered[index] = true;
                     last = Some(CallError::Status { status, message });
                 }
-                Err(e @ CallError::Unreachable(_)) => last = Some(e),
+                Err(e @ CallError::Unreachable(_)) => {
+                    silent[index] = true;
+                    last = Some(e);
+                }
                 Err(e) => {
                     // The leader answered, with an error of the request's own.
                     self.guess.store(index, Ordering::Relaxed);

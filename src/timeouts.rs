@@ -66,9 +66,10 @@ pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
 /// A buy unconfirmed for this long is one whose order the log may lack: longer than a buy's
 /// answer and the commit that follows it, so orders in flight are left to their placers.
 pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
-/// The front end's wait for the catalog's answer to a product query: a read from memory, so a
-/// catalog that takes longer is stalled, and the query fails fast (503) rather than hang.
-pub const CATALOG_QUERY: Duration = Duration::from_millis(1500);
+/// The front end's wait for the catalog group's answer to a product query, across a change of
+/// catalog leader: a group that takes longer has no majority, and the query fails (503)
+/// rather than hang.
+pub const CATALOG_QUERY: Duration = Duration::from_millis(2000);
 /// How long a front end may serve from its cache without hearing from the catalog.
 pub const LEASE: Duration = Duration::from_millis(800);
 /// How often a front end renews its cache lease.

@@ -296,13 +296,14 @@ pub fn read(path: &Path) -> String {
 /// The cluster secret of services a test starts by itself with [`serve`].
 pub const TEST_SECRET: &str = "a-test-secret-of-some-length";
 
-/// Writes the cluster file of a one-host cluster with ports from `base` into `dir`: the catalog
-/// on `base` + 1, one front end on `base`, replicas on `base` + 10 to 12.
+/// Writes the cluster file of a one-host cluster with ports from `base` into `dir`: one
+/// catalog replica on `base` + 1 (a group of one, so that it serves alone), one front end on
+/// `base`, order replicas on `base` + 10 to 12.
 pub fn cluster_file(dir: &Path, base: u16) -> PathBuf {
     let path = dir.join("cluster.toml");
-    storectl::cluster_file::ClusterFile::local("127.0.0.1", base, 1)
-        .save(&path)
-        .expect("the cluster file is written");
+    let mut file = storectl::cluster_file::ClusterFile::local("127.0.0.1", base, 1);
+    file.catalog.truncate(1);
+    file.save(&path).expect("the cluster file is written");
     path
 }
 
@@ -361,8 +362,14 @@ pub fn serve(args: &[&str], dir: &Path, port: u16) -> Process {
             .stderr(std::process::Stdio::null()),
     );
     let health = format!("http://127.0.0.1:{port}/health");
+    // A catalog replica answers once it has applied its group's seed.
+    let catalog = args.first() == Some(&"catalog");
     let up = eventually(Duration::from_secs(10), || {
-        storectl::tool_http::get(&storectl::tool_http::agent(), &health).ok()
+        let reply = storectl::tool_http::get(&storectl::tool_http::agent(), &health).ok()?;
+        let seeded = reply
+            .json::<Value>()
+            .is_some_and(|h| h["data"]["products"].as_u64() > Some(0));
+        (!catalog || seeded).then_some(())
     });
     assert!(
         up.is_some(),

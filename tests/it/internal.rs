@@ -7,7 +7,7 @@ use crate::common::{assert_error, get, post, read, Cluster};
 fn internal_endpoints_want_the_cluster_secret() {
     let cluster = Cluster::start(&[]);
     let frontend = cluster.url("");
-    let catalog = format!("http://127.0.0.1:{}", cluster.base + 1);
+    let catalog = format!("http://127.0.0.1:{}", cluster.base + 5);
     let leader = format!("http://127.0.0.1:{}", cluster.base + 12);
     let (name, right) = cluster.authorization();
     let wrong = format!("{}x", &right[..right.len() - 1]);
@@ -27,7 +27,11 @@ fn internal_endpoints_want_the_cluster_secret() {
         ),
         (
             format!("{catalog}/internal/buy"),
-            r#"{"orders":[{"key":"intruder","name":"tux","quantity":50}]}"#,
+            r#"{"term":99,"orders":[{"key":"intruder","name":"tux","quantity":50}]}"#,
+        ),
+        (
+            format!("{catalog}/internal/raft/vote"),
+            r#"{"vote":{"leader_id":{"term":99,"node_id":1},"committed":false},"last_log_id":null}"#,
         ),
         (
             format!("{leader}/internal/leader"),
@@ -50,7 +54,7 @@ fn internal_endpoints_want_the_cluster_secret() {
         }
     }
     for url in [
-        format!("{catalog}/internal/stock"),
+        format!("{catalog}/internal/stock-check"),
         format!("{catalog}/products/tux"),
     ] {
         assert_error(&get(&url), 401);
@@ -67,7 +71,7 @@ fn internal_endpoints_want_the_cluster_secret() {
         .filter(|s| s["role"] == "leader")
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(leaders, ["order-3"]);
+    assert_eq!(leaders, ["catalog-3", "order-3"]);
     cluster.assert_converges(std::time::Duration::from_secs(10));
     assert_eq!(cluster.service("order-3")["last_order"], 0);
 

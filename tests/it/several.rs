@@ -45,6 +45,8 @@ fn a_service_not_in_the_cluster_file_or_not_on_its_host_refuses_to_start() {
     let data = dir.path().to_str().unwrap();
     let err = serve_refused(&[
         "catalog",
+        "--id",
+        "1",
         "--cluster",
         elsewhere_file.to_str().unwrap(),
         "--data-dir",
@@ -52,10 +54,17 @@ fn a_service_not_in_the_cluster_file_or_not_on_its_host_refuses_to_start() {
     ]);
     assert!(
         err.contains("elsewhere.toml")
-            && err.contains("[catalog] has address 192.0.2.1:8001")
+            && err.contains("[[catalog]] id 1 has address 192.0.2.1:8001")
             && err.contains("--listen"),
         "{err}"
     );
+    let three = dir.path().join("three.toml");
+    storectl::cluster_file::ClusterFile::local("127.0.0.1", base, 1)
+        .save(&three)
+        .unwrap();
+    let three = three.to_str().unwrap();
+    let err = serve_refused(&["catalog", "--cluster", three, "--data-dir", data]);
+    assert!(err.contains("3 [[catalog]] entries: pass --id"), "{err}");
 
     let twice = std::fs::read_to_string(file).unwrap().replace(
         &format!("127.0.0.1:{}", base + 11),
@@ -127,7 +136,9 @@ fn every_front_end_is_a_service_to_see_kill_and_restart() {
     assert_eq!(
         names,
         [
-            "catalog",
+            "catalog-1",
+            "catalog-2",
+            "catalog-3",
             "order-1",
             "order-2",
             "order-3",
@@ -160,7 +171,7 @@ fn status_and_verify_logs_ask_the_services_of_a_cluster_file() {
     let status = storectl_with_env(&["status", "--cluster", file, "--json"], &env);
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     let rows: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 7);
     assert!(rows
         .iter()
         .all(|r| r["alive"] == true && r["pid"].is_null()));
