@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Rehearses docs/deploy.md on one Linux machine: six hosts made of network namespaces (A to E as
-# in the guide, F to replace one), the guide's cluster file and commands run on them step by step,
-# a host failure, and a host replaced. Everything it makes is removed when it ends.
+# Rehearses docs/deploy.md on one Linux machine: five hosts made of network namespaces (A to C as
+# in the guide, D to replace one, X an operator's machine), the guide's cluster file and commands
+# run on them step by step, each host cut off in turn under load, and a host replaced. Everything
+# it makes is removed when it ends.
 #
 # Every service runs as the systemd units in deploy/systemd/ run it: root reads the secret into
 # its environment (EnvironmentFile=), its data directory is made for or given to its user
@@ -35,7 +36,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for h in A B C D E F sw; do ip netns del "$ns-$h" 2>/dev/null || true; done
+    for h in A B C D X sw; do ip netns del "$ns-$h" 2>/dev/null || true; done
     if [[ ${KEEP:-} ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -135,31 +136,38 @@ running() {
         return 1
     done
 }
-# The replica that leads, as `storectl status --cluster` says.
+# The replica of group $1 (order or catalog) that leads, as `storectl status --cluster` says.
 leader() {
-    check status --cluster "$work/A/etc/storectl/cluster.toml" --json | tr -d ' \n' |
-        grep -o '"name":"order-[0-9]"[^}]*"role":"leader"' | grep -o 'order-[0-9]' | head -1
+    check status --cluster "$work/X/etc/storectl/cluster.toml" --json | tr -d ' \n' |
+        grep -o "\"name\":\"$1-[0-9]\"[^}]*\"role\":\"leader\"" | grep -o "$1-[0-9]" | head -1
 }
+# The host a replica runs on: replica N of either group on the Nth of A, B, C (or D, once it
+# has replaced B).
+host_of() {
+    local n=${1##*-}
+    case $n in 1) echo A ;; 2) echo "${B:-B}" ;; 3) echo C ;; esac
+}
+# Runs storectl on X, the operator's machine, with the secret in its environment.
 check() {
-    on A bash -c 'set -a; . "$ETC/secret.env"; set +a; exec "$@"' _ "$storectl" "$@"
+    on X bash -c 'set -a; . "$ETC/secret.env"; set +a; exec "$@"' _ "$storectl" "$@"
 }
-# Waits until `storectl status` from host A exits 0: every service answers and a replica leads.
+# Waits until `storectl status` from X exits 0: every service answers and each group leads.
 healthy() {
     for _ in $(seq 100); do
         running || return 1
-        on A "$storectl" status --cluster "$work/A/etc/storectl/cluster.toml" >/dev/null && return 0
+        on X "$storectl" status --cluster "$work/X/etc/storectl/cluster.toml" >/dev/null && return 0
         sleep 0.2
     done
-    on A "$storectl" status --cluster "$work/A/etc/storectl/cluster.toml" || true
+    on X "$storectl" status --cluster "$work/X/etc/storectl/cluster.toml" || true
     echo "rehearse: the cluster did not become healthy" >&2
     return 1
 }
 
-step "1. hosts A-F as network namespaces on one bridge, addresses 10.0.0.1-6"
+step "1. hosts A, B, C, a spare D and an operator's X as network namespaces on one bridge"
 ip netns add "$ns-sw"
 ip -n "$ns-sw" link add br0 type bridge && ip -n "$ns-sw" link set br0 up
 i=0
-for h in A B C D E F; do
+for h in A B C D X; do
     i=$((i + 1))
     ip netns add "$ns-$h"
     ip link add "p$h" netns "$ns-sw" type veth peer name eth0 netns "$ns-$h"
@@ -168,7 +176,7 @@ for h in A B C D E F; do
     ip -n "$ns-$h" link set eth0 up && ip -n "$ns-$h" link set lo up
     mkdir -p "$work/$h/etc/storectl" "$work/$h/var/lib"
 done
-echo "ok"
+echo "ok: A 10.0.0.1, B .2, C .3, D .4, X .5"
 
 step "2. storectl on every host"
 install -D -m 755 "$built" "$storectl"
@@ -181,7 +189,7 @@ cat "$work/cluster.toml"
 install_cluster_file=$(guide_block 3 1)
 echo "on every host, as the guide says:"
 echo "$install_cluster_file"
-for h in A B C D E F; do guide_run "$h" "$install_cluster_file"; done
+for h in A B C D X; do guide_run "$h" "$install_cluster_file"; done
 
 step "4. the secret, the same on every host"
 make_secret=$(guide_block 4 1)
@@ -191,19 +199,24 @@ echo "$make_secret"
 guide_run A "$make_secret"
 echo "on every host, as the guide says:"
 echo "$install_secret"
-for h in A B C D E F; do guide_run "$h" "$install_secret"; done
+for h in A B C D X; do guide_run "$h" "$install_secret"; done
 ls -ld "$work/A/etc/storectl" "$work/A/etc/storectl/"*
 
+# start_host HOST N: the services of host HOST, with id N, as the units in deploy/systemd/ run them.
+start_host() {
+    local h=$1 n=$2 file=$work/$1/etc/storectl/cluster.toml
+    serve_on "$h" "catalog-$n" "$storectl" serve catalog --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-catalog-$n"
+    serve_on "$h" "order-$n" "$storectl" serve order --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-order-$n"
+    serve_on "$h" "frontend-$n" "$storectl" serve frontend --cluster "$file" --id "$n"
+}
+
 step "5. the services, as the units in deploy/systemd/ run them"
-serve_on B order-1 "$storectl" serve order --cluster "$work/B/etc/storectl/cluster.toml" --id 1 --data-dir "$work/B/var/lib/storectl-order-1"
-serve_on C order-2 "$storectl" serve order --cluster "$work/C/etc/storectl/cluster.toml" --id 2 --data-dir "$work/C/var/lib/storectl-order-2"
-serve_on D order-3 "$storectl" serve order --cluster "$work/D/etc/storectl/cluster.toml" --id 3 --data-dir "$work/D/var/lib/storectl-order-3"
-serve_on A catalog "$storectl" serve catalog --cluster "$work/A/etc/storectl/cluster.toml" --data-dir "$work/A/var/lib/storectl-catalog"
-serve_on A frontend-1 "$storectl" serve frontend --cluster "$work/A/etc/storectl/cluster.toml" --id 1
-serve_on E frontend-2 "$storectl" serve frontend --cluster "$work/E/etc/storectl/cluster.toml" --id 2
+start_host A 1
+start_host B 2
+start_host C 3
 healthy
 
-step "   a service on the wrong host refuses to start (replica 3 on host B)"
+step "   a service on the wrong host refuses to start (order replica 3 on host B)"
 wrong=(serve order --cluster "$work/B/etc/storectl/cluster.toml" --id 3 --data-dir "$work/B/var/lib/storectl-wrong")
 unit B wrong "$storectl" "${wrong[@]}"
 if on B bash -c "$as_unit" _ "$uid" "$storectl" "${wrong[@]}"; then
@@ -211,52 +224,63 @@ if on B bash -c "$as_unit" _ "$uid" "$storectl" "${wrong[@]}"; then
 fi
 
 step "   the secret is root's: a service's user may not read it"
-if on A setpriv --reuid="$(cat "$work/A/catalog.uid")" --regid="$(cat "$work/A/catalog.uid")" \
+if on A setpriv --reuid="$(cat "$work/A/catalog-1.uid")" --regid="$(cat "$work/A/catalog-1.uid")" \
     --clear-groups --no-new-privs cat "$work/A/etc/storectl/secret.env"; then
     echo "rehearse: the catalog's user read the secret" >&2; exit 1
 fi
 
-step "6. check the cluster from host A"
-check status --cluster "$work/A/etc/storectl/cluster.toml"
-on A curl -s http://10.0.0.5:8000/products/tux && echo
-on A "$storectl" client --frontend 10.0.0.1:8000 --p 0.5 --iterations 100 --clients 4
-on A "$storectl" client --frontend 10.0.0.5:8000 --p 0.5 --iterations 100 --clients 4
-check verify-logs --cluster "$work/A/etc/storectl/cluster.toml" --stock
+step "6. check the cluster from X"
+check status --cluster "$work/X/etc/storectl/cluster.toml"
+on X curl -s http://10.0.0.2:8000/products/tux && echo
+on X "$storectl" client --frontend 10.0.0.1:8000 --p 0.5 --iterations 100 --clients 4
+on X "$storectl" client --frontend 10.0.0.3:8000 --p 0.5 --iterations 100 --clients 4
+check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
 
-step "7. the leader's host fails: its cable is pulled, clients go on"
-leader=$(leader)
-host=$(case $leader in order-1) echo B ;; order-2) echo C ;; order-3) echo D ;; esac)
-echo "$leader leads, on host $host"
-ip -n "$ns-sw" link set "p$host" down
-on A "$storectl" client --frontend 10.0.0.5:8000 --p 1 --iterations 50 --clients 2
-check status --cluster "$work/A/etc/storectl/cluster.toml" || true
-ip -n "$ns-sw" link set "p$host" up
-healthy
-check verify-logs --cluster "$work/A/etc/storectl/cluster.toml" --stock
-
-step "8. replace host C (replica 2) with host F, its data directory moved"
-stop C order-2
-cp -a "$work/C/var/lib/storectl-order-2" "$work/F/var/lib/"
-sed -i 's/10.0.0.3:8010/10.0.0.6:8010/' "$work/cluster.toml"
-for h in A B C D E F; do guide_run "$h" "$install_cluster_file"; done
-serve_on F order-2 "$storectl" serve order --cluster "$work/F/etc/storectl/cluster.toml" --id 2 --data-dir "$work/F/var/lib/storectl-order-2"
-healthy
-leader=$(leader)
-echo "restarting every other service one at a time: front ends, catalog, followers, $leader last"
-restart E frontend-2
-restart A frontend-1
-restart A catalog
-for replica in order-1 order-3 order-2; do
-    [[ $replica == "$leader" ]] && continue
-    case $replica in order-1) restart B order-1 ;; order-3) restart D order-3 ;; esac
+step "7. each host fails in turn, leaders' hosts first: its cable is pulled, clients go on"
+# Clients use a front end on a host that stays up; a client error fails the rehearsal.
+order_host=$(host_of "$(leader order)")
+catalog_host=$(host_of "$(leader catalog)")
+for host in $(printf '%s\n' "$order_host" "$catalog_host" A B C | awk '!seen[$0]++'); do
+    echo "-- host $host cut off (the order leader is on $order_host, the catalog leader on $catalog_host)"
+    ip -n "$ns-sw" link set "p$host" down
+    survivor=$(case $host in A) echo 10.0.0.2 ;; *) echo 10.0.0.1 ;; esac)
+    on X "$storectl" client --frontend "$survivor:8000" --p 1 --iterations 40 --clients 2
+    ip -n "$ns-sw" link set "p$host" up
+    healthy
+    order_host=$(host_of "$(leader order)")
+    catalog_host=$(host_of "$(leader catalog)")
 done
-case $leader in order-1) restart B order-1 ;; order-3) restart D order-3 ;; order-2) restart F order-2 ;; esac
-on A "$storectl" client --frontend 10.0.0.1:8000 --p 1 --iterations 50 --clients 2
 for _ in $(seq 50); do
-    check verify-logs --cluster "$work/A/etc/storectl/cluster.toml" --stock >/dev/null && break
+    check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock >/dev/null && break
     sleep 0.2
 done
-check status --cluster "$work/A/etc/storectl/cluster.toml"
-check verify-logs --cluster "$work/A/etc/storectl/cluster.toml" --stock
+check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
 
-step "done: every step of docs/deploy.md ran on six namespaced hosts"
+step "8. replace host B with host D, its data directories moved"
+for name in frontend-2 order-2 catalog-2; do stop B "$name"; done
+cp -a "$work/B/var/lib/storectl-catalog-2" "$work/B/var/lib/storectl-order-2" "$work/D/var/lib/"
+sed -i 's/10\.0\.0\.2:/10.0.0.4:/' "$work/cluster.toml"
+for h in A B C D X; do guide_run "$h" "$install_cluster_file"; done
+start_host D 2
+B=D
+healthy
+echo "restarting every other service one at a time: front ends, then each group's followers, its leader last"
+restart A frontend-1
+restart C frontend-3
+for group in catalog order; do
+    leader=$(leader "$group")
+    for n in 1 3; do
+        [[ $group-$n == "$leader" ]] && continue
+        restart "$(host_of "$n")" "$group-$n"
+    done
+    if [[ $leader != "$group-2" ]]; then restart "$(host_of "$leader")" "$leader"; fi
+done
+on X "$storectl" client --frontend 10.0.0.4:8000 --p 1 --iterations 50 --clients 2
+for _ in $(seq 50); do
+    check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock >/dev/null && break
+    sleep 0.2
+done
+check status --cluster "$work/X/etc/storectl/cluster.toml"
+check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
+
+step "done: every step of docs/deploy.md ran on namespaced hosts, and no host's loss stopped the store"

@@ -77,6 +77,10 @@ pub const LEASE_RENEW: Duration = Duration::from_millis(200);
 /// How long a front end waits for one lease renewal: the catalog leader answers after a
 /// leadership check, which a busy machine may slow; the lease itself covers a few slow ones.
 pub const LEASE_CALL: Duration = Duration::from_millis(400);
+/// How long after a catalog leader's leadership check began its reads and lease grants need no
+/// new check: well under the shortest election timeout ([`ELECTION_BASE`]), before which no
+/// follower that answered the check stands for election or votes for another.
+pub const LEADERSHIP_REUSE: Duration = Duration::from_millis(100);
 /// The catalog's wait for one front end to take an invalidation.
 pub const INVALIDATE_CALL: Duration = Duration::from_millis(300);
 /// How long a service keeps an idle connection to another service. Shorter than any service's
@@ -157,6 +161,12 @@ pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Resu
         ),
     ];
     rules.push(("3 lease renewals", LEASE_RENEW * 3, "a cache lease", LEASE));
+    rules.push((
+        "twice a leadership check's reuse",
+        LEADERSHIP_REUSE * 2,
+        "the shortest election timeout",
+        ELECTION_BASE,
+    ));
     rules.push((
         "an invalidation call and a whole lease",
         INVALIDATE_CALL + LEASE,

@@ -81,20 +81,30 @@ impl Catalog {
         }
     }
 
-    /// Succeeds once this replica has confirmed it leads, by a check that began after the call,
-    /// and has applied everything committed before it: a read after it is linearizable. Reads
-    /// that arrive while a check runs share the next one.
+    /// Succeeds once this replica has confirmed it leads at a moment no other replica can lead,
+    /// and has applied everything committed before: a read after it is linearizable.
+    ///
+    /// A check proves that when it began, a majority still followed this replica; none of them
+    /// stands for election or votes for another until its election timeout has run from then.
+    /// So a call that arrives within [`timeouts::LEADERSHIP_REUSE`] of the beginning of the last
+    /// check that succeeded needs no check of its own; reads that arrive while a check runs
+    /// wait for it or share the next one.
     pub(super) async fn check_leading(&self) -> Result<Arc<Leadership>, WriteError> {
         let arrived = Instant::now();
         let leadership = self.leading()?;
+        let recent = |last: &Option<(u64, Instant)>| {
+            last.is_some_and(|(term, began)| {
+                term == leadership.term && arrived < began + timeouts::LEADERSHIP_REUSE
+            })
+        };
         let mut last_check = self.shared.last_check.lock().await;
-        if last_check.is_some_and(|began| began > arrived) {
+        if recent(&last_check) {
             return Ok(leadership);
         }
         let began = Instant::now();
         let raft = &self.shared.raft;
         bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;
-        *last_check = Some(began);
+        *last_check = Some((leadership.term, began));
         Ok(leadership)
     }
 

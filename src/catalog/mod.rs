@@ -82,9 +82,8 @@ struct Shared {
     gatherer: Mutex<Option<Gatherer<CatalogGroup>>>,
     /// This replica's leadership, while it leads: its term, since when, its leases.
     leadership: Mutex<Option<Arc<Leadership>>>,
-    /// When the last leadership check that succeeded began: a read that arrived before that
-    /// needs no check of its own.
-    last_check: tokio::sync::Mutex<Option<Instant>>,
+    /// The term and beginning of the last leadership check that succeeded.
+    last_check: tokio::sync::Mutex<Option<(u64, Instant)>>,
     /// Invalidations of committed entries, by log index, not yet pushed to the front ends.
     to_invalidate: Mutex<Vec<(u64, Vec<Invalidation>)>>,
     invalidate_now: Notify,

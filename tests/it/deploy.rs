@@ -1,4 +1,4 @@
-//! `deploy/rehearse.sh`: `docs/deploy.md` run step by step on six hosts made of network
+//! `deploy/rehearse.sh`: `docs/deploy.md` run step by step on five hosts made of network
 //! namespaces, every service as an unprivileged user of its own, as the systemd units run it.
 //! A permission the guide gets wrong stops a service and fails the rehearsal.
 

@@ -222,7 +222,11 @@ fn a_dead_catalog_fails_orders_with_its_name_and_never_moves_the_leader() {
 /// Two catalog replicas, the leader first: a majority of the group.
 fn catalog_majority(cluster: &Cluster) -> Vec<String> {
     let leader = cluster.leader_of("catalog");
-    let other = if leader == "catalog-1" { "catalog-2" } else { "catalog-1" };
+    let other = if leader == "catalog-1" {
+        "catalog-2"
+    } else {
+        "catalog-1"
+    };
     vec![leader, other.to_string()]
 }
 

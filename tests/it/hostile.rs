@@ -375,8 +375,7 @@ fn generated_hostile_requests_get_4xx_and_change_nothing() {
     let (name, value) = cluster.authorization();
     let unconfirmed = || {
         let url = format!("{}/internal/stock-check", cluster.catalog_leader_url());
-        crate::common::get_with(&url, &[(name, value.as_str())]).json["data"]["unconfirmed"]
-            .clone()
+        crate::common::get_with(&url, &[(name, value.as_str())]).json["data"]["unconfirmed"].clone()
     };
     let settled = crate::common::eventually(Duration::from_secs(10), || {
         let applied = (1..=3).all(|id| {

@@ -193,11 +193,18 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     // least those units, and gives each of those keys its first answer without taking more.
     let file_of = || crate::common::read(&dir.path().join("catalog-1.csv"));
     let stock = |text: String| -> u64 {
-        let row = text.lines().find(|l| l.starts_with("Tux,")).unwrap().to_string();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("Tux,"))
+            .unwrap()
+            .to_string();
         row.rsplit(',').next().unwrap().parse().unwrap()
     };
     let after_stop = stock(file_of());
-    assert!(after_stop <= 1_000_000 - bought.len() as u64, "{after_stop}");
+    assert!(
+        after_stop <= 1_000_000 - bought.len() as u64,
+        "{after_stop}"
+    );
     let _catalog = crate::common::serve(
         &[
             "catalog",
@@ -209,10 +216,15 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
         dir.path(),
         port,
     );
-    assert_eq!(stock(file_of()), after_stop, "catalog-1.csv was current on stop");
+    assert_eq!(
+        stock(file_of()),
+        after_stop,
+        "catalog-1.csv was current on stop"
+    );
     let agent = storectl::tool_http::agent();
     for key in &bought {
-        let body = format!(r#"{{"term":1,"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
+        let body =
+            format!(r#"{{"term":1,"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
         let reply = agent
             .post(&format!("{url}/internal/buy"))
             .header(
@@ -224,7 +236,11 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
             .unwrap();
         assert_eq!(reply.status(), 200, "{key}");
     }
-    assert_eq!(stock(file_of()), after_stop, "an answered key was sold again");
+    assert_eq!(
+        stock(file_of()),
+        after_stop,
+        "an answered key was sold again"
+    );
 }
 
 /// A file damaged beyond a torn last line stops its service at start with one line naming the
