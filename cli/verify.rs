@@ -21,7 +21,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     } else {
         None
     };
-    let ok = comparison.consistent() && stock.as_ref().is_none_or(StockCheck::conserved);
+    let ok = comparison.consistent() && stock.as_ref().is_none_or(StockCheck::ok);
     if args.json {
         let json = serde_json::json!({
             "identical": comparison.identical(),
@@ -45,8 +45,10 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         Exit::failed(
             "the replicas' order files contradict each other: see the first difference above",
         )
+    } else if stock.as_ref().is_some_and(StockCheck::conserved) {
+        Exit::failed("the catalog replicas' stock files differ: one may still be catching up; run it again, or see `storectl status`")
     } else {
-        Exit::failed("stock was not conserved: see the toys above and the catalog's log (storectl logs catalog)")
+        Exit::failed("stock was not conserved: see the toys above and the catalog leader's log (storectl logs catalog-N)")
     })
 }
 
@@ -80,6 +82,8 @@ fn over_the_network(args: &VerifyArgs, topology: &ClusterFile) -> Result<Exit> {
 fn stock_json(check: &StockCheck) -> serde_json::Value {
     serde_json::json!({
         "conserved": check.conserved(),
+        "catalogs_identical": check.catalogs_identical(),
+        "catalogs": check.catalogs,
         "toys": check.toys,
         "buys_without_order": check.buys_without_order,
     })

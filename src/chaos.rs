@@ -333,7 +333,7 @@ pub fn run(
         Duration::from_millis(200),
         || {
             let check = crate::conservation::check_cluster(state)?;
-            let conserved = check.conserved();
+            let conserved = check.ok();
             stock = Some(check);
             Ok::<_, Error>(conserved.then_some(()))
         },
@@ -356,7 +356,7 @@ pub fn run(
         orders_duplicated: duplicated_keys(&longest)?,
         slowest_order_us: report.order.max_us,
         sold_out_after_s: report.sold_out_after_s,
-        files_identical: comparison.identical(),
+        files_identical: comparison.identical() && stock.catalogs_identical(),
         stock_conserved: stock.conserved(),
         difference: comparison.difference.map(|d| d.to_string()),
         stock: stock.to_string(),

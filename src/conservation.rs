@@ -33,22 +33,98 @@ impl ToyBalance {
 }
 
 /// Whether stock was conserved: every toy balances, and the catalog's buys and the order log
-/// name the same orders.
+/// name the same orders; and whether every catalog replica holds the same stock.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StockCheck {
     pub toys: Vec<ToyBalance>,
     /// Keys the catalog sold stock to (and holds unconfirmed) that no order in the log carries.
     pub buys_without_order: Vec<String>,
+    /// Every catalog replica's `catalog-N.csv`, as it has applied the group's log.
+    pub catalogs: Vec<CatalogCopy>,
+}
+
+/// One catalog replica's stock file, or why it could not be read.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CatalogCopy {
+    pub name: String,
+    pub units: Option<u64>,
+    pub digest: Option<String>,
+    /// Why the file or the replica could not be read.
+    pub missing: Option<String>,
+}
+
+impl CatalogCopy {
+    /// The copy of replica `name` from its file's bytes, or why there are none.
+    pub fn of(name: String, bytes: std::result::Result<Vec<u8>, String>) -> Self {
+        match bytes {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let units = text
+                    .lines()
+                    .skip(1)
+                    .filter_map(|line| line.rsplit(',').next()?.parse::<u64>().ok())
+                    .sum();
+                CatalogCopy {
+                    name,
+                    units: Some(units),
+                    digest: Some(crate::remote::digest(&bytes)),
+                    missing: None,
+                }
+            }
+            Err(why) => CatalogCopy {
+                name,
+                units: None,
+                digest: None,
+                missing: Some(why),
+            },
+        }
+    }
 }
 
 impl StockCheck {
     pub fn conserved(&self) -> bool {
         self.toys.iter().all(ToyBalance::balanced) && self.buys_without_order.is_empty()
     }
+
+    /// Every catalog replica answered with the same stock file.
+    pub fn catalogs_identical(&self) -> bool {
+        self.catalogs
+            .first()
+            .is_some_and(|first| first.digest.is_some())
+            && self
+                .catalogs
+                .iter()
+                .all(|c| c.digest == self.catalogs[0].digest)
+    }
+
+    /// Stock conserved, and every catalog replica holds it alike.
+    pub fn ok(&self) -> bool {
+        self.conserved() && (self.catalogs.is_empty() || self.catalogs_identical())
+    }
 }
 
 impl std::fmt::Display for StockCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.catalogs.is_empty() {
+            if self.catalogs_identical() {
+                writeln!(
+                    f,
+                    "OK: {} catalog files identical, {} units in stock each",
+                    self.catalogs.len(),
+                    self.catalogs[0].units.unwrap_or(0)
+                )?;
+            } else {
+                write!(f, "CATALOG FILES DIFFER:")?;
+                for copy in &self.catalogs {
+                    match (&copy.units, &copy.missing) {
+                        (Some(units), _) => write!(f, " {} has {units} units;", copy.name)?,
+                        (None, Some(why)) => write!(f, " {}: {why};", copy.name)?,
+                        (None, None) => write!(f, " {}: unread;", copy.name)?,
+                    }
+                }
+                writeln!(f)?;
+            }
+        }
         let unbalanced: Vec<&ToyBalance> = self.toys.iter().filter(|t| !t.balanced()).collect();
         if self.conserved() {
             let ordered: u64 = self.toys.iter().map(|t| t.ordered).sum();
@@ -123,6 +199,7 @@ pub fn check_snapshot(snapshot: StockSnapshot, orders: &[Entry]) -> StockCheck {
     StockCheck {
         toys,
         buys_without_order,
+        catalogs: Vec::new(),
     }
 }
 
@@ -140,7 +217,18 @@ pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
     let orders = crate::order::orders_file::read_entries(&longest)?;
     let secret = crate::secret::Secret::load(state.root()).ok();
     let snapshot = catalog_snapshot(&spec.topology, secret.as_ref())?;
-    Ok(check_snapshot(snapshot, &orders))
+    let mut check = check_snapshot(snapshot, &orders);
+    check.catalogs = spec
+        .topology
+        .catalog
+        .iter()
+        .map(|entry| {
+            let path = state.root().join(crate::catalog::file_name(entry.id));
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+            CatalogCopy::of(format!("catalog-{}.csv", entry.id), bytes)
+        })
+        .collect();
+    Ok(check)
 }
 
 /// The catalog group's stock snapshot, from whichever replica leads.

@@ -41,7 +41,7 @@ impl RemoteCheck {
     pub fn ok(&self) -> bool {
         self.replicas.iter().all(|r| r.error.is_none())
             && self.comparison.as_ref().is_some_and(Comparison::consistent)
-            && self.stock.as_ref().is_none_or(StockCheck::conserved)
+            && self.stock.as_ref().is_none_or(StockCheck::ok)
     }
 
     pub fn unreachable(&self) -> impl Iterator<Item = &ReplicaCopy> {
@@ -149,7 +149,9 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
             let orders =
                 crate::order::orders_file::parse(texts[longest].as_bytes(), &names[longest])?;
             let snapshot = crate::conservation::catalog_snapshot(topology, Some(secret))?;
-            Some(crate::conservation::check_snapshot(snapshot, &orders))
+            let mut check = crate::conservation::check_snapshot(snapshot, &orders);
+            check.catalogs = catalog_files(topology, secret);
+            Some(check)
         }
         _ => None,
     };
@@ -158,6 +160,28 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
         comparison,
         stock,
     })
+}
+
+/// Every catalog replica's stock file, asked over the network.
+fn catalog_files(
+    topology: &ClusterFile,
+    secret: &Secret,
+) -> Vec<crate::conservation::CatalogCopy> {
+    let agent = tool_http::health_agent();
+    topology
+        .catalogs()
+        .into_iter()
+        .map(|replica| {
+            let url = format!("{}/internal/stock-file", replica.url);
+            let bytes = tool_http::get_authorized(&agent, &url, Some(secret))
+                .map_err(|e| e.to_string())
+                .and_then(|reply| match reply.status {
+                    200 => Ok(reply.body.into_bytes()),
+                    _ => Err(reply.message()),
+                });
+            crate::conservation::CatalogCopy::of(format!("catalog-{}", replica.id), bytes)
+        })
+        .collect()
 }
 
 #[cfg(test)]
