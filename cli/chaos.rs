@@ -64,7 +64,7 @@ pub fn run(args: &ChaosArgs) -> Result<Exit> {
 /// One line per round: the fault, how long it was active, and the orders it met.
 fn rounds_table(r: &ChaosReport) -> String {
     let mut out = format!(
-        "{:>5}  {:<9} {:<26} {:>8}  {:>10} {:>6} {:>9}\n",
+        "{:>5}  {:<9} {:<28} {:>8}  {:>10} {:>6} {:>9}\n",
         "round", "fault", "hit", "active", "orders met", "acked", "slowest"
     );
     for k in &r.kills {
@@ -72,12 +72,15 @@ fn rounds_table(r: &ChaosReport) -> String {
         let target = match k.fault {
             chaos::Fault::Two => format!("all but {}{leader}", k.replica),
             chaos::Fault::Power if k.replica.replica_id().is_some() => {
-                format!("all replicas{leader}")
+                format!("all order replicas{leader}")
+            }
+            chaos::Fault::Power if k.replica.catalog_id().is_some() => {
+                format!("all catalogs{leader}")
             }
             _ => format!("{}{leader}", k.replica),
         };
         out.push_str(&format!(
-            "{:>5}  {:<9} {:<26} {:>8}  {:>10} {:>6} {:>9}{}\n",
+            "{:>5}  {:<9} {:<28} {:>8}  {:>10} {:>6} {:>9}{}\n",
             k.round,
             k.fault.name(),
             target,
