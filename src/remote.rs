@@ -163,10 +163,7 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
 }
 
 /// Every catalog replica's stock file, asked over the network.
-fn catalog_files(
-    topology: &ClusterFile,
-    secret: &Secret,
-) -> Vec<crate::conservation::CatalogCopy> {
+fn catalog_files(topology: &ClusterFile, secret: &Secret) -> Vec<crate::conservation::CatalogCopy> {
     let agent = tool_http::health_agent();
     topology
         .catalogs()

@@ -126,6 +126,8 @@ pub struct BuyBatch {
     /// The order leader's term: the catalog refuses a batch from a leader older than one it has
     /// heard from (that leader was deposed).
     pub term: u64,
+    /// The order log's index as of which the leader saw none of these keys settled.
+    pub as_of: u64,
 }
 
 /// The catalog's answer for one order of a [`BuyBatch`], in the batch's order.
@@ -171,6 +173,8 @@ pub struct Confirm {
     pub keys: Vec<String>,
     /// The order leader's term, as in [`BuyBatch`].
     pub term: u64,
+    /// An order-log index by which every one of these keys' outcomes was applied.
+    pub settled_at: u64,
 }
 
 /// Most keys one confirmation or one list of unconfirmed buys carries.

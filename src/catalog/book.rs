@@ -3,9 +3,7 @@
 //! that prove stock conserved. Pure logic, no I/O: applying the same commands in the same order
 //! gives the same book, so every catalog replica's `catalog-N.csv` ends byte-identical.
 //!
-//! It is the state machine of the replicated catalog ([`crate::raft::Book`]); the running
-//! catalog is still the single process of [`super::Catalog`], with its ledger, until the catalog
-//! group replaces it.
+//! It is the state machine of the catalog group ([`crate::raft::Book`]).
 //!
 //! The rules between the two groups, which make every sale exactly one order:
 //! - **One answer per key.** A key's first buy decides: sold (stock taken) or refused (why).
@@ -14,12 +12,19 @@
 //! - **Every sale is unconfirmed until its order is logged.** The order leader confirms a key
 //!   once the key's outcome is committed in the order log; an order leader places the orders of
 //!   sales left unconfirmed (their leader died first), from this committed record.
-//! - **A confirmed key is retired, behind a fence.** Every buy and confirmation carries the
-//!   order leader's term, and the book keeps the highest it has seen. A buy from an older term
-//!   is refused as stale: its leader was deposed, and the front end retries on the new one. So
-//!   once a key is confirmed by a leader of term T, no leader that could still ask for it
-//!   blindly (one that has not applied its outcome) gets an answer, and the key can be
-//!   forgotten: the order log answers for it from then on.
+//! - **A confirmed key is retired behind a watermark both groups agree on: the order log's
+//!   index.** An order leader asks to buy for a key only after it saw, in its log applied up to
+//!   index `as_of`, that the key is not settled; it confirms the key once the outcome is applied,
+//!   with an index `settled_at` at or past it. So every buy for a key carries an `as_of` below
+//!   the key's `settled_at`, including a copy of a buy that arrives late (a retry, a paused
+//!   process's socket). The book keeps a confirmed key's answer until the newest index it has
+//!   heard of is [`RETAIN_ENTRIES`] past its `settled_at`, then forgets it and raises its floor
+//!   to that `settled_at`; a buy whose `as_of` is below the floor is refused as too old (a
+//!   current leader asks again with a fresh one). No buy can then meet a retired key, and memory
+//!   stays bounded: the order log answers for retired keys.
+//! - **A deposed order leader buys nothing.** Every buy and confirmation carries the order
+//!   leader's term, and the book keeps the highest it has seen; a buy from an older term is
+//!   refused as stale, and the front end retries on the new leader.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -73,12 +78,22 @@ impl crate::raft::proposer::Bundled for CatalogGroup {
 pub enum CatalogCommand {
     /// The stock a new catalog starts from; a book that has products ignores it.
     Seed { rows: Vec<SeedRow> },
-    /// Buys for the orders of one batch, sent by the order leader of `term`.
-    Buy { term: u64, orders: Vec<PlaceOrder> },
+    /// Buys for the orders of one batch, sent by the order leader of `term`, which saw none of
+    /// their keys settled in its log applied up to index `as_of`.
+    Buy {
+        term: u64,
+        as_of: u64,
+        orders: Vec<PlaceOrder>,
+    },
     /// Every toy that is sold out back to [`RESTOCK_QUANTITY`].
     Restock,
-    /// The order leader of `term` holds these keys' outcomes in its log: retire them.
-    Confirm { term: u64, keys: Vec<String> },
+    /// The order leader of `term` holds these keys' outcomes in its log, applied by index
+    /// `settled_at`: they are no longer unconfirmed, and may be retired.
+    Confirm {
+        term: u64,
+        settled_at: u64,
+        keys: Vec<String>,
+    },
 }
 
 /// A toy of the seed. Prices as integer cents, so the log holds no floating point.
@@ -115,9 +130,17 @@ pub enum CatalogReply {
     /// The batch came from an order leader older than one the catalog has heard from: nothing
     /// was bought, and the leader that sent it no longer leads.
     Stale { fence: u64 },
+    /// The batch's keys were checked against an order log older than the floor: nothing was
+    /// bought; a leader asks again with a fresh index.
+    TooOld { floor: u64 },
     /// The toys a restock refilled.
     Restocked { invalidations: Vec<Invalidation> },
 }
+
+/// How many order-log entries a confirmed key's answer outlives its settlement by: buys checked
+/// against an older log are refused once it is retired. Thousands of entries are many seconds of
+/// orders even under full load, far longer than any buy is in flight but for a paused process.
+pub const RETAIN_ENTRIES: u64 = 10_000;
 
 /// A key's answer, for good (until the key is retired).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,6 +174,14 @@ pub struct CatalogBook {
     unconfirmed: BTreeMap<String, Bought>,
     /// The highest order-leader term a buy or a confirmation came from.
     fence: u64,
+    /// Confirmed keys whose answers are kept a while yet, by the order-log index they were
+    /// settled by.
+    confirmed: BTreeMap<u64, Vec<String>>,
+    /// The newest order-log index a buy or a confirmation carried.
+    newest_index: u64,
+    /// Buys checked against an order log older than this are refused: a retired key could be
+    /// among them.
+    floor: u64,
     /// The version the next change gets: versions only grow, across leaders and restarts.
     next_version: u64,
     /// Keys retired so far.
@@ -165,19 +196,31 @@ impl CatalogBook {
                 self.seed(rows);
                 CatalogReply::Done
             }
-            CatalogCommand::Buy { term, orders } => self.buy(*term, orders),
+            CatalogCommand::Buy {
+                term,
+                as_of,
+                orders,
+            } => self.buy(*term, *as_of, orders),
             CatalogCommand::Restock => CatalogReply::Restocked {
                 invalidations: self.restock(),
             },
-            CatalogCommand::Confirm { term, keys } => {
+            CatalogCommand::Confirm {
+                term,
+                settled_at,
+                keys,
+            } => {
                 if *term >= self.fence {
                     self.fence = *term;
                     for key in keys {
-                        if self.answers.remove(key).is_some() {
-                            self.retired += 1;
-                        }
                         self.unconfirmed.remove(key);
+                        if self.answers.contains_key(key) {
+                            self.confirmed
+                                .entry(*settled_at)
+                                .or_default()
+                                .push(key.clone());
+                        }
                     }
+                    self.heard_of(*settled_at);
                 }
                 CatalogReply::Done
             }
@@ -212,11 +255,34 @@ impl CatalogBook {
         self.next_version
     }
 
-    fn buy(&mut self, term: u64, orders: &[PlaceOrder]) -> CatalogReply {
+    /// The order log has reached index `index`: retire the confirmed keys settled more than
+    /// [`RETAIN_ENTRIES`] before it, and raise the floor past them.
+    fn heard_of(&mut self, index: u64) {
+        self.newest_index = self.newest_index.max(index);
+        let horizon = self.newest_index.saturating_sub(RETAIN_ENTRIES);
+        while let Some(entry) = self.confirmed.first_entry() {
+            if *entry.key() >= horizon {
+                break;
+            }
+            let settled_at = *entry.key();
+            for key in entry.remove() {
+                if self.answers.remove(&key).is_some() {
+                    self.retired += 1;
+                }
+            }
+            self.floor = self.floor.max(settled_at);
+        }
+    }
+
+    fn buy(&mut self, term: u64, as_of: u64, orders: &[PlaceOrder]) -> CatalogReply {
         if term < self.fence {
             return CatalogReply::Stale { fence: self.fence };
         }
+        if as_of < self.floor {
+            return CatalogReply::TooOld { floor: self.floor };
+        }
         self.fence = term;
+        self.heard_of(as_of);
         let mut invalidations = Vec::new();
         let outcomes = orders
             .iter()
@@ -347,6 +413,11 @@ impl CatalogBook {
 
     pub fn fence(&self) -> u64 {
         self.fence
+    }
+
+    /// Keys retired so far.
+    pub fn retired(&self) -> u64 {
+        self.retired
     }
 
     /// Toys whose stock is not seed + restocked − bought: none, unless the book has a bug.
@@ -528,10 +599,28 @@ mod tests {
     }
 
     fn buy(book: &mut CatalogBook, term: u64, orders: &[PlaceOrder]) -> CatalogReply {
+        buy_as_of(book, term, 0, orders)
+    }
+
+    fn buy_as_of(
+        book: &mut CatalogBook,
+        term: u64,
+        as_of: u64,
+        orders: &[PlaceOrder],
+    ) -> CatalogReply {
         book.apply_command(&CatalogCommand::Buy {
             term,
+            as_of,
             orders: orders.to_vec(),
         })
+    }
+
+    fn confirm(book: &mut CatalogBook, term: u64, settled_at: u64, keys: &[&str]) {
+        book.apply_command(&CatalogCommand::Confirm {
+            term,
+            settled_at,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        });
     }
 
     fn outcomes(reply: CatalogReply) -> Vec<BuyOutcome> {
@@ -577,10 +666,7 @@ mod tests {
         );
         assert_eq!(book.product("tux").unwrap().quantity, 9);
         // A confirmation raises the fence too.
-        book.apply_command(&CatalogCommand::Confirm {
-            term: 7,
-            keys: vec![],
-        });
+        confirm(&mut book, 7, 0, &[]);
         assert!(matches!(
             buy(&mut book, 6, &[order("c", "tux", 1)]),
             CatalogReply::Stale { fence: 7 }
@@ -590,9 +676,10 @@ mod tests {
     #[test]
     fn a_sale_is_unconfirmed_until_its_order_is_logged_then_retired() {
         let mut book = seeded(10);
-        buy(
+        buy_as_of(
             &mut book,
             1,
+            5,
             &[
                 order("a", "tux", 1),
                 order("b", "fox", 2),
@@ -602,23 +689,28 @@ mod tests {
         let open: Vec<&String> = book.unconfirmed().map(|(k, _)| k).collect();
         assert_eq!(open, ["a", "b"], "refusals sell nothing to confirm");
         assert_eq!(book.keys(), 3);
-        book.apply_command(&CatalogCommand::Confirm {
-            term: 1,
-            keys: vec!["a".into(), "r".into()],
-        });
+        // Settled in the order log by index 8.
+        confirm(&mut book, 1, 8, &["a", "r"]);
         assert_eq!(book.unconfirmed().count(), 1);
+        // A copy of the first buy that arrives late still gets its answer: the keys are kept.
+        let late = outcomes(buy_as_of(&mut book, 1, 5, &[order("a", "tux", 1)]));
+        assert!(matches!(&late[0], BuyOutcome::Bought(_)));
+        assert_eq!(book.product("tux").unwrap().quantity, 9, "not sold twice");
+        assert_eq!(book.keys(), 3);
+        // Once the order log has moved far past their settlement, they are retired, and a buy
+        // checked against a log from before it is refused: it could be a late copy.
+        let now = 8 + RETAIN_ENTRIES + 1;
+        buy_as_of(&mut book, 1, now, &[order("c", "tux", 1)]);
+        assert_eq!(book.keys(), 2, "b and c: memory stays bounded");
         assert_eq!(
-            book.keys(),
-            1,
-            "confirmed keys are retired: memory stays bounded"
+            buy_as_of(&mut book, 1, 5, &[order("a", "tux", 1)]),
+            CatalogReply::TooOld { floor: 8 }
         );
+        assert_eq!(book.product("tux").unwrap().quantity, 8);
         // A confirmation from a deposed leader is ignored, like its buys.
         buy(&mut book, 2, &[]);
-        book.apply_command(&CatalogCommand::Confirm {
-            term: 1,
-            keys: vec!["b".into()],
-        });
-        assert_eq!(book.unconfirmed().count(), 1);
+        confirm(&mut book, 1, now, &["b"]);
+        assert_eq!(book.unconfirmed().count(), 2);
     }
 
     #[test]
@@ -655,6 +747,7 @@ mod tests {
                     term += rng.random_range(0..2);
                     CatalogCommand::Confirm {
                         term,
+                        settled_at: i * 10,
                         keys: (0..3)
                             .map(|_| format!("k{}", rng.random_range(0..i + 1)))
                             .collect(),
@@ -662,6 +755,7 @@ mod tests {
                 }
                 _ => CatalogCommand::Buy {
                     term: term - rng.random_range(0..2).min(term - 1),
+                    as_of: (i * 10).saturating_sub(rng.random_range(0..20_000)),
                     orders: (0..rng.random_range(1..4))
                         .map(|_| {
                             let key = format!("k{}", rng.random_range(0..i + 1));
@@ -733,6 +827,7 @@ mod tests {
                         2,
                         CatalogCommand::Buy {
                             term: 1,
+                            as_of: 0,
                             orders: vec![order("a", "fox", 2)],
                         },
                     ),

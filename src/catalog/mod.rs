@@ -233,7 +233,9 @@ impl Catalog {
             .flat_map(|reply| match reply {
                 CatalogReply::Bought { invalidations, .. }
                 | CatalogReply::Restocked { invalidations } => invalidations.clone(),
-                CatalogReply::Done | CatalogReply::Stale { .. } => Vec::new(),
+                CatalogReply::Done | CatalogReply::Stale { .. } | CatalogReply::TooOld { .. } => {
+                    Vec::new()
+                }
             })
             .collect();
         lock(&self.shared.to_invalidate).push((index, items));

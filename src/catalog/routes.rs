@@ -157,6 +157,7 @@ impl Catalog {
         };
         let command = CatalogCommand::Buy {
             term: batch.term,
+            as_of: batch.as_of,
             orders: batch.orders,
         };
         let written = match self.shared.proposer.propose(command).await {
@@ -181,6 +182,14 @@ impl Catalog {
                     "the order leader of term {} was deposed: the catalog has heard from term \
                      {fence}",
                     batch.term
+                ),
+            ),
+            CatalogReply::TooOld { floor } => http::error(
+                StatusCode::PRECONDITION_FAILED,
+                &format!(
+                    "the buy was checked against the order log at index {}, before the \
+                     catalog's floor {floor}: check the keys again and ask with a fresh index",
+                    batch.as_of
                 ),
             ),
             other => http::error(
@@ -262,6 +271,7 @@ impl Catalog {
         let count = confirm.keys.len();
         let command = CatalogCommand::Confirm {
             term: confirm.term,
+            settled_at: confirm.settled_at,
             keys: confirm.keys,
         };
         match self.propose(command).await {

@@ -32,21 +32,31 @@ pub enum BuyError {
     Unavailable(String),
 }
 
-/// An order to buy for, with the term of the leader that asks.
-type Pending = batch::Pending<(PlaceOrder, u64), Result<Bought, BuyError>>;
+/// An order to buy for, and who asks: the leader's term, and the order-log index as of which it
+/// saw the key unsettled.
+type Pending = batch::Pending<(PlaceOrder, Asker), Result<Bought, BuyError>>;
+
+/// The order leader that asks, as the catalog's rules need it (see [`crate::catalog::book`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker {
+    pub term: u64,
+    /// For a buy: the index as of which the key was not settled. For a confirmation: an index
+    /// by which its outcome was applied.
+    pub index: u64,
+}
 
 /// A cheap-to-clone handle to the batching tasks.
 #[derive(Clone)]
 pub struct Buyer {
     queue: mpsc::UnboundedSender<Pending>,
-    confirmations: mpsc::UnboundedSender<(String, u64)>,
+    confirmations: mpsc::UnboundedSender<(String, Asker)>,
     catalog: Arc<GroupClient>,
 }
 
 /// The batching tasks' ends of the queues, until [`Batcher::run`] is spawned.
 pub struct Batcher {
     queue: mpsc::UnboundedReceiver<Pending>,
-    confirmations: mpsc::UnboundedReceiver<(String, u64)>,
+    confirmations: mpsc::UnboundedReceiver<(String, Asker)>,
     catalog: Arc<GroupClient>,
 }
 
@@ -69,19 +79,19 @@ pub fn buyer(catalog: Arc<GroupClient>) -> (Buyer, Batcher) {
 }
 
 impl Buyer {
-    /// Buys for `order` in the catalog, as the leader of `term`, in whatever batch it lands.
-    pub async fn buy(&self, order: PlaceOrder, term: u64) -> Result<Bought, BuyError> {
-        batch::submit(&self.queue, (order, term), || {
+    /// Buys for `order` in the catalog, as `asker`, in whatever batch it lands.
+    pub async fn buy(&self, order: PlaceOrder, asker: Asker) -> Result<Bought, BuyError> {
+        batch::submit(&self.queue, (order, asker), || {
             Err(BuyError::Unavailable("the replica is stopping".into()))
         })
         .await
     }
 
-    /// Tells the catalog, soon and in a batch, that `key`'s outcome is settled in the log of
-    /// the leader of `term`.
-    pub fn confirm(&self, key: String, term: u64) {
+    /// Tells the catalog, soon and in a batch, that `key`'s outcome is settled in the log, as
+    /// `asker` applied it.
+    pub fn confirm(&self, key: String, asker: Asker) {
         // Without the task there is nobody to tell; the catalog will ask again.
-        let _ = self.confirmations.send((key, term));
+        let _ = self.confirmations.send((key, asker));
     }
 
     /// The catalog's sales that have stayed unconfirmed long enough to be orphans.
@@ -112,16 +122,25 @@ impl Batcher {
 }
 
 async fn confirm_in_batches(
-    queue: mpsc::UnboundedReceiver<(String, u64)>,
+    queue: mpsc::UnboundedReceiver<(String, Asker)>,
     catalog: Arc<GroupClient>,
 ) {
     send_in_batches(queue, MAX_CONFIRM_BATCH, 1, |confirmations| {
         let catalog = catalog.clone();
         async move {
             let count = confirmations.len();
-            let term = confirmations.iter().map(|(_, t)| *t).max().unwrap_or(0);
+            let term = confirmations.iter().map(|(_, a)| a.term).max().unwrap_or(0);
+            let settled_at = confirmations
+                .iter()
+                .map(|(_, a)| a.index)
+                .max()
+                .unwrap_or(0);
             let keys = confirmations.into_iter().map(|(key, _)| key).collect();
-            let confirm = Confirm { keys, term };
+            let confirm = Confirm {
+                keys,
+                term,
+                settled_at,
+            };
             let within = crate::timeouts::CATALOG_CALL;
             if let Err(e) = catalog
                 .post::<_, serde_json::Value>("/internal/confirm", &confirm, within)
@@ -146,13 +165,19 @@ async fn buy_in_batches(queue: mpsc::UnboundedReceiver<Pending>, catalog: Arc<Gr
 async fn send(catalog: &GroupClient, batch: Vec<Pending>) {
     let (asked, reply) = batch::split(batch);
     let count = asked.len();
-    // One leader asks, and its term only grows: the newest term of the batch is its own.
-    let term = asked.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    // One leader asks, and its term only grows: the newest term of the batch is its own. Every
+    // key was unsettled as of the oldest index of the batch.
+    let term = asked.iter().map(|(_, a)| a.term).max().unwrap_or(0);
+    let as_of = asked.iter().map(|(_, a)| a.index).min().unwrap_or(0);
     let orders = asked.into_iter().map(|(order, _)| order).collect();
     let answer = catalog
         .post::<_, Data<Vec<BuyOutcome>>>(
             "/internal/buy",
-            &BuyBatch { orders, term },
+            &BuyBatch {
+                orders,
+                term,
+                as_of,
+            },
             crate::timeouts::CATALOG_CALL,
         )
         .await;

@@ -17,6 +17,8 @@ mod cluster_tests;
 pub mod machine;
 pub mod orders_file;
 mod placer;
+#[cfg(test)]
+mod protocol_tests;
 mod routes;
 #[cfg(test)]
 mod storage_tests;

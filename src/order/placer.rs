@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use openraft::ServerState;
 
-use super::buyer::BuyError;
+use super::buyer::{Asker, BuyError};
 use super::types::{BuyResult, Command, PlaceError, Refusal, Settled};
 use super::Replica;
 use crate::raft::proposer::bounded;
@@ -21,9 +21,10 @@ impl Replica {
     pub(super) async fn place(&self, order: PlaceOrder) -> Result<Settled, PlaceError> {
         let term = self.lead().await?;
         let _claim = self.claim(&order.key).await;
-        let settled = match self.shared.orders.read(|b| b.settled(&order.key)) {
+        let (settled, index) = self.shared.orders.read_at(|b| b.settled(&order.key));
+        let settled = match settled {
             Some(settled) => settled,
-            None => self.settle(order.clone(), term).await?,
+            None => self.settle(order.clone(), Asker { term, index }).await?,
         };
         match self.shared.orders.read(|b| b.other_request(&order)) {
             Some(first) => Err(PlaceError::KeyReused(format!(
@@ -35,18 +36,18 @@ impl Replica {
         }
     }
 
-    /// Buys for an order as the leader of `term` (keyed: the catalog's first answer to the key,
-    /// if it has one), and commits the outcome.
-    async fn settle(&self, order: PlaceOrder, term: u64) -> Result<Settled, PlaceError> {
+    /// Buys for an order as `asker`, which saw its key unsettled (keyed: the catalog's first
+    /// answer to the key, if it has one), and commits the outcome.
+    async fn settle(&self, order: PlaceOrder, asker: Asker) -> Result<Settled, PlaceError> {
         let (key, name, quantity) = (order.key.clone(), order.name.clone(), order.quantity);
         // A buy is keyed, so asking again is safe. Before the catalog is blamed, this replica
         // makes sure it still leads: one that was paused wakes with its timer run out and may
         // have been replaced meanwhile (then the front end retries on the new leader). Once
         // more is enough to ride out a lost answer; a catalog that is really down fails both.
-        let mut answer = self.shared.buyer.buy(order.clone(), term).await;
+        let mut answer = self.shared.buyer.buy(order.clone(), asker).await;
         if matches!(answer, Err(BuyError::Unavailable(_))) {
             self.lead().await?;
-            answer = self.shared.buyer.buy(order, term).await;
+            answer = self.shared.buyer.buy(order, asker).await;
         }
         let result = match answer {
             Ok(bought) => BuyResult::Bought(bought),
@@ -70,8 +71,14 @@ impl Replica {
             })
             .await?
             .ok_or_else(|| PlaceError::Unavailable("an outcome was applied unsettled".into()))?;
-        // Placed or refused, the log answers for the key from now on: the catalog may retire it.
-        self.shared.buyer.confirm(key, term);
+        // Placed or refused, the log answers for the key from now on: the catalog may retire it
+        // once the log is well past the index it was applied by.
+        let (_, settled_at) = self.shared.orders.read_at(|_| ());
+        let confirmer = Asker {
+            term: asker.term,
+            index: settled_at,
+        };
+        self.shared.buyer.confirm(key, confirmer);
         Ok(settled)
     }
 
@@ -137,9 +144,11 @@ impl Replica {
             };
             let replica = &self;
             let work = buys.into_iter().filter_map(|buy| {
-                match self.shared.orders.read(|b| b.settled(&buy.key)) {
+                let (settled, index) = self.shared.orders.read_at(|b| b.settled(&buy.key));
+                let asker = Asker { term, index };
+                match settled {
                     Some(Settled::Placed { .. }) => {
-                        self.shared.buyer.confirm(buy.key, term);
+                        self.shared.buyer.confirm(buy.key, asker);
                         return None;
                     }
                     Some(Settled::Refused(_)) => {
@@ -160,7 +169,7 @@ impl Replica {
                 };
                 Some(async move {
                     let key = order.key.clone();
-                    let result = replica.settle(order, term).await;
+                    let result = replica.settle(order, asker).await;
                     drop(claim);
                     match result {
                         Ok(settled) => tracing::info!("placed the orphaned buy {key}: {settled:?}"),

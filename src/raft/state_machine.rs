@@ -183,6 +183,14 @@ impl<B: Book> Store<B> {
     pub fn read<T>(&self, read: impl FnOnce(&B) -> T) -> T {
         read(&self.shared.machine().book)
     }
+
+    /// Runs `read` on the book as it is now, and gives the index of the last entry applied to
+    /// it: exactly the state `read` saw.
+    pub fn read_at<T>(&self, read: impl FnOnce(&B) -> T) -> (T, u64) {
+        let machine = self.shared.machine();
+        let index = machine.last_applied.map_or(0, |l| l.index);
+        (read(&machine.book), index)
+    }
 }
 
 fn sm_error(e: impl ToString) -> StorageError {
