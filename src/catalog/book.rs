@@ -708,7 +708,7 @@ mod tests {
         );
         assert_eq!(book.product("tux").unwrap().quantity, 8);
         // A confirmation from a deposed leader is ignored, like its buys.
-        buy(&mut book, 2, &[]);
+        buy_as_of(&mut book, 2, now, &[]);
         confirm(&mut book, 1, now, &["b"]);
         assert_eq!(book.unconfirmed().count(), 2);
     }
