@@ -21,7 +21,11 @@ use crate::common::{eventually, Process, EXE, TEST_SECRET};
 use crate::netns::Network;
 
 /// The hosts: `o4` is a spare, in no service's entry until a replica moves there.
-const HOSTS: [&str; 8] = ["cat", "fe1", "fe2", "o1", "o2", "o3", "ctl", "o4"];
+const HOSTS: [&str; 10] = [
+    "c1", "c2", "c3", "fe1", "fe2", "o1", "o2", "o3", "ctl", "o4",
+];
+/// The catalog replicas' hosts.
+const CATALOG_HOSTS: [&str; 3] = ["c1", "c2", "c3"];
 /// The toy only the stale-read checker buys, so it knows what its stock must be.
 const WATCHED: &str = "Tux";
 const STOCK: u64 = 1_000_000;
@@ -42,10 +46,12 @@ impl Store {
         let dir = tempfile::tempdir().unwrap();
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
         let topology = ClusterFile {
-            catalog: vec![Entry {
-                id: 1,
-                address: at("cat", 8001),
-            }],
+            catalog: (1..=3)
+                .map(|id| Entry {
+                    id,
+                    address: at(&format!("c{id}"), 8001),
+                })
+                .collect(),
             frontend: vec![
                 Entry {
                     id: 1,
@@ -73,16 +79,21 @@ impl Store {
             dir,
         };
         let initial_stock = STOCK.to_string();
-        store.serve(
-            "cat",
-            &[
-                "catalog",
-                "--initial-stock",
-                &initial_stock,
-                "--restock-interval",
-                "1h",
-            ],
-        );
+        for id in 1..=3 {
+            let id = id.to_string();
+            store.serve(
+                &format!("c{id}"),
+                &[
+                    "catalog",
+                    "--id",
+                    &id,
+                    "--initial-stock",
+                    &initial_stock,
+                    "--restock-interval",
+                    "1h",
+                ],
+            );
+        }
         for id in 1..=3 {
             store.serve(&format!("o{id}"), &["order", "--id", &id.to_string()]);
         }
@@ -153,9 +164,12 @@ impl Store {
     fn wait_until_ready(&self) {
         let ready = eventually(Duration::from_secs(30), || {
             let rows = self.status();
-            let led_by_replica = rows
-                .iter()
-                .any(|r| r.name.replica_id().is_some() && r.role.as_deref() == Some("leader"));
+            let leads = |group: fn(&storectl::cluster::ServiceStatus) -> bool| {
+                rows.iter()
+                    .any(|r| group(r) && r.role.as_deref() == Some("leader"))
+            };
+            let led_by_replica = leads(|r| r.name.replica_id().is_some())
+                && leads(|r| r.name.catalog_id().is_some());
             let all = rows.iter().all(|r| r.alive);
             let led = rows
                 .iter()
@@ -174,12 +188,21 @@ impl Store {
         );
     }
 
-    /// The host of the replica that leads now, as the replicas themselves say.
+    /// The host of the order replica that leads now, as the replicas themselves say.
     fn leader(&self) -> String {
+        self.leader_of(|name| name.replica_id().is_some())
+    }
+
+    /// The host of the catalog replica that leads now.
+    fn catalog_leader(&self) -> String {
+        self.leader_of(|name| name.catalog_id().is_some())
+    }
+
+    fn leader_of(&self, in_group: fn(storectl::services::ServiceName) -> bool) -> String {
         let address = eventually(Duration::from_secs(20), || {
             self.status()
                 .into_iter()
-                .find(|r| r.name.replica_id().is_some() && r.role.as_deref() == Some("leader"))
+                .find(|r| in_group(r.name) && r.role.as_deref() == Some("leader"))
                 .map(|r| r.address)
         })
         .expect("a replica leads");
@@ -525,6 +548,54 @@ fn a_leader_cut_from_its_followers_but_not_the_front_ends_loses_nothing() {
 }
 
 #[test]
+fn the_catalog_leaders_host_cut_off_from_everything_loses_nothing() {
+    let Some(store) = Store::start() else { return };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[1, 2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    let leader = store.catalog_leader();
+    store.net.isolate(&leader);
+    let before = store.most_orders();
+    store.wait_for_orders(before, 30, &format!("catalog leader {leader} was cut off"));
+    let bought = watch.acknowledged();
+    watch.wait_for_buys(bought, 3, &store);
+    store.net.rejoin(&leader);
+
+    assert_nothing_lost(&store, load, watch);
+}
+
+/// The old catalog leader still hears the front ends and the order leader, but not the other
+/// catalog replicas: it must not answer a read or grant a lease from stock a new leader may
+/// have changed.
+#[test]
+fn a_catalog_leader_cut_from_its_followers_serves_nothing_stale() {
+    let Some(store) = Store::start() else { return };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 2, &[1, 2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    let leader = store.catalog_leader();
+    let followers: Vec<&str> = CATALOG_HOSTS.into_iter().filter(|h| *h != leader).collect();
+    for follower in &followers {
+        store.net.cut(&leader, follower);
+    }
+    let before = store.most_orders();
+    store.wait_for_orders(
+        before,
+        30,
+        &format!("catalog leader {leader} was cut from its group"),
+    );
+    let bought = watch.acknowledged();
+    watch.wait_for_buys(bought, 5, &store);
+    for follower in &followers {
+        store.net.heal(&leader, follower);
+    }
+
+    assert_nothing_lost(&store, load, watch);
+}
+
+#[test]
 fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
     let Some(store) = Store::start() else { return };
     // Clients through the front end that keeps the catalog; the checker buys there and reads
@@ -533,7 +604,9 @@ fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
     let watch = StaleCheck::start(&store, 1, &[2, 1]);
     watch.wait_for_buys(0, 5, &store);
 
-    store.net.cut("fe2", "cat");
+    for catalog in CATALOG_HOSTS {
+        store.net.cut("fe2", catalog);
+    }
     let bought = watch.acknowledged();
     // Buys go on: one front end's silence holds a buy for one lease at most.
     watch.wait_for_buys(bought, 10, &store);
@@ -547,7 +620,9 @@ fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
         Some(false),
         "a front end that cannot hear the catalog holds no lease"
     );
-    store.net.heal("fe2", "cat");
+    for catalog in CATALOG_HOSTS {
+        store.net.heal("fe2", catalog);
+    }
     let healed = eventually(Duration::from_secs(10), || {
         store
             .status()
@@ -619,7 +694,7 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
     store.topology.order[id as usize - 1].address = format!("{}:8010", store.net.address("o4"));
     store.topology.save(&store.file).unwrap();
     store.serve("o4", &["order", "--id", &id.to_string()]);
-    let mut order: Vec<String> = ["fe1", "fe2", "cat", "o1", "o2", "o3"]
+    let mut order: Vec<String> = ["fe1", "fe2", "c1", "c2", "c3", "o1", "o2", "o3"]
         .into_iter()
         .filter(|h| *h != leader && *h != moved)
         .map(String::from)
