@@ -29,7 +29,7 @@ pub fn point(name: &str) {
 }
 
 /// A slow disk: while the file `slow-fsync` in the fault directory holds a number of
-/// milliseconds, every fsync of an append-only file (a replica's log, the catalog's ledger)
+/// milliseconds, every fsync of an append-only file (a replica's log, of either group)
 /// waits that long first. Unlike a crash point it
 /// stays armed until the file is removed, so a test can slow a replica's disk and heal it.
 pub const SLOW_FSYNC: &str = "slow-fsync";

@@ -25,7 +25,7 @@
 //! - [`cluster`]: a cluster's state directory, spawning, stopping, killing, status.
 //! - [`verify`]: comparing the replicas' order files.
 //! - [`remote`]: checking a cluster over the network from any host.
-//! - [`conservation`]: the stock rule, replayed from the ledger and checked against the orders.
+//! - [`conservation`]: the stock rule, checked between the catalog group and the order log.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`top`]: what `storectl top` shows, worked out from successive status readings.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.

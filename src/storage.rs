@@ -59,7 +59,7 @@ pub fn drop_torn_tail(path: &Path, whole: usize, len: usize) -> Result<()> {
 /// An append-only file whose appends are all or nothing: an append that fails (a full disk, a
 /// failed fsync) is cut back off the file before the error is returned, so a retry never
 /// writes the same records twice and a start never finds half a record in the middle. Both the
-/// catalog's ledger and the order replicas' log append this way.
+/// replicas' logs of both groups append this way.
 #[derive(Debug)]
 pub struct AppendFile {
     path: PathBuf,

@@ -12,7 +12,7 @@
 //! | leader | a majority's answer, before it refuses new orders | [`QUORUM_LOST`] |
 //! | leader | one write to commit | [`COMMIT`] |
 //! | leader | the catalog's buy (asked twice at most) | [`CATALOG_CALL`] |
-//! | catalog | a buy's ledger fsync and invalidation | [`CATALOG_DURABLE`] |
+//! | catalog leader | a committed buy's invalidations | [`CATALOG_DURABLE`] |
 //! | leader | a whole order (catch-up, buy, outcome) | [`LEADER_ORDER`] |
 //! | front end | the leader's answer to one order | [`FRONTEND_ORDER_CALL`] |
 //! | front end | each replica's health | [`HEALTH_CALL`], polled every [`HEALTH_POLL`] |
@@ -45,8 +45,8 @@ pub const QUORUM_LOST: Duration = Duration::from_millis(1000);
 pub const COMMIT: Duration = Duration::from_millis(1500);
 /// The leader's wait for the catalog to answer a buy.
 pub const CATALOG_CALL: Duration = Duration::from_secs(2);
-/// The catalog's wait for a buy to be durable (ledger fsync and cache invalidation) before it
-/// answers that it cannot write.
+/// The catalog leader's wait for a committed buy's invalidations (and every earlier entry's)
+/// before it answers that it cannot.
 pub const CATALOG_DURABLE: Duration = Duration::from_millis(1500);
 /// The longest the leader spends on one order: catching up (a commit), the buy and its one
 /// retry, the outcome (a commit).
