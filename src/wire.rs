@@ -126,7 +126,9 @@ pub struct BuyBatch {
     /// The order leader's term: the catalog refuses a batch from a leader older than one it has
     /// heard from (that leader was deposed).
     pub term: u64,
-    /// The order log's index as of which the leader saw none of these keys settled.
+    /// The order log's index as of which the leader saw none of these keys settled. Left out,
+    /// it is 0: the oldest, which the catalog refuses once it has retired any key.
+    #[serde(default)]
     pub as_of: u64,
 }
 

@@ -24,15 +24,21 @@ use crate::wire::{Invalidate, Invalidation};
 /// One term of this replica's leadership.
 pub struct Leadership {
     pub term: u64,
-    /// When this replica learned it leads in `term`.
-    pub since: Instant,
+    /// When every lease an earlier leader granted has run out: [`LEASE`] after this replica
+    /// learned it leads, or then already in the group's first term, which had no earlier leader.
+    pub earlier_leases_end: Instant,
     pub leases: Leases,
 }
 
 impl Leadership {
-    /// When every lease an earlier leader granted has run out.
-    pub fn earlier_leases_end(&self) -> Instant {
-        self.since + LEASE
+    fn new(term: u64, frontends: impl IntoIterator<Item = u32>) -> Self {
+        let now = Instant::now();
+        let earlier_leases_end = if term <= 1 { now } else { now + LEASE };
+        Leadership {
+            term,
+            earlier_leases_end,
+            leases: Leases::until(frontends, earlier_leases_end),
+        }
     }
 }
 
@@ -69,11 +75,8 @@ impl Catalog {
             Some(leadership) if leadership.term == term => Ok(leadership.clone()),
             _ => {
                 tracing::info!("catalog replica {} leads (term {term})", self.id());
-                let leadership = Arc::new(Leadership {
-                    term,
-                    since: Instant::now(),
-                    leases: Leases::new(self.shared.frontends.iter().map(|(id, _)| *id)),
-                });
+                let frontends = self.shared.frontends.iter().map(|(id, _)| *id);
+                let leadership = Arc::new(Leadership::new(term, frontends));
                 *current = Some(leadership.clone());
                 lock(&self.shared.unconfirmed_since).clear();
                 Ok(leadership)
@@ -147,10 +150,11 @@ impl Catalog {
         let leadership = lock(&self.shared.leadership).clone();
         // Deposed meanwhile: every lease it granted is counted from a fresh table.
         let leadership = leadership.unwrap_or_else(|| {
+            let frontends = self.shared.frontends.iter().map(|(id, _)| *id);
             Arc::new(Leadership {
                 term: 0,
-                since: Instant::now(),
-                leases: Leases::new(self.shared.frontends.iter().map(|(id, _)| *id)),
+                earlier_leases_end: Instant::now() + LEASE,
+                leases: Leases::new(frontends),
             })
         });
         let body = Invalidate { items };

@@ -48,9 +48,14 @@ pub enum Push {
 
 impl Leases {
     /// Every front end of the cluster counts as leased for one [`LEASE`] from now: it may hold a
-    /// lease that an earlier catalog process granted.
+    /// lease that an earlier catalog leader granted.
     pub fn new(frontends: impl IntoIterator<Item = u32>) -> Self {
-        let until = Instant::now() + LEASE;
+        Self::until(frontends, Instant::now() + LEASE)
+    }
+
+    /// Every front end counts as leased until `until`, and must empty its cache before it uses
+    /// a lease of this table.
+    pub fn until(frontends: impl IntoIterator<Item = u32>, until: Instant) -> Self {
         let by_frontend = frontends
             .into_iter()
             .map(|id| {

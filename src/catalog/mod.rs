@@ -199,6 +199,7 @@ impl Catalog {
         if let Err(e) = self.shared.raft.shutdown().await {
             tracing::warn!("the engine did not stop cleanly: {e}");
         }
+        self.shared.book.flush_view();
         Ok(())
     }
 

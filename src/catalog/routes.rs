@@ -172,7 +172,7 @@ impl Catalog {
                         "the catalog could not invalidate the front ends' caches in time",
                     );
                 }
-                tokio::time::sleep_until(leadership.earlier_leases_end()).await;
+                tokio::time::sleep_until(leadership.earlier_leases_end).await;
                 tracing::debug!(orders = outcomes.len(), "bought");
                 http::data(outcomes)
             }

@@ -20,6 +20,11 @@ use crate::wire::{
 /// Calls to the catalog in flight at once: enough to keep its group commit fed while one batch
 /// is being written.
 const CALLS_IN_FLIGHT: usize = 4;
+/// How long confirmations gather after one is sent. A confirmation is an entry in the catalog's
+/// log, written one entry at a time with the buys: sent at once, each would hold up the next
+/// order's buy for a commit; gathered, a few entries a second carry them all. Nobody waits for
+/// them (a lost one only makes the sweep check the sale against the log once more).
+const CONFIRM_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why an order was not bought.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +154,8 @@ async fn confirm_in_batches(
                 // Harmless: the catalog lists the sales again later, and the leader confirms.
                 tracing::debug!("confirming {count} orders to the catalog: {e}");
             }
+            // The next batch gathers meanwhile.
+            tokio::time::sleep(CONFIRM_GATHER).await;
         }
     })
     .await

@@ -48,6 +48,8 @@ pub trait View<B>: Sized + Send + 'static {
     /// Brings the file up to `book` after entries were applied.
     fn update(&mut self, book: &B) -> Result<()>;
     fn path(&self) -> &Path;
+    /// Writes whatever `update` left for later: a service that stops calls it last.
+    fn flush(&mut self) {}
 }
 
 /// The state machine's handle for the engine; [`Store`] is the same state, for reading.
@@ -182,6 +184,11 @@ impl<B: Book> Store<B> {
     /// Runs `read` on the book as it is now.
     pub fn read<T>(&self, read: impl FnOnce(&B) -> T) -> T {
         read(&self.shared.machine().book)
+    }
+
+    /// Brings the view's file up to the book now, for a service that stops.
+    pub fn flush_view(&self) {
+        self.shared.machine().view.flush();
     }
 
     /// Runs `read` on the book as it is now, and gives the index of the last entry applied to
