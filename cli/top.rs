@@ -149,10 +149,15 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
     ])
     .areas(frame.area());
 
-    let leader = match view.leader {
-        Some((name, term)) => format!("leader: {name} (term {term})"),
-        None => "leader: none".to_string(),
+    let named = |leader: Option<(storectl::services::ServiceName, u64)>| match leader {
+        Some((name, term)) => format!("{name} (term {term})"),
+        None => "none".to_string(),
     };
+    let leader = format!(
+        "leaders: {}, {}",
+        named(view.leader),
+        named(view.catalog_leader)
+    );
     let mut heading = format!(
         "storectl top · {title} · {leader} · every {} · q quits",
         args.interval

@@ -57,6 +57,8 @@ pub struct View {
     pub services: Vec<ServiceLine>,
     /// The leading replica and its term.
     pub leader: Option<(ServiceName, u64)>,
+    /// The catalog replica that leads, and its term.
+    pub catalog_leader: Option<(ServiceName, u64)>,
     /// Over the window; `None` until there are two readings.
     pub orders_per_s: Option<f64>,
     pub queries_per_s: Option<f64>,
@@ -85,10 +87,10 @@ impl Watch {
                 self.events.push_front(Event { at: wall, text });
             }
             self.events.truncate(EVENTS_KEPT);
-        } else if leader_of(&rows).is_none() {
+        } else if leader_of(&rows, Group::Order).is_none() {
             self.events.push_front(Event {
                 at: wall,
-                text: "no replica leads".into(),
+                text: "no order replica leads".into(),
             });
         }
         self.samples.push_back(Sample { at, rows });
@@ -116,7 +118,8 @@ impl Watch {
             .collect();
         let mut view = View {
             services,
-            leader: leader_of(&newest.rows),
+            leader: leader_of(&newest.rows, Group::Order),
+            catalog_leader: leader_of(&newest.rows, Group::Catalog),
             events: self.events.iter().cloned().collect(),
             ..View::default()
         };
@@ -138,9 +141,25 @@ impl Watch {
     }
 }
 
-fn leader_of(rows: &[ServiceStatus]) -> Option<(ServiceName, u64)> {
+/// A replica group, as `top` follows its leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Order,
+    Catalog,
+}
+
+impl Group {
+    fn holds(self, name: ServiceName) -> bool {
+        match self {
+            Group::Order => name.replica_id().is_some(),
+            Group::Catalog => name.catalog_id().is_some(),
+        }
+    }
+}
+
+fn leader_of(rows: &[ServiceStatus], group: Group) -> Option<(ServiceName, u64)> {
     rows.iter()
-        .filter(|r| r.role.as_deref() == Some("leader"))
+        .filter(|r| group.holds(r.name) && r.role.as_deref() == Some("leader"))
         .max_by_key(|r| r.term)
         .map(|r| (r.name, r.term.unwrap_or(0)))
 }
@@ -169,13 +188,15 @@ fn changes(before: &[ServiceStatus], after: &[ServiceStatus]) -> Vec<String> {
             }
         }
     }
-    match (leader_of(before), leader_of(after)) {
-        (Some((a, term_a)), Some((b, term_b))) if a != b || term_a != term_b => {
-            events.push(format!("{b} leads (term {term_b}), after {a}"));
+    for (group, named) in [(Group::Order, "order"), (Group::Catalog, "catalog")] {
+        match (leader_of(before, group), leader_of(after, group)) {
+            (Some((a, term_a)), Some((b, term_b))) if a != b || term_a != term_b => {
+                events.push(format!("{b} leads (term {term_b}), after {a}"));
+            }
+            (None, Some((b, term))) => events.push(format!("{b} leads (term {term})")),
+            (Some((a, _)), None) => events.push(format!("no {named} replica leads ({a} led)")),
+            _ => {}
         }
-        (None, Some((b, term))) => events.push(format!("{b} leads (term {term})")),
-        (Some((a, _)), None) => events.push(format!("no replica leads ({a} led)")),
-        _ => {}
     }
     events
 }

@@ -80,7 +80,7 @@ fn top_shows_the_cluster_live_and_gives_the_terminal_back() {
     let Some(screen) = Screen::start(&command) else {
         return;
     };
-    let first = screen.shows("leader: order-3");
+    let first = screen.shows("leaders: order-3 (term ");
     for heading in ["SERVICE", "ORDERS", "orders/s", "product query", "events"] {
         assert!(first.contains(heading), "{heading}:\n{first}");
     }
