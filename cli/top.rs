@@ -178,14 +178,18 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
             (Some(role), _) => role.clone(),
             (None, _) => dash(),
         };
-        let cache = s.cache.map_or_else(dash, |c| {
-            let lease = if s.cache_leased == Some(false) {
-                ", no lease"
-            } else {
-                ""
-            };
-            format!("{}/{} entries{lease}", c.size, c.capacity)
-        });
+        let cache = match (s.cache, s.units_in_stock) {
+            (Some(c), _) => {
+                let lease = if s.cache_leased == Some(false) {
+                    ", no lease"
+                } else {
+                    ""
+                };
+                format!("{}/{} entries{lease}", c.size, c.capacity)
+            }
+            (None, Some(units)) => format!("{units} units in stock"),
+            (None, None) => dash(),
+        };
         Row::new(vec![
             Cell::from(s.name.to_string()),
             Cell::from(s.pid.map_or_else(dash, |p| p.to_string())),
@@ -210,7 +214,15 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
         Constraint::Min(10),
     ];
     let header_row = Row::new([
-        "SERVICE", "PID", "ADDRESS", "ALIVE", "ROLE", "TERM", "ORDERS", "LAG", "CACHE",
+        "SERVICE",
+        "PID",
+        "ADDRESS",
+        "ALIVE",
+        "ROLE",
+        "TERM",
+        "ORDERS",
+        "LAG",
+        "CACHE OR STOCK",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
     frame.render_widget(
