@@ -87,6 +87,17 @@ impl Catalog {
         }
     }
 
+    /// A new group's first moments, before its leader has committed the stock: 503, so that
+    /// the caller asks again rather than hear that no toy exists.
+    fn not_seeded(&self) -> Option<Response> {
+        (!self.shared.book.read(|b| b.is_seeded())).then(|| {
+            http::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the catalog has no stock yet: its first leader is committing it",
+            )
+        })
+    }
+
     async fn lease(&self, request: &Request) -> Response {
         let asked: LeaseRequest = match http::parse_json(request) {
             Ok(asked) => asked,
@@ -123,6 +134,9 @@ impl Catalog {
         if let Err(response) = self.checked().await {
             return response;
         }
+        if let Some(response) = self.not_seeded() {
+            return response;
+        }
         match self.shared.book.read(|b| b.product(&name)) {
             Some(product) => http::data(product),
             None => http::error(StatusCode::NOT_FOUND, &format!("no product named '{name}'")),
@@ -155,6 +169,10 @@ impl Catalog {
             Ok(leadership) => leadership,
             Err(e) => return self.refusal(e),
         };
+        // A key's answer is for good: none is given from a catalog without its stock.
+        if let Some(response) = self.not_seeded() {
+            return response;
+        }
         let command = CatalogCommand::Buy {
             term: batch.term,
             as_of: batch.as_of,

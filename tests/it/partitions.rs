@@ -179,7 +179,11 @@ impl Store {
                 .iter()
                 .filter(|r| r.name.is_frontend())
                 .all(|r| r.cache_leased == Some(true));
-            (all && led && leased && led_by_replica).then_some(())
+            let seeded = rows
+                .iter()
+                .filter(|r| r.name.catalog_id().is_some())
+                .all(|r| r.units_in_stock.is_some_and(|units| units > 0));
+            (all && led && leased && led_by_replica && seeded).then_some(())
         });
         assert!(
             ready.is_some(),
