@@ -212,20 +212,7 @@ impl ClusterFile {
 
     /// The catalog replica `id`, or the only one when `id` is `None`.
     pub fn catalog_entry(&self, id: Option<u32>) -> Result<&Entry, String> {
-        match id {
-            Some(id) => self
-                .catalog
-                .iter()
-                .find(|e| e.id == id)
-                .ok_or_else(|| format!("no [[catalog]] entry with id {id}")),
-            None => match self.catalog.as_slice() {
-                [only] => Ok(only),
-                _ => Err(format!(
-                    "{} [[catalog]] entries: pass --id to say which this is",
-                    self.catalog.len()
-                )),
-            },
-        }
+        entry(&self.catalog, "catalog", id)
     }
 
     /// Every front end as the catalog calls it: its id and base URL.
@@ -238,20 +225,7 @@ impl ClusterFile {
 
     /// The front end `id`, or the only one when `id` is `None`.
     pub fn frontend_entry(&self, id: Option<u32>) -> Result<&Entry, String> {
-        match id {
-            Some(id) => self
-                .frontend
-                .iter()
-                .find(|e| e.id == id)
-                .ok_or_else(|| format!("no [[frontend]] entry with id {id}")),
-            None => match self.frontend.as_slice() {
-                [only] => Ok(only),
-                _ => Err(format!(
-                    "{} [[frontend]] entries: pass --id to say which this is",
-                    self.frontend.len()
-                )),
-            },
-        }
+        entry(&self.frontend, "frontend", id)
     }
 
     pub fn order_entry(&self, id: u32) -> Result<&Entry, String> {
@@ -304,6 +278,23 @@ impl ClusterFile {
 
     pub fn url(&self, name: ServiceName) -> Option<String> {
         self.address(name).map(config::base_url)
+    }
+}
+
+/// Entry `id` of `[[table]]`, or its only entry when `id` is `None`.
+fn entry<'a>(entries: &'a [Entry], table: &str, id: Option<u32>) -> Result<&'a Entry, String> {
+    match id {
+        Some(id) => entries
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| format!("no [[{table}]] entry with id {id}")),
+        None => match entries {
+            [only] => Ok(only),
+            _ => Err(format!(
+                "{} [[{table}]] entries: pass --id to say which this is",
+                entries.len()
+            )),
+        },
     }
 }
 

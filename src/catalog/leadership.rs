@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ServerState;
 use tokio::time::Instant;
 
 use super::book::{CatalogCommand, CatalogReply};
 use super::leases::{Leases, Push};
 use super::{lock, Catalog};
 use crate::raft::proposer::{bounded, WriteError};
+use crate::raft::replica::NotLeading;
 use crate::timeouts::{self, LEASE};
 use crate::wire::{Invalidate, Invalidation};
 
@@ -48,28 +48,17 @@ const DUTY_TICK: Duration = Duration::from_millis(100);
 impl Catalog {
     /// This replica's leadership, when it leads and hears from a majority.
     pub(super) fn leading(&self) -> Result<Arc<Leadership>, WriteError> {
-        let (state, leader, quorum_ack, term) = {
-            let metrics = self.shared.raft.metrics();
-            let m = metrics.borrow();
-            (
-                m.state,
-                m.current_leader,
-                m.millis_since_quorum_ack,
-                m.current_term,
-            )
-        };
-        if state != ServerState::Leader {
-            return Err(WriteError::NotLeader { leader });
-        }
-        if let Some(silent) = quorum_ack {
-            if silent > timeouts::QUORUM_LOST.as_millis() as u64 {
+        let term = match crate::raft::replica::leads(&self.shared.raft) {
+            Ok(term) => term,
+            Err(NotLeading::NotLeader { leader }) => return Err(WriteError::NotLeader { leader }),
+            Err(NotLeading::NoQuorum { silent_ms }) => {
                 return Err(WriteError::Unavailable(format!(
-                    "catalog replica {} leads but has not heard from a majority of its group for \
-                     {silent} ms",
+                    "catalog replica {} leads but has not heard from a majority of its group \
+                     for {silent_ms} ms",
                     self.id()
-                )));
+                )))
             }
-        }
+        };
         let mut current = lock(&self.shared.leadership);
         match &*current {
             Some(leadership) if leadership.term == term => Ok(leadership.clone()),

@@ -4,12 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use openraft::ServerState;
-
 use super::buyer::{Asker, BuyError};
 use super::types::{BuyResult, Command, PlaceError, Refusal, Settled};
 use super::Replica;
 use crate::raft::proposer::bounded;
+use crate::raft::replica::NotLeading;
 use crate::timeouts;
 use crate::wire::PlaceOrder;
 
@@ -92,30 +91,17 @@ impl Replica {
     /// Succeeds, with its term, when this replica leads, hears from a majority, and has applied
     /// everything earlier leaders committed (so its book can decide an order).
     pub(super) async fn lead(&self) -> Result<u64, PlaceError> {
-        // Read on every order: the fields it needs, not a copy of all the engine's metrics.
-        let (state, leader, quorum_ack, term) = {
-            let metrics = self.shared.raft.metrics();
-            let m = metrics.borrow();
-            (
-                m.state,
-                m.current_leader,
-                m.millis_since_quorum_ack,
-                m.current_term,
-            )
-        };
-        if state != ServerState::Leader {
-            return Err(PlaceError::NotLeader { leader });
-        }
-        // Unknown right after an election; the commit timeout bounds that case.
-        if let Some(silent) = quorum_ack {
-            if silent > timeouts::QUORUM_LOST.as_millis() as u64 {
+        let term = match crate::raft::replica::leads(&self.shared.raft) {
+            Ok(term) => term,
+            Err(NotLeading::NotLeader { leader }) => return Err(PlaceError::NotLeader { leader }),
+            Err(NotLeading::NoQuorum { silent_ms }) => {
                 return Err(PlaceError::NoQuorum(format!(
                     "replica {} leads but has not heard from a majority of replicas for \
-                     {silent} ms; orders need two of three",
+                     {silent_ms} ms; orders need two of three",
                     self.id()
-                )));
+                )))
             }
-        }
+        };
         if !self.caught_up_in(term) {
             let raft = &self.shared.raft;
             bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;

@@ -112,6 +112,36 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64) -> ReplicaHealth {
     }
 }
 
+/// Why a replica may not act as its group's leader now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotLeading {
+    /// It does not lead; `leader` is the one it knows of.
+    NotLeader { leader: Option<NodeId> },
+    /// It leads but has not heard from a majority for this many milliseconds: it may have been
+    /// replaced, and could commit nothing anyway.
+    NoQuorum { silent_ms: u64 },
+}
+
+/// This replica's term, when it leads and has heard from a majority within
+/// [`timeouts::QUORUM_LOST`]. Read on every request: the fields it needs, not a copy of all the
+/// engine's metrics.
+pub fn leads<C: Group>(raft: &Raft<C>) -> Result<u64, NotLeading> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    if m.state != ServerState::Leader {
+        return Err(NotLeading::NotLeader {
+            leader: m.current_leader,
+        });
+    }
+    // Unknown right after an election; the commit timeout bounds that case.
+    match m.millis_since_quorum_ack {
+        Some(silent_ms) if silent_ms > timeouts::QUORUM_LOST.as_millis() as u64 => {
+            Err(NotLeading::NoQuorum { silent_ms })
+        }
+        _ => Ok(m.current_term),
+    }
+}
+
 /// Returns once the engine has stopped running (a disk that failed, a bug): a replica without
 /// its engine must not go on answering as if it were one.
 pub async fn engine_stopped<C: Group>(raft: &Raft<C>) {

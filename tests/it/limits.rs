@@ -150,18 +150,7 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
                         break;
                     }
                     let key = format!("sigterm-{b}-{i}");
-                    let body = format!(
-                        r#"{{"term":1,"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#
-                    );
-                    let reply = agent
-                        .post(&format!("{url}/internal/buy"))
-                        .header(
-                            "Authorization",
-                            &format!("Bearer {}", crate::common::TEST_SECRET),
-                        )
-                        .header("Content-Type", "application/json")
-                        .send(body.as_str());
-                    match reply {
+                    match buy_tux(&agent, &url, &key) {
                         Ok(r) if r.status() == 200 => bought.push(key),
                         Ok(r) if r.status().is_server_error() => server_errors += 1,
                         Ok(_) => {}
@@ -224,26 +213,35 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
             &format!("{url}/products/tux"),
             &[("Authorization", bearer.as_str())],
         );
-        reply.json["data"]["quantity"].as_u64().expect("Tux's stock")
+        reply.json["data"]["quantity"]
+            .as_u64()
+            .expect("Tux's stock")
     };
     let after_start = tux();
     assert!(after_start <= after_stop, "{after_start} > {after_stop}");
     let agent = storectl::tool_http::agent();
     for key in &bought {
-        let body =
-            format!(r#"{{"term":1,"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
-        let reply = agent
-            .post(&format!("{url}/internal/buy"))
-            .header(
-                "Authorization",
-                &format!("Bearer {}", crate::common::TEST_SECRET),
-            )
-            .header("Content-Type", "application/json")
-            .send(body.as_str())
-            .unwrap();
+        let reply = buy_tux(&agent, &url, key).unwrap();
         assert_eq!(reply.status(), 200, "{key}");
     }
     assert_eq!(tux(), after_start, "an answered key was sold again");
+}
+
+/// Buys one Tux with `key` at the catalog at `url`, as the order leader of term 1 would.
+fn buy_tux(
+    agent: &ureq::Agent,
+    url: &str,
+    key: &str,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let body = format!(r#"{{"term":1,"orders":[{{"key":"{key}","name":"tux","quantity":1}}]}}"#);
+    agent
+        .post(&format!("{url}/internal/buy"))
+        .header(
+            "Authorization",
+            &format!("Bearer {}", crate::common::TEST_SECRET),
+        )
+        .header("Content-Type", "application/json")
+        .send(body.as_str())
 }
 
 /// A file damaged beyond a torn last line stops its service at start with one line naming the
