@@ -67,7 +67,7 @@ impl CatalogCopy {
                 CatalogCopy {
                     name,
                     units: Some(units),
-                    digest: Some(crate::remote::digest(&bytes)),
+                    digest: Some(crate::verify::digest(&bytes)),
                     missing: None,
                 }
             }

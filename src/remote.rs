@@ -87,16 +87,6 @@ impl std::fmt::Display for RemoteCheck {
     }
 }
 
-/// FNV-1a, 64 bits: a digest to tell copies apart, not to resist an adversary.
-pub fn digest(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
 /// Asks every replica in `topology` for its orders and compares them; with `stock`, also checks
 /// the catalog's stock against the longest copy.
 pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<RemoteCheck> {
@@ -120,7 +110,7 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
                     name,
                     address,
                     orders: Some(text.lines().count().saturating_sub(1) as u64),
-                    digest: Some(digest(text.as_bytes())),
+                    digest: Some(crate::verify::digest(text.as_bytes())),
                     error: None,
                 });
                 answered.push((PathBuf::from(name.to_string()), text));
@@ -187,6 +177,7 @@ mod tests {
 
     #[test]
     fn digests_tell_copies_apart() {
+        use crate::verify::digest;
         assert_eq!(digest(b""), "cbf29ce484222325");
         assert_eq!(digest(b"a"), digest(b"a"));
         assert_ne!(digest(b"ab"), digest(b"ba"));

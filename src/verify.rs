@@ -8,6 +8,16 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// FNV-1a, 64 bits: a digest to tell copies apart, not to resist an adversary.
+pub fn digest(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
 /// What a comparison found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Comparison {

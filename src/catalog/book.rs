@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::seed::SeedRow;
 use super::seed::{StockRow, RESTOCK_QUANTITY};
 use crate::error::{Error, Result};
 use crate::wire::{Bought, BuyOutcome, ErrorDetail, Invalidation, PlaceOrder, VersionedProduct};
@@ -94,24 +95,6 @@ pub enum CatalogCommand {
         settled_at: u64,
         keys: Vec<String>,
     },
-}
-
-/// A toy of the seed. Prices as integer cents, so the log holds no floating point.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SeedRow {
-    pub name: String,
-    pub price_cents: u64,
-    pub quantity: u64,
-}
-
-impl SeedRow {
-    pub fn from_row(row: &StockRow) -> Self {
-        SeedRow {
-            name: row.name.clone(),
-            price_cents: (row.price * 100.0).round() as u64,
-            quantity: row.quantity,
-        }
-    }
 }
 
 /// What applying a command gave.

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::book::SeedRow;
 use crate::error::{Error, Result};
 
 /// The stock every toy is brought back to by a restock.
@@ -17,6 +16,24 @@ pub const BUILT_IN: &str = include_str!("../../data/catalog.csv");
 
 /// The seed file a user may put in a catalog replica's data directory.
 pub const SEED_FILE: &str = "catalog.csv";
+
+/// A toy of the seed. Prices as integer cents, so the log holds no floating point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeedRow {
+    pub name: String,
+    pub price_cents: u64,
+    pub quantity: u64,
+}
+
+impl SeedRow {
+    pub fn from_row(row: &StockRow) -> Self {
+        SeedRow {
+            name: row.name.clone(),
+            price_cents: (row.price * 100.0).round() as u64,
+            quantity: row.quantity,
+        }
+    }
+}
 
 /// One row of a catalog CSV file (a seed, or a replica's `catalog-N.csv`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
