@@ -185,6 +185,14 @@ pub fn compare_texts(paths: &[PathBuf], contents: &[String]) -> Result<Compariso
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn digests_tell_copies_apart() {
+        assert_eq!(digest(b""), "cbf29ce484222325");
+        assert_eq!(digest(b"a"), digest(b"a"));
+        assert_ne!(digest(b"ab"), digest(b"ba"));
+    }
+
     use super::*;
 
     #[test]
