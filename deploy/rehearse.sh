@@ -136,10 +136,19 @@ running() {
         return 1
     done
 }
-# The replica of group $1 (order or catalog) that leads, as `storectl status --cluster` says.
+# The replica of group $1 (order or catalog) that leads, as `storectl status --cluster` says
+# (asked again while an election is under way).
 leader() {
-    check status --cluster "$work/X/etc/storectl/cluster.toml" --json | tr -d ' \n' |
-        grep -o "\"name\":\"$1-[0-9]\"[^}]*\"role\":\"leader\"" | grep -o "$1-[0-9]" | head -1
+    local found
+    for _ in $(seq 50); do
+        found=$( (check status --cluster "$work/X/etc/storectl/cluster.toml" --json || true) |
+            tr -d ' \n' | grep -o "\"name\":\"$1-[0-9]\"[^}]*\"role\":\"leader\"" |
+            grep -o "$1-[0-9]" | head -1 || true)
+        [[ $found ]] && { echo "$found"; return 0; }
+        sleep 0.2
+    done
+    echo "rehearse: no $1 replica leads" >&2
+    return 1
 }
 # The host a replica runs on: replica N of either group on the Nth of A, B, C (or D, once it
 # has replaced B).

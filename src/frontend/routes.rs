@@ -267,7 +267,9 @@ impl Frontend {
                             return Err(refusal);
                         }
                     }
-                    _ = tokio::time::sleep_until(fail_fast_at.into()), if Instant::now() < fail_fast_at => {
+                    // At the fail-fast time, and every health poll after it: a missing
+                    // majority that outlasts a slow poll or two fails the request.
+                    _ = tokio::time::sleep_until(next_majority_check(fail_fast_at).into()) => {
                         if let Some(refusal) = self.no_majority(&tracker.view(), fail_fast_at) {
                             return Err(refusal);
                         }
@@ -308,12 +310,20 @@ impl Frontend {
     }
 
     /// The 503 for a request that has waited [`timeouts::NO_QUORUM_FAIL`] while fewer than a
-    /// majority of replicas answer.
+    /// majority of replicas answer: for that long, or (for a request that has waited that long
+    /// already) for half of it. A single health poll that a busy machine let run out is not a
+    /// missing majority.
     fn no_majority(&self, view: &leader::View, fail_fast_at: Instant) -> Option<ApiError> {
         let tracker = &self.shared.leader;
         let since = view.minority_since?;
         let now = Instant::now();
-        if now < fail_fast_at && now.duration_since(since) < timeouts::NO_QUORUM_FAIL {
+        let minority_for = now.duration_since(since);
+        let long_enough = if now < fail_fast_at {
+            timeouts::NO_QUORUM_FAIL
+        } else {
+            timeouts::NO_QUORUM_FAIL / 2
+        };
+        if minority_for < long_enough {
             return None;
         }
         Some(ApiError::new(
@@ -338,6 +348,16 @@ impl Frontend {
             cache.invalidate(&item.name, item.version);
         }
         http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
+    }
+}
+
+/// When a request in flight next looks whether a majority of replicas answers.
+fn next_majority_check(fail_fast_at: Instant) -> Instant {
+    let now = Instant::now();
+    if now < fail_fast_at {
+        fail_fast_at
+    } else {
+        now + timeouts::HEALTH_POLL
     }
 }
 
