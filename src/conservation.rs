@@ -203,6 +203,9 @@ pub fn check_snapshot(snapshot: StockSnapshot, orders: &[Entry]) -> StockCheck {
     }
 }
 
+/// How long a catalog replica that differs from the others is given to catch up.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Checks that the cluster in `state` conserved stock: the catalog leader's stock, totals and
 /// unconfirmed sales, read at one instant, against the order log of the replica with the most
 /// orders.
@@ -218,16 +221,37 @@ pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
     let secret = crate::secret::Secret::load(state.root()).ok();
     let snapshot = catalog_snapshot(&spec.topology, secret.as_ref())?;
     let mut check = check_snapshot(snapshot, &orders);
-    check.catalogs = spec
-        .topology
-        .catalog
-        .iter()
-        .map(|entry| {
-            let path = state.root().join(crate::catalog::file_name(entry.id));
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
-            CatalogCopy::of(format!("catalog-{}.csv", entry.id), bytes)
-        })
-        .collect();
+    // A running replica is asked for the stock it has applied (its file follows a moment
+    // later); a stopped one's file is what it holds. One just started may still be catching
+    // up: asked again for a moment before the copies are called different.
+    let agent = crate::tool_http::health_agent();
+    let read_all = || -> Vec<CatalogCopy> {
+        spec.topology
+            .catalogs()
+            .into_iter()
+            .map(|replica| {
+                let url = format!("{}/internal/stock-file", replica.url);
+                let asked = crate::tool_http::get_authorized(&agent, &url, secret.as_ref())
+                    .ok()
+                    .filter(|reply| reply.status == 200)
+                    .map(|reply| reply.body.into_bytes());
+                let bytes = match asked {
+                    Some(bytes) => Ok(bytes),
+                    None => {
+                        let path = state.root().join(crate::catalog::file_name(replica.id));
+                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+                    }
+                };
+                CatalogCopy::of(format!("catalog-{}", replica.id), bytes)
+            })
+            .collect()
+    };
+    check.catalogs = read_all();
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    while !check.catalogs_identical() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        check.catalogs = read_all();
+    }
     Ok(check)
 }
 

@@ -217,19 +217,22 @@ fn same_group(a: ServiceName, b: ServiceName) -> bool {
         || (a.catalog_id().is_some() && b.catalog_id().is_some())
 }
 
-/// Waits until `replica` has caught up with its group's leader: it knows the leader and holds
-/// every order the leader held when the wait began (a service with nothing to catch up on:
-/// until it answers).
+/// Waits until `replica` has caught up with its group: it knows the leader and holds what the
+/// others of its group held when the wait began (every order, or every catalog entry; a
+/// service with nothing to catch up on: until it answers).
 pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
     let mut goal: Option<u64> = None;
     let held = |s: &ServiceStatus| s.orders.or(s.applied);
     let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
         let rows = status(state)?;
+        // What the others of its group hold: the leader's, at least. (A replica just started
+        // may call itself leader of a term that is over; it is not asked.)
         if goal.is_none() {
             goal = rows
                 .iter()
-                .filter(|s| same_group(s.name, replica) && s.role.as_deref() == Some("leader"))
-                .find_map(held);
+                .filter(|s| s.name != replica && same_group(s.name, replica) && s.alive)
+                .filter_map(held)
+                .max();
         }
         let ready = rows.iter().any(|s| {
             s.name == replica
