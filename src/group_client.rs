@@ -50,12 +50,6 @@ impl GroupClient {
         }
     }
 
-    /// The replica that answered as leader last, by id.
-    pub fn leader_guess(&self) -> Option<u32> {
-        let guess = self.guess.load(Ordering::Relaxed);
-        self.replicas.get(guess).map(|r| r.id)
-    }
-
     pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,

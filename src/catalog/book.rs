@@ -363,6 +363,18 @@ impl CatalogBook {
         self.unconfirmed.iter()
     }
 
+    /// The same sales, as the wire carries them.
+    pub fn unconfirmed_buys(&self) -> Vec<crate::wire::UnconfirmedBuy> {
+        self.unconfirmed
+            .iter()
+            .map(|(key, bought)| crate::wire::UnconfirmedBuy {
+                key: key.clone(),
+                name: bought.name.clone(),
+                quantity: bought.quantity,
+            })
+            .collect()
+    }
+
     /// Every toy's totals: seeded + restocked − bought is its stock.
     pub fn totals(&self) -> Vec<crate::wire::ToyTotals> {
         self.products
@@ -392,10 +404,6 @@ impl CatalogBook {
     /// Keys with an answer now: what the book holds that grows with traffic, until retired.
     pub fn keys(&self) -> usize {
         self.answers.len()
-    }
-
-    pub fn fence(&self) -> u64 {
-        self.fence
     }
 
     /// Keys retired so far.

@@ -222,19 +222,10 @@ impl Catalog {
         if let Err(response) = self.checked().await {
             return response;
         }
-        http::data(self.shared.book.read(|b| {
-            StockSnapshot {
-                products: b.products(),
-                toys: b.totals(),
-                unconfirmed: b
-                    .unconfirmed()
-                    .map(|(key, bought)| UnconfirmedBuy {
-                        key: key.clone(),
-                        name: bought.name.clone(),
-                        quantity: bought.quantity,
-                    })
-                    .collect(),
-            }
+        http::data(self.shared.book.read(|b| StockSnapshot {
+            products: b.products(),
+            toys: b.totals(),
+            unconfirmed: b.unconfirmed_buys(),
         }))
     }
 
@@ -244,18 +235,12 @@ impl Catalog {
         if let Err(response) = self.checked().await {
             return response;
         }
-        let open: Vec<UnconfirmedBuy> = self.shared.book.read(|b| {
-            b.unconfirmed()
-                .map(|(key, bought)| UnconfirmedBuy {
-                    key: key.clone(),
-                    name: bought.name.clone(),
-                    quantity: bought.quantity,
-                })
-                .collect()
-        });
+        let open = self.shared.book.read(|b| b.unconfirmed_buys());
         let now = tokio::time::Instant::now();
+        let open_keys: std::collections::HashSet<&str> =
+            open.iter().map(|b| b.key.as_str()).collect();
         let mut since = lock(&self.shared.unconfirmed_since);
-        since.retain(|key, _| open.iter().any(|b| &b.key == key));
+        since.retain(|key, _| open_keys.contains(key.as_str()));
         let mut old: Vec<(tokio::time::Instant, UnconfirmedBuy)> = open
             .into_iter()
             .map(|buy| (*since.entry(buy.key.clone()).or_insert(now), buy))
