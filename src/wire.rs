@@ -286,6 +286,10 @@ impl Role {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FrontendHealth {
     pub leader_id: Option<u32>,
+    /// How many order replicas answered the front end's last health poll: fewer than a
+    /// majority means orders through this front end fail, whatever other hosts see.
+    #[serde(default)]
+    pub order_replicas_answering: Option<u32>,
     pub cache: CacheStats,
     /// Whether the catalog vouches for the cache now (it holds a lease); without one, every
     /// product query goes to the catalog.

@@ -40,6 +40,8 @@ pub struct ServiceStatus {
     pub cache: Option<CacheStats>,
     /// For a front end: whether the catalog vouches for its cache now.
     pub cache_leased: Option<bool>,
+    /// For a front end: how many order replicas answered its last health poll.
+    pub order_replicas_answering: Option<u32>,
     /// For a front end: its latency histograms so far (for `storectl top`; not in `--json`).
     #[serde(skip)]
     pub latency: Option<crate::wire::FrontendLatency>,
@@ -70,13 +72,15 @@ impl ServiceStatus {
             units_in_stock: None,
             cache: None,
             cache_leased: None,
+            order_replicas_answering: None,
             latency: None,
         }
     }
 }
 
 /// Why the cluster cannot take orders, in one line that says what to do; `None` when every
-/// service answers and a replica leads. `local` is for a cluster in a state directory, whose
+/// service answers, a replica of each group leads and every front end reaches a majority of the
+/// order replicas. `local` is for a cluster in a state directory, whose
 /// services `storectl restart` can start again; otherwise they run on hosts of their own.
 pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
     let silent: Vec<&ServiceStatus> = rows.iter().filter(|r| !r.alive).collect();
@@ -137,7 +141,32 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
             ));
         }
     }
-    None
+    front_end_cut_off(rows)
+}
+
+/// A front end that answers the tool but cannot reach a majority of the order replicas, or
+/// does not know their leader yet: its host is cut off (or was, and has not found its way
+/// back), and orders through it fail while the rest of the cluster is fine.
+fn front_end_cut_off(rows: &[ServiceStatus]) -> Option<String> {
+    let replicas = rows
+        .iter()
+        .filter(|r| r.name.replica_id().is_some())
+        .count();
+    let majority = replicas / 2 + 1;
+    rows.iter()
+        .filter(|r| matches!(r.name, ServiceName::Frontend(_)))
+        .find_map(|r| match r.order_replicas_answering {
+            Some(answering) if (answering as usize) < majority => Some(format!(
+                "{} reaches only {answering} of {replicas} order replicas, and orders through \
+                 it fail: check the network between its host and theirs",
+                r.name
+            )),
+            _ if r.leader_id.is_none() && r.cache.is_some() => Some(format!(
+                "{} does not know the order leader yet: wait a second and ask again",
+                r.name
+            )),
+            _ => None,
+        })
 }
 
 /// The state of every service of the cluster in `state`, from pid files and health checks: a
@@ -194,6 +223,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.leader_id = h.leader_id;
                 row.cache = Some(h.cache);
                 row.cache_leased = Some(h.cache_leased);
+                row.order_replicas_answering = h.order_replicas_answering;
                 row.latency = Some(h.latency);
             }
         }
@@ -414,5 +444,30 @@ mod tests {
         assert!(problem(&rows, true)
             .unwrap()
             .contains("no order replica leads"));
+    }
+
+    #[test]
+    fn a_front_end_cut_off_from_the_order_replicas_is_a_problem() {
+        let mut rows = cluster(row(ServiceName::Order(2), true, Some(3), Some("follower")));
+        let mut front_end = row(ServiceName::Frontend(Some(1)), true, Some(5), None);
+        front_end.cache = Some(CacheStats::default());
+        front_end.leader_id = Some(3);
+        front_end.order_replicas_answering = Some(2);
+        rows.push(front_end);
+        assert_eq!(problem(&rows, true), None);
+
+        rows[4].order_replicas_answering = Some(1);
+        let said = problem(&rows, true).unwrap();
+        assert!(
+            said.contains("frontend-1 reaches only 1 of 3 order replicas"),
+            "{said}"
+        );
+        rows[4].order_replicas_answering = Some(3);
+        rows[4].leader_id = None;
+        let said = problem(&rows, true).unwrap();
+        assert!(
+            said.contains("frontend-1 does not know the order leader"),
+            "{said}"
+        );
     }
 }

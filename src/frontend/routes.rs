@@ -40,8 +40,10 @@ impl http::Handler for Frontend {
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
             (["health"], &Method::GET) => {
                 let mut cache = self.cache();
+                let view = self.shared.leader.view();
                 http::data(FrontendHealth {
-                    leader_id: self.shared.leader.current().map(|l| l.id),
+                    leader_id: view.leader.map(|l| l.id),
+                    order_replicas_answering: Some(view.answering as u32),
                     cache: cache.stats(),
                     cache_leased: cache.is_leased(Instant::now()),
                     latency: crate::wire::FrontendLatency {
