@@ -170,6 +170,25 @@ With --cluster, every replica is asked for its orders over the network; one that
 reached is named and the check exits 1."
     )]
     VerifyLogs(VerifyArgs),
+    /// Serve a disk that loses what was not fsynced when told to: a FUSE file system over a
+    /// directory, for power-cut tests
+    #[cfg(feature = "lossy-disk")]
+    #[command(
+        name = "lossy-disk",
+        after_help = "Examples:
+  storectl lossy-disk /mnt/lossy --backing /var/tmp/lossy &
+  echo cut > /mnt/lossy/.lossy-disk               lose everything not synced
+  echo 'cut order-1' > /mnt/lossy/.lossy-disk     only what is under order-1
+  cat /mnt/lossy/.lossy-disk                      what a cut would lose now
+  storectl up --lossy-disk                        a cluster whose replicas each have one
+
+What the processes write goes through to the backing directory at once; what a cut takes back
+is whatever was not yet durable by POSIX's rules: a file's bytes until the file is fsynced, a
+name (create, rename, unlink, mkdir) until its directory is fsynced. The processes using the
+disk must be stopped before a cut, as a power loss stops them. Runs in the foreground until
+SIGTERM or Ctrl-C, then unmounts, keeping everything written. Needs root and /dev/fuse."
+    )]
+    LossyDisk(LossyDiskArgs),
     /// Write the man pages or shell completions from the CLI definitions
     #[command(after_help = "Examples:
   storectl generate man --out man
@@ -453,6 +472,17 @@ pub struct BenchArgs {
     /// Print the results as JSON on stdout (the files are written too)
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(feature = "lossy-disk")]
+#[derive(Debug, Args)]
+pub struct LossyDiskArgs {
+    /// Where to mount it (an existing directory)
+    pub mountpoint: PathBuf,
+    /// The real directory behind it (created if missing); what it holds when the disk mounts
+    /// counts as durable
+    #[arg(long, value_name = "DIR")]
+    pub backing: PathBuf,
 }
 
 #[derive(Debug, Args)]

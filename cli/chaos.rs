@@ -122,6 +122,18 @@ fn render(r: &ChaosReport) -> String {
         slowest
     ));
     out.push_str(&rounds_table(r));
+    let cuts: Vec<u64> = r
+        .kills
+        .iter()
+        .filter_map(|k| k.unsynced_bytes_lost)
+        .collect();
+    if !cuts.is_empty() {
+        out.push_str(&format!(
+            "power cut for real (lossy disk) {} times: {} bytes written but not fsynced were lost\n",
+            cuts.len(),
+            cuts.iter().sum::<u64>()
+        ));
+    }
     out.push_str(&format!("requests:               {}\n", r.requests));
     out.push_str(&format!(
         "client-visible errors:  {}{}\n",

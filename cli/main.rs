@@ -9,6 +9,8 @@ mod demo;
 mod exit;
 mod generate;
 mod interrupt;
+#[cfg(feature = "lossy-disk")]
+mod lossy;
 mod progress;
 mod serve;
 mod top;
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(e).into(),
     };
     // `serve` stops on its own signals; `top` restores the terminal before it exits.
-    if !matches!(cli.command, Command::Serve(_) | Command::Top(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Top(_)) && !is_lossy_disk(&cli.command) {
         interrupt::stop_ephemeral_clusters_on_ctrl_c();
     }
     let result = match cli.command {
@@ -50,6 +52,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
+        #[cfg(feature = "lossy-disk")]
+        Command::LossyDisk(args) => lossy::run(&args),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -149,6 +153,16 @@ fn command_typed() -> String {
 }
 
 /// Logs go to stderr, filtered by RUST_LOG; `default` applies when it is unset.
+/// `lossy-disk` stops on its own signals, and unmounts on its way out.
+fn is_lossy_disk(command: &Command) -> bool {
+    #[cfg(feature = "lossy-disk")]
+    if matches!(command, Command::LossyDisk(_)) {
+        return true;
+    }
+    let _ = command;
+    false
+}
+
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -43,6 +43,9 @@ _storectl() {
             storectl,logs)
                 cmd="storectl__subcmd__logs"
                 ;;
+            storectl,lossy-disk)
+                cmd="storectl__subcmd__lossy__subcmd__disk"
+                ;;
             storectl,order)
                 cmd="storectl__subcmd__order"
                 ;;
@@ -83,7 +86,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs generate"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs lossy-disk generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -378,6 +381,24 @@ _storectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        storectl__subcmd__lossy__subcmd__disk)
+            opts="-h --backing --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         storectl__subcmd__order)
             opts="-h --state-dir --frontend --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -633,7 +654,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --help"
+            opts="-h --state-dir --port-base --host --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --lossy-disk --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -42,6 +42,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run t
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, pause or slow replicas of either group (leaders among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "lossy-disk" -d 'Serve a disk that loses what was not fsynced when told to: a FUSE file system over a directory, for power-cut tests'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l iterations -d 'Iterations of each session' -r
@@ -86,6 +87,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand up" -l initial-stock -
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval -d 'How often the front end asks every order replica who leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l header-read-timeout -d 'How long a client may take to send its request headers to the front end' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l fault-hooks -d 'Give each service a fault directory under STATE_DIR/faults/ (for tests and `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that replica\'s every fsync until it is removed'
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l lossy-disk -d 'Keep every replica\'s files on a lossy disk (STATE_DIR/disk, one directory per replica, a FUSE file system; needs root): `chaos --fault power` then loses whatever a replica had not fsynced, as a real power cut would'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand down" -s h -l help -d 'Print help'
@@ -170,6 +172,8 @@ complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l cluste
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -l backing -d 'The real directory behind it (created if missing); what it holds when the disk mounts counts as durable' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 

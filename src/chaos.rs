@@ -181,6 +181,10 @@ pub struct Kill {
     pub orders_acknowledged: u64,
     /// The slowest of those acknowledged orders, in microseconds.
     pub slowest_order_us: u64,
+    /// For `power` on a lossy disk (`up --lossy-disk`): the bytes its replicas had written
+    /// but not fsynced, which the cut took back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsynced_bytes_lost: Option<u64>,
     #[serde(skip)]
     active: (Instant, Instant),
 }
@@ -416,6 +420,7 @@ fn kill_rounds(
         let injected = Instant::now();
         // When the fault begins to be undone: a restart begun, SIGCONT, the disk fast again.
         let lifted;
+        let mut unsynced_bytes_lost = None;
         match fault {
             Fault::Kill => {
                 say(format!("SIGKILL {target}{leader_note}"));
@@ -461,6 +466,12 @@ fn kill_rounds(
                 for &replica in &replicas {
                     kill(replica, Signal::Kill)?;
                 }
+                // On a lossy disk the power is cut for real: what was not fsynced is gone.
+                if state.is_lossy() {
+                    let lost = cluster::lossy::cut(state, &replicas)?;
+                    say(format!("power cut: {lost} unsynced bytes lost"));
+                    unsynced_bytes_lost = Some(lost);
+                }
                 std::thread::sleep(options.down_for);
                 lifted = Instant::now();
                 restart_all(replicas.clone())?;
@@ -492,6 +503,7 @@ fn kill_rounds(
             orders_in_flight: 0,
             orders_acknowledged: 0,
             slowest_order_us: 0,
+            unsynced_bytes_lost,
             active: (injected, lifted),
         });
     }

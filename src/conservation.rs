@@ -238,7 +238,9 @@ pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
                 let bytes = match asked {
                     Some(bytes) => Ok(bytes),
                     None => {
-                        let path = state.root().join(crate::catalog::file_name(replica.id));
+                        let path = state
+                            .data_dir(crate::services::ServiceName::Catalog(replica.id))
+                            .join(crate::catalog::file_name(replica.id));
                         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
                     }
                 };

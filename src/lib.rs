@@ -50,6 +50,8 @@ pub mod frontend;
 pub mod group_client;
 pub mod histogram;
 pub mod http;
+#[cfg(feature = "lossy-disk")]
+pub mod lossy;
 pub mod order;
 pub mod peer;
 pub mod poll;

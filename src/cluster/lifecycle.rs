@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use super::{plan, process, ClusterSpec, Signal, StateDir, Target, UpOptions, FAULTS_DIR};
+use super::{lossy, plan, process, ClusterSpec, Signal, StateDir, Target, UpOptions, FAULTS_DIR};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::secret::{Secret, SECRET_ENV};
@@ -32,9 +32,19 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         )));
     }
     refuse_a_running_cluster(state)?;
+    // A cluster that kept its files on a lossy disk keeps them there.
+    let lossy = options.lossy_disk || state.is_lossy();
+    let options = &UpOptions {
+        lossy_disk: lossy,
+        ..options.clone()
+    };
     // The stock a catalog starts from is its seed, written once: a catalog that already has
     // its files keeps its own stock, and the flag would be silently ignored.
-    let catalog_log = state.root().join(crate::catalog::log_file_name(1));
+    let catalog_dir = match lossy {
+        true => state.lossy_backing().join("catalog-1"),
+        false => state.root().to_path_buf(),
+    };
+    let catalog_log = catalog_dir.join(crate::catalog::log_file_name(1));
     if options.initial_stock.is_some() && catalog_log.exists() {
         return Err(Error::Usage(format!(
             "--initial-stock seeds a new catalog, and the one in {} already has its stock; \
@@ -70,6 +80,10 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     }
     state.save(&spec)?;
     Secret::generate().save(state.root())?;
+    if lossy {
+        let replicas: Vec<ServiceName> = spec.names().filter(|n| !n.is_frontend()).collect();
+        lossy::start(state, exe, &replicas)?;
+    }
     // The back ends first: the front end follows the replica that leads, so it must not look
     // before all of them listen.
     let (frontend, back_ends): (Vec<ServiceConfig>, Vec<ServiceConfig>) = spec
@@ -88,6 +102,9 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
             let _ = s.child.kill();
             let _ = s.child.wait();
             let _ = std::fs::remove_file(state.pid_path(s.service.name()));
+        }
+        if lossy {
+            let _ = lossy::stop(state);
         }
         return Err(e);
     }
@@ -277,6 +294,9 @@ pub fn down(state: &StateDir) -> Result<Vec<(ServiceName, u32)>> {
     }
     for name in spec.names() {
         let _ = std::fs::remove_file(state.pid_path(name));
+    }
+    if state.is_lossy() {
+        lossy::stop(state)?;
     }
     Ok(stopped)
 }

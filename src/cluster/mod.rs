@@ -6,6 +6,7 @@
 //! - [`status`]: what every service says of itself, and who leads.
 //! - [`ephemeral`]: a cluster in a temporary directory, stopped and removed when dropped.
 //! - [`process`]: spawning and signalling processes by pid.
+//! - [`lossy`]: the lossy disk of a cluster started with `up --lossy-disk`.
 //!
 //! Every service is a `storectl serve --cluster STATE_DIR/cluster.toml …` child process: the
 //! cluster file names every address, as it does for a cluster spread over hosts.
@@ -14,6 +15,7 @@
 
 pub mod ephemeral;
 pub mod lifecycle;
+pub mod lossy;
 pub mod plan;
 pub mod process;
 pub mod state_dir;

@@ -44,6 +44,11 @@ pub struct UpOptions {
     /// replica's every fsync until it is removed
     #[arg(long)]
     pub fault_hooks: bool,
+    /// Keep every replica's files on a lossy disk (STATE_DIR/disk, one directory per replica,
+    /// a FUSE file system; needs root): `chaos --fault power` then loses whatever a replica had
+    /// not fsynced, as a real power cut would
+    #[arg(long)]
+    pub lossy_disk: bool,
 }
 
 impl Default for UpOptions {
@@ -70,6 +75,16 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
         cluster: Some(data_dir.join(super::TOPOLOGY_FILE)),
         listen: None,
     };
+    // Each replica on a disk of its own, or all in the state directory.
+    let replica_dir = |name: crate::services::ServiceName| {
+        if options.lossy_disk {
+            data_dir
+                .join(super::state_dir::LOSSY_MOUNT)
+                .join(name.to_string())
+        } else {
+            data_dir.to_path_buf()
+        }
+    };
     let mut services: Vec<ServiceConfig> = topology
         .catalog
         .iter()
@@ -77,7 +92,7 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
             ServiceConfig::Catalog(CatalogOptions {
                 id: Some(replica.id),
                 placement: placement.clone(),
-                data_dir: data_dir.to_path_buf(),
+                data_dir: replica_dir(crate::services::ServiceName::Catalog(replica.id)),
                 restock_interval: options.restock_interval,
                 initial_stock: options.initial_stock,
                 ..CatalogOptions::default()
@@ -87,7 +102,7 @@ pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
     services.extend(topology.order.iter().map(|replica| {
         ServiceConfig::Order(OrderOptions {
             placement: placement.clone(),
-            data_dir: data_dir.to_path_buf(),
+            data_dir: replica_dir(crate::services::ServiceName::Order(replica.id)),
             ..OrderOptions::with_id(replica.id)
         })
     }));

@@ -141,3 +141,29 @@ pub fn stop(pid: u32, grace: Duration) -> Result<()> {
     wait_gone(pid, Duration::from_secs(5));
     Ok(())
 }
+
+/// Writes the pid file at `path` for `pid`: the pid and when it started.
+pub fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
+    let record = match start_time(pid) {
+        Some(started) => format!("{pid} {started}\n"),
+        None => format!("{pid}\n"),
+    };
+    crate::storage::write_atomic(path, record.as_bytes())
+}
+
+/// A pid file holds `PID START_TIME`: the pid and when that process started, so that a
+/// later process given the same pid is never taken for ours.
+pub fn read_pid_file(path: &Path) -> Option<(u32, Option<u64>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid = fields.next()?.parse().ok()?;
+    let started = fields.next().and_then(|s| s.parse().ok());
+    Some((pid, started))
+}
+
+/// The pid in the pid file at `path`, if that very process still runs.
+pub fn live_pid_in(path: &Path) -> Option<u32> {
+    read_pid_file(path)
+        .filter(|&(pid, started)| is_ours(pid, started))
+        .map(|(pid, _)| pid)
+}

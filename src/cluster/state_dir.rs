@@ -9,6 +9,11 @@ use crate::config::REPLICA_IDS;
 use crate::error::{Error, Result};
 use crate::services::ServiceName;
 
+/// Where a cluster started with `up --lossy-disk` has its replicas' directories.
+pub const LOSSY_MOUNT: &str = "disk";
+/// The real directory behind them.
+const LOSSY_BACKING: &str = "disk-backing";
+
 /// The state directory of one cluster.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -57,8 +62,34 @@ impl StateDir {
         std::fs::canonicalize(&dir).ok()
     }
 
+    /// Where `service` keeps its data files: the state directory itself, or on a cluster with
+    /// a lossy disk, the replica's own directory on it.
+    pub fn data_dir(&self, service: ServiceName) -> PathBuf {
+        if self.is_lossy() && !service.is_frontend() {
+            self.lossy_mount().join(service.to_string())
+        } else {
+            self.root.clone()
+        }
+    }
+
+    /// Whether the replicas keep their files on a lossy disk (`up --lossy-disk`).
+    pub fn is_lossy(&self) -> bool {
+        self.lossy_backing().is_dir()
+    }
+
+    /// Where the lossy disk is mounted: one directory per replica.
+    pub fn lossy_mount(&self) -> PathBuf {
+        self.root.join(LOSSY_MOUNT)
+    }
+
+    /// The real directory behind the lossy disk.
+    pub fn lossy_backing(&self) -> PathBuf {
+        self.root.join(LOSSY_BACKING)
+    }
+
     pub fn orders_path(&self, id: u32) -> PathBuf {
-        self.root.join(crate::order::orders_file_name(id))
+        self.data_dir(ServiceName::Order(id))
+            .join(crate::order::orders_file_name(id))
     }
 
     pub fn orders_paths(&self) -> Vec<PathBuf> {
@@ -116,18 +147,12 @@ impl StateDir {
     /// later process given the same pid is never taken for ours (a file with the pid alone is
     /// checked by its command line only).
     fn pid_record(&self, service: ServiceName) -> Option<(u32, Option<u64>)> {
-        let text = std::fs::read_to_string(self.pid_path(service)).ok()?;
-        let mut fields = text.split_whitespace();
-        let pid = fields.next()?.parse().ok()?;
-        let started = fields.next().and_then(|s| s.parse().ok());
-        Some((pid, started))
+        process::read_pid_file(&self.pid_path(service))
     }
 
     /// The pid of `service` if it is running: the very process `up` or `restart` started.
     pub fn live_pid(&self, service: ServiceName) -> Option<u32> {
-        self.pid_record(service)
-            .filter(|&(pid, started)| process::is_ours(pid, started))
-            .map(|(pid, _)| pid)
+        process::live_pid_in(&self.pid_path(service))
     }
 
     /// The cluster recorded here, if every one of its services is running; otherwise an error
@@ -151,11 +176,7 @@ impl StateDir {
     }
 
     pub(super) fn write_pid(&self, service: ServiceName, pid: u32) -> Result<()> {
-        let record = match process::start_time(pid) {
-            Some(started) => format!("{pid} {started}\n"),
-            None => format!("{pid}\n"),
-        };
-        crate::storage::write_atomic(&self.pid_path(service), record.as_bytes())
+        process::write_pid_file(&self.pid_path(service), pid)
     }
 }
 

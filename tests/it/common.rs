@@ -390,3 +390,40 @@ pub fn raw_request(port: u16, request: &[u8]) -> Vec<u8> {
     let _ = stream.read_to_end(&mut reply);
     reply
 }
+
+/// `storectl chaos` against `cluster` with four clients and a fixed seed, and its JSON report.
+pub fn chaos(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
+    let mut all = vec![
+        "--clients",
+        "4",
+        "--interval",
+        "300ms",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    let out = cluster.run("chaos", &all);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("chaos --json prints JSON: {}", stderr(&out)));
+    (out.status.success(), report)
+}
+
+/// Every acknowledged order kept, none twice, files identical, stock conserved, and every
+/// fault met orders.
+pub fn assert_nothing_lost(report: &Value) {
+    assert!(
+        report["orders_acknowledged"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(report["orders_lost"], 0, "{report}");
+    assert_eq!(report["orders_duplicated"], 0, "{report}");
+    assert_eq!(report["files_identical"], true, "{report}");
+    assert_eq!(report["stock_conserved"], true, "{report}");
+    for round in report["kills"].as_array().unwrap() {
+        assert!(
+            round["orders_acknowledged"].as_u64().unwrap() > 0,
+            "every fault met orders: {round}"
+        );
+    }
+}

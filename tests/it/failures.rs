@@ -4,47 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{eventually, get, post, stderr, stdout, Cluster};
+use crate::common::{assert_nothing_lost, chaos, eventually, get, post, stderr, stdout, Cluster};
 use serde_json::Value;
 
 /// Enough stock that no fault of a chaos run finds the store sold out (a fault that meets no
 /// order fails the run).
 const STOCK_FOR_CHAOS: &[&str] = &["--initial-stock", "1000000"];
-
-/// Runs `storectl chaos --json` against `cluster` and returns its report.
-fn chaos(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
-    let mut all = vec![
-        "--clients",
-        "4",
-        "--interval",
-        "300ms",
-        "--seed",
-        "3",
-        "--json",
-    ];
-    all.extend_from_slice(args);
-    let out = cluster.run("chaos", &all);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("chaos --json prints JSON: {}", stderr(&out)));
-    (out.status.success(), report)
-}
-
-fn assert_nothing_lost(report: &Value) {
-    assert!(
-        report["orders_acknowledged"].as_u64().unwrap() > 0,
-        "{report}"
-    );
-    assert_eq!(report["orders_lost"], 0, "{report}");
-    assert_eq!(report["orders_duplicated"], 0, "{report}");
-    assert_eq!(report["files_identical"], true, "{report}");
-    assert_eq!(report["stock_conserved"], true, "{report}");
-    for round in report["kills"].as_array().unwrap() {
-        assert!(
-            round["orders_acknowledged"].as_u64().unwrap() > 0,
-            "every fault met orders: {round}"
-        );
-    }
-}
 
 #[test]
 fn the_catalog_crashed_paused_or_slowed_under_load_loses_and_leaks_nothing() {

@@ -15,6 +15,7 @@ mod generated;
 mod hostile;
 mod internal;
 mod limits;
+mod lossy;
 mod netns;
 mod partitions;
 mod several;

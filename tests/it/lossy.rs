@@ -1,0 +1,199 @@
+//! The lossy disk (`storectl lossy-disk`, `up --lossy-disk`): through the kernel it loses, at a
+//! power cut, exactly what a real disk may lose; a cluster on it loses no acknowledged order when
+//! the power of either group is cut under load.
+//!
+//! They need root and FUSE (/dev/fuse), so a plain `cargo test` leaves them out and says why;
+//! `.ci/run` runs them (`cargo test --test it lossy -- --ignored`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{assert_nothing_lost, chaos, eventually, Cluster, Process, EXE};
+
+/// `storectl lossy-disk` over a temporary directory, stopped (and so unmounted) when dropped.
+struct Mounted {
+    dir: tempfile::TempDir,
+    daemon: Process,
+}
+
+impl Mounted {
+    fn start() -> Mounted {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("mnt");
+        fs::create_dir(&mount).unwrap();
+        let daemon = Process::spawn(
+            Command::new(EXE)
+                .arg("lossy-disk")
+                .arg(&mount)
+                .arg("--backing")
+                .arg(dir.path().join("backing")),
+        );
+        let control = mount.join(".lossy-disk");
+        eventually(Duration::from_secs(10), || control.exists().then_some(()))
+            .expect("the lossy disk mounts");
+        Mounted { dir, daemon }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("mnt").join(name)
+    }
+
+    fn cut(&self, what: &str) {
+        fs::write(self.path(".lossy-disk"), what).unwrap();
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // SAFETY: kill sends a signal to the daemon this test started.
+        unsafe { libc::kill(self.daemon.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.daemon.wait();
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    File::open(dir).unwrap().sync_all().unwrap();
+}
+
+fn append(path: &Path, bytes: &[u8], sync: bool) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+    if sync {
+        file.sync_data().unwrap();
+    }
+}
+
+/// What a file holds, or `None` when it is not there.
+fn content(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+#[test]
+#[ignore = "needs root and FUSE (/dev/fuse); .ci/run runs it"]
+fn through_the_kernel_a_cut_loses_exactly_what_was_not_synced() {
+    let disk = Mounted::start();
+    let root = disk.path("");
+    let log = disk.path("log");
+    append(&log, b"synced\n", true);
+    sync_dir(&root);
+    append(&log, b"not synced\n", false);
+
+    fs::write(disk.path("unlinked"), "still here").unwrap();
+    File::open(disk.path("unlinked")).unwrap().sync_all().unwrap();
+    // The atomic replacement the store uses for snapshots, once with and once without the
+    // directory's fsync.
+    for name in ["kept", "lost"] {
+        fs::write(disk.path(name), "old").unwrap();
+        File::open(disk.path(name)).unwrap().sync_all().unwrap();
+    }
+    sync_dir(&root);
+    for name in ["kept", "lost"] {
+        let tmp = disk.path(&format!("{name}.tmp"));
+        append(&tmp, b"new", true);
+        fs::rename(&tmp, disk.path(name)).unwrap();
+        if name == "kept" {
+            sync_dir(&root);
+        }
+    }
+    // Not synced from here on: a durable file unlinked, a file whose bytes were synced but
+    // not its name, a directory never synced into its parent.
+    fs::remove_file(disk.path("unlinked")).unwrap();
+    append(&disk.path("unnamed"), b"bytes", true);
+    fs::create_dir(disk.path("dir")).unwrap();
+    append(&disk.path("dir/inside"), b"bytes", true);
+    sync_dir(&disk.path("dir"));
+
+    let status = content(&disk.path(".lossy-disk")).unwrap();
+    assert!(status.contains("cuts: 0"), "{status}");
+    disk.cut("cut");
+
+    assert_eq!(content(&log).as_deref(), Some("synced\n"));
+    assert_eq!(content(&disk.path("kept")).as_deref(), Some("new"));
+    assert_eq!(content(&disk.path("lost")).as_deref(), Some("old"));
+    assert_eq!(content(&disk.path("unnamed")), None);
+    assert!(!disk.path("dir").exists());
+    assert_eq!(
+        content(&disk.path("unlinked")).as_deref(),
+        Some("still here")
+    );
+    let status = content(&disk.path(".lossy-disk")).unwrap();
+    assert!(status.contains("cuts: 1"), "{status}");
+    assert!(status.contains("unsynced bytes: 0"), "{status}");
+
+    // A cut of one directory leaves the rest as it was.
+    for name in ["a", "b"] {
+        fs::create_dir(disk.path(name)).unwrap();
+    }
+    sync_dir(&root);
+    for name in ["a/log", "b/log"] {
+        append(&disk.path(name), b"synced\n", true);
+    }
+    sync_dir(&disk.path("a"));
+    sync_dir(&disk.path("b"));
+    for name in ["a/log", "b/log"] {
+        append(&disk.path(name), b"not synced\n", false);
+    }
+    disk.cut("cut a");
+    assert_eq!(content(&disk.path("a/log")).as_deref(), Some("synced\n"));
+    assert_eq!(
+        content(&disk.path("b/log")).as_deref(),
+        Some("synced\nnot synced\n")
+    );
+}
+
+#[test]
+#[ignore = "needs root and FUSE (/dev/fuse); .ci/run runs it"]
+fn power_cuts_under_load_on_the_lossy_disk_lose_no_acknowledged_order() {
+    let cluster = Cluster::start(&["--lossy-disk", "--initial-stock", "1000000"]);
+    let (ok, report) = chaos(
+        &cluster,
+        &[
+            "--group",
+            "any",
+            "--fault",
+            "power",
+            "--rounds",
+            "4",
+            "--down-for",
+            "300ms",
+        ],
+    );
+    assert!(ok, "{report}");
+    assert_nothing_lost(&report);
+    let lost: u64 = report["kills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["unsynced_bytes_lost"].as_u64().expect("a real cut"))
+        .sum();
+    assert!(lost > 0, "the cuts took back unsynced writes: {report}");
+
+    // Stopped and started again from what the disk kept: every file opens, the replicas agree.
+    let mount = cluster.state().join("disk");
+    assert!(cluster.run("down", &[]).status.success());
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(mount.to_str().unwrap()),
+        "down unmounts the disk"
+    );
+    let base = cluster.base.to_string();
+    let up = cluster.run("up", &["--port-base", &base]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let verify = cluster.run("verify-logs", &["--stock"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
