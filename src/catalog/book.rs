@@ -468,9 +468,8 @@ impl crate::raft::Book for CatalogBook {
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
-        // Strings and integers always serialise.
-        serde_json::to_vec(self).unwrap_or_default()
+    fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| format!("cannot serialise the catalog: {e}"))
     }
 
     fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
@@ -850,11 +849,11 @@ mod tests {
         assert_eq!(a.to_csv(), b.to_csv());
         assert!(a == b, "the same commands, the same book");
         assert!(
-            crate::raft::Book::to_bytes(&a) == crate::raft::Book::to_bytes(&b),
+            crate::raft::Book::to_bytes(&a).unwrap() == crate::raft::Book::to_bytes(&b).unwrap(),
             "the same snapshot bytes"
         );
         let again: CatalogBook =
-            crate::raft::Book::from_bytes(&crate::raft::Book::to_bytes(&a)).unwrap();
+            crate::raft::Book::from_bytes(&crate::raft::Book::to_bytes(&a).unwrap()).unwrap();
         assert_eq!(again, a);
         assert_eq!(again.product("TUX"), a.product("tux"));
     }

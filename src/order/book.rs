@@ -97,9 +97,8 @@ impl OrderBook {
     }
 
     /// Serialises the book for a snapshot.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // A book of strings and integers always serialises.
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| format!("cannot serialise the orders: {e}"))
     }
 
     /// Reads a book back from [`Self::to_bytes`].
@@ -217,7 +216,7 @@ mod tests {
         let mut book = OrderBook::default();
         book.apply_command(&bought("x"), 1);
         book.apply_command(&refused("y"), 1);
-        let again = OrderBook::from_bytes(&book.to_bytes()).unwrap();
+        let again = OrderBook::from_bytes(&book.to_bytes().unwrap()).unwrap();
         assert_eq!(again, book);
         assert_eq!(again.settled("x"), Some(Settled::Placed { number: 0 }));
         assert!(OrderBook::from_bytes(b"{").is_err());

@@ -43,7 +43,7 @@ impl raft::Book for OrderBook {
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
         OrderBook::to_bytes(self)
     }
 

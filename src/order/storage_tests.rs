@@ -179,3 +179,40 @@ fn the_state_machine_comes_back_from_its_snapshot_and_rewrites_its_csv() {
         assert_eq!(orders.read(|b| b.len()), 2);
     });
 }
+
+#[test]
+fn a_snapshot_built_while_a_newer_one_is_installed_does_not_replace_it() {
+    use openraft::storage::RaftSnapshotBuilder;
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut machine, _) = machine::open(dir.path(), 1).unwrap();
+        machine.apply(order(1, 1, "a")).await.unwrap();
+        // A leader's snapshot up to index 5, made on another replica.
+        let other = tempfile::tempdir().unwrap();
+        let (mut leader, _) = machine::open(other.path(), 2).unwrap();
+        leader.apply(order(1, 1, "a")).await.unwrap();
+        leader.apply(order(2, 5, "b")).await.unwrap();
+        let newer = leader.build_snapshot().await.unwrap();
+
+        // The build takes the book at index 1; the newer snapshot is installed before the build
+        // has written its own (openraft runs the two at once).
+        let (meta, bytes) = machine.take_snapshot().unwrap();
+        machine
+            .install_snapshot(&newer.meta, newer.snapshot)
+            .await
+            .unwrap();
+        let built = machine.keep_snapshot(meta, bytes).await.unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(1, 1)));
+
+        let current = machine.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(2, 5)));
+        drop(machine);
+        let (mut reopened, _) = machine::open(dir.path(), 1).unwrap();
+        let (applied, _) = reopened.applied_state().await.unwrap();
+        assert_eq!(
+            applied,
+            Some(log_id(2, 5)),
+            "the file keeps the newer one too"
+        );
+    });
+}

@@ -44,13 +44,16 @@ enum Record<'a, C: Group> {
 }
 
 impl<C: Group> Record<'_, C> {
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        // Entries, votes and log ids are plain data: they always serialise.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+    /// Appends the record's line to `out`. A record that cannot be serialised stops the
+    /// write with an error: an empty line in its place would lose it silently.
+    fn encode_into(&self, out: &mut Vec<u8>) -> std::result::Result<(), StorageError> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| write_error(format!("cannot serialise a log record: {e}")))?;
         let crc = crc32fast::hash(&json);
         out.extend_from_slice(format!("{crc:08x} ").as_bytes());
         out.extend_from_slice(&json);
         out.push(b'\n');
+        Ok(())
     }
 
     fn decode(line: &[u8]) -> std::result::Result<Record<'static, C>, String> {
@@ -116,24 +119,24 @@ impl<C: Group> State<C> {
     }
 
     /// The whole state as a fresh file's contents.
-    fn encode_all(&self) -> (Vec<u8>, u64) {
+    fn encode_all(&self) -> std::result::Result<(Vec<u8>, u64), StorageError> {
         let mut bytes = Vec::new();
         let mut records = 0;
         let mut put = |r: Record<C>| {
-            r.encode_into(&mut bytes);
             records += 1;
+            r.encode_into(&mut bytes)
         };
         if let Some(vote) = self.vote {
-            put(Record::Vote(vote));
+            put(Record::Vote(vote))?;
         }
         if let Some(purged) = self.last_purged {
-            put(Record::Purge(purged));
+            put(Record::Purge(purged))?;
         }
-        put(Record::Committed(self.committed));
+        put(Record::Committed(self.committed))?;
         for entry in self.entries.values() {
-            put(Record::Entry(Cow::Borrowed(entry)));
+            put(Record::Entry(Cow::Borrowed(entry)))?;
         }
-        (bytes, records)
+        Ok((bytes, records))
     }
 }
 
@@ -219,10 +222,10 @@ impl<C: Group> LogStore<C> {
     ) -> std::result::Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
+            let mut bytes = Vec::new();
+            record.encode_into(&mut bytes)?;
             let mut state = self.state();
             apply(&mut state);
-            let mut bytes = Vec::new();
-            record.encode_into(&mut bytes);
             state.records += 1;
             self.queue(Job::Append(bytes, Done::Caller(tx)))?;
         }
@@ -383,11 +386,11 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         &mut self,
         committed: Option<LogId>,
     ) -> std::result::Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        Record::<C>::Committed(committed).encode_into(&mut bytes)?;
         let mut state = self.state();
         state.committed = committed;
         state.records += 1;
-        let mut bytes = Vec::new();
-        Record::<C>::Committed(committed).encode_into(&mut bytes);
         Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
     }
 
@@ -404,10 +407,14 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         I: IntoIterator<Item = LogEntry<C>> + Send,
         I::IntoIter: Send,
     {
-        let mut state = self.state();
+        // Every entry is encoded before any is taken: a batch is written whole or not at all.
+        let entries: Vec<LogEntry<C>> = entries.into_iter().collect();
         let mut bytes = Vec::new();
+        for entry in &entries {
+            Record::<C>::Entry(Cow::Borrowed(entry)).encode_into(&mut bytes)?;
+        }
+        let mut state = self.state();
         for entry in entries {
-            Record::<C>::Entry(Cow::Borrowed(&entry)).encode_into(&mut bytes);
             state.records += 1;
             state.entries.insert(entry.log_id.index, entry);
         }
@@ -427,14 +434,85 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         state.purge(log_id);
         let live = state.entries.len() as u64;
         if state.records > 2 * live + 10_000 {
-            let (bytes, records) = state.encode_all();
+            let (bytes, records) = state.encode_all()?;
             state.records = records;
             Ok(self.queue(Job::Rewrite(bytes, Done::Nobody))?)
         } else {
             let mut bytes = Vec::new();
-            Record::<C>::Purge(log_id).encode_into(&mut bytes);
+            Record::<C>::Purge(log_id).encode_into(&mut bytes)?;
             state.records += 1;
             Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    /// A command that cannot be serialised when it says so.
+    #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+    #[serde(from = "bool")]
+    struct Command {
+        unwritable: bool,
+    }
+
+    impl From<bool> for Command {
+        fn from(unwritable: bool) -> Self {
+            Command { unwritable }
+        }
+    }
+
+    impl Serialize for Command {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            if self.unwritable {
+                return Err(serde::ser::Error::custom("this command cannot be written"));
+            }
+            s.serialize_bool(false)
+        }
+    }
+
+    openraft::declare_raft_types!(
+        Test:
+            D = Command,
+            R = (),
+            NodeId = super::super::NodeId,
+            Node = openraft::BasicNode,
+            Entry = openraft::Entry<Test>,
+            SnapshotData = Cursor<Vec<u8>>,
+    );
+
+    fn entry(index: u64, unwritable: bool) -> openraft::Entry<Test> {
+        openraft::Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command { unwritable }),
+        }
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_serialised_is_refused_and_written_nowhere() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("raft-1.log");
+                let mut log = LogStore::<Test>::open(&path).unwrap();
+                log.blocking_append([entry(0, false)]).await.unwrap();
+                let refused = log.blocking_append([entry(1, false), entry(2, true)]).await;
+                assert!(refused.is_err(), "the append says it failed");
+                let state = log.get_log_state().await.unwrap();
+                assert_eq!(state.last_log_id.map(|l| l.index), Some(0));
+                drop(log);
+                let mut reopened = LogStore::<Test>::open(&path).expect("the file is whole");
+                let entries = reopened.try_get_log_entries(..).await.unwrap();
+                assert_eq!(entries.len(), 1);
+            });
     }
 }

@@ -35,8 +35,9 @@ pub trait Book: Default + Sized + Send + 'static {
 
     /// Applies one command, committed at `log_id`, and returns its reply.
     fn apply(&mut self, command: &Command<Self>, log_id: &LogId) -> Reply<Self>;
-    /// The book as a snapshot's bytes.
-    fn to_bytes(&self) -> Vec<u8>;
+    /// The book as a snapshot's bytes, or why it cannot be written (which stops the snapshot:
+    /// empty bytes in its place would lose every order in it).
+    fn to_bytes(&self) -> std::result::Result<Vec<u8>, String>;
     /// A book from [`Self::to_bytes`].
     fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String>;
 }
@@ -97,12 +98,12 @@ struct Machine<B: Book> {
 
 /// `snapshot-N.json` holds two JSON documents: the snapshot's meta on the first line, then the
 /// book as [`OrderBook::to_bytes`] wrote it.
-fn encode_snapshot_file(meta: &SnapshotMeta, book: &[u8]) -> Vec<u8> {
-    // Log ids and memberships are plain data: they always serialise.
-    let mut bytes = serde_json::to_vec(meta).unwrap_or_default();
+fn encode_snapshot_file(meta: &SnapshotMeta, book: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes =
+        serde_json::to_vec(meta).map_err(|e| format!("cannot serialise a snapshot's meta: {e}"))?;
     bytes.push(b'\n');
     bytes.extend_from_slice(book);
-    bytes
+    Ok(bytes)
 }
 
 fn decode_snapshot_file(bytes: &[u8]) -> std::result::Result<(SnapshotMeta, &[u8]), String> {
@@ -173,7 +174,7 @@ impl<B: Book> Shared<B> {
         if saved.is_some() && *saved > meta.last_log_id {
             return Ok(());
         }
-        crate::storage::write_atomic(&self.snapshot_path, &encode_snapshot_file(meta, book))
+        crate::storage::write_atomic(&self.snapshot_path, &encode_snapshot_file(meta, book)?)
             .map_err(|e| e.to_string())?;
         *saved = meta.last_log_id;
         Ok(())
@@ -204,25 +205,39 @@ fn sm_error(e: impl ToString) -> StorageError {
     StorageIOError::write_state_machine(AnyError::error(e)).into()
 }
 
-impl<B: Book> RaftSnapshotBuilder<B::Group> for StateMachine<B> {
-    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<B::Group>, StorageError> {
-        let (meta, bytes) = {
-            let mut machine = self.shared.machine();
-            machine.snapshots_built += 1;
-            let snapshot_id = match machine.last_applied {
-                Some(id) => format!(
-                    "{}-{}-{}",
-                    id.leader_id.term, id.index, machine.snapshots_built
-                ),
-                None => format!("empty-{}", machine.snapshots_built),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: machine.last_applied,
-                last_membership: machine.membership.clone(),
-                snapshot_id,
-            };
-            (meta, machine.book.to_bytes())
+impl<B: Book> StateMachine<B> {
+    /// The first half of building a snapshot: the book as it is now, and its meta.
+    pub(crate) fn take_snapshot(
+        &self,
+    ) -> std::result::Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let mut machine = self.shared.machine();
+        machine.snapshots_built += 1;
+        let snapshot_id = match machine.last_applied {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.index, machine.snapshots_built
+            ),
+            None => format!("empty-{}", machine.snapshots_built),
         };
+        let meta = SnapshotMeta {
+            last_log_id: machine.last_applied,
+            last_membership: machine.membership.clone(),
+            snapshot_id,
+        };
+        let bytes = machine.book.to_bytes().map_err(|e| {
+            StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(e)))
+        })?;
+        Ok((meta, bytes))
+    }
+
+    /// The second half: the snapshot written to its file and kept as the current one, unless a
+    /// newer one was installed meanwhile (openraft builds and installs concurrently): a leader
+    /// must never send a snapshot older than the log it has already purged.
+    pub(crate) async fn keep_snapshot(
+        &self,
+        meta: SnapshotMeta,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<Snapshot<B::Group>, StorageError> {
         let shared = self.shared.clone();
         let (meta, bytes) = tokio::task::spawn_blocking(move || {
             shared.save_snapshot(&meta, &bytes).map(|_| (meta, bytes))
@@ -232,11 +247,25 @@ impl<B: Book> RaftSnapshotBuilder<B::Group> for StateMachine<B> {
         .map_err(|e| {
             StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(e)))
         })?;
-        self.shared.machine().current = Some((meta.clone(), bytes.clone()));
+        let mut machine = self.shared.machine();
+        let newer_installed = machine
+            .current
+            .as_ref()
+            .is_some_and(|(current, _)| current.last_log_id > meta.last_log_id);
+        if !newer_installed {
+            machine.current = Some((meta.clone(), bytes.clone()));
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
         })
+    }
+}
+
+impl<B: Book> RaftSnapshotBuilder<B::Group> for StateMachine<B> {
+    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<B::Group>, StorageError> {
+        let (meta, bytes) = self.take_snapshot()?;
+        self.keep_snapshot(meta, bytes).await
     }
 }
 

@@ -86,7 +86,10 @@ fn through_the_kernel_a_cut_loses_exactly_what_was_not_synced() {
     append(&log, b"not synced\n", false);
 
     fs::write(disk.path("unlinked"), "still here").unwrap();
-    File::open(disk.path("unlinked")).unwrap().sync_all().unwrap();
+    File::open(disk.path("unlinked"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     // The atomic replacement the store uses for snapshots, once with and once without the
     // directory's fsync.
     for name in ["kept", "lost"] {
