@@ -46,9 +46,8 @@ enum Record<'a, C: Group> {
 impl<C: Group> Record<'_, C> {
     /// Appends the record's line to `out`. A record that cannot be serialised stops the
     /// write with an error: an empty line in its place would lose it silently.
-    fn encode_into(&self, out: &mut Vec<u8>) -> std::result::Result<(), StorageError> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| write_error(format!("cannot serialise a log record: {e}")))?;
+    fn encode_into(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let json = serde_json::to_vec(self)?;
         let crc = crc32fast::hash(&json);
         out.extend_from_slice(format!("{crc:08x} ").as_bytes());
         out.extend_from_slice(&json);
@@ -119,7 +118,7 @@ impl<C: Group> State<C> {
     }
 
     /// The whole state as a fresh file's contents.
-    fn encode_all(&self) -> std::result::Result<(Vec<u8>, u64), StorageError> {
+    fn encode_all(&self) -> serde_json::Result<(Vec<u8>, u64)> {
         let mut bytes = Vec::new();
         let mut records = 0;
         let mut put = |r: Record<C>| {
@@ -223,7 +222,7 @@ impl<C: Group> LogStore<C> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
             let mut bytes = Vec::new();
-            record.encode_into(&mut bytes)?;
+            record.encode_into(&mut bytes).map_err(unserialisable)?;
             let mut state = self.state();
             apply(&mut state);
             state.records += 1;
@@ -244,6 +243,10 @@ impl From<WriterStopped> for StorageError {
     fn from(_: WriterStopped) -> Self {
         write_error("the log writer has stopped")
     }
+}
+
+fn unserialisable(e: serde_json::Error) -> StorageError {
+    write_error(format!("cannot serialise a log record: {e}"))
 }
 
 fn write_error(e: impl ToString) -> StorageError {
@@ -387,7 +390,9 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         committed: Option<LogId>,
     ) -> std::result::Result<(), StorageError> {
         let mut bytes = Vec::new();
-        Record::<C>::Committed(committed).encode_into(&mut bytes)?;
+        Record::<C>::Committed(committed)
+            .encode_into(&mut bytes)
+            .map_err(unserialisable)?;
         let mut state = self.state();
         state.committed = committed;
         state.records += 1;
@@ -411,7 +416,9 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         let entries: Vec<LogEntry<C>> = entries.into_iter().collect();
         let mut bytes = Vec::new();
         for entry in &entries {
-            Record::<C>::Entry(Cow::Borrowed(entry)).encode_into(&mut bytes)?;
+            Record::<C>::Entry(Cow::Borrowed(entry))
+                .encode_into(&mut bytes)
+                .map_err(unserialisable)?;
         }
         let mut state = self.state();
         for entry in entries {
@@ -434,12 +441,14 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
         state.purge(log_id);
         let live = state.entries.len() as u64;
         if state.records > 2 * live + 10_000 {
-            let (bytes, records) = state.encode_all()?;
+            let (bytes, records) = state.encode_all().map_err(unserialisable)?;
             state.records = records;
             Ok(self.queue(Job::Rewrite(bytes, Done::Nobody))?)
         } else {
             let mut bytes = Vec::new();
-            Record::<C>::Purge(log_id).encode_into(&mut bytes)?;
+            Record::<C>::Purge(log_id)
+                .encode_into(&mut bytes)
+                .map_err(unserialisable)?;
             state.records += 1;
             Ok(self.queue(Job::Append(bytes, Done::Nobody))?)
         }
