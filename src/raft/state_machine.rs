@@ -207,9 +207,7 @@ fn sm_error(e: impl ToString) -> StorageError {
 
 impl<B: Book> StateMachine<B> {
     /// The first half of building a snapshot: the book as it is now, and its meta.
-    pub(crate) fn take_snapshot(
-        &self,
-    ) -> std::result::Result<(SnapshotMeta, Vec<u8>), StorageError> {
+    pub(crate) fn take_snapshot(&self) -> std::result::Result<(SnapshotMeta, Vec<u8>), String> {
         let mut machine = self.shared.machine();
         machine.snapshots_built += 1;
         let snapshot_id = match machine.last_applied {
@@ -224,9 +222,7 @@ impl<B: Book> StateMachine<B> {
             last_membership: machine.membership.clone(),
             snapshot_id,
         };
-        let bytes = machine.book.to_bytes().map_err(|e| {
-            StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(e)))
-        })?;
+        let bytes = machine.book.to_bytes()?;
         Ok((meta, bytes))
     }
 
@@ -264,7 +260,9 @@ impl<B: Book> StateMachine<B> {
 
 impl<B: Book> RaftSnapshotBuilder<B::Group> for StateMachine<B> {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<B::Group>, StorageError> {
-        let (meta, bytes) = self.take_snapshot()?;
+        let (meta, bytes) = self.take_snapshot().map_err(|e| {
+            StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(e)))
+        })?;
         self.keep_snapshot(meta, bytes).await
     }
 }
