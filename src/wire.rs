@@ -246,6 +246,10 @@ pub struct ReplicaHealth {
     /// Leader only: how far each replica's log is known to match this one's.
     #[serde(default)]
     pub replicated: Vec<Replicated>,
+    /// The disk is full: the replica writes nothing, so acknowledges and votes for nothing,
+    /// until there is room.
+    #[serde(default)]
+    pub disk_full: bool,
 }
 
 /// How far one replica's log is known (by the leader) to match the leader's.

@@ -571,6 +571,8 @@ impl Drop for CatalogFile {
 
 /// The writer thread: the newest stock handed over, one rewrite at a time, until told to stop.
 fn write_views(slot: &ViewSlot, path: &Path) {
+    // Said once until a rewrite works again: a full disk would say it every few milliseconds.
+    let mut failing = false;
     loop {
         let (csv, stop) = {
             let mut pending = slot.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -580,8 +582,16 @@ fn write_views(slot: &ViewSlot, path: &Path) {
             (pending.0.take(), pending.1)
         };
         if let Some(csv) = csv {
-            if let Err(e) = write_view(path, &csv) {
-                tracing::warn!("cannot rewrite {}: {e}", path.display());
+            match write_view(path, &csv) {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(
+                        "cannot rewrite {}: {e}; trying again at each change",
+                        path.display()
+                    );
+                }
+                Err(_) => {}
             }
         }
         if stop {

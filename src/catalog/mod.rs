@@ -67,6 +67,8 @@ pub struct Catalog {
 struct Shared {
     id: u32,
     raft: CatalogRaft,
+    /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
+    disk_full: Arc<std::sync::atomic::AtomicBool>,
     book: Store<CatalogBook>,
     members: std::collections::BTreeMap<NodeId, openraft::BasicNode>,
     rank: usize,
@@ -120,6 +122,7 @@ impl Catalog {
                 .await?;
         }
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
+        let disk_full = log.disk_full();
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
             &config.data_dir.join(snapshot_file_name(id)),
             &config.data_dir.join(file_name(id)),
@@ -158,6 +161,7 @@ impl Catalog {
                 leadership: Mutex::new(None),
                 last_check: tokio::sync::Mutex::new(None),
                 to_invalidate: Mutex::new(Vec::new()),
+                disk_full,
                 invalidate_now: Notify::new(),
                 invalidated: watch::Sender::new(0),
                 unconfirmed_since: Mutex::new(HashMap::new()),
@@ -221,7 +225,14 @@ impl Catalog {
             .book
             .read(|b| (b.products().len() as u64, b.units_in_stock()));
         CatalogHealth {
-            replica: crate::raft::replica::health(&self.shared.raft, self.id(), applied),
+            replica: crate::raft::replica::health(
+                &self.shared.raft,
+                self.id(),
+                applied,
+                self.shared
+                    .disk_full
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
             products,
             units_in_stock,
         }

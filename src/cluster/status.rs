@@ -42,6 +42,8 @@ pub struct ServiceStatus {
     pub cache_leased: Option<bool>,
     /// For a front end: how many order replicas answered its last health poll.
     pub order_replicas_answering: Option<u32>,
+    /// For a replica: its disk is full, so it writes (acknowledges, votes for) nothing.
+    pub disk_full: bool,
     /// For a front end: its latency histograms so far (for `storectl top`; not in `--json`).
     #[serde(skip)]
     pub latency: Option<crate::wire::FrontendLatency>,
@@ -73,6 +75,7 @@ impl ServiceStatus {
             cache: None,
             cache_leased: None,
             order_replicas_answering: None,
+            disk_full: false,
             latency: None,
         }
     }
@@ -121,6 +124,13 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
                 first.address
             ),
         });
+    }
+    if let Some(full) = rows.iter().find(|r| r.disk_full) {
+        return Some(format!(
+            "{}'s disk is full: it holds its writes, acknowledging and voting for nothing, until \
+             there is room; free space where it keeps its data",
+            full.name
+        ));
     }
     for (group, in_group) in [
         (
@@ -216,6 +226,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.orders = Some(h.len);
                 row.last_order = h.len.checked_sub(1);
                 row.leader_id = h.leader_id;
+                row.disk_full = h.disk_full;
             }
         }
         ServiceName::Frontend(_) => {
@@ -233,6 +244,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.ready = Some(h.replica.ready);
                 row.term = Some(h.replica.term);
                 row.leader_id = h.replica.leader_id;
+                row.disk_full = h.replica.disk_full;
                 row.applied = Some(h.replica.len);
                 row.units_in_stock = Some(h.units_in_stock);
             }
@@ -312,6 +324,11 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
                     .map(|units| format!("{units} units in stock"))
             })
             .unwrap_or_else(dash);
+        let cache = if row.disk_full {
+            format!("DISK FULL; {cache}")
+        } else {
+            cache
+        };
         let role = match (&row.role, row.ready) {
             (Some(role), Some(false)) => format!("{role}*"),
             (Some(role), _) => role.clone(),

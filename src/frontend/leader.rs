@@ -182,6 +182,7 @@ mod tests {
             log_index: None,
             applied_index: None,
             replicated: Vec::new(),
+            disk_full: false,
         }
     }
 

@@ -62,6 +62,8 @@ pub struct Replica {
 struct Shared {
     id: u32,
     raft: Raft,
+    /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
+    disk_full: Arc<std::sync::atomic::AtomicBool>,
     orders: OrderStore,
     /// Every replica, for the bootstrap.
     members: BTreeMap<NodeId, BasicNode>,
@@ -120,6 +122,7 @@ impl Replica {
             .await?;
         }
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
+        let disk_full = log.disk_full();
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         let rank = crate::raft::replica::rank(config.id, &ids);
         let raft_config = crate::raft::replica::engine_config(rank, ids.len())?;
@@ -155,6 +158,7 @@ impl Replica {
                 claims: Mutex::new(HashSet::new()),
                 claim_done: Notify::new(),
                 caught_up_term: AtomicU64::new(0),
+                disk_full,
             }),
         })
     }
@@ -219,7 +223,14 @@ impl Replica {
     /// which are committed, so durable on a majority.
     pub fn health(&self) -> ReplicaHealth {
         let len = self.shared.orders.read(|b| b.len());
-        crate::raft::replica::health(&self.shared.raft, self.id(), len)
+        crate::raft::replica::health(
+            &self.shared.raft,
+            self.id(),
+            len,
+            self.shared
+                .disk_full
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Waits until no other request on this replica is placing an order with `key`, then

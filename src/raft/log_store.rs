@@ -18,7 +18,9 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
@@ -168,6 +170,8 @@ impl<C: Group> Clone for LogStore<C> {
 struct Shared<C: Group> {
     state: Mutex<State<C>>,
     jobs: Mutex<mpsc::Sender<Job<C>>>,
+    /// Set while the disk is full and the writer holds its writes until there is room.
+    disk_full: Arc<AtomicBool>,
 }
 
 impl<C: Group> LogStore<C> {
@@ -186,16 +190,25 @@ impl<C: Group> LogStore<C> {
         }
         let file = crate::storage::AppendFile::open(path)?;
         let (tx, rx) = mpsc::channel();
+        let disk_full = Arc::new(AtomicBool::new(false));
+        let writer_disk_full = disk_full.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(file, rx))
+            .spawn(move || write_jobs(file, rx, &writer_disk_full))
             .map_err(|e| Error::io(path, e))?;
         Ok(LogStore {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 jobs: Mutex::new(tx),
+                disk_full,
             }),
         })
+    }
+
+    /// A flag that is set while the disk is full: the replica writes nothing, so it neither
+    /// acknowledges entries nor votes, until there is room.
+    pub fn disk_full(&self) -> Arc<AtomicBool> {
+        self.shared.disk_full.clone()
     }
 
     fn state(&self) -> MutexGuard<'_, State<C>> {
@@ -279,23 +292,57 @@ fn replay<C: Group>(bytes: &[u8], path: &Path, state: &mut State<C>) -> Result<u
     Ok(offset)
 }
 
+/// How often a writer held by a full disk tries again.
+const DISK_FULL_RETRY: Duration = Duration::from_millis(250);
+
 /// The writer thread: group commit. Takes every job queued, writes them, fsyncs once, and tells
-/// each waiter. After a failed write the file's state is unknown, so every later write fails.
-fn write_jobs<C: Group>(mut file: crate::storage::AppendFile, jobs: mpsc::Receiver<Job<C>>) {
+/// who waits. A full disk holds the writes (nobody is told, so nothing is acknowledged or
+/// voted for) and tries them again, with whatever arrived meanwhile, until there is room; any
+/// other failure leaves the log in doubt, and every write from then on fails, which stops the
+/// engine.
+fn write_jobs<C: Group>(
+    mut file: crate::storage::AppendFile,
+    jobs: mpsc::Receiver<Job<C>>,
+    disk_full: &AtomicBool,
+) {
     let mut broken: Option<String> = None;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
+    let mut batch: Vec<Job<C>> = Vec::new();
+    loop {
+        if batch.is_empty() {
+            match jobs.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => return,
+            }
+        }
         while let Ok(next) = jobs.try_recv() {
             batch.push(next);
         }
         if broken.is_none() {
-            if let Err(e) = write_batch(&mut file, &batch) {
-                let path = file.path().display().to_string();
-                tracing::error!("cannot write {path}: {e}; this replica stops");
-                broken = Some(format!("{path}: {e}"));
+            match write_batch(&mut file, &batch) {
+                Ok(()) => {
+                    if disk_full.swap(false, Ordering::Relaxed) {
+                        tracing::warn!("{}: room again; writes resume", file.path().display());
+                    }
+                }
+                Err(e) if is_full(&e) => {
+                    if !disk_full.swap(true, Ordering::Relaxed) {
+                        tracing::error!(
+                            "disk full: cannot write {} ({e}); this replica holds its writes, \
+                             acknowledging and voting for nothing, until there is room",
+                            file.path().display()
+                        );
+                    }
+                    std::thread::sleep(DISK_FULL_RETRY);
+                    continue;
+                }
+                Err(e) => {
+                    let path = file.path().display().to_string();
+                    tracing::error!("cannot write {path}: {e}; this replica stops");
+                    broken = Some(format!("{path}: {e}"));
+                }
             }
         }
-        for job in batch {
+        for job in batch.drain(..) {
             let done = match job {
                 Job::Append(_, done) | Job::Rewrite(_, done) => done,
             };
@@ -314,6 +361,12 @@ fn write_jobs<C: Group>(mut file: crate::storage::AppendFile, jobs: mpsc::Receiv
     }
 }
 
+/// Whether a write failed for want of room (a full disk, or a quota), which more room cures.
+fn is_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+}
+
 /// Writes a batch and fsyncs it; a failed write or fsync leaves the file as it was before the
 /// batch ([`crate::storage::AppendFile`]).
 fn write_batch<C: Group>(
@@ -329,7 +382,11 @@ fn write_batch<C: Group>(
     for job in batch {
         match job {
             Job::Append(bytes, _) => file.write(bytes)?,
-            Job::Rewrite(bytes, _) => file.replace(bytes).map_err(io::Error::other)?,
+            Job::Rewrite(bytes, _) => file.replace(bytes).map_err(|e| match e {
+                // The system's own error, so that a full disk is told from a failed one.
+                Error::Io { cause, .. } => cause,
+                other => io::Error::other(other),
+            })?,
         }
     }
     // Records nobody waits for (the committed index, a purge) ride along with the next fsync.

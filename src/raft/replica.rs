@@ -79,8 +79,8 @@ pub async fn bootstrap<C: Group>(
 }
 
 /// Health and role as the engine sees them; `len` is what the group counts as held (orders
-/// applied, for the order group).
-pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64) -> ReplicaHealth {
+/// applied, for the order group); `disk_full` is the log's flag ([`crate::raft::LogStore::disk_full`]).
+pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64, disk_full: bool) -> ReplicaHealth {
     let metrics = raft.metrics().borrow().clone();
     let role = match metrics.state {
         ServerState::Leader => Role::Leader,
@@ -109,6 +109,7 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64) -> ReplicaHealth {
                 })
             })
             .collect(),
+        disk_full,
     }
 }
 
