@@ -21,7 +21,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     file.write_all(contents).map_err(|e| Error::io(&tmp, e))?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(file);
+    crate::fault::storage_point(crate::fault::REPLACE_SYNCED, path);
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    crate::fault::storage_point(crate::fault::REPLACE_RENAMED, path);
     sync_dir(path)
 }
 
@@ -94,8 +96,10 @@ impl AppendFile {
 
     /// Makes everything written since the last sync durable, or cuts it off again.
     pub fn sync(&mut self) -> std::io::Result<()> {
+        crate::fault::storage_point(crate::fault::APPEND_WRITTEN, &self.path);
         match self.file.sync_data() {
             Ok(()) => {
+                crate::fault::storage_point(crate::fault::APPEND_SYNCED, &self.path);
                 self.len = self.file.metadata()?.len();
                 Ok(())
             }

@@ -26,14 +26,16 @@ pub fn rank(id: u32, ids: &[u32]) -> usize {
 /// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
 pub fn engine_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
     let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
+    // Tests that must meet snapshots and compactions soon make the log small.
+    let small = crate::fault::small_log();
     openraft::Config {
         cluster_name: "storectl".into(),
         heartbeat_interval: timeouts::HEARTBEAT.as_millis() as u64,
         election_timeout_min: election_min.as_millis() as u64,
         election_timeout_max: election_max.as_millis() as u64,
         install_snapshot_timeout: timeouts::INSTALL_SNAPSHOT.as_millis() as u64,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 2_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(if small { 50 } else { 20_000 }),
+        max_in_snapshot_log_to_keep: if small { 10 } else { 2_000 },
         // Chunks travel as JSON arrays of numbers, up to four bytes a byte: this keeps them far
         // under the peer body limit.
         snapshot_max_chunk_size: (crate::http::MAX_PEER_BODY_BYTES / 8) as u64,

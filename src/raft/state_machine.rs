@@ -326,6 +326,10 @@ impl<B: Book> RaftStateMachine<B::Group> for StateMachine<B> {
             .await
             .map_err(sm_error)?
             .map_err(sm_error)?;
+        crate::fault::storage_point(
+            crate::fault::SNAPSHOT_INSTALLING,
+            &self.shared.snapshot_path,
+        );
         let mut machine = self.shared.machine();
         machine.view = B::View::create(machine.view.path(), &book).map_err(sm_error)?;
         machine.book = book;

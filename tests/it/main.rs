@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod bench;
 mod cluster;
+mod crash_points;
 mod deploy;
 mod disk;
 mod failures;
