@@ -163,7 +163,7 @@ fn power_cuts_under_load_on_the_lossy_disk_lose_no_acknowledged_order() {
             "--fault",
             "power",
             "--rounds",
-            "4",
+            "6",
             "--down-for",
             "300ms",
         ],
@@ -198,5 +198,51 @@ fn power_cuts_under_load_on_the_lossy_disk_lose_no_acknowledged_order() {
         verify.status.success(),
         "{}",
         String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+#[ignore = "needs root and FUSE (/dev/fuse); .ci/run runs it"]
+fn power_cuts_of_the_catalog_while_it_restocks_leak_no_stock() {
+    // Ten of each toy and a restock every 300 ms: toys sell out one after another and are
+    // restocked again and again while the catalog's power is cut.
+    let cluster = Cluster::start(&[
+        "--lossy-disk",
+        "--initial-stock",
+        "10",
+        "--restock-interval",
+        "300ms",
+    ]);
+    let (ok, report) = chaos(
+        &cluster,
+        &[
+            "--group",
+            "catalog",
+            "--fault",
+            "power",
+            "--rounds",
+            "3",
+            "--down-for",
+            "300ms",
+        ],
+    );
+    assert!(ok, "{report}");
+    assert_nothing_lost(&report);
+    let verify = cluster.run("verify-logs", &["--stock", "--json"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let stock: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let restocked: u64 = stock["stock"]["toys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("toys in {stock}"))
+        .iter()
+        .map(|t| t["restocked"].as_u64().unwrap())
+        .sum();
+    assert!(
+        restocked > 0,
+        "the catalog restocked during the run: {stock}"
     );
 }
