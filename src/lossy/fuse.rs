@@ -129,6 +129,14 @@ fn reply_error(e: io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
+/// Answers an operation that returns nothing but whether it worked.
+fn answer(reply: ReplyEmpty, result: io::Result<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(reply_error(e)),
+    }
+}
+
 impl Filesystem for LossyFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         if parent == ROOT && name == CONTROL {
@@ -208,17 +216,11 @@ impl Filesystem for LossyFs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        match self.disk.unlink(parent, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error(e)),
-        }
+        answer(reply, self.disk.unlink(parent, name))
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        match self.disk.rmdir(parent, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error(e)),
-        }
+        answer(reply, self.disk.rmdir(parent, name))
     }
 
     fn rename(
@@ -235,10 +237,7 @@ impl Filesystem for LossyFs {
             // RENAME_NOREPLACE, RENAME_EXCHANGE: not needed by the store.
             return reply.error(libc::EINVAL);
         }
-        match self.disk.rename(parent, name, newparent, newname) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error(e)),
-        }
+        answer(reply, self.disk.rename(parent, name, newparent, newname))
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
@@ -350,10 +349,7 @@ impl Filesystem for LossyFs {
         if ino == CONTROL_INO {
             return reply.ok();
         }
-        match self.disk.sync_file(ino) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error(e)),
-        }
+        answer(reply, self.disk.sync_file(ino))
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
@@ -394,10 +390,7 @@ impl Filesystem for LossyFs {
     }
 
     fn fsyncdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _data: bool, reply: ReplyEmpty) {
-        match self.disk.sync_dir(ino) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_error(e)),
-        }
+        answer(reply, self.disk.sync_dir(ino))
     }
 
     fn getxattr(
