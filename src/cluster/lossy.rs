@@ -40,8 +40,9 @@ pub fn start(state: &StateDir, exe: &Path, replicas: &[ServiceName]) -> Result<(
     }
     let mount = state.lossy_mount();
     let backing = state.lossy_backing();
-    // A disk whose server was killed leaves its mount behind, unusable.
-    unmount(&mount);
+    // A disk left serving by an earlier run is stopped; one whose server was killed leaves its
+    // mount behind, unusable.
+    stop(state)?;
     for dir in [&mount, &backing] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }

@@ -39,8 +39,8 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-/// True when `pid` is the `storectl serve` process that started at `started` (when known):
-/// alive, not a zombie, and not another process that got the pid after ours ended.
+/// True when `pid` is the `storectl serve` (or `lossy-disk`) process that started at `started`
+/// (when known): alive, not a zombie, and not another process that got the pid after ours ended.
 pub fn is_ours(pid: u32, started: Option<u64>) -> bool {
     is_alive(pid) && started.is_none_or(|s| start_time(pid) == Some(s))
 }
@@ -58,7 +58,8 @@ pub fn is_paused(pid: u32) -> bool {
     state(pid) == Some('T')
 }
 
-/// True when `pid` runs and is a `storectl serve` process (not a zombie).
+/// True when `pid` runs and is a `storectl serve` or `storectl lossy-disk` process (not a
+/// zombie).
 pub fn is_alive(pid: u32) -> bool {
     let state = state(pid);
     if matches!(state, Some('Z') | Some('X') | None) {
@@ -67,7 +68,7 @@ pub fn is_alive(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|cmd| {
             let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-            args.iter().any(|a| *a == b"serve")
+            args.iter().any(|a| *a == b"serve" || *a == b"lossy-disk")
         })
         .unwrap_or(false)
 }

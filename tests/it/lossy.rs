@@ -70,6 +70,14 @@ fn append(path: &Path, bytes: &[u8], sync: bool) {
     }
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped.
+fn runs(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim().starts_with(['Z', 'X'])))
+        .is_some_and(|zombie| !zombie)
+}
+
 /// What a file holds, or `None` when it is not there.
 fn content(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
@@ -180,12 +188,15 @@ fn power_cuts_under_load_on_the_lossy_disk_lose_no_acknowledged_order() {
 
     // Stopped and started again from what the disk kept: every file opens, the replicas agree.
     let mount = cluster.state().join("disk");
+    let daemon = fs::read_to_string(cluster.state().join("lossy-disk.pid")).unwrap();
+    let daemon: u32 = daemon.split_whitespace().next().unwrap().parse().unwrap();
     assert!(cluster.run("down", &[]).status.success());
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(
         !mounts.contains(mount.to_str().unwrap()),
         "down unmounts the disk"
     );
+    assert!(!runs(daemon), "down stops the disk's server");
     let base = cluster.base.to_string();
     let up = cluster.run("up", &["--port-base", &base]);
     assert!(
