@@ -170,6 +170,9 @@ With --cluster, every replica is asked for its orders over the network; one that
 reached is named and the check exits 1."
     )]
     VerifyLogs(VerifyArgs),
+    /// Each replica group's members as its leader knows them
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Serve a disk that loses what was not fsynced when told to: a FUSE file system over a
     /// directory, for power-cut tests
     #[cfg(feature = "lossy-disk")]
@@ -483,6 +486,35 @@ pub struct LossyDiskArgs {
     /// counts as durable
     #[arg(long, value_name = "DIR")]
     pub backing: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// List each group's members: id, address, voter or learner, leader, how far behind, answers
+    #[command(after_help = "Examples:
+  storectl member list
+  storectl member list --group catalog --json
+  storectl member list --cluster /etc/storectl/cluster.toml
+
+BEHIND counts the entries a member's log lacks of the leader's, as the leader knows (? until
+the leader has heard from it). The list is the group's last membership in the leader's log,
+which is what counts toward a majority; exit 1 when no replica of a group leads.")]
+    List(MemberListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MemberListArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Ask the services of this cluster file over the network instead (from any host)
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    /// Only this group (default: both)
+    #[arg(long, value_enum)]
+    pub group: Option<storectl::cluster::members::ReplicaGroup>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

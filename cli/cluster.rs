@@ -1,10 +1,11 @@
 //! `storectl up|down|status|kill|restart`: the cluster in a state directory.
 
 use anyhow::{Context, Result};
+use storectl::cluster::members::{self, ReplicaGroup};
 use storectl::cluster::{self, Signal, StateDir};
 use storectl::cluster_file::ClusterFile;
 
-use crate::args::{KillArgs, StateArgs, StatusArgs, TargetArgs, UpArgs};
+use crate::args::{KillArgs, MemberCommand, StateArgs, StatusArgs, TargetArgs, UpArgs};
 use crate::exit::Exit;
 
 pub fn exe() -> Result<std::path::PathBuf> {
@@ -54,6 +55,35 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
         print!("{}", cluster::render_status(&rows));
     }
     Ok(match cluster::problem(&rows, args.cluster.is_none()) {
+        None => Exit::Success,
+        Some(problem) => Exit::failed(problem),
+    })
+}
+
+pub fn member(command: &MemberCommand) -> Result<Exit> {
+    let MemberCommand::List(args) = command;
+    let topology = match &args.cluster {
+        Some(file) => ClusterFile::load(file)?,
+        None => StateDir::new(&args.state.state_dir).load()?.topology,
+    };
+    let groups = match args.group {
+        Some(group) => vec![group],
+        None => vec![ReplicaGroup::Catalog, ReplicaGroup::Order],
+    };
+    let mut rows = Vec::new();
+    let mut problem = None;
+    for group in groups {
+        match members::list(&topology, group) {
+            Ok(members) => rows.extend(members),
+            Err(e) => problem = problem.or(Some(e.to_string())),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if !rows.is_empty() {
+        print!("{}", members::render(&rows));
+    }
+    Ok(match problem {
         None => Exit::Success,
         Some(problem) => Exit::failed(problem),
     })

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Member(command) => cluster::member(&command),
         #[cfg(feature = "lossy-disk")]
         Command::LossyDisk(args) => lossy::run(&args),
     };

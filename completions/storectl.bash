@@ -46,6 +46,9 @@ _storectl() {
             storectl,lossy-disk)
                 cmd="storectl__subcmd__lossy__subcmd__disk"
                 ;;
+            storectl,member)
+                cmd="storectl__subcmd__member"
+                ;;
             storectl,order)
                 cmd="storectl__subcmd__order"
                 ;;
@@ -70,6 +73,9 @@ _storectl() {
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
                 ;;
+            storectl__subcmd__member,list)
+                cmd="storectl__subcmd__member__subcmd__list"
+                ;;
             storectl__subcmd__serve,catalog)
                 cmd="storectl__subcmd__serve__subcmd__catalog"
                 ;;
@@ -86,7 +92,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs lossy-disk generate"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs member lossy-disk generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +396,46 @@ _storectl() {
             case "${prev}" in
                 --backing)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__member)
+            opts="-h --help list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__member__subcmd__list)
+            opts="-h --state-dir --cluster --group --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -W "order catalog" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -42,6 +42,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run t
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, pause or slow replicas of either group (leaders among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "member" -d 'Each replica group\'s members as its leader knows them'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "lossy-disk" -d 'Serve a disk that loses what was not fsynced when told to: a FUSE file system over a directory, for power-cut tests'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
@@ -172,6 +173,14 @@ complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l cluste
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list" -f -a "list" -d 'List each group\'s members: id, address, voter or learner, leader, how far behind, answers'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l cluster -d 'Ask the services of this cluster file over the network instead (from any host)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l group -d 'Only this group (default: both)' -r -f -a "order\t''
+catalog\t''"
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -l backing -d 'The real directory behind it (created if missing); what it holds when the disk mounts counts as durable' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F

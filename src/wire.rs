@@ -250,6 +250,19 @@ pub struct ReplicaHealth {
     /// until there is room.
     #[serde(default)]
     pub disk_full: bool,
+    /// The group's members as this replica knows them (the last membership in its log).
+    #[serde(default)]
+    pub members: Vec<Member>,
+}
+
+/// One member of a replica group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    pub id: u32,
+    /// Where the group's replicas call it.
+    pub address: String,
+    /// A voter counts toward a majority; a learner only receives the log.
+    pub voter: bool,
 }
 
 /// How far one replica's log is known (by the leader) to match the leader's.

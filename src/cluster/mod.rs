@@ -7,6 +7,7 @@
 //! - [`ephemeral`]: a cluster in a temporary directory, stopped and removed when dropped.
 //! - [`process`]: spawning and signalling processes by pid.
 //! - [`lossy`]: the lossy disk of a cluster started with `up --lossy-disk`.
+//! - [`members`]: each replica group's members, as its leader knows them.
 //!
 //! Every service is a `storectl serve --cluster STATE_DIR/cluster.toml …` child process: the
 //! cluster file names every address, as it does for a cluster spread over hosts.
@@ -16,6 +17,7 @@
 pub mod ephemeral;
 pub mod lifecycle;
 pub mod lossy;
+pub mod members;
 pub mod plan;
 pub mod process;
 pub mod state_dir;

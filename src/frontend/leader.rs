@@ -183,6 +183,7 @@ mod tests {
             applied_index: None,
             replicated: Vec::new(),
             disk_full: false,
+            members: Vec::new(),
         }
     }
 

@@ -112,7 +112,24 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64, disk_full: bool) -> R
             })
             .collect(),
         disk_full,
+        members: members_of(&metrics.membership_config),
     }
+}
+
+/// The members of a stored membership, voters and learners, with their addresses.
+fn members_of(stored: &openraft::StoredMembership<NodeId, BasicNode>) -> Vec<crate::wire::Member> {
+    let membership = stored.membership();
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .filter_map(|(id, node)| {
+            Some(crate::wire::Member {
+                id: u32::try_from(*id).ok()?,
+                address: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+        })
+        .collect()
 }
 
 /// Why a replica may not act as its group's leader now.

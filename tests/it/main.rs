@@ -17,6 +17,7 @@ mod hostile;
 mod internal;
 mod limits;
 mod lossy;
+mod members;
 mod netns;
 mod partitions;
 mod several;
