@@ -113,19 +113,17 @@ pub fn stop(state: &StateDir) -> Result<()> {
 /// stopped first. Returns how many unsynced bytes were lost.
 pub fn cut(state: &StateDir, replicas: &[ServiceName]) -> Result<u64> {
     let control = state.lossy_mount().join(CONTROL);
-    let unsynced = || -> Result<u64> {
-        let status = std::fs::read_to_string(&control).map_err(|e| Error::io(&control, e))?;
-        Ok(status
-            .lines()
-            .find_map(|l| l.strip_prefix("unsynced bytes: "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0))
-    };
-    let before = unsynced()?;
+    let mut lost = 0;
     for replica in replicas {
         std::fs::write(&control, format!("cut {replica}\n")).map_err(|e| Error::io(&control, e))?;
+        let status = std::fs::read_to_string(&control).map_err(|e| Error::io(&control, e))?;
+        lost += status
+            .lines()
+            .find_map(|l| l.strip_prefix("last cut lost bytes: "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
     }
-    Ok(before.saturating_sub(unsynced()?))
+    Ok(lost)
 }
 
 /// Detaches a FUSE mount at `mount`, if there is one; a mount whose server is gone answers

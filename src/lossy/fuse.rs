@@ -30,6 +30,8 @@ const TTL: Duration = Duration::ZERO;
 /// The file system: the disk, and the open handles on it.
 pub struct LossyFs {
     disk: Disk,
+    /// What the last cut took back, for the control file to say.
+    last_cut: super::disk::CutReport,
     /// Open handles: the file, and whether it appends.
     handles: HashMap<u64, (u64, bool)>,
     next_handle: u64,
@@ -39,6 +41,7 @@ impl LossyFs {
     pub fn new(disk: Disk) -> Self {
         LossyFs {
             disk,
+            last_cut: Default::default(),
             handles: HashMap::new(),
             next_handle: 1,
         }
@@ -80,6 +83,7 @@ impl LossyFs {
             }
         }
         let report = self.disk.cut(domain)?;
+        self.last_cut = report.clone();
         // Handles on what the cut took away are worthless now.
         let disk = &self.disk;
         self.handles.retain(|_, (ino, _)| disk.kind(*ino).is_some());
@@ -96,8 +100,11 @@ impl LossyFs {
     fn status(&mut self) -> String {
         let unsynced = self.disk.unsynced();
         let mut status = format!(
-            "cuts: {}\nunsynced files: {}\nunsynced bytes: {}\nunsynced names: {}\n",
+            "cuts: {}\nlast cut lost bytes: {}\nlast cut lost names: {}\n\
+             unsynced files: {}\nunsynced bytes: {}\nunsynced names: {}\n",
             self.disk.cuts(),
+            self.last_cut.bytes_lost,
+            self.last_cut.names_undone,
             unsynced.files,
             unsynced.bytes,
             unsynced.names
