@@ -165,10 +165,12 @@ fn the_throughput_mode_reports_every_workload() {
         assert_eq!(row[3], "0", "errors in {row:?}");
         assert!(row[6].parse::<f64>().unwrap() > 0.0, "req/s in {row:?}");
     }
-    // Cached queries hit (after the warm-up), uncached ones never do.
-    // A lease renewal that a loaded machine delays past the lease (0.8 s) empties the cache
-    // once: a few misses.
-    assert!(rows[0][12].parse::<f64>().unwrap() > 0.95, "{:?}", rows[0]);
+    // Cached queries hit (after the warm-up), uncached ones never do. A lease renewal that a
+    // loaded machine delays past the lease (0.8 s) empties the cache: a miss for each of the
+    // 20 toys. Two such emptyings at most, however few requests a loaded machine managed.
+    let requests: f64 = rows[0][2].parse().unwrap();
+    let misses = (requests * (1.0 - rows[0][12].parse::<f64>().unwrap())).round();
+    assert!(misses <= 40.0, "{misses} misses: {:?}", rows[0]);
     assert_eq!(rows[2][12], "0.0000");
     // The goal column speaks only where a goal is set.
     assert!(rows[1][13].contains("p50"));
