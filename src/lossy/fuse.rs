@@ -55,6 +55,18 @@ impl LossyFs {
         Ok(to_attr(ino, &meta))
     }
 
+    /// A new file or directory, and its attributes.
+    fn make(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        kind: Kind,
+        mode: u32,
+    ) -> io::Result<(u64, FileAttr)> {
+        let ino = self.disk.create(parent, name, kind, mode)?;
+        Ok((ino, self.attr(ino)?))
+    }
+
     fn handle(&mut self, ino: u64, append: bool) -> u64 {
         let fh = self.next_handle;
         self.next_handle += 1;
@@ -212,12 +224,8 @@ impl Filesystem for LossyFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let created = self
-            .disk
-            .create(parent, name, Kind::Dir, mode & !umask)
-            .and_then(|ino| self.attr(ino));
-        match created {
-            Ok(attr) => reply.entry(&TTL, &attr, 0),
+        match self.make(parent, name, Kind::Dir, mode & !umask) {
+            Ok((_, attr)) => reply.entry(&TTL, &attr, 0),
             Err(e) => reply.error(reply_error(e)),
         }
     }
@@ -265,11 +273,7 @@ impl Filesystem for LossyFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let created = self
-            .disk
-            .create(parent, name, Kind::File, mode & !umask)
-            .and_then(|ino| Ok((ino, self.attr(ino)?)));
-        match created {
+        match self.make(parent, name, Kind::File, mode & !umask) {
             Ok((ino, attr)) => {
                 let fh = self.handle(ino, flags & libc::O_APPEND != 0);
                 reply.created(&TTL, &attr, 0, fh, FOPEN_DIRECT_IO);
