@@ -170,7 +170,7 @@ With --cluster, every replica is asked for its orders over the network; one that
 reached is named and the check exits 1."
     )]
     VerifyLogs(VerifyArgs),
-    /// Each replica group's members as its leader knows them
+    /// List, add, remove or replace the members of a replica group
     #[command(subcommand)]
     Member(MemberCommand),
     /// Serve a disk that loses what was not fsynced when told to: a FUSE file system over a
@@ -500,6 +500,87 @@ BEHIND counts the entries a member's log lacks of the leader's, as the leader kn
 the leader has heard from it). The list is the group's last membership in the leader's log,
 which is what counts toward a majority; exit 1 when no replica of a group leads.")]
     List(MemberListArgs),
+    /// Add a replica to a group: a learner until it has the log, then a voter
+    #[command(after_help = "Examples:
+  storectl member add --group order --id 4           a local cluster: starts order-4 itself
+  storectl member add --group order --id 5 --cluster cluster.toml --address 10.0.0.5:8010
+
+With --cluster, start the new replica on its host first, as a new member:
+  storectl serve order --id 5 --join --cluster cluster.toml
+The change is refused while another is under way, or when the group's voters afterwards
+would not include a majority that answers now.")]
+    Add(MemberAddArgs),
+    /// Remove a replica from a group (the leader too: the others elect a new one)
+    #[command(after_help = "Examples:
+  storectl member remove --group order --id 5
+  storectl member remove --group catalog --id 2 --cluster cluster.toml
+
+A local cluster's replica is then stopped; its files are kept.")]
+    Remove(MemberRemoveArgs),
+    /// Put a new replica in the place of one that is gone for good (a lost disk, a dead host)
+    #[command(after_help = "Examples:
+  storectl member replace --group order --id 2 --with 4
+  storectl member replace --group order --id 2 --with 4 --cluster cluster.toml --address 10.0.0.4:8010
+
+The new replica receives the log as a learner, then takes the old one's place among the voters
+in one change.")]
+    Replace(MemberReplaceArgs),
+}
+
+/// Where a membership change is made, and how long a new member may take to catch up.
+#[derive(Debug, Args)]
+pub struct MemberTarget {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Change the cluster of this cluster file over the network instead (from any host); the
+    /// file is updated when the change is committed
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// The replica group
+    #[arg(long, value_enum)]
+    pub group: storectl::cluster::members::ReplicaGroup,
+    /// How long a new member may take to receive the log
+    #[arg(long, default_value = "10m")]
+    pub catch_up_timeout: storectl::config::HumanDuration,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberAddArgs {
+    #[command(flatten)]
+    pub target: MemberTarget,
+    /// The new replica's id (one no member has)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=storectl::config::MAX_REPLICA_ID as i64))]
+    pub id: u32,
+    /// Where it listens, HOST:PORT (a local cluster: its port in the layout by default)
+    #[arg(long)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberRemoveArgs {
+    #[command(flatten)]
+    pub target: MemberTarget,
+    /// The replica to remove
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=storectl::config::MAX_REPLICA_ID as i64))]
+    pub id: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberReplaceArgs {
+    #[command(flatten)]
+    pub target: MemberTarget,
+    /// The replica that is gone
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=storectl::config::MAX_REPLICA_ID as i64))]
+    pub id: u32,
+    /// The new replica's id (one no member has)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=storectl::config::MAX_REPLICA_ID as i64))]
+    pub with: u32,
+    /// Where the new replica listens, HOST:PORT (a local cluster: its port in the layout by
+    /// default)
+    #[arg(long)]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -61,7 +61,154 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
 }
 
 pub fn member(command: &MemberCommand) -> Result<Exit> {
-    let MemberCommand::List(args) = command;
+    use storectl::cluster::reshape::LocalChange;
+    let (target, change) = match command {
+        MemberCommand::List(args) => return member_list(args),
+        MemberCommand::Add(a) => (
+            &a.target,
+            LocalChange::Add {
+                id: a.id,
+                address: a.address.clone(),
+            },
+        ),
+        MemberCommand::Remove(a) => (&a.target, LocalChange::Remove { id: a.id }),
+        MemberCommand::Replace(a) => (
+            &a.target,
+            LocalChange::Replace {
+                id: a.id,
+                with: a.with,
+                address: a.address.clone(),
+            },
+        ),
+    };
+    let group = target.group;
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = crate::progress::Bar::new(
+        show,
+        Some(0),
+        "{spinner} {msg} [{bar:30}] {pos}/{len} entries",
+    );
+    let catch_up = target.catch_up_timeout.get();
+    let done = match &target.cluster {
+        None => storectl::cluster::reshape::change(
+            &StateDir::new(&target.state.state_dir),
+            group,
+            &change,
+            &exe()?,
+            &bar,
+            catch_up,
+        )?,
+        Some(file) => member_change_over_network(file, target, &change, &bar)?,
+    };
+    drop(bar);
+    let name = |id: u32| format!("{}-{id}", group.name());
+    let what = match change {
+        LocalChange::Add { id, .. } => format!("added {}", name(id)),
+        LocalChange::Remove { id } => format!("removed {}", name(id)),
+        LocalChange::Replace { id, with, .. } => {
+            format!("replaced {} with {}", name(id), name(with))
+        }
+    };
+    println!(
+        "{what}: the {} group's voters are now {} ({} leads)",
+        group.name(),
+        done.voters
+            .iter()
+            .map(|id| name(*id))
+            .collect::<Vec<_>>()
+            .join(", "),
+        name(done.leader)
+    );
+    Ok(Exit::Success)
+}
+
+/// A membership change of the cluster in `file`, which is then updated to match.
+fn member_change_over_network(
+    file: &std::path::Path,
+    target: &crate::args::MemberTarget,
+    change: &storectl::cluster::reshape::LocalChange,
+    progress: &dyn storectl::progress::Progress,
+) -> Result<storectl::cluster::member_change::Done> {
+    use storectl::cluster::member_change::{Change, GroupHandle};
+    use storectl::cluster::reshape::LocalChange;
+    let mut topology = ClusterFile::load(file)?;
+    let secret = target.secret.secret()?;
+    let group = target.group;
+    let address = |id: u32, given: &Option<String>| -> Result<String> {
+        let entries = match group {
+            ReplicaGroup::Order => &topology.order,
+            ReplicaGroup::Catalog => &topology.catalog,
+        };
+        given
+            .clone()
+            .or_else(|| {
+                entries
+                    .iter()
+                    .find(|e| e.id == id)
+                    .map(|e| e.address.clone())
+            })
+            .ok_or_else(|| {
+                storectl::Error::Usage(format!(
+                    "{file} has no address for {}-{id}: give one with --address HOST:PORT",
+                    group.name(),
+                    file = file.display()
+                ))
+                .into()
+            })
+    };
+    let (network_change, added, removed) = match change {
+        LocalChange::Add { id, address: given } => {
+            let address = address(*id, given)?;
+            (
+                Change::Add {
+                    id: *id,
+                    address: address.clone(),
+                },
+                Some((*id, address)),
+                None,
+            )
+        }
+        LocalChange::Remove { id } => (Change::Remove { id: *id }, None, Some(*id)),
+        LocalChange::Replace {
+            id,
+            with,
+            address: given,
+        } => {
+            let address = address(*with, given)?;
+            (
+                Change::Replace {
+                    id: *id,
+                    with: *with,
+                    address: address.clone(),
+                },
+                Some((*with, address)),
+                Some(*id),
+            )
+        }
+    };
+    let done = GroupHandle::new(&topology, group, &secret).apply(
+        &network_change,
+        progress,
+        target.catch_up_timeout.get(),
+    )?;
+    let entries = match group {
+        ReplicaGroup::Order => &mut topology.order,
+        ReplicaGroup::Catalog => &mut topology.catalog,
+    };
+    entries.retain(|e| Some(e.id) != removed && Some(e.id) != added.as_ref().map(|a| a.0));
+    if let Some((id, address)) = added {
+        entries.push(storectl::cluster_file::Entry { id, address });
+        entries.sort_by_key(|e| e.id);
+    }
+    topology.save(file)?;
+    eprintln!(
+        "updated {}: copy it to every host, where services read it when they start",
+        file.display()
+    );
+    Ok(done)
+}
+
+fn member_list(args: &crate::args::MemberListArgs) -> Result<Exit> {
     let topology = match &args.cluster {
         Some(file) => ClusterFile::load(file)?,
         None => StateDir::new(&args.state.state_dir).load()?.topology,

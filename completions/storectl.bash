@@ -73,8 +73,17 @@ _storectl() {
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
                 ;;
+            storectl__subcmd__member,add)
+                cmd="storectl__subcmd__member__subcmd__add"
+                ;;
             storectl__subcmd__member,list)
                 cmd="storectl__subcmd__member__subcmd__list"
+                ;;
+            storectl__subcmd__member,remove)
+                cmd="storectl__subcmd__member__subcmd__remove"
+                ;;
+            storectl__subcmd__member,replace)
+                cmd="storectl__subcmd__member__subcmd__replace"
                 ;;
             storectl__subcmd__serve,catalog)
                 cmd="storectl__subcmd__serve__subcmd__catalog"
@@ -406,12 +415,54 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__member)
-            opts="-h --help list"
+            opts="-h --help list add remove replace"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__member__subcmd__add)
+            opts="-h --state-dir --cluster --cluster-secret --group --catch-up-timeout --id --address --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -W "order catalog" -- "${cur}"))
+                    return 0
+                    ;;
+                --catch-up-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -436,6 +487,90 @@ _storectl() {
                     ;;
                 --group)
                     COMPREPLY=($(compgen -W "order catalog" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__member__subcmd__remove)
+            opts="-h --state-dir --cluster --cluster-secret --group --catch-up-timeout --id --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -W "order catalog" -- "${cur}"))
+                    return 0
+                    ;;
+                --catch-up-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__member__subcmd__replace)
+            opts="-h --state-dir --cluster --cluster-secret --group --catch-up-timeout --id --with --address --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -W "order catalog" -- "${cur}"))
+                    return 0
+                    ;;
+                --catch-up-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --with)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -526,7 +661,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__catalog)
-            opts="-h --id --cluster --listen --data-dir --restock-interval --initial-stock --cluster-secret --help"
+            opts="-h --id --cluster --listen --data-dir --restock-interval --initial-stock --init --join --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -614,7 +749,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__order)
-            opts="-h --id --cluster --listen --data-dir --cluster-secret --help"
+            opts="-h --id --cluster --listen --data-dir --init --join --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -700,7 +835,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --lossy-disk --help"
+            opts="-h --state-dir --port-base --host --replicas --catalog-replicas --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --lossy-disk --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -715,6 +850,14 @@ _storectl() {
                     return 0
                     ;;
                 --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replicas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog-replicas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,7 +42,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run t
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, pause or slow replicas of either group (leaders among them) under client load, restart them, and check that nothing was lost'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
-complete -c storectl -n "__fish_storectl_needs_command" -f -a "member" -d 'Each replica group\'s members as its leader knows them'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "member" -d 'List, add, remove or replace the members of a replica group'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "lossy-disk" -d 'Serve a disk that loses what was not fsynced when told to: a FUSE file system over a directory, for power-cut tests'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
@@ -62,6 +62,8 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l restock-interval -d 'How often sold-out toys are restocked to 100 (e.g. 10s, 500ms)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l initial-stock -d 'Units of each toy in a new catalog (default: the seed\'s, 100 in the built-in stock)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l init -d 'First start of a new cluster: with an empty data directory, make the group with every replica of the cluster file as a member (`up` passes this for a new state directory)'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -l join -d 'A new member of a running group: with an empty data directory, wait to be added by `storectl member add` or `member replace`'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from catalog" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l id -d 'Which [[frontend]] entry of the cluster file this is (needed when it has several)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
@@ -75,12 +77,16 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s [[order]] entry in the cluster file (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster -d 'The cluster file that names every service\'s address, the same on every host (default: one host, 127.0.0.1, the front end on 8000, the catalog on 8001, replicas on 8010-8012)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l listen -d 'Listen on this address instead of this service\'s own in the cluster file (e.g. 0.0.0.0:8010 to listen on every interface)' -r
-complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of the replica\'s files: raft-ID.log, snapshot-ID.json, orders-ID.csv' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l data-dir -d 'Directory of the replica\'s files: raft-ID.log, snapshot-ID.json, orders-ID.csv, identity-ID.json' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l init -d 'First start of a new cluster: with an empty data directory, make the group with every replica of the cluster file as a member (`up` passes this for a new state directory)'
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l join -d 'A new member of a running group: with an empty data directory, wait to be added by `storectl member add` or `member replace`'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l port-base -d 'Front end on N (front end i on N+2(i-1)), catalog on N+1, order replica i on N+9+i (1 to 65523)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l host -d 'Address every service listens on' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l replicas -d 'Order replicas of a new cluster: 1, 3, 5 or 7 (default 3). A cluster that has its files keeps its members; change them with `storectl member add|remove`' -r
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l catalog-replicas -d 'Catalog replicas of a new cluster: 1, 3, 5 or 7 (default 3)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l frontends -d 'Front ends to start (1 to 5); with more than one they are frontend-1, frontend-2, …' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l cache-size -d 'Product replies the front end\'s LRU cache holds (0 to 1000000); 0 turns it off' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l restock-interval -d 'How often sold-out toys are restocked' -r
@@ -144,7 +150,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l leader-share
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l fault -d 'Faults to choose from, one at random each round, comma-separated' -r -f -a "kill\t'SIGKILL one replica (the leader at --leader-share), restart it after --down-for'
 stop\t'SIGSTOP one replica for a random time up to twice --down-for, then SIGCONT'
 two\t'Pause one replica so it lags, SIGKILL the other two, resume it, restart the two'
-power\t'SIGKILL all three replicas at once, restart them one by one'
+power\t'SIGKILL every replica of the group at once, restart them one by one'
 slow-disk\t'Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault hooks, or needs `up --fault-hooks`)'"
 complete -c storectl -n "__fish_storectl_using_subcommand chaos" -l group -d 'The replica group the faults are aimed at' -r -f -a "order\t'The order replicas'
 catalog\t'The catalog replicas'
@@ -173,14 +179,44 @@ complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l cluste
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l stock -d 'Also check that stock was conserved: for every toy, seed + restocked − ordered = stock, and every unit the catalog sold belongs to an order in the log (run it with no client running, or orders in flight count as differences)'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l json -d 'Print the result as JSON'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -s h -l help -d 'Print help'
-complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list" -f -a "list" -d 'List each group\'s members: id, address, voter or learner, leader, how far behind, answers'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list add remove replace" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list add remove replace" -f -a "list" -d 'List each group\'s members: id, address, voter or learner, leader, how far behind, answers'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list add remove replace" -f -a "add" -d 'Add a replica to a group: a learner until it has the log, then a voter'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list add remove replace" -f -a "remove" -d 'Remove a replica from a group (the leader too: the others elect a new one)'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and not __fish_seen_subcommand_from list add remove replace" -f -a "replace" -d 'Put a new replica in the place of one that is gone for good (a lost disk, a dead host)'
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l cluster -d 'Ask the services of this cluster file over the network instead (from any host)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l group -d 'Only this group (default: both)' -r -f -a "order\t''
 catalog\t''"
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table'
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l cluster -d 'Change the cluster of this cluster file over the network instead (from any host); the file is updated when the change is committed' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l group -d 'The replica group' -r -f -a "order\t''
+catalog\t''"
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l catch-up-timeout -d 'How long a new member may take to receive the log' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l id -d 'The new replica\'s id (one no member has)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -l address -d 'Where it listens, HOST:PORT (a local cluster: its port in the layout by default)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l cluster -d 'Change the cluster of this cluster file over the network instead (from any host); the file is updated when the change is committed' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l group -d 'The replica group' -r -f -a "order\t''
+catalog\t''"
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l catch-up-timeout -d 'How long a new member may take to receive the log' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -l id -d 'The replica to remove' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l cluster -d 'Change the cluster of this cluster file over the network instead (from any host); the file is updated when the change is committed' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l group -d 'The replica group' -r -f -a "order\t''
+catalog\t''"
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l catch-up-timeout -d 'How long a new member may take to receive the log' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l id -d 'The replica that is gone' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l with -d 'The new replica\'s id (one no member has)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l address -d 'Where the new replica listens, HOST:PORT (a local cluster: its port in the layout by default)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -l backing -d 'The real directory behind it (created if missing); what it holds when the disk mounts counts as durable' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F

@@ -118,7 +118,10 @@ restart() {
     local host=$1 name=$2
     stop "$host" "$name"
     read -r -a cmd <"$work/$host/$name.cmd"
-    serve_on "$host" "$name" "${cmd[@]}"
+    # A new cluster's first start only: a restarted replica starts from its own data.
+    local args=() a
+    for a in "${cmd[@]}"; do [[ $a == --init ]] || args+=("$a"); done
+    serve_on "$host" "$name" "${args[@]}"
     healthy
     echo "restarted $name on host $host"
 }
@@ -214,8 +217,8 @@ ls -ld "$work/A/etc/storectl" "$work/A/etc/storectl/"*
 # start_host HOST N: the services of host HOST, with id N, as the units in deploy/systemd/ run them.
 start_host() {
     local h=$1 n=$2 file=$work/$1/etc/storectl/cluster.toml
-    serve_on "$h" "catalog-$n" "$storectl" serve catalog --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-catalog-$n"
-    serve_on "$h" "order-$n" "$storectl" serve order --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-order-$n"
+    serve_on "$h" "catalog-$n" "$storectl" serve catalog --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-catalog-$n" --init
+    serve_on "$h" "order-$n" "$storectl" serve order --cluster "$file" --id "$n" --data-dir "$work/$h/var/lib/storectl-order-$n" --init
     serve_on "$h" "frontend-$n" "$storectl" serve frontend --cluster "$file" --id "$n"
 }
 

@@ -22,7 +22,6 @@ use serde::Serialize;
 
 use crate::client::{self, ClientConfig};
 use crate::cluster::{self, Signal, StateDir, Target};
-use crate::config::REPLICA_IDS;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::services::ServiceName;
@@ -38,7 +37,7 @@ pub enum Fault {
     Stop,
     /// Pause one replica so it lags, SIGKILL the other two, resume it, restart the two
     Two,
-    /// SIGKILL all three replicas at once, restart them one by one
+    /// SIGKILL every replica of the group at once, restart them one by one
     Power,
     /// Every fsync of one replica takes 2 s for --down-for (starts its own cluster with fault
     /// hooks, or needs `up --fault-hooks`)
@@ -67,7 +66,12 @@ impl Fault {
     /// Whether a majority of a group of `replicas` stays up and connected through this fault.
     /// A group of one has no majority to keep: any fault of its replica is the group's.
     pub fn keeps_majority(self, replicas: usize) -> bool {
-        replicas >= 3 && matches!(self, Fault::Kill | Fault::Stop | Fault::SlowDisk)
+        let down = match self {
+            Fault::Kill | Fault::Stop | Fault::SlowDisk => 1,
+            Fault::Two => 2,
+            Fault::Power => return false,
+        };
+        replicas > 2 * down
     }
 }
 
@@ -110,9 +114,11 @@ impl Group {
             });
         }
         Ok(Group {
-            replicas: REPLICA_IDS
+            replicas: spec
+                .topology
+                .order
                 .iter()
-                .map(|&id| ServiceName::Order(id))
+                .map(|e| ServiceName::Order(e.id))
                 .collect(),
             leader: cluster::find_leader(&spec.topology).map(ServiceName::Order),
         })

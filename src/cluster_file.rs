@@ -33,6 +33,10 @@ pub const MAX_LOCAL_FRONTENDS: u32 = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
+    /// Names this cluster among others: a replica records it when it first starts and refuses
+    /// files of a cluster with another token. `up` draws one; a file without one checks nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// The catalog's replicas. A file of an older storectl names one catalog in a `[catalog]`
     /// table; it reads as replica 1 of a catalog group of one.
     #[serde(deserialize_with = "one_or_many_catalogs")]
@@ -82,12 +86,25 @@ pub struct Entry {
 }
 
 impl ClusterFile {
-    /// A cluster on one host: catalog replica N on `base` + 2N − 1, front end i on
-    /// `base` + 2(i − 1), order replica N on `base` + 9 + N.
+    /// A cluster on one host with three replicas in each group.
     pub fn local(host: &str, base: u16, frontends: u32) -> Self {
+        let ids = &config::REPLICA_IDS;
+        Self::local_with(host, base, frontends, ids, ids)
+    }
+
+    /// A cluster on one host: catalog replica N on [`config::catalog_port`], front end i on
+    /// `base` + 2(i − 1), order replica N on `base` + 9 + N.
+    pub fn local_with(
+        host: &str,
+        base: u16,
+        frontends: u32,
+        orders: &[u32],
+        catalogs: &[u32],
+    ) -> Self {
         let at = |port: u16| format!("{host}:{port}");
         ClusterFile {
-            catalog: config::REPLICA_IDS
+            token: None,
+            catalog: catalogs
                 .iter()
                 .map(|&id| Entry {
                     id,
@@ -100,7 +117,7 @@ impl ClusterFile {
                     address: at(config::frontend_port(base) + 2 * (id as u16 - 1)),
                 })
                 .collect(),
-            order: config::REPLICA_IDS
+            order: orders
                 .iter()
                 .map(|&id| Entry {
                     id,

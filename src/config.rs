@@ -8,13 +8,19 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Ids of the order replicas; the highest one that can win an election leads.
+/// Ids of the replicas of each group `up` starts by default; the highest one that can win an
+/// election leads.
 pub const REPLICA_IDS: [u32; 3] = [1, 2, 3];
+/// Most replicas `up` starts in one group: an odd number, so that a majority is one more than
+/// the replicas that may be lost (three of seven).
+pub const MAX_LOCAL_REPLICAS: u32 = 7;
 /// Port of the front end when nothing else is said; the rest follow from it.
 pub const DEFAULT_PORT_BASE: u16 = 8000;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// Largest `--port-base` for which every service's port still fits in a u16.
-pub const MAX_PORT_BASE: u16 = u16::MAX - 9 - 3;
+pub const MAX_PORT_BASE: u16 = u16::MAX - LAST_PORT_OFFSET;
+/// The highest port of a one-host cluster's block, above its base: catalog replica 7's.
+const LAST_PORT_OFFSET: u16 = 18;
 /// Largest `--id` of an order replica: its default port, 8009 + id, must fit.
 pub const MAX_REPLICA_ID: u32 = 255;
 
@@ -74,12 +80,17 @@ pub fn frontend_port(base: u16) -> u16 {
 }
 
 /// Catalog replica `id` listens on base + 2·id − 1: 8001, 8003, 8005 for the default base, between
-/// the front ends' even ports.
+/// the front ends' even ports; replicas 6 and 7 on base + 17 and + 18, after the order replicas.
 pub fn catalog_port(base: u16, id: u32) -> u16 {
-    base + 2 * id as u16 - 1
+    if id <= 5 {
+        base + 2 * id as u16 - 1
+    } else {
+        base + 11 + id as u16
+    }
 }
 
-/// Order replica `id` listens on base + 9 + id: 8010, 8011, 8012 for the default base.
+/// Order replica `id` listens on base + 9 + id: 8010, 8011, 8012 for the default base (up to
+/// 8016 for replica 7).
 pub fn replica_port(base: u16, id: u32) -> u16 {
     base + 9 + id as u16
 }
@@ -187,9 +198,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// True when every port a cluster on `base` needs can be bound on `host` right now.
 pub fn ports_free(host: &str, base: u16) -> std::result::Result<(), u16> {
-    let mut ports = vec![frontend_port(base)];
-    ports.extend(REPLICA_IDS.iter().map(|&id| catalog_port(base, id)));
-    ports.extend(REPLICA_IDS.iter().map(|&id| replica_port(base, id)));
+    // The whole block, so that a cluster there can also grow to its largest size.
+    let ports = (0..=LAST_PORT_OFFSET).map(|offset| base + offset);
     for port in ports {
         if TcpListener::bind((host, port)).is_err() {
             return Err(port);

@@ -4,6 +4,7 @@
 //! a caller one election, not an error.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -24,11 +25,88 @@ const SILENT_ATTEMPT: Duration = Duration::from_millis(100);
 /// Pause after every replica was tried once without an answer from a leader.
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
+/// The voters of a group as a caller knows them: the cluster file's when it starts, then the
+/// group's own membership, as its replicas report it in their health, so that a replica added
+/// or replaced by `storectl member` is followed without a restart.
+///
+/// A voter the cluster file names is called at the file's address, as the replicas call each
+/// other: a replica moved to another host by an edit of the file keeps its id, and the
+/// membership still holds its old address. Only a voter the file does not name yet is called at
+/// the membership's address.
+#[derive(Clone)]
+pub struct KnownReplicas {
+    current: Arc<RwLock<Vec<ReplicaAddr>>>,
+    in_file: Arc<Vec<ReplicaAddr>>,
+}
+
+impl KnownReplicas {
+    /// `replicas` are the cluster file's.
+    pub fn new(replicas: Vec<ReplicaAddr>) -> Self {
+        KnownReplicas {
+            in_file: Arc::new(replicas.clone()),
+            current: Arc::new(RwLock::new(replicas)),
+        }
+    }
+
+    pub fn get(&self) -> Vec<ReplicaAddr> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the voters of a membership a replica reported; returns whether they changed.
+    /// An empty report (a replica of an older storectl, or one that has not joined yet) is
+    /// ignored.
+    pub fn learn(&self, members: &[crate::wire::Member]) -> bool {
+        let mut voters: Vec<ReplicaAddr> = members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| {
+                let url = self
+                    .in_file
+                    .iter()
+                    .find(|r| r.id == m.id)
+                    .map_or_else(|| crate::config::base_url(&m.address), |r| r.url.clone());
+                ReplicaAddr { id: m.id, url }
+            })
+            .collect();
+        if voters.is_empty() {
+            return false;
+        }
+        voters.sort_by_key(|r| r.id);
+        let mut known = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut sorted = known.clone();
+        sorted.sort_by_key(|r| r.id);
+        if sorted == voters {
+            return false;
+        }
+        tracing::info!(
+            "the group's voters are now {}",
+            voters
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        *known = voters;
+        true
+    }
+}
+
 /// A handle to one group's replicas; cheap to share behind an `Arc`.
 pub struct GroupClient {
     /// The group as users name it: "catalog".
     name: &'static str,
-    replicas: Vec<ReplicaAddr>,
+    replicas: KnownReplicas,
     /// Index in `replicas` of the replica that answered last.
     guess: AtomicUsize,
     client: PeerClient,
@@ -44,9 +122,40 @@ impl GroupClient {
             .map_or(0, |(i, _)| i);
         GroupClient {
             name,
-            replicas,
+            replicas: KnownReplicas::new(replicas),
             guess: AtomicUsize::new(guess),
             client,
+        }
+    }
+
+    /// Follows the group's membership for as long as it runs: every `interval`, asks one
+    /// replica (the last that answered first) for its health and takes the voters it reports.
+    pub async fn follow_members(self: Arc<Self>, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            let replicas = self.replicas.get();
+            let count = replicas.len().max(1);
+            let start = self.guess.load(Ordering::Relaxed) % count;
+            for offset in 0..replicas.len() {
+                let replica = &replicas[(start + offset) % count];
+                let url = format!("{}/health", replica.url);
+                let health = self
+                    .client
+                    .get_with_timeout::<crate::wire::Data<crate::wire::ReplicaHealth>>(
+                        &url,
+                        crate::timeouts::HEALTH_CALL,
+                    )
+                    .await;
+                if let Ok(health) = health {
+                    // The leader's membership is the newest; a follower's may lag.
+                    if health.data.role == crate::wire::Role::Leader {
+                        if self.replicas.learn(&health.data.members) {
+                            self.guess.store(0, Ordering::Relaxed);
+                        }
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -74,7 +183,8 @@ impl GroupClient {
         within: Duration,
     ) -> Result<T, CallError> {
         let deadline = Instant::now() + within;
-        let count = self.replicas.len().max(1);
+        let replicas = self.replicas.get();
+        let count = replicas.len().max(1);
         let mut index = self.guess.load(Ordering::Relaxed) % count;
         let mut answered = vec![false; count];
         let mut silent = vec![false; count];
@@ -90,7 +200,7 @@ impl GroupClient {
             if now >= deadline {
                 break;
             }
-            let Some(replica) = self.replicas.get(index) else {
+            let Some(replica) = replicas.get(index) else {
                 break;
             };
             let limit = if silent[index] {
@@ -137,10 +247,51 @@ impl GroupClient {
             message: format!(
                 "no {} replica leads: {answering} of {} answer{}{}",
                 self.name,
-                self.replicas.len(),
+                replicas.len(),
                 if answering == 1 { "s" } else { "" },
                 last.map(|e| format!(" (last: {e})")).unwrap_or_default()
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Member;
+
+    fn member(id: u32, address: &str, voter: bool) -> Member {
+        Member {
+            id,
+            address: address.into(),
+            voter,
+        }
+    }
+
+    #[test]
+    fn voters_are_learned_at_the_files_address_when_it_names_them() {
+        let file = crate::cluster_file::ClusterFile::local("127.0.0.1", 8000, 1).replicas();
+        let known = KnownReplicas::new(file);
+        // Replica 2 moved to another host by an edit of the file: the membership still has the
+        // address it was added at. Replica 4 is new, and only the membership knows it; 5 is
+        // a learner.
+        let changed = known.learn(&[
+            member(1, "http://127.0.0.1:8010", true),
+            member(2, "http://10.9.9.9:8011", true),
+            member(4, "10.0.0.4:8010", true),
+            member(5, "10.0.0.5:8010", false),
+        ]);
+        assert!(changed);
+        let urls: Vec<(u32, String)> = known.get().into_iter().map(|r| (r.id, r.url)).collect();
+        assert_eq!(
+            urls,
+            [
+                (1, "http://127.0.0.1:8010".to_string()),
+                (2, "http://127.0.0.1:8011".to_string()),
+                (4, "http://10.0.0.4:8010".to_string()),
+            ]
+        );
+        assert!(!known.learn(&[]), "an empty report changes nothing");
+        assert_eq!(known.len(), 3);
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster_file::ClusterFile;
 use crate::config::{self, defaults, HumanDuration};
+pub use crate::raft::identity::StartMode;
 
 pub use crate::config::ServiceName;
 
@@ -71,6 +72,9 @@ pub struct CatalogOptions {
     /// Units of each toy in a new catalog (default: the seed's, 100 in the built-in stock)
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=config::MAX_INITIAL_STOCK))]
     pub initial_stock: Option<u64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub start: StartMode,
 }
 
 /// `storectl serve frontend`: the public API, the product cache, following the order leader.
@@ -110,9 +114,13 @@ pub struct OrderOptions {
     #[command(flatten)]
     #[serde(flatten)]
     pub placement: Placement,
-    /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv
+    /// Directory of the replica's files: raft-ID.log, snapshot-ID.json, orders-ID.csv,
+    /// identity-ID.json
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub start: StartMode,
 }
 
 /// `storectl serve` alone: what a service runs with when only `flags` are given, every other
@@ -274,6 +282,10 @@ mod tests {
                 data_dir: "/srv/store dir".into(),
                 restock_interval: slow(2500),
                 initial_stock: Some(7),
+                start: StartMode {
+                    init: true,
+                    join: false,
+                },
             }),
             ServiceConfig::Frontend(FrontendOptions {
                 id: Some(2),
@@ -287,6 +299,10 @@ mod tests {
                 id: 7,
                 placement: placement(),
                 data_dir: "/srv/store".into(),
+                start: StartMode {
+                    init: false,
+                    join: true,
+                },
             }),
         ]
     }

@@ -55,6 +55,9 @@ pub const LEADER_ORDER: Duration = Duration::from_millis(1500 * 2 + 2000 * 2);
 pub const FRONTEND_ORDER_CALL: Duration = Duration::from_secs(9);
 /// How often the front end asks every replica who leads.
 pub const HEALTH_POLL: Duration = Duration::from_millis(200);
+/// How often a caller of the catalog group asks its leader for the group's voters, to follow
+/// `storectl member` changes.
+pub const MEMBERSHIP_POLL: Duration = Duration::from_secs(1);
 /// The front end's wait for one replica's health.
 pub const HEALTH_CALL: Duration = Duration::from_millis(300);
 /// With fewer than two replicas answering for this long, an order fails with 503.

@@ -87,6 +87,21 @@ pub fn post_json<T: Serialize>(
     read(response)
 }
 
+/// A POST of JSON that presents the cluster's secret, for a service's internal endpoints.
+pub fn post_authorized<T: Serialize>(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &T,
+    secret: &crate::secret::Secret,
+) -> Result<Reply, String> {
+    let response = agent
+        .post(url)
+        .header("Authorization", &secret.bearer())
+        .send_json(body)
+        .map_err(|e| e.to_string())?;
+    read(response)
+}
+
 fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, String> {
     let status = response.status().as_u16();
     let cache_hit = response

@@ -253,6 +253,13 @@ pub struct ReplicaHealth {
     /// The group's members as this replica knows them (the last membership in its log).
     #[serde(default)]
     pub members: Vec<Member>,
+    /// That membership is a joint one: a change of members is under way.
+    #[serde(default)]
+    pub changing: bool,
+    /// Drawn when this replica first started (its identity); a member removed and added again
+    /// under the same id is another incarnation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
 }
 
 /// One member of a replica group.

@@ -48,6 +48,11 @@ pub fn log_file_name(id: u32) -> String {
     format!("catalog-raft-{id}.log")
 }
 
+/// Who catalog replica `id`'s files belong to ([`crate::raft::identity`]).
+pub fn identity_file_name(id: u32) -> String {
+    format!("catalog-identity-{id}.json")
+}
+
 /// Name of catalog replica `id`'s snapshot.
 pub fn snapshot_file_name(id: u32) -> String {
     format!("catalog-snapshot-{id}.json")
@@ -70,7 +75,10 @@ struct Shared {
     /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
     disk_full: Arc<std::sync::atomic::AtomicBool>,
     book: Store<CatalogBook>,
-    members: std::collections::BTreeMap<NodeId, openraft::BasicNode>,
+    /// The members a new group starts with, for one of its first members (which may make it).
+    founding: Option<std::collections::BTreeMap<NodeId, openraft::BasicNode>>,
+    /// Drawn when this replica first started.
+    incarnation: String,
     rank: usize,
     secret: Secret,
     /// What a new group starts from, committed by its first leader.
@@ -117,10 +125,15 @@ impl Catalog {
         let name = format!("catalog replica {id}");
         let log_path = config.data_dir.join(log_file_name(id));
         let client = PeerClient::for_services(&secret);
-        if !log_path.exists() {
-            crate::raft::replica::refuse_if_wiped(&name, id, &config.data_dir, &replicas, &client)
-                .await?;
-        }
+        let claim = crate::raft::identity::Claim {
+            group: "catalog",
+            id,
+            cluster: cluster.token.as_deref(),
+            identity_path: config.data_dir.join(identity_file_name(id)),
+            log_path: log_path.clone(),
+            mode: config.start,
+        };
+        let identity = crate::raft::replica::settle(&claim, &replicas, &client).await?;
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
         let disk_full = log.disk_full();
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
@@ -149,7 +162,10 @@ impl Catalog {
                 id,
                 raft,
                 book,
-                members: crate::raft::replica::members(&replicas),
+                founding: identity
+                    .founder
+                    .then(|| crate::raft::replica::members(&replicas)),
+                incarnation: identity.incarnation,
                 rank,
                 secret,
                 seed,
@@ -182,12 +198,17 @@ impl Catalog {
             tasks.spawn(gatherer.run(move |index, replies| catalog.written(index, replies)));
         }
         tasks.spawn(self.clone().invalidate_loop());
+        tasks.spawn(crate::raft::membership::finish_joint_changes(
+            self.shared.raft.clone(),
+        ));
         tasks.spawn(self.clone().duties());
-        let (raft, members) = (self.shared.raft.clone(), self.shared.members.clone());
-        let (rank, name) = (self.shared.rank, format!("catalog replica {}", self.id()));
-        tasks.spawn(async move {
-            crate::raft::replica::bootstrap(&raft, members, rank, &name).await;
-        });
+        if let Some(members) = self.shared.founding.clone() {
+            let raft = self.shared.raft.clone();
+            let (rank, name) = (self.shared.rank, format!("catalog replica {}", self.id()));
+            tasks.spawn(async move {
+                crate::raft::replica::bootstrap(&raft, members, rank, &name).await;
+            });
+        }
         let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
         let engine_stopped = tokio::select! {
             _ = crate::http::serve(listener, self.clone(), header_read_timeout, shutdown) => false,
@@ -224,15 +245,17 @@ impl Catalog {
             .shared
             .book
             .read(|b| (b.products().len() as u64, b.units_in_stock()));
+        let mut replica = crate::raft::replica::health(
+            &self.shared.raft,
+            self.id(),
+            applied,
+            self.shared
+                .disk_full
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        replica.incarnation = Some(self.shared.incarnation.clone());
         CatalogHealth {
-            replica: crate::raft::replica::health(
-                &self.shared.raft,
-                self.id(),
-                applied,
-                self.shared
-                    .disk_full
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            replica,
             products,
             units_in_stock,
         }

@@ -55,7 +55,14 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     // An absolute path (not a canonical one, which needs the directory to exist): the plan is
     // made, and its ports checked, before anything is written.
     let data_dir = std::path::absolute(state.root()).map_err(|e| Error::io(state.root(), e))?;
-    let spec = plan(options, &data_dir);
+    let previous = state.load().ok();
+    let groups = groups_to_start(options, previous.as_ref())?;
+    let mut spec = plan::plan_groups(options, &groups, &data_dir);
+    // A cluster keeps its token: its replicas recorded it when they first started.
+    spec.topology.token = match &previous {
+        Some(previous) => previous.topology.token.clone(),
+        None => Some(new_token()),
+    };
     if let Some((_, address)) = spec
         .topology
         .services()
@@ -91,6 +98,28 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         .iter()
         .cloned()
         .partition(|s| s.name().is_frontend());
+    // A group none of whose replicas has data yet is new: its replicas may make it. One that
+    // has data never is, so a replica whose files were lost refuses to start.
+    let back_ends: Vec<ServiceConfig> = {
+        let new = |group: fn(&ServiceConfig) -> bool| {
+            !back_ends.iter().filter(|s| group(s)).any(has_replica_data)
+        };
+        let (new_orders, new_catalog) = (
+            new(|s| matches!(s, ServiceConfig::Order(_))),
+            new(|s| matches!(s, ServiceConfig::Catalog(_))),
+        );
+        back_ends
+            .into_iter()
+            .map(|mut service| {
+                match &mut service {
+                    ServiceConfig::Order(o) => o.start.init = new_orders,
+                    ServiceConfig::Catalog(c) => c.start.init = new_catalog,
+                    ServiceConfig::Frontend(_) => {}
+                }
+                service
+            })
+            .collect()
+    };
     let mut started = Vec::new();
     let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
         .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
@@ -109,6 +138,65 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         return Err(e);
     }
     Ok(spec)
+}
+
+/// The replicas `up` starts: those the cluster recorded, when it has a record (its membership
+/// may have changed since it was made), or 1 to N of the sizes asked for.
+fn groups_to_start(options: &UpOptions, previous: Option<&ClusterSpec>) -> Result<plan::Groups> {
+    let Some(previous) = previous else {
+        return Ok(plan::Groups::sized(options));
+    };
+    let ids = |entries: &[crate::cluster_file::Entry]| entries.iter().map(|e| e.id).collect();
+    let groups = plan::Groups {
+        order: ids(&previous.topology.order),
+        catalog: ids(&previous.topology.catalog),
+    };
+    for (flag, asked, has) in [
+        ("--replicas", options.replicas, &groups.order),
+        (
+            "--catalog-replicas",
+            options.catalog_replicas,
+            &groups.catalog,
+        ),
+    ] {
+        if asked.is_some_and(|n| n as usize != has.len()) {
+            return Err(Error::Usage(format!(
+                "this cluster has {} replicas in that group, and {flag} sizes a new one; change \
+                 a running cluster's members with `storectl member add|remove`, or start a new \
+                 cluster in another --state-dir",
+                has.len()
+            )));
+        }
+    }
+    Ok(groups)
+}
+
+/// Whether a replica's data directory holds its identity or its log: it is not a new group's
+/// first start. Always false for a front end, which keeps no data.
+pub(super) fn has_replica_data(service: &ServiceConfig) -> bool {
+    let (dir, identity, log) = match service {
+        ServiceConfig::Order(o) => (
+            &o.data_dir,
+            crate::order::identity_file_name(o.id),
+            crate::order::log_file_name(o.id),
+        ),
+        ServiceConfig::Catalog(c) => {
+            let id = c.id.unwrap_or(1);
+            (
+                &c.data_dir,
+                crate::catalog::identity_file_name(id),
+                crate::catalog::log_file_name(id),
+            )
+        }
+        ServiceConfig::Frontend(_) => return false,
+    };
+    crate::raft::identity::has_data(&dir.join(identity), &dir.join(log))
+}
+
+/// A new cluster's token ([`crate::cluster_file::ClusterFile::token`]): 64 random bits in hex.
+fn new_token() -> String {
+    let bytes: [u8; 8] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn refuse_a_running_cluster(state: &StateDir) -> Result<()> {
@@ -250,6 +338,15 @@ fn is_healthy(
     if reply.status != 200 {
         return false;
     }
+    // A new member knows no leader until the group's leader adds it.
+    let joining = match service {
+        ServiceConfig::Order(o) => o.start.join,
+        ServiceConfig::Catalog(c) => c.start.join,
+        ServiceConfig::Frontend(_) => false,
+    };
+    if joining {
+        return true;
+    }
     match service.name() {
         ServiceName::Frontend(_) if want_leader => reply
             .json::<Data<FrontendHealth>>()
@@ -322,6 +419,41 @@ pub fn kill(state: &StateDir, target: Target, signal: Signal) -> Result<(Service
         )));
     }
     Ok((name, pid))
+}
+
+/// Starts one new replica of a running cluster as a new member (`--join`) and waits until it
+/// answers; `spec` already names it. Returns its pid.
+pub(super) fn start_joining(
+    state: &StateDir,
+    spec: &ClusterSpec,
+    service: &ServiceConfig,
+    exe: &Path,
+) -> Result<u32> {
+    let mut joining = service.clone();
+    match &mut joining {
+        ServiceConfig::Order(o) => o.start.join = true,
+        ServiceConfig::Catalog(c) => c.start.join = true,
+        ServiceConfig::Frontend(_) => {}
+    }
+    let mut started = Vec::new();
+    start_and_wait(
+        state,
+        spec,
+        exe,
+        std::slice::from_ref(&joining),
+        false,
+        &mut started,
+    )?;
+    Ok(started.first().map_or(0, |s| s.child.id()))
+}
+
+/// Stops service `name` if it runs, and forgets its pid.
+pub(super) fn stop_one(state: &StateDir, name: ServiceName) -> Result<()> {
+    if let Some(pid) = state.live_pid(name) {
+        process::stop(pid, STOP_GRACE)?;
+    }
+    let _ = std::fs::remove_file(state.pid_path(name));
+    Ok(())
 }
 
 /// Starts `target` again with what `up` gave it, stopping it first if it runs.

@@ -26,7 +26,7 @@ impl ReplicaGroup {
         }
     }
 
-    fn replicas(self, topology: &ClusterFile) -> Vec<ReplicaAddr> {
+    pub(crate) fn replicas(self, topology: &ClusterFile) -> Vec<ReplicaAddr> {
         match self {
             ReplicaGroup::Order => topology.replicas(),
             ReplicaGroup::Catalog => topology.catalogs(),

@@ -17,9 +17,11 @@
 pub mod ephemeral;
 pub mod lifecycle;
 pub mod lossy;
+pub mod member_change;
 pub mod members;
 pub mod plan;
 pub mod process;
+pub mod reshape;
 pub mod state_dir;
 pub mod status;
 

@@ -20,6 +20,13 @@ pub struct UpOptions {
     /// Address every service listens on
     #[arg(long, default_value = config::DEFAULT_HOST)]
     pub host: String,
+    /// Order replicas of a new cluster: 1, 3, 5 or 7 (default 3). A cluster that has its files
+    /// keeps its members; change them with `storectl member add|remove`
+    #[arg(long, value_parser = parse_group_size)]
+    pub replicas: Option<u32>,
+    /// Catalog replicas of a new cluster: 1, 3, 5 or 7 (default 3)
+    #[arg(long, value_parser = parse_group_size)]
+    pub catalog_replicas: Option<u32>,
     /// Front ends to start (1 to 5); with more than one they are frontend-1, frontend-2, …
     #[arg(long, default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=MAX_LOCAL_FRONTENDS as i64))]
@@ -63,14 +70,56 @@ impl Default for UpOptions {
     }
 }
 
+/// A replica group's size as `up` takes it: odd, so that no size wastes a replica, and at most
+/// [`config::MAX_LOCAL_REPLICAS`].
+fn parse_group_size(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n % 2 == 1 && n <= config::MAX_LOCAL_REPLICAS => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not 1, 3, 5 or 7: a group of an even size survives no more failures than \
+             the odd size below it"
+        )),
+    }
+}
+
+/// The replicas of each group a plan starts: the order group's ids and the catalog's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Groups {
+    pub order: Vec<u32>,
+    pub catalog: Vec<u32>,
+}
+
+impl Groups {
+    /// Ids 1 to N of each group, as `options` size them.
+    pub fn sized(options: &UpOptions) -> Self {
+        let three = config::REPLICA_IDS.len() as u32;
+        Groups {
+            order: (1..=options.replicas.unwrap_or(three)).collect(),
+            catalog: (1..=options.catalog_replicas.unwrap_or(three)).collect(),
+        }
+    }
+}
+
 /// Works out what every service of a cluster whose files live in `data_dir` is started with:
 /// the cluster file `data_dir/cluster.toml`, and every service's options.
+pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
+    plan_groups(options, &Groups::sized(options), data_dir)
+}
+
+/// [`plan`] for the replicas of `groups`, which a cluster's membership changes may have made
+/// other than 1 to N.
 ///
 /// Every option `up` does not set keeps its flag's default (`..Default`), so a new flag of a
 /// service needs no edit here, even when today every field happens to be set.
 #[allow(clippy::needless_update)]
-pub fn plan(options: &UpOptions, data_dir: &Path) -> ClusterSpec {
-    let topology = ClusterFile::local(&options.host, options.port_base, options.frontends);
+pub fn plan_groups(options: &UpOptions, groups: &Groups, data_dir: &Path) -> ClusterSpec {
+    let topology = ClusterFile::local_with(
+        &options.host,
+        options.port_base,
+        options.frontends,
+        &groups.order,
+        &groups.catalog,
+    );
     let placement = Placement {
         cluster: Some(data_dir.join(super::TOPOLOGY_FILE)),
         listen: None,

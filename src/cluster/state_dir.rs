@@ -92,8 +92,14 @@ impl StateDir {
             .join(crate::order::orders_file_name(id))
     }
 
+    /// The orders file of every order replica the cluster records (the default three when it
+    /// records none).
     pub fn orders_paths(&self) -> Vec<PathBuf> {
-        REPLICA_IDS.iter().map(|&id| self.orders_path(id)).collect()
+        let ids: Vec<u32> = match self.load() {
+            Ok(spec) => spec.topology.order.iter().map(|e| e.id).collect(),
+            Err(_) => REPLICA_IDS.to_vec(),
+        };
+        ids.iter().map(|&id| self.orders_path(id)).collect()
     }
 
     /// The cluster that `up` recorded here.

@@ -44,6 +44,9 @@ pub struct ServiceStatus {
     pub order_replicas_answering: Option<u32>,
     /// For a replica: its disk is full, so it writes (acknowledges, votes for) nothing.
     pub disk_full: bool,
+    /// For a replica: the ids of its group's members (voters and learners) as it knows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<u32>>,
     /// For a front end: its latency histograms so far (for `storectl top`; not in `--json`).
     #[serde(skip)]
     pub latency: Option<crate::wire::FrontendLatency>,
@@ -76,6 +79,7 @@ impl ServiceStatus {
             cache_leased: None,
             order_replicas_answering: None,
             disk_full: false,
+            members: None,
             latency: None,
         }
     }
@@ -149,6 +153,9 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
                  second and ask again",
                 replicas.count()
             ));
+        }
+        if let Some(problem) = file_disagrees(group, &replicas.collect::<Vec<_>>()) {
+            return Some(problem);
         }
     }
     front_end_cut_off(rows)
@@ -227,6 +234,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.last_order = h.len.checked_sub(1);
                 row.leader_id = h.leader_id;
                 row.disk_full = h.disk_full;
+                row.members = member_ids(&h);
             }
         }
         ServiceName::Frontend(_) => {
@@ -245,12 +253,50 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.term = Some(h.replica.term);
                 row.leader_id = h.replica.leader_id;
                 row.disk_full = h.replica.disk_full;
+                row.members = member_ids(&h.replica);
                 row.applied = Some(h.replica.len);
                 row.units_in_stock = Some(h.units_in_stock);
             }
         }
     }
     row
+}
+
+fn member_ids(health: &ReplicaHealth) -> Option<Vec<u32>> {
+    let mut ids: Vec<u32> = health.members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    (!ids.is_empty()).then_some(ids)
+}
+
+/// A group whose leader's membership names other replicas than the cluster file (or the state
+/// directory's record): a change made with `storectl member` from another host, whose file was
+/// not copied here. Services started from this file would look for the wrong replicas.
+fn file_disagrees(group: &str, replicas: &[&ServiceStatus]) -> Option<String> {
+    let leader = replicas
+        .iter()
+        .filter(|r| r.role.as_deref() == Some("leader"))
+        .max_by_key(|r| r.term)?;
+    let members = leader.members.as_ref()?;
+    let mut named: Vec<u32> = replicas
+        .iter()
+        .filter_map(|r| r.name.replica_id().or(r.name.catalog_id()))
+        .collect();
+    named.sort_unstable();
+    if *members == named {
+        return None;
+    }
+    let list = |ids: &[u32]| {
+        ids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "the {group} group's members are {} but the cluster file names {}: copy the file that \
+         `storectl member` updated to this host (see `storectl member list`)",
+        list(members),
+        list(&named)
+    ))
 }
 
 /// Whether two services are replicas of the same group.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use crate::config::ReplicaAddr;
+use crate::group_client::KnownReplicas;
 use crate::peer::PeerClient;
 use crate::timeouts;
 use crate::wire::{Data, ReplicaHealth, Role};
@@ -37,7 +38,8 @@ pub struct LeaderTracker {
 }
 
 struct Inner {
-    replicas: Vec<ReplicaAddr>,
+    /// The order group's voters, followed as its leader reports them.
+    replicas: KnownReplicas,
     client: PeerClient,
     view: watch::Sender<View>,
     poll_now: Notify,
@@ -47,7 +49,7 @@ impl LeaderTracker {
     pub fn new(replicas: Vec<ReplicaAddr>, client: PeerClient) -> Self {
         LeaderTracker {
             inner: Arc::new(Inner {
-                replicas,
+                replicas: KnownReplicas::new(replicas),
                 client,
                 view: watch::Sender::new(View::default()),
                 poll_now: Notify::new(),
@@ -55,8 +57,8 @@ impl LeaderTracker {
         }
     }
 
-    pub fn replicas(&self) -> &[ReplicaAddr] {
-        &self.inner.replicas
+    pub fn replicas(&self) -> Vec<ReplicaAddr> {
+        self.inner.replicas.get()
     }
 
     /// How many replicas must answer for orders to be possible.
@@ -96,8 +98,9 @@ impl LeaderTracker {
 
     async fn poll(&self) {
         let client = &self.inner.client;
+        let replicas = self.inner.replicas.get();
         let healths: Vec<(ReplicaAddr, Option<ReplicaHealth>)> =
-            futures_util::future::join_all(self.inner.replicas.iter().map(|r| async move {
+            futures_util::future::join_all(replicas.iter().map(|r| async move {
                 let url = format!("{}/health", r.url);
                 let health = client
                     .get_with_timeout::<Data<ReplicaHealth>>(&url, timeouts::HEALTH_CALL)
@@ -107,6 +110,17 @@ impl LeaderTracker {
                 (r.clone(), health)
             }))
             .await;
+        // The newest leader's membership is the group's: follow replicas added and removed.
+        if let Some(newest) = healths
+            .iter()
+            .filter_map(|(_, h)| h.as_ref())
+            .filter(|h| h.role == Role::Leader)
+            .max_by_key(|h| h.term)
+        {
+            if self.inner.replicas.learn(&newest.members) {
+                self.inner.poll_now.notify_one();
+            }
+        }
         let leader = self.leader_among(&healths);
         let answering = healths.iter().filter(|(_, h)| h.is_some()).count();
         let majority = self.majority();
@@ -153,7 +167,8 @@ impl LeaderTracker {
                     .filter_map(|(_, h)| Some((h.leader_id?, h.term)))
                     .max_by_key(|&(_, term)| term)
             })?;
-        let addr = self.inner.replicas.iter().find(|r| r.id == id)?;
+        let replicas = self.inner.replicas.get();
+        let addr = replicas.iter().find(|r| r.id == id)?;
         Some(Leader {
             id,
             url: addr.url.clone(),
@@ -184,6 +199,8 @@ mod tests {
             replicated: Vec::new(),
             disk_full: false,
             members: Vec::new(),
+            changing: false,
+            incarnation: None,
         }
     }
 

@@ -26,7 +26,7 @@ pub struct Frontend {
 
 struct Shared {
     /// The catalog group, called at whichever replica leads.
-    catalog: crate::group_client::GroupClient,
+    catalog: Arc<crate::group_client::GroupClient>,
     /// This front end's id in the cluster file, which the catalog grants leases to.
     id: u32,
     client: PeerClient,
@@ -53,11 +53,11 @@ impl Frontend {
         let client = PeerClient::for_services(&secret);
         Frontend {
             shared: Arc::new(Shared {
-                catalog: crate::group_client::GroupClient::new(
+                catalog: Arc::new(crate::group_client::GroupClient::new(
                     "catalog",
                     cluster.catalogs(),
                     client.clone(),
-                ),
+                )),
                 id,
                 leader: LeaderTracker::new(cluster.replicas(), client.clone()),
                 client,
@@ -84,6 +84,12 @@ impl Frontend {
             .clone()
             .monitor(self.shared.health_interval);
         tasks.spawn(monitor);
+        tasks.spawn(
+            self.shared
+                .catalog
+                .clone()
+                .follow_members(crate::timeouts::MEMBERSHIP_POLL),
+        );
         tasks.spawn(self.clone().lease_loop());
         let header_read_timeout = self.shared.header_read_timeout;
         crate::http::serve(listener, self, header_read_timeout, shutdown).await;

@@ -195,7 +195,8 @@ impl Frontend {
     /// Asks every replica for an order at once; the first that holds it answers.
     async fn order_from_any_replica(&self, path: &str) -> Option<OrderInfo> {
         let client = &self.shared.client;
-        let asks = self.shared.leader.replicas().iter().map(|r| {
+        let replicas = self.shared.leader.replicas();
+        let asks = replicas.iter().map(|r| {
             Box::pin(async move {
                 client
                     .get_with_timeout::<Data<OrderInfo>>(

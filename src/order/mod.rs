@@ -48,6 +48,11 @@ pub fn log_file_name(id: u32) -> String {
     format!("raft-{id}.log")
 }
 
+/// Who replica `id`'s files belong to ([`crate::raft::identity`]).
+pub fn identity_file_name(id: u32) -> String {
+    format!("identity-{id}.json")
+}
+
 /// Name of replica `id`'s orders file.
 pub fn orders_file_name(id: u32) -> String {
     orders_file::file_name(id)
@@ -65,8 +70,12 @@ struct Shared {
     /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
     disk_full: Arc<std::sync::atomic::AtomicBool>,
     orders: OrderStore,
-    /// Every replica, for the bootstrap.
-    members: BTreeMap<NodeId, BasicNode>,
+    /// The catalog group, as the buyer calls it.
+    catalog: Arc<crate::group_client::GroupClient>,
+    /// The members a new group starts with, for one of its first members (which may make it).
+    founding: Option<BTreeMap<NodeId, BasicNode>>,
+    /// Drawn when this replica first started.
+    incarnation: String,
     /// This replica's rank by id, 0 for the highest: it decides how soon it stands for election.
     rank: usize,
     secret: Secret,
@@ -110,17 +119,15 @@ impl Replica {
         let log_path = config.data_dir.join(log_file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret);
-        if !log_path.exists() {
-            let name = format!("order replica {}", config.id);
-            crate::raft::replica::refuse_if_wiped(
-                &name,
-                config.id,
-                &config.data_dir,
-                &replicas,
-                &client,
-            )
-            .await?;
-        }
+        let claim = crate::raft::identity::Claim {
+            group: "order",
+            id: config.id,
+            cluster: cluster.token.as_deref(),
+            identity_path: config.data_dir.join(identity_file_name(config.id)),
+            log_path: log_path.clone(),
+            mode: config.start,
+        };
+        let identity = crate::raft::replica::settle(&claim, &replicas, &client).await?;
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
         let disk_full = log.disk_full();
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
@@ -140,15 +147,23 @@ impl Replica {
             config.id,
             orders.read(|b| b.len())
         );
-        let catalog = crate::group_client::GroupClient::new("catalog", cluster.catalogs(), client);
-        let (buyer, batcher) = buyer::buyer(std::sync::Arc::new(catalog));
+        let catalog = Arc::new(crate::group_client::GroupClient::new(
+            "catalog",
+            cluster.catalogs(),
+            client,
+        ));
+        let (buyer, batcher) = buyer::buyer(catalog.clone());
         let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), config.id);
         Ok(Replica {
             shared: Arc::new(Shared {
                 id: config.id,
                 raft,
                 orders,
-                members: crate::raft::replica::members(&replicas),
+                catalog,
+                founding: identity
+                    .founder
+                    .then(|| crate::raft::replica::members(&replicas)),
+                incarnation: identity.incarnation,
                 rank,
                 secret,
                 buyer,
@@ -191,6 +206,15 @@ impl Replica {
             tasks.spawn(gatherer.run(|_, _| {}));
         }
         tasks.spawn(self.clone().bootstrap());
+        tasks.spawn(
+            self.shared
+                .catalog
+                .clone()
+                .follow_members(timeouts::MEMBERSHIP_POLL),
+        );
+        tasks.spawn(crate::raft::membership::finish_joint_changes(
+            self.shared.raft.clone(),
+        ));
         tasks.spawn(self.clone().place_orphans());
         let engine_stopped = tokio::select! {
             _ = crate::http::serve(listener, self.clone(), crate::config::defaults::HEADER_READ_TIMEOUT.get(), shutdown) => false,
@@ -215,7 +239,9 @@ impl Replica {
 
     async fn bootstrap(self) {
         let name = format!("order replica {}", self.id());
-        let members = self.shared.members.clone();
+        let Some(members) = self.shared.founding.clone() else {
+            return;
+        };
         crate::raft::replica::bootstrap(&self.shared.raft, members, self.shared.rank, &name).await;
     }
 
@@ -223,14 +249,16 @@ impl Replica {
     /// which are committed, so durable on a majority.
     pub fn health(&self) -> ReplicaHealth {
         let len = self.shared.orders.read(|b| b.len());
-        crate::raft::replica::health(
+        let mut health = crate::raft::replica::health(
             &self.shared.raft,
             self.id(),
             len,
             self.shared
                 .disk_full
                 .load(std::sync::atomic::Ordering::Relaxed),
-        )
+        );
+        health.incarnation = Some(self.shared.incarnation.clone());
+        health
     }
 
     /// Waits until no other request on this replica is placing an order with `key`, then

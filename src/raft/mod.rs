@@ -8,7 +8,9 @@
 //! - [`replica`]: what a replica of any group does around its engine: settings, first start,
 //!   health, peer RPC routes.
 
+pub mod identity;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod proposer;
 pub mod replica;
@@ -32,6 +34,7 @@ pub trait Group:
     NodeId = NodeId,
     Node = openraft::BasicNode,
     Entry = openraft::Entry<Self>,
+    Responder = openraft::impls::OneshotResponder<Self>,
 >
 {
 }
@@ -42,6 +45,7 @@ impl<C> Group for C where
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<C>,
+        Responder = openraft::impls::OneshotResponder<C>,
     >
 {
 }

@@ -113,6 +113,13 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64, disk_full: bool) -> R
             .collect(),
         disk_full,
         members: members_of(&metrics.membership_config),
+        changing: metrics
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len()
+            > 1,
+        incarnation: None,
     }
 }
 
@@ -176,6 +183,27 @@ pub async fn engine_stopped<C: Group>(raft: &Raft<C>) {
     }
 }
 
+/// Settles who the replica is ([`super::identity`]): refuses another replica's files or lost
+/// data, and, on a first start, a replica that its group's leader already knew (its data was
+/// lost and it was started as new).
+pub async fn settle(
+    claim: &super::identity::Claim<'_>,
+    replicas: &[ReplicaAddr],
+    client: &PeerClient,
+) -> Result<super::identity::Identity> {
+    let (identity, start) = claim.settle()?;
+    if start != super::identity::Start::Existing {
+        let name = format!("{}-{}", claim.group, claim.id);
+        let dir = claim.log_path.parent().unwrap_or(Path::new("."));
+        if let Err(e) = refuse_if_wiped(&name, claim.id, dir, replicas, client).await {
+            // Not this replica's identity after all: the next start must refuse too.
+            let _ = std::fs::remove_file(&claim.identity_path);
+            return Err(e);
+        }
+    }
+    Ok(identity)
+}
+
 /// A replica that starts with no log while a leader holds a copy of its entries was wiped: its
 /// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
 /// (the leader stops). Refuse, and say how to recover. (A new group's leader knows nothing of a
@@ -208,8 +236,8 @@ pub async fn refuse_if_wiped(
         if let (Role::Leader, Some(index)) = (health.role, copy) {
             return Err(Error::Cluster(format!(
                 "{name} has no log in {}, but its group's leader (replica {}) holds a copy of \
-                 its entries up to index {index}: this replica's data was lost. Restore its \
-                 directory from a backup, or stop the cluster and start a new one",
+                 its entries up to index {index}: this replica's data was lost. Give the group \
+                 a new member in its place with `storectl member replace`",
                 data_dir.display(),
                 health.id
             )));
@@ -218,10 +246,17 @@ pub async fn refuse_if_wiped(
     Ok(())
 }
 
-/// Serves the engine's peer RPC (`/internal/raft/append|vote|snapshot`), or `None` for any other
-/// path. The body is the engine's request, the reply its `Ok`/`Err` result.
+/// Serves the engine's peer RPC (`/internal/raft/append|vote|snapshot`) and membership changes
+/// (`/internal/members`, [`super::membership`]), or `None` for any other path. The body is the
+/// engine's request, the reply its `Ok`/`Err` result.
 pub async fn peer_rpc<C: Group>(raft: &Raft<C>, request: &Request) -> Option<Response> {
     let segments = request.segments();
+    if segments.as_slice() == ["internal", "members"] {
+        return Some(match request.method {
+            Method::POST => super::membership::change(raft, request).await,
+            ref other => http::method_not_allowed(other, "POST"),
+        });
+    }
     let rpc = match segments.as_slice() {
         ["internal", "raft", rpc @ ("append" | "vote" | "snapshot")] => *rpc,
         _ => return None,

@@ -351,12 +351,16 @@ impl Drop for Process {
 }
 
 /// Starts `storectl serve ARGS…` in `dir` with [`TEST_SECRET`], and waits until it answers on
-/// `port`. Dropping the handle kills it.
+/// `port`. Dropping the handle kills it. A replica starts a new group (`--init`) unless told
+/// to join one.
 pub fn serve(args: &[&str], dir: &Path, port: u16) -> Process {
+    let replica = matches!(args.first(), Some(&"catalog") | Some(&"order"));
+    let first_start = replica && !args.contains(&"--join");
     let process = Process::spawn(
         Command::new(EXE)
             .arg("serve")
             .args(args)
+            .args(first_start.then_some("--init"))
             .env("STORECTL_CLUSTER_SECRET", TEST_SECRET)
             .current_dir(dir)
             .stderr(std::process::Stdio::null()),

@@ -372,8 +372,9 @@ fn a_replica_whose_data_was_wiped_refuses_to_rejoin_and_the_leader_stays_up() {
     let restart = cluster.run("restart", &["order-1"]);
     assert_eq!(restart.status.code(), Some(1), "{}", stderr(&restart));
     let err = stderr(&restart);
-    assert!(err.contains("replica 1 has no log"), "{err}");
+    assert!(err.contains("order-1 has its identity"), "{err}");
     assert!(err.contains("data was lost"), "{err}");
+    assert!(err.contains("member replace"), "{err}");
     // The leader did not stop over it, and orders go on with the two replicas left.
     assert_eq!(cluster.service("order-3")["alive"], true);
     let reply = post(

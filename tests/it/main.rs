@@ -18,6 +18,7 @@ mod internal;
 mod limits;
 mod lossy;
 mod members;
+mod membership;
 mod netns;
 mod partitions;
 mod several;

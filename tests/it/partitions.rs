@@ -46,6 +46,7 @@ impl Store {
         let dir = tempfile::tempdir().unwrap();
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
         let topology = ClusterFile {
+            token: None,
             catalog: (1..=3)
                 .map(|id| Entry {
                     id,
@@ -115,7 +116,13 @@ impl Store {
             .collect();
         all.extend(["--cluster".into(), self.file.display().to_string()]);
         if args[0] != "frontend" {
-            all.extend(["--data-dir".into(), data.display().to_string()]);
+            // The first start makes the group; a restart finds the replica's identity and
+            // ignores the flag.
+            all.extend([
+                "--data-dir".into(),
+                data.display().to_string(),
+                "--init".into(),
+            ]);
         }
         let process = self.spawn(host, &all);
         self.services.push(Service {
