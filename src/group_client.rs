@@ -102,6 +102,22 @@ impl KnownReplicas {
     }
 }
 
+/// The report whose membership to follow: a leader's, in the newest term, or, when no replica
+/// that answered leads (the new leader may be one the caller does not know yet), the follower's
+/// with the newest term and the longest log. A follower's membership may lag the leader's by
+/// an entry; the next look corrects it.
+pub fn freshest<'a>(
+    reports: impl Iterator<Item = &'a crate::wire::ReplicaHealth>,
+) -> Option<&'a crate::wire::ReplicaHealth> {
+    reports.filter(|h| !h.members.is_empty()).max_by_key(|h| {
+        (
+            h.role == crate::wire::Role::Leader,
+            h.term,
+            h.log_index.unwrap_or(0),
+        )
+    })
+}
+
 /// A handle to one group's replicas; cheap to share behind an `Arc`.
 pub struct GroupClient {
     /// The group as users name it: "catalog".
@@ -128,32 +144,34 @@ impl GroupClient {
         }
     }
 
-    /// Follows the group's membership for as long as it runs: every `interval`, asks one
-    /// replica (the last that answered first) for its health and takes the voters it reports.
+    /// Follows the group's membership for as long as it runs: every `interval`, asks the
+    /// replicas it knows for their health and takes the voters of the [`freshest`] report.
     pub async fn follow_members(self: Arc<Self>, interval: Duration) {
         loop {
             tokio::time::sleep(interval).await;
             let replicas = self.replicas.get();
-            let count = replicas.len().max(1);
-            let start = self.guess.load(Ordering::Relaxed) % count;
-            for offset in 0..replicas.len() {
-                let replica = &replicas[(start + offset) % count];
+            let client = &self.client;
+            let asks = replicas.iter().map(|replica| {
                 let url = format!("{}/health", replica.url);
-                let health = self
-                    .client
-                    .get_with_timeout::<crate::wire::Data<crate::wire::ReplicaHealth>>(
-                        &url,
-                        crate::timeouts::HEALTH_CALL,
-                    )
-                    .await;
-                if let Ok(health) = health {
-                    // The leader's membership is the newest; a follower's may lag.
-                    if health.data.role == crate::wire::Role::Leader {
-                        if self.replicas.learn(&health.data.members) {
-                            self.guess.store(0, Ordering::Relaxed);
-                        }
-                        break;
-                    }
+                async move {
+                    client
+                        .get_with_timeout::<crate::wire::Data<crate::wire::ReplicaHealth>>(
+                            &url,
+                            crate::timeouts::HEALTH_CALL,
+                        )
+                        .await
+                        .ok()
+                        .map(|d| d.data)
+                }
+            });
+            let reports: Vec<_> = futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            if let Some(report) = freshest(reports.iter()) {
+                if self.replicas.learn(&report.members) {
+                    self.guess.store(0, Ordering::Relaxed);
                 }
             }
         }

@@ -110,12 +110,10 @@ impl LeaderTracker {
                 (r.clone(), health)
             }))
             .await;
-        // The newest leader's membership is the group's: follow replicas added and removed.
-        if let Some(newest) = healths
-            .iter()
-            .filter_map(|(_, h)| h.as_ref())
-            .filter(|h| h.role == Role::Leader)
-            .max_by_key(|h| h.term)
+        // Follow replicas added and removed: the newest leader's membership, or a follower's
+        // when the leader is one this front end does not know yet.
+        if let Some(newest) =
+            crate::group_client::freshest(healths.iter().filter_map(|(_, h)| h.as_ref()))
         {
             if self.inner.replicas.learn(&newest.members) {
                 self.inner.poll_now.notify_one();
