@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Rehearses docs/deploy.md on one Linux machine: five hosts made of network namespaces (A to C as
-# in the guide, D to replace one, X an operator's machine), the guide's cluster file and commands
-# run on them step by step, each host cut off in turn under load, and a host replaced. Everything
-# it makes is removed when it ends.
+# Rehearses docs/deploy.md on one Linux machine: eight hosts made of network namespaces (A to C as
+# in the guide, D to replace one, X an operator's machine, E to replace D once its disk is lost,
+# F and G to grow the order group to five), the guide's cluster file and commands run on them step
+# by step, each host cut off in turn under load, a host moved, a host whose disk was wiped
+# replaced, and the order group grown to five while clients order. Everything it makes is
+# removed when it ends.
 #
 # Every service runs as the systemd units in deploy/systemd/ run it: root reads the secret into
 # its environment (EnvironmentFile=), its data directory is made for or given to its user
@@ -36,7 +38,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for h in A B C D X sw; do ip netns del "$ns-$h" 2>/dev/null || true; done
+    for h in A B C D X E F G sw; do ip netns del "$ns-$h" 2>/dev/null || true; done
     if [[ ${KEEP:-} ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -175,11 +177,11 @@ healthy() {
     return 1
 }
 
-step "1. hosts A, B, C, a spare D and an operator's X as network namespaces on one bridge"
+step "1. hosts A, B, C, a spare D, an operator's X and spares E, F, G as network namespaces on one bridge"
 ip netns add "$ns-sw"
 ip -n "$ns-sw" link add br0 type bridge && ip -n "$ns-sw" link set br0 up
 i=0
-for h in A B C D X; do
+for h in A B C D X E F G; do
     i=$((i + 1))
     ip netns add "$ns-$h"
     ip link add "p$h" netns "$ns-sw" type veth peer name eth0 netns "$ns-$h"
@@ -188,7 +190,7 @@ for h in A B C D X; do
     ip -n "$ns-$h" link set eth0 up && ip -n "$ns-$h" link set lo up
     mkdir -p "$work/$h/etc/storectl" "$work/$h/var/lib"
 done
-echo "ok: A 10.0.0.1, B .2, C .3, D .4, X .5"
+echo "ok: A 10.0.0.1, B .2, C .3, D .4, X .5, E .6, F .7, G .8"
 
 step "2. storectl on every host"
 install -D -m 755 "$built" "$storectl"
@@ -201,7 +203,7 @@ cat "$work/cluster.toml"
 install_cluster_file=$(guide_block 3 1)
 echo "on every host, as the guide says:"
 echo "$install_cluster_file"
-for h in A B C D X; do guide_run "$h" "$install_cluster_file"; done
+for h in A B C D X E F G; do guide_run "$h" "$install_cluster_file"; done
 
 step "4. the secret, the same on every host"
 make_secret=$(guide_block 4 1)
@@ -211,7 +213,7 @@ echo "$make_secret"
 guide_run A "$make_secret"
 echo "on every host, as the guide says:"
 echo "$install_secret"
-for h in A B C D X; do guide_run "$h" "$install_secret"; done
+for h in A B C D X E F G; do guide_run "$h" "$install_secret"; done
 ls -ld "$work/A/etc/storectl" "$work/A/etc/storectl/"*
 
 # start_host HOST N: the services of host HOST, with id N, as the units in deploy/systemd/ run them.
@@ -223,6 +225,13 @@ start_host() {
 }
 
 step "5. the services, as the units in deploy/systemd/ run them"
+# A catalog.csv in each catalog's data directory, as the guide allows: the built-in toys with
+# enough stock that clients keep ordering, not find them sold out, through every later step.
+for n in 1 2 3; do
+    dir=$work/$(host_of "$n")/var/lib/storectl-catalog-$n
+    install -d "$dir"
+    sed '2,$ s/,[0-9]*$/,100000/' "$(dirname "$guide")/../data/catalog.csv" >"$dir/catalog.csv"
+done
 start_host A 1
 start_host B 2
 start_host C 3
@@ -268,11 +277,11 @@ for _ in $(seq 50); do
 done
 check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
 
-step "8. replace host B with host D, its data directories moved"
+step "8. replace host B with host D, its data directories moved (its disk survives)"
 for name in frontend-2 order-2 catalog-2; do stop B "$name"; done
 cp -a "$work/B/var/lib/storectl-catalog-2" "$work/B/var/lib/storectl-order-2" "$work/D/var/lib/"
 sed -i 's/10\.0\.0\.2:/10.0.0.4:/' "$work/cluster.toml"
-for h in A B C D X; do guide_run "$h" "$install_cluster_file"; done
+for h in A B C D X E F G; do guide_run "$h" "$install_cluster_file"; done
 start_host D 2
 B=D
 healthy
@@ -293,6 +302,92 @@ for _ in $(seq 50); do
     sleep 0.2
 done
 check status --cluster "$work/X/etc/storectl/cluster.toml"
+check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
+
+# Clients order through host A's front end until told to stop; any client error is recorded.
+clients_start() {
+    rm -f "$work/clients-stop" "$work/clients-failed"
+    (
+        while [[ ! -e $work/clients-stop ]]; do
+            on X "$storectl" client --frontend 10.0.0.1:8000 --p 1 --iterations 40 --clients 2 \
+                >>"$work/X/clients.log" 2>&1 || touch "$work/clients-failed"
+        done
+    ) &
+    clients=$!
+    pids+=("$clients")
+}
+clients_stop() {
+    touch "$work/clients-stop"
+    wait "$clients"
+    if [[ -e $work/clients-failed ]]; then
+        grep -i "error" "$work/X/clients.log" | tail -5 >&2
+        echo "rehearse: a client saw an error" >&2
+        exit 1
+    fi
+    echo "clients: $(grep -c 'orders:' "$work/X/clients.log") runs, no error"
+}
+# install_everywhere: the operator's cluster file (the one `storectl member` updated) copied to
+# every host and installed as in step 3.
+install_everywhere() {
+    cp "$work/X/etc/storectl/cluster.toml" "$work/cluster.toml"
+    for h in A B C D X E F G; do guide_run "$h" "$install_cluster_file"; done
+}
+# add_entries GROUP… ID ADDRESS_HOST: [[GROUP]] entries for replica ID on host address
+# ADDRESS_HOST, appended to the cluster file and installed everywhere.
+add_entries() {
+    local id=${*: -2:1} ip=${*: -1} group port
+    for group in "${@:1:$#-2}"; do
+        case $group in catalog) port=8001 ;; order) port=8010 ;; frontend) port=8000 ;; esac
+        printf '\n[[%s]]\nid = %s\naddress = "%s:%s"\n' "$group" "$id" "$ip" "$port" >>"$work/X/etc/storectl/cluster.toml"
+    done
+    install_everywhere
+}
+
+step "8. replace a host whose disk is lost: D's disk is wiped, E takes its place, clients ordering"
+clients_start
+for name in frontend-2 order-2 catalog-2; do stop D "$name"; done
+rm -rf "$work/D/var/lib/storectl-catalog-2" "$work/D/var/lib/storectl-order-2"
+# Started again without its data, a replica refuses: it must never rejoin under its old id.
+wiped=("$storectl" serve order --cluster "$work/D/etc/storectl/cluster.toml" --id 2 --data-dir "$work/D/var/lib/storectl-order-2")
+unit D order-2 "${wiped[@]}"
+if on D bash -c "$as_unit" _ "$uid" "${wiped[@]}" 2>"$work/D/wiped.log"; then
+    echo "rehearse: a replica whose data was wiped started" >&2; exit 1
+fi
+grep -q "member replace" "$work/D/wiped.log" || { cat "$work/D/wiped.log" >&2; exit 1; }
+echo "refused, as it should: $(cat "$work/D/wiped.log")"
+add_entries catalog order frontend 4 10.0.0.6
+file=$work/E/etc/storectl/cluster.toml
+serve_on E catalog-4 "$storectl" serve catalog --cluster "$file" --id 4 --data-dir "$work/E/var/lib/storectl-catalog-4" --join
+serve_on E order-4 "$storectl" serve order --cluster "$file" --id 4 --data-dir "$work/E/var/lib/storectl-order-4" --join
+serve_on E frontend-4 "$storectl" serve frontend --cluster "$file" --id 4
+for group in catalog order; do
+    check member replace --group "$group" --id 2 --with 4 --cluster "$work/X/etc/storectl/cluster.toml"
+done
+# D's front end goes too: its entry is the one `member` does not own.
+awk 'BEGIN { RS = ""; ORS = "\n\n" } !/^\[\[frontend\]\]\nid = 2\n/' "$work/X/etc/storectl/cluster.toml" >"$work/X/cluster.new"
+install -m 644 "$work/X/cluster.new" "$work/X/etc/storectl/cluster.toml"
+install_everywhere
+healthy
+check member list --cluster "$work/X/etc/storectl/cluster.toml"
+
+step "9. grow the order group to five: replicas 5 on F and 6 on G, clients ordering"
+add_entries order 5 10.0.0.7
+add_entries order 6 10.0.0.8
+serve_on F order-5 "$storectl" serve order --cluster "$work/F/etc/storectl/cluster.toml" --id 5 --data-dir "$work/F/var/lib/storectl-order-5" --join
+serve_on G order-6 "$storectl" serve order --cluster "$work/G/etc/storectl/cluster.toml" --id 6 --data-dir "$work/G/var/lib/storectl-order-6" --join
+for id in 5 6; do
+    check member add --group order --id "$id" --cluster "$work/X/etc/storectl/cluster.toml"
+done
+install_everywhere
+healthy
+clients_stop
+check member list --group order --cluster "$work/X/etc/storectl/cluster.toml"
+voters=$(check member list --group order --json --cluster "$work/X/etc/storectl/cluster.toml" | grep -c '"voter": true')
+[[ $voters == 5 ]] || { echo "rehearse: the order group has $voters voters, not 5" >&2; exit 1; }
+for _ in $(seq 50); do
+    check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock >/dev/null && break
+    sleep 0.2
+done
 check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
 
 step "done: every step of docs/deploy.md ran on namespaced hosts, and no host's loss stopped the store"

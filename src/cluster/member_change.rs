@@ -25,6 +25,8 @@ use crate::wire::{Data, ErrorBody, ReplicaHealth, Role};
 
 /// How long a leader is looked for, and a committed change waited for, before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(15);
+/// How long a new replica is waited for to answer before the change is refused.
+const NEWCOMER_WAIT: Duration = Duration::from_secs(10);
 /// How often the leader is asked how far a learner got.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -247,7 +249,13 @@ impl<'a> GroupHandle<'a> {
             id,
             url: url.clone(),
         };
-        if self.health_of(&newcomer).is_none() {
+        // A replica started a moment ago may still be opening its files.
+        progress.message(&format!(
+            "waiting for {} at {address} to answer",
+            self.name(id)
+        ));
+        let answers = crate::poll::until(NEWCOMER_WAIT, POLL, || self.health_of(&newcomer));
+        if answers.is_none() {
             return Err(Error::Cluster(format!(
                 "{} does not answer at {address}: start it there first, as a new member: \
                  `storectl serve {} --id {id} --join --cluster FILE` (with {address} as its \
