@@ -135,6 +135,15 @@ impl Catalog {
         };
         let identity = crate::raft::replica::settle(&claim, &replicas, &client).await?;
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
+        crate::raft::replica::refuse_if_behind(
+            &format!("catalog-{id}"),
+            id,
+            &config.data_dir,
+            log.last_index(),
+            &replicas,
+            &client,
+        )
+        .await?;
         let disk_full = log.disk_full();
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
             &config.data_dir.join(snapshot_file_name(id)),

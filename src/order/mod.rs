@@ -129,6 +129,15 @@ impl Replica {
         };
         let identity = crate::raft::replica::settle(&claim, &replicas, &client).await?;
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
+        crate::raft::replica::refuse_if_behind(
+            &format!("order-{}", config.id),
+            config.id,
+            &config.data_dir,
+            log.last_index(),
+            &replicas,
+            &client,
+        )
+        .await?;
         let disk_full = log.disk_full();
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         let rank = crate::raft::replica::rank(config.id, &ids);

@@ -205,6 +205,17 @@ impl<C: Group> LogStore<C> {
         })
     }
 
+    /// The index of the last entry the log holds (or the last one compacted away), as opened.
+    pub fn last_index(&self) -> Option<u64> {
+        let state = self.state();
+        state
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id.index)
+            .or(state.last_purged.map(|l| l.index))
+    }
+
     /// A flag that is set while the disk is full: the replica writes nothing, so it neither
     /// acknowledges entries nor votes, until there is room.
     pub fn disk_full(&self) -> Arc<AtomicBool> {

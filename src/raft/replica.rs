@@ -195,7 +195,7 @@ pub async fn settle(
     if start != super::identity::Start::Existing {
         let name = format!("{}-{}", claim.group, claim.id);
         let dir = claim.log_path.parent().unwrap_or(Path::new("."));
-        if let Err(e) = refuse_if_wiped(&name, claim.id, dir, replicas, client).await {
+        if let Err(e) = refuse_if_behind(&name, claim.id, dir, None, replicas, client).await {
             // Not this replica's identity after all: the next start must refuse too.
             let _ = std::fs::remove_file(&claim.identity_path);
             return Err(e);
@@ -204,14 +204,16 @@ pub async fn settle(
     Ok(identity)
 }
 
-/// A replica that starts with no log while a leader holds a copy of its entries was wiped: its
-/// acknowledged entries are gone, and the engine would treat a log that went backwards as a bug
-/// (the leader stops). Refuse, and say how to recover. (A new group's leader knows nothing of a
-/// replica it has never reached, so a first start is never refused.)
-pub async fn refuse_if_wiped(
+/// A replica whose log ends before the index up to which its group's leader holds a copy of its
+/// entries went backwards: wiped (`last_index` is `None`), or restored from an older copy. Its
+/// acknowledged entries are gone, and the engine would treat a log that went backwards as a
+/// bug (the leader stops). Refuse, and say how to recover. (A new group's leader knows nothing
+/// of a replica it has never reached, so a first start is never refused.)
+pub async fn refuse_if_behind(
     name: &str,
     id: u32,
     data_dir: &Path,
+    last_index: Option<u64>,
     replicas: &[ReplicaAddr],
     client: &PeerClient,
 ) -> Result<()> {
@@ -233,15 +235,25 @@ pub async fn refuse_if_wiped(
             .iter()
             .find(|r| r.id == id)
             .and_then(|r| r.index);
-        if let (Role::Leader, Some(index)) = (health.role, copy) {
-            return Err(Error::Cluster(format!(
-                "{name} has no log in {}, but its group's leader (replica {}) holds a copy of \
-                 its entries up to index {index}: this replica's data was lost. Give the group \
-                 a new member in its place with `storectl member replace`",
-                data_dir.display(),
-                health.id
-            )));
+        let Some(index) = copy.filter(|&index| Some(index) > last_index) else {
+            continue;
+        };
+        if health.role != Role::Leader {
+            continue;
         }
+        let what = match last_index {
+            None => format!("{name} has no log in {}", data_dir.display()),
+            Some(last) => format!(
+                "{name}'s log in {} ends at index {last}",
+                data_dir.display()
+            ),
+        };
+        return Err(Error::Cluster(format!(
+            "{what}, but its group's leader (replica {}) holds a copy of its entries up to \
+             index {index}: this replica's data was lost or restored from an older copy. Give \
+             the group a new member in its place with `storectl member replace`",
+            health.id
+        )));
     }
     Ok(())
 }

@@ -318,3 +318,41 @@ fn a_group_of_five_loses_two_replicas_without_a_client_noticing() {
     assert_eq!(report["majority_kept"], true, "{report}");
     assert_eq!(report["client_errors"], 0, "{report}");
 }
+
+#[test]
+fn a_replica_restored_from_an_older_copy_refuses_to_start_and_the_leader_stays_up() {
+    let cluster = Cluster::start(&[]);
+    cluster.order_each(&["tux"], 1);
+    let follower: u32 = if leader_id(&cluster) == 1 { 2 } else { 1 };
+    let name = format!("order-{follower}");
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("kill", &[&name]).status.success());
+    let files = [
+        format!("raft-{follower}.log"),
+        format!("orders-{follower}.csv"),
+        format!("identity-{follower}.json"),
+    ];
+    let backup = cluster.dir.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for file in &files {
+        std::fs::copy(cluster.file(file), backup.join(file)).unwrap();
+    }
+    assert!(cluster.run("restart", &[&name]).status.success());
+    cluster.order_each(&["fox", "whale", "lego"], 1);
+    cluster.assert_converges(Duration::from_secs(10));
+    assert!(cluster.run("kill", &[&name]).status.success());
+    // The copy from before those orders: the replica acknowledged entries it no longer has.
+    for file in &files {
+        std::fs::copy(backup.join(file), cluster.file(file)).unwrap();
+    }
+    let refused = cluster.run("restart", &[&name]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr(&refused);
+    assert!(
+        said.contains("older copy") && said.contains("member replace"),
+        "{said}"
+    );
+    let leader = cluster.leader_of("order");
+    assert_eq!(cluster.service(&leader)["alive"], true);
+    cluster.order_each(&["tux"], 1);
+}
