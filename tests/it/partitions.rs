@@ -20,10 +20,13 @@ use storectl::secret::Secret;
 use crate::common::{eventually, Process, EXE, TEST_SECRET};
 use crate::netns::Network;
 
-/// The hosts: `o4` is a spare, in no service's entry until a replica moves there.
-const HOSTS: [&str; 10] = [
-    "c1", "c2", "c3", "fe1", "fe2", "o1", "o2", "o3", "ctl", "o4",
+/// The hosts: `o4` is a spare, in no service's entry until a replica moves there, unless the
+/// order group has five replicas, on `o1` to `o5`.
+const HOSTS: [&str; 11] = [
+    "c1", "c2", "c3", "fe1", "fe2", "o1", "o2", "o3", "ctl", "o4", "o5",
 ];
+/// Every host an order replica may run on.
+const ORDER_HOSTS: [&str; 5] = ["o1", "o2", "o3", "o4", "o5"];
 /// The catalog replicas' hosts.
 const CATALOG_HOSTS: [&str; 3] = ["c1", "c2", "c3"];
 /// The toy only the stale-read checker buys, so it knows what its stock must be.
@@ -42,6 +45,11 @@ struct Store {
 
 impl Store {
     fn start() -> Option<Store> {
+        Self::start_with(3)
+    }
+
+    /// A store whose order group has `orders` replicas, on hosts `o1`, `o2`, ….
+    fn start_with(orders: u32) -> Option<Store> {
         let net = Network::create(&HOSTS)?;
         let dir = tempfile::tempdir().unwrap();
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
@@ -63,7 +71,7 @@ impl Store {
                     address: at("fe2", 8000),
                 },
             ],
-            order: (1..=3)
+            order: (1..=orders)
                 .map(|id| Entry {
                     id,
                     address: at(&format!("o{id}"), 8010),
@@ -95,7 +103,7 @@ impl Store {
                 ],
             );
         }
-        for id in 1..=3 {
+        for id in 1..=orders {
             store.serve(&format!("o{id}"), &["order", "--id", &id.to_string()]);
         }
         store.serve("fe1", &["frontend", "--id", "1"]);
@@ -116,13 +124,12 @@ impl Store {
             .collect();
         all.extend(["--cluster".into(), self.file.display().to_string()]);
         if args[0] != "frontend" {
+            all.extend(["--data-dir".into(), data.display().to_string()]);
             // The first start makes the group; a restart finds the replica's identity and
-            // ignores the flag.
-            all.extend([
-                "--data-dir".into(),
-                data.display().to_string(),
-                "--init".into(),
-            ]);
+            // ignores the flag. A new member joins instead.
+            if !args.contains(&"--join") {
+                all.push("--init".into());
+            }
         }
         let process = self.spawn(host, &all);
         self.services.push(Service {
@@ -141,6 +148,28 @@ impl Store {
             &args,
             &[("STORECTL_CLUSTER_SECRET", TEST_SECRET)],
             &log,
+        )
+    }
+
+    /// Runs `storectl ARGS…` to its end on the control host, with the cluster's secret;
+    /// returns whether it succeeded, and what it wrote.
+    fn tool(&self, args: &[&str]) -> (bool, String) {
+        let log = self.dir.path().join("tool.log");
+        let _ = std::fs::remove_file(&log);
+        let status = self
+            .net
+            .spawn(
+                "ctl",
+                EXE,
+                args,
+                &[("STORECTL_CLUSTER_SECRET", TEST_SECRET)],
+                &log,
+            )
+            .wait_with_output()
+            .status;
+        (
+            status.success(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
         )
     }
 
@@ -241,7 +270,7 @@ impl Store {
     }
 
     fn most_orders(&self) -> usize {
-        ["o1", "o2", "o3", "o4"]
+        ORDER_HOSTS
             .iter()
             .map(|h| self.orders_on(h).len())
             .max()
@@ -289,7 +318,7 @@ impl Store {
     /// Every acknowledged order is in the longest log at its number, with its own key, name and
     /// quantity.
     fn assert_kept(&self, acknowledged: &[Acknowledged]) {
-        let longest = ["o1", "o2", "o3", "o4"]
+        let longest = ORDER_HOSTS
             .iter()
             .map(|h| self.orders_on(h))
             .max_by_key(Vec::len)
@@ -726,4 +755,89 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
         (store.orders_on("o4").len() == store.most_orders()).then_some(())
     });
     assert!(caught_up.is_some(), "the moved replica caught up");
+}
+
+#[test]
+fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_clients_see_nothing() {
+    let Some(mut store) = Store::start() else {
+        return;
+    };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    // A follower's host dies with its disk. The spare host, o4, runs a new member, replica 4,
+    // which `storectl member replace` puts in its place, from the control host, while clients
+    // order: the group keeps two of three the whole time, so nobody sees an error.
+    let leader = store.leader();
+    let lost = ["o1", "o2", "o3"]
+        .into_iter()
+        .find(|h| *h != leader)
+        .unwrap();
+    let id = &lost[1..];
+    store.crash(lost);
+    std::fs::remove_dir_all(store.dir.path().join(lost)).unwrap();
+    store.topology.order.push(Entry {
+        id: 4,
+        address: format!("{}:8010", store.net.address("o4")),
+    });
+    store.topology.save(&store.file).unwrap();
+    store.serve("o4", &["order", "--id", "4", "--join"]);
+    let file = store.file.display().to_string();
+    let (replaced, said) = store.tool(&[
+        "member",
+        "replace",
+        "--group",
+        "order",
+        "--id",
+        id,
+        "--with",
+        "4",
+        "--cluster",
+        &file,
+    ]);
+    assert!(replaced, "{said}");
+    assert!(
+        said.contains(&format!("replaced order-{id} with order-4")),
+        "{said}"
+    );
+    // The command updated the file: the lost replica's entry is gone.
+    store.topology = ClusterFile::load(&store.file).unwrap();
+    let ids: Vec<u32> = store.topology.order.iter().map(|e| e.id).collect();
+    assert!(
+        !ids.contains(&id.parse().unwrap()) && ids.contains(&4),
+        "{ids:?}"
+    );
+    let before = store.orders_on("o4").len();
+    store.wait_for_orders(before, 30, "replica 4 runs on o4");
+
+    assert_nothing_lost(&store, load, watch);
+    let caught_up = eventually(Duration::from_secs(20), || {
+        (store.orders_on("o4").len() == store.most_orders()).then_some(())
+    });
+    assert!(caught_up.is_some(), "the new replica caught up");
+}
+
+#[test]
+fn five_order_replicas_lose_two_hosts_and_clients_see_nothing() {
+    let Some(store) = Store::start_with(5) else {
+        return;
+    };
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[1, 2]);
+    store.wait_for_orders(0, 20, "starting");
+
+    // The leader's host and a follower's: three of five remain, a majority.
+    let leader = store.leader();
+    let follower = ORDER_HOSTS.into_iter().find(|h| *h != leader).unwrap();
+    store.net.isolate(&leader);
+    store.net.isolate(follower);
+    let before = store.most_orders();
+    store.wait_for_orders(before, 30, &format!("{leader} and {follower} were cut off"));
+    let bought = watch.acknowledged();
+    watch.wait_for_buys(bought, 3, &store);
+    store.net.rejoin(&leader);
+    store.net.rejoin(follower);
+
+    assert_nothing_lost(&store, load, watch);
 }
