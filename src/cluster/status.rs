@@ -501,6 +501,20 @@ mod tests {
     }
 
     #[test]
+    fn members_the_file_does_not_name_are_a_problem() {
+        let mut rows = cluster(row(ServiceName::Order(2), true, Some(3), Some("follower")));
+        rows[3].members = Some(vec![1, 2, 3]);
+        assert_eq!(problem(&rows, true), None);
+        // Replica 2 was replaced by 4 from another host, whose copy of the file is newer.
+        rows[3].members = Some(vec![1, 3, 4]);
+        let said = problem(&rows, true).unwrap();
+        assert!(
+            said.contains("members are 1, 3, 4 but the cluster file names 1, 2, 3"),
+            "{said}"
+        );
+    }
+
+    #[test]
     fn no_leader_is_a_problem() {
         let mut rows = cluster(row(ServiceName::Order(2), true, Some(3), Some("follower")));
         rows[3].role = Some("candidate".into());
