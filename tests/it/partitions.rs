@@ -233,6 +233,23 @@ impl Store {
         self.leader_of(|name| name.replica_id().is_some())
     }
 
+    /// The host of an order replica of the first three that does not lead now.
+    fn follower(&self) -> &'static str {
+        let leader = self.leader();
+        ["o1", "o2", "o3"]
+            .into_iter()
+            .find(|h| *h != leader)
+            .unwrap()
+    }
+
+    /// Waits until the replica on `host` holds as many orders as any other.
+    fn assert_caught_up(&self, host: &str) {
+        let caught_up = eventually(Duration::from_secs(20), || {
+            (self.orders_on(host).len() == self.most_orders()).then_some(())
+        });
+        assert!(caught_up.is_some(), "the replica on {host} caught up");
+    }
+
     /// The host of the catalog replica that leads now.
     fn catalog_leader(&self) -> String {
         self.leader_of(|name| name.catalog_id().is_some())
@@ -687,11 +704,7 @@ fn a_follower_cut_off_and_healed_catches_up() {
     let watch = StaleCheck::start(&store, 1, &[2]);
     store.wait_for_orders(0, 20, "starting");
 
-    let leader = store.leader();
-    let follower = ["o1", "o2", "o3"]
-        .into_iter()
-        .find(|h| *h != leader)
-        .unwrap();
+    let follower = store.follower();
     store.net.isolate(follower);
     let before = store.most_orders();
     store.wait_for_orders(before, 300, &format!("{follower} was cut off"));
@@ -718,10 +731,7 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
     // is restarted to read the file, one at a time, the leader last. The leader then reaches the
     // moved follower only at its new address.
     let leader = store.leader();
-    let moved = ["o1", "o2", "o3"]
-        .into_iter()
-        .find(|h| *h != leader)
-        .unwrap();
+    let moved = store.follower();
     let id: u32 = moved[1..].parse().unwrap();
     store.crash(moved);
     let (from, to) = (store.dir.path().join(moved), store.dir.path().join("o4"));
@@ -751,10 +761,7 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
     // While one replica was down and another restarted, a client could see an order fail and
     // retry it with the same key; what was acknowledged must all be there.
     assert_nothing_lost_despite_errors(&store, load, watch);
-    let caught_up = eventually(Duration::from_secs(20), || {
-        (store.orders_on("o4").len() == store.most_orders()).then_some(())
-    });
-    assert!(caught_up.is_some(), "the moved replica caught up");
+    store.assert_caught_up("o4");
 }
 
 #[test]
@@ -769,11 +776,7 @@ fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_client
     // A follower's host dies with its disk. The spare host, o4, runs a new member, replica 4,
     // which `storectl member replace` puts in its place, from the control host, while clients
     // order: the group keeps two of three the whole time, so nobody sees an error.
-    let leader = store.leader();
-    let lost = ["o1", "o2", "o3"]
-        .into_iter()
-        .find(|h| *h != leader)
-        .unwrap();
+    let lost = store.follower();
     let id = &lost[1..];
     store.crash(lost);
     std::fs::remove_dir_all(store.dir.path().join(lost)).unwrap();
@@ -812,10 +815,7 @@ fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_client
     store.wait_for_orders(before, 30, "replica 4 runs on o4");
 
     assert_nothing_lost(&store, load, watch);
-    let caught_up = eventually(Duration::from_secs(20), || {
-        (store.orders_on("o4").len() == store.most_orders()).then_some(())
-    });
-    assert!(caught_up.is_some(), "the new replica caught up");
+    store.assert_caught_up("o4");
 }
 
 #[test]
