@@ -127,12 +127,11 @@ impl Replica {
             log_path: log_path.clone(),
             mode: config.start,
         };
-        let identity = crate::raft::replica::settle(&claim, &replicas, &client).await?;
+        let (identity, start) = claim.settle()?;
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
-        crate::raft::replica::refuse_if_behind(
-            &format!("order-{}", config.id),
-            config.id,
-            &config.data_dir,
+        crate::raft::replica::refuse_if_gone_back(
+            &claim,
+            start,
             log.last_index(),
             &replicas,
             &client,

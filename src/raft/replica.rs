@@ -183,25 +183,24 @@ pub async fn engine_stopped<C: Group>(raft: &Raft<C>) {
     }
 }
 
-/// Settles who the replica is ([`super::identity`]): refuses another replica's files or lost
-/// data, and, on a first start, a replica that its group's leader already knew (its data was
-/// lost and it was started as new).
-pub async fn settle(
+/// Checks, once its log is open, that a replica has not gone backwards
+/// ([`refuse_if_behind`]). A replica refused on the start that made its identity and its empty
+/// log loses both again, so that its next start is refused too.
+pub async fn refuse_if_gone_back(
     claim: &super::identity::Claim<'_>,
+    start: super::identity::Start,
+    last_index: Option<u64>,
     replicas: &[ReplicaAddr],
     client: &PeerClient,
-) -> Result<super::identity::Identity> {
-    let (identity, start) = claim.settle()?;
-    if start != super::identity::Start::Existing {
-        let name = format!("{}-{}", claim.group, claim.id);
-        let dir = claim.log_path.parent().unwrap_or(Path::new("."));
-        if let Err(e) = refuse_if_behind(&name, claim.id, dir, None, replicas, client).await {
-            // Not this replica's identity after all: the next start must refuse too.
-            let _ = std::fs::remove_file(&claim.identity_path);
-            return Err(e);
-        }
+) -> Result<()> {
+    let name = format!("{}-{}", claim.group, claim.id);
+    let dir = claim.log_path.parent().unwrap_or(Path::new("."));
+    let refused = refuse_if_behind(&name, claim.id, dir, last_index, replicas, client).await;
+    if refused.is_err() && start != super::identity::Start::Existing {
+        let _ = std::fs::remove_file(&claim.identity_path);
+        let _ = std::fs::remove_file(&claim.log_path);
     }
-    Ok(identity)
+    refused
 }
 
 /// A replica whose log ends before the index up to which its group's leader holds a copy of its

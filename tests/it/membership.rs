@@ -39,6 +39,13 @@ fn assert_clients_saw_nothing(load: Process) -> Value {
     report
 }
 
+/// A free port for a new replica: the one-host layout's next port may belong to another test's
+/// cluster, started beside this one.
+fn free_address() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", probe.local_addr().unwrap().port())
+}
+
 fn member(cluster: &Cluster, args: &[&str]) -> std::process::Output {
     let state = cluster.state();
     let mut all = vec!["member"];
@@ -130,6 +137,8 @@ fn a_replica_whose_data_was_deleted_refuses_to_rejoin_and_is_replaced_under_load
             &lost.to_string(),
             "--with",
             "4",
+            "--address",
+            &free_address(),
         ],
     );
     assert!(
@@ -155,7 +164,11 @@ fn the_order_group_grows_to_five_and_shrinks_back_removing_its_leader_under_load
     let clients = load(&cluster, 900);
     wait_for_orders(&cluster, 30);
     for id in ["4", "5"] {
-        let added = assert_member(&cluster, &["add", "--group", "order", "--id", id]);
+        let address = free_address();
+        let added = assert_member(
+            &cluster,
+            &["add", "--group", "order", "--id", id, "--address", &address],
+        );
         assert!(added.contains(&format!("added order-{id}")), "{added}");
     }
     assert_eq!(voters(&cluster), [1, 2, 3, 4, 5]);
@@ -227,8 +240,8 @@ fn the_order_group_grows_to_five_and_shrinks_back_removing_its_leader_under_load
 /// The leader's own report of whether its membership is joint.
 fn changing(cluster: &Cluster) -> Option<bool> {
     let leader = cluster.leader_of("order");
-    let port = cluster.base + 9 + leader[6..].parse::<u16>().ok()?;
-    let health = get(&format!("http://127.0.0.1:{port}/health")).json;
+    let address = cluster.service(&leader)["address"].as_str()?.to_string();
+    let health = get(&format!("http://{address}/health")).json;
     health["data"]["changing"].as_bool()
 }
 
@@ -256,6 +269,7 @@ fn a_leader_killed_in_the_middle_of_a_change_is_followed_by_one_that_finishes_it
     let adding = Process::spawn(
         Command::new(EXE)
             .args(["member", "add", "--group", "order", "--id", "4"])
+            .args(["--address", &free_address()])
             .args(["--state-dir", state.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
