@@ -135,19 +135,15 @@ impl Catalog {
         };
         let (identity, start) = claim.settle()?;
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
-        crate::raft::replica::refuse_if_gone_back(
-            &claim,
-            start,
-            log.last_index(),
-            &replicas,
-            &client,
-        )
-        .await?;
         let disk_full = log.disk_full();
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
             &config.data_dir.join(snapshot_file_name(id)),
             &config.data_dir.join(file_name(id)),
         )?;
+        // What it holds: its log, or a snapshot installed past its log's end.
+        let held = log.last_index().max(machine.last_applied_index());
+        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client)
+            .await?;
         let rank = crate::raft::replica::rank(id, &ids);
         let engine = crate::raft::replica::engine_config(rank, ids.len())?;
         let raft = CatalogRaft::new(

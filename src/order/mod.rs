@@ -129,16 +129,12 @@ impl Replica {
         };
         let (identity, start) = claim.settle()?;
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
-        crate::raft::replica::refuse_if_gone_back(
-            &claim,
-            start,
-            log.last_index(),
-            &replicas,
-            &client,
-        )
-        .await?;
         let disk_full = log.disk_full();
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
+        // What it holds: its log, or a snapshot installed past its log's end.
+        let held = log.last_index().max(machine.last_applied_index());
+        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client)
+            .await?;
         let rank = crate::raft::replica::rank(config.id, &ids);
         let raft_config = crate::raft::replica::engine_config(rank, ids.len())?;
         let raft = Raft::new(

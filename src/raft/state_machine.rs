@@ -163,6 +163,14 @@ pub fn open<B: Book>(
     ))
 }
 
+impl<B: Book> StateMachine<B> {
+    /// The index of the last entry the book holds, from its snapshot on opening: entries a
+    /// replica holds though its log may no longer list them.
+    pub fn last_applied_index(&self) -> Option<u64> {
+        self.shared.machine().last_applied.map(|l| l.index)
+    }
+}
+
 impl<B: Book> Shared<B> {
     fn machine(&self) -> MutexGuard<'_, Machine<B>> {
         self.machine.lock().unwrap_or_else(|p| p.into_inner())
