@@ -142,8 +142,7 @@ impl Catalog {
         )?;
         // What it holds: its log, or a snapshot installed past its log's end.
         let held = log.last_index().max(machine.last_applied_index());
-        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client)
-            .await?;
+        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client).await?;
         let rank = crate::raft::replica::rank(id, &ids);
         let engine = crate::raft::replica::engine_config(rank, ids.len())?;
         let raft = CatalogRaft::new(

@@ -51,8 +51,25 @@ pub struct MemberRow {
     pub answers: bool,
 }
 
-/// The members of `group` of the cluster in `topology`, from the replica that leads it.
+/// How long `member list` waits for an election under way (a leader that removed itself, say).
+const ELECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The members of `group` of the cluster in `topology`, from the replica that leads it; waits
+/// a moment for an election under way before saying that none leads.
 pub fn list(topology: &ClusterFile, group: ReplicaGroup) -> Result<Vec<MemberRow>> {
+    let deadline = std::time::Instant::now() + ELECTION_WAIT;
+    loop {
+        match list_once(topology, group) {
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!("{e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn list_once(topology: &ClusterFile, group: ReplicaGroup) -> Result<Vec<MemberRow>> {
     let replicas = group.replicas(topology);
     let agent = tool_http::health_agent();
     let healths: Vec<(u32, Option<ReplicaHealth>)> = replicas

@@ -133,8 +133,7 @@ impl Replica {
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         // What it holds: its log, or a snapshot installed past its log's end.
         let held = log.last_index().max(machine.last_applied_index());
-        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client)
-            .await?;
+        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client).await?;
         let rank = crate::raft::replica::rank(config.id, &ids);
         let raft_config = crate::raft::replica::engine_config(rank, ids.len())?;
         let raft = Raft::new(
