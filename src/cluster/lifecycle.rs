@@ -132,6 +132,11 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
             let _ = s.child.wait();
             let _ = std::fs::remove_file(state.pid_path(s.service.name()));
         }
+        // A group this call was making is not made: the next `up` makes it anew, rather than
+        // find some replicas with an identity and refuse the others.
+        for service in &back_ends {
+            forget_first_start(service);
+        }
         if lossy {
             let _ = lossy::stop(state);
         }
@@ -191,6 +196,37 @@ pub(super) fn has_replica_data(service: &ServiceConfig) -> bool {
         ServiceConfig::Frontend(_) => return false,
     };
     crate::raft::identity::has_data(&dir.join(identity), &dir.join(log))
+}
+
+/// Removes what a replica started with `--init` wrote before its group was made by a `up` that
+/// failed: its identity, log and snapshot. Nothing was acknowledged to anyone: `up` had not
+/// returned. A replica started without `--init` keeps everything.
+fn forget_first_start(service: &ServiceConfig) {
+    let (dir, files) = match service {
+        ServiceConfig::Order(o) if o.start.init => (
+            &o.data_dir,
+            [
+                crate::order::identity_file_name(o.id),
+                crate::order::log_file_name(o.id),
+                crate::order::machine::snapshot_file_name(o.id),
+            ],
+        ),
+        ServiceConfig::Catalog(c) if c.start.init => {
+            let id = c.id.unwrap_or(1);
+            (
+                &c.data_dir,
+                [
+                    crate::catalog::identity_file_name(id),
+                    crate::catalog::log_file_name(id),
+                    crate::catalog::snapshot_file_name(id),
+                ],
+            )
+        }
+        _ => return,
+    };
+    for file in files {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
 }
 
 /// A new cluster's token ([`crate::cluster_file::ClusterFile::token`]): 64 random bits in hex.

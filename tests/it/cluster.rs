@@ -302,6 +302,42 @@ fn a_service_that_cannot_start_fails_up_and_nothing_is_left_running() {
 }
 
 #[test]
+fn a_first_start_that_fails_leaves_no_replica_half_made() {
+    // order-2 refuses to start (an orders file without its log), so it exits while the others
+    // have written their identities: the next `up` must make the group anew, not find two
+    // replicas with an identity and refuse the third as one that lost its data.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let blocker = state.join("orders-2.csv");
+    std::fs::write(&blocker, "number,name,quantity,term,key\n0,Tux,1,1,k\n").unwrap();
+    let state_dir = state.to_str().unwrap();
+    let up = || {
+        let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+        crate::common::storectl(&[
+            "up",
+            "--state-dir",
+            state_dir,
+            "--port-base",
+            &base.to_string(),
+        ])
+    };
+    let failed = up();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("order-2 exited during start"),
+        "{}",
+        stderr(&failed)
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    let again = up();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(crate::common::storectl(&["down", "--state-dir", state_dir])
+        .status
+        .success());
+}
+
+#[test]
 fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays() {
     let cluster = Cluster::start(&[]);
     // No order leader (order-3 alone has no majority) to place the strays' orders until the

@@ -80,10 +80,14 @@ fn top_shows_the_cluster_live_and_gives_the_terminal_back() {
     let Some(screen) = Screen::start(&command) else {
         return;
     };
-    let first = screen.shows("leaders: order-3 (term ");
-    for heading in ["SERVICE", "ORDERS", "orders/s", "product query", "events"] {
-        assert!(first.contains(heading), "{heading}:\n{first}");
-    }
+    // A whole frame: tmux may be read while it draws one.
+    let headings = ["SERVICE", "ORDERS", "orders/s", "product query", "events"];
+    let first = eventually(Duration::from_secs(20), || {
+        let text = screen.text();
+        (text.contains("leaders: order-3 (term ") && headings.iter().all(|h| text.contains(h)))
+            .then_some(text)
+    })
+    .unwrap_or_else(|| panic!("top never drew its frame:\n{}", screen.text()));
     assert!(
         !first.contains("BEFORE-TOP"),
         "top has the screen to itself"
