@@ -312,15 +312,23 @@ fn a_first_start_that_fails_leaves_no_replica_half_made() {
     let blocker = state.join("orders-2.csv");
     std::fs::write(&blocker, "number,name,quantity,term,key\n0,Tux,1,1,k\n").unwrap();
     let state_dir = state.to_str().unwrap();
+    // Another test may take a port between `up`'s check and a service's bind: try others, as
+    // `Cluster::start` does (each failed try is itself a first start that must undo itself).
     let up = || {
-        let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
-        crate::common::storectl(&[
-            "up",
-            "--state-dir",
-            state_dir,
-            "--port-base",
-            &base.to_string(),
-        ])
+        for _ in 0..5 {
+            let base = storectl::config::find_free_port_base("127.0.0.1").unwrap();
+            let out = crate::common::storectl(&[
+                "up",
+                "--state-dir",
+                state_dir,
+                "--port-base",
+                &base.to_string(),
+            ]);
+            if !stderr(&out).contains("in use") {
+                return out;
+            }
+        }
+        panic!("could not start a cluster on free ports");
     };
     let failed = up();
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
