@@ -211,6 +211,24 @@ impl ServiceConfig {
         }
     }
 
+    /// How a replica starts without data; `None` for a front end, which keeps none.
+    pub fn start(&self) -> Option<StartMode> {
+        match self {
+            ServiceConfig::Order(o) => Some(o.start),
+            ServiceConfig::Catalog(c) => Some(c.start),
+            ServiceConfig::Frontend(_) => None,
+        }
+    }
+
+    /// A replica's start mode, to set; `None` for a front end.
+    pub fn start_mut(&mut self) -> Option<&mut StartMode> {
+        match self {
+            ServiceConfig::Order(o) => Some(&mut o.start),
+            ServiceConfig::Catalog(c) => Some(&mut c.start),
+            ServiceConfig::Frontend(_) => None,
+        }
+    }
+
     pub fn placement(&self) -> &Placement {
         match self {
             ServiceConfig::Catalog(o) => &o.placement,

@@ -111,10 +111,10 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         back_ends
             .into_iter()
             .map(|mut service| {
-                match &mut service {
-                    ServiceConfig::Order(o) => o.start.init = new_orders,
-                    ServiceConfig::Catalog(c) => c.start.init = new_catalog,
-                    ServiceConfig::Frontend(_) => {}
+                let new = matches!(service, ServiceConfig::Order(_)) && new_orders
+                    || matches!(service, ServiceConfig::Catalog(_)) && new_catalog;
+                if let Some(start) = service.start_mut() {
+                    start.init = new;
                 }
                 service
             })
@@ -176,34 +176,10 @@ fn groups_to_start(options: &UpOptions, previous: Option<&ClusterSpec>) -> Resul
     Ok(groups)
 }
 
-/// Whether a replica's data directory holds its identity or its log: it is not a new group's
-/// first start. Always false for a front end, which keeps no data.
-pub(super) fn has_replica_data(service: &ServiceConfig) -> bool {
-    let (dir, identity, log) = match service {
+/// A replica's own files: its identity, its log and its snapshot; none for a front end.
+fn replica_files(service: &ServiceConfig) -> Vec<std::path::PathBuf> {
+    let (dir, names) = match service {
         ServiceConfig::Order(o) => (
-            &o.data_dir,
-            crate::order::identity_file_name(o.id),
-            crate::order::log_file_name(o.id),
-        ),
-        ServiceConfig::Catalog(c) => {
-            let id = c.id.unwrap_or(1);
-            (
-                &c.data_dir,
-                crate::catalog::identity_file_name(id),
-                crate::catalog::log_file_name(id),
-            )
-        }
-        ServiceConfig::Frontend(_) => return false,
-    };
-    crate::raft::identity::has_data(&dir.join(identity), &dir.join(log))
-}
-
-/// Removes what a replica started with `--init` wrote before its group was made by a `up` that
-/// failed: its identity, log and snapshot. Nothing was acknowledged to anyone: `up` had not
-/// returned. A replica started without `--init` keeps everything.
-fn forget_first_start(service: &ServiceConfig) {
-    let (dir, files) = match service {
-        ServiceConfig::Order(o) if o.start.init => (
             &o.data_dir,
             [
                 crate::order::identity_file_name(o.id),
@@ -211,7 +187,7 @@ fn forget_first_start(service: &ServiceConfig) {
                 crate::order::machine::snapshot_file_name(o.id),
             ],
         ),
-        ServiceConfig::Catalog(c) if c.start.init => {
+        ServiceConfig::Catalog(c) => {
             let id = c.id.unwrap_or(1);
             (
                 &c.data_dir,
@@ -222,10 +198,28 @@ fn forget_first_start(service: &ServiceConfig) {
                 ],
             )
         }
-        _ => return,
+        ServiceConfig::Frontend(_) => return Vec::new(),
     };
-    for file in files {
-        let _ = std::fs::remove_file(dir.join(file));
+    names.iter().map(|name| dir.join(name)).collect()
+}
+
+/// Whether a replica's data directory holds its identity or its log: it is not a new group's
+/// first start. Always false for a front end, which keeps no data.
+pub(super) fn has_replica_data(service: &ServiceConfig) -> bool {
+    match replica_files(service).as_slice() {
+        [identity, log, _] => crate::raft::identity::has_data(identity, log),
+        _ => false,
+    }
+}
+
+/// Removes what a replica started with `--init` wrote before its group was made by a `up` that
+/// failed: its identity, log and snapshot. Nothing was acknowledged to anyone: `up` had not
+/// returned. A replica started without `--init` keeps everything.
+fn forget_first_start(service: &ServiceConfig) {
+    if service.start().is_some_and(|start| start.init) {
+        for file in replica_files(service) {
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
 
@@ -375,12 +369,7 @@ fn is_healthy(
         return false;
     }
     // A new member knows no leader until the group's leader adds it.
-    let joining = match service {
-        ServiceConfig::Order(o) => o.start.join,
-        ServiceConfig::Catalog(c) => c.start.join,
-        ServiceConfig::Frontend(_) => false,
-    };
-    if joining {
+    if service.start().is_some_and(|start| start.join) {
         return true;
     }
     match service.name() {
@@ -466,10 +455,8 @@ pub(super) fn start_joining(
     exe: &Path,
 ) -> Result<u32> {
     let mut joining = service.clone();
-    match &mut joining {
-        ServiceConfig::Order(o) => o.start.join = true,
-        ServiceConfig::Catalog(c) => c.start.join = true,
-        ServiceConfig::Frontend(_) => {}
+    if let Some(start) = joining.start_mut() {
+        start.join = true;
     }
     let mut started = Vec::new();
     start_and_wait(

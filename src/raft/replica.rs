@@ -208,7 +208,7 @@ pub async fn refuse_if_gone_back(
 /// acknowledged entries are gone, and the engine would treat a log that went backwards as a
 /// bug (the leader stops). Refuse, and say how to recover. (A new group's leader knows nothing
 /// of a replica it has never reached, so a first start is never refused.)
-pub async fn refuse_if_behind(
+async fn refuse_if_behind(
     name: &str,
     id: u32,
     data_dir: &Path,
