@@ -395,17 +395,13 @@ pub fn raw_request(port: u16, request: &[u8]) -> Vec<u8> {
     reply
 }
 
-/// `storectl chaos` against `cluster` with four clients and a fixed seed, and its JSON report.
+/// `storectl chaos` against `cluster` with a fixed seed (and four clients unless `args` says
+/// how many), and its JSON report.
 pub fn chaos(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
-    let mut all = vec![
-        "--clients",
-        "4",
-        "--interval",
-        "300ms",
-        "--seed",
-        "3",
-        "--json",
-    ];
+    let mut all = vec!["--interval", "300ms", "--seed", "3", "--json"];
+    if !args.contains(&"--clients") {
+        all.extend_from_slice(&["--clients", "4"]);
+    }
     all.extend_from_slice(args);
     let out = cluster.run("chaos", &all);
     let report: Value = serde_json::from_slice(&out.stdout)
