@@ -173,6 +173,9 @@ reached is named and the check exits 1."
     /// List, add, remove or replace the members of a replica group
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Make the cluster's CA and its services' certificates, for mutual TLS between them
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Serve a disk that loses what was not fsynced when told to: a FUSE file system over a
     /// directory, for power-cut tests
     #[cfg(feature = "lossy-disk")]
@@ -486,6 +489,64 @@ pub struct LossyDiskArgs {
     /// counts as durable
     #[arg(long, value_name = "DIR")]
     pub backing: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make a new CA and a certificate for every service of the cluster file and the tools
+    #[command(after_help = "Examples:
+  storectl certs init --cluster cluster.toml --out tls
+  storectl certs init --cluster cluster.toml --out /etc/storectl/tls --days 90 --force
+
+Writes ca.pem and ca-key.pem, then NAME.pem and NAME-key.pem for each service (catalog-1,
+order-2, frontend-1...) and for the tools (storectl), every file readable by its owner only;
+each certificate names its service and its host in the cluster file. Then adds a [tls] table
+to the cluster file, which turns mutual TLS on for every service started with it. Copy the
+directory to every host; keep ca-key.pem on one only, or offline (docs/security.md).")]
+    Init(CertsInitArgs),
+    /// Make a certificate for one service with the cluster's CA: a new member, a renewal
+    #[command(after_help = "Examples:
+  storectl certs add order-4 --cluster cluster.toml
+  storectl certs add order-4 --cluster cluster.toml --address 10.0.0.4:8013
+  storectl certs add catalog-2 --cluster cluster.toml --force      renew (or rotate) one
+
+The service's host comes from the cluster file, or --address for one not in it yet. A service
+uses a certificate replaced on disk for its next connection, without a restart.")]
+    Add(CertsAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsInitArgs {
+    /// The cluster file: every service in it gets a certificate, and a [tls] table
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The directory to write the CA, certificates and keys to (made if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How long each service's certificate is valid, in days (the CA: ten years)
+    #[arg(long, default_value_t = storectl::tls::certs::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Replace files that are already there (a new CA: every certificate must be replaced)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsAddArgs {
+    /// The service: catalog-N, order-N, frontend-N, or storectl for the tools
+    pub name: String,
+    /// The cluster file whose [tls] table says where the CA is
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The service's address, when the cluster file does not have it yet
+    #[arg(long, value_name = "HOST:PORT")]
+    pub address: Option<String>,
+    /// How long the certificate is valid, in days
+    #[arg(long, default_value_t = storectl::tls::certs::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Replace the service's certificate and key if they are there (renewal, rotation)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use storectl::cluster::members::{self, ReplicaGroup};
 use storectl::cluster::{self, Signal, StateDir};
-use storectl::cluster_file::ClusterFile;
 
 use crate::args::{KillArgs, MemberCommand, StateArgs, StatusArgs, TargetArgs, UpArgs};
 use crate::exit::Exit;
@@ -20,11 +19,17 @@ pub fn up(args: &UpArgs) -> Result<Exit> {
     }
     let spec = cluster::up(&state, &args.options, &exe()?)?;
     print!("{}", cluster::render_status(&cluster::status(&state)?));
-    println!(
-        "\nfront end: {}   (try: curl {}/products/tux)",
-        spec.frontend_url(),
-        spec.frontend_url()
-    );
+    let url = spec.frontend_url();
+    match spec.topology.tls_files(storectl::tls::TOOL_NAME) {
+        // The public API speaks HTTPS with the cluster's certificate, and plain HTTP too.
+        Some(files) => println!(
+            "\nfront end: {url}   (try: curl --cacert {} {url}/products/tux)\n\
+             the services speak mutual TLS; the public API answers plain HTTP too at {}",
+            files.ca.display(),
+            url.replacen("https://", "http://", 1)
+        ),
+        None => println!("\nfront end: {url}   (try: curl {url}/products/tux)"),
+    }
     println!("logs and data: {}", state.root().display());
     Ok(Exit::Success)
 }
@@ -46,7 +51,7 @@ pub fn down(args: &StateArgs) -> Result<Exit> {
 
 pub fn status(args: &StatusArgs) -> Result<Exit> {
     let rows = match &args.cluster {
-        Some(file) => cluster::status_of(&ClusterFile::load(file)?),
+        Some(file) => cluster::status_of(&storectl::tool_http::load_cluster(file)?),
         None => cluster::status(&StateDir::new(&args.state.state_dir))?,
     };
     if args.json {
@@ -131,7 +136,7 @@ fn member_change_over_network(
 ) -> Result<storectl::cluster::member_change::Done> {
     use storectl::cluster::member_change::{Change, GroupHandle};
     use storectl::cluster::reshape::LocalChange;
-    let mut topology = ClusterFile::load(file)?;
+    let mut topology = storectl::tool_http::load_cluster(file)?;
     let secret = target.secret.secret()?;
     let group = target.group;
     let address = |id: u32, given: &Option<String>| -> Result<String> {
@@ -210,7 +215,7 @@ fn member_change_over_network(
 
 fn member_list(args: &crate::args::MemberListArgs) -> Result<Exit> {
     let topology = match &args.cluster {
-        Some(file) => ClusterFile::load(file)?,
+        Some(file) => storectl::tool_http::load_cluster(file)?,
         None => StateDir::new(&args.state.state_dir).load()?.topology,
     };
     let groups = match args.group {

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod certs;
 mod chaos;
 mod client;
 mod cluster;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::VerifyLogs(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Member(command) => cluster::member(&command),
+        Command::Certs(command) => certs::run(&command),
         #[cfg(feature = "lossy-disk")]
         Command::LossyDisk(args) => lossy::run(&args),
     };

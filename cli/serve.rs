@@ -8,7 +8,8 @@ use storectl::catalog::Catalog;
 use storectl::cluster_file::Entry;
 use storectl::frontend::Frontend;
 use storectl::order::Replica;
-use storectl::services::{Placement, ServiceConfig};
+use storectl::services::{Placement, ServiceConfig, ServiceName};
+use storectl::transport::{PublicTls, Transport};
 
 use crate::args::ServeArgs;
 use crate::exit::Exit;
@@ -33,7 +34,9 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
                 let entry = in_file(cluster.catalog_entry(options.id))?;
                 let what = format!("[[catalog]] id {}", entry.id);
                 let listener = bind(&placement, &what, &entry.address).await?;
-                let catalog = Catalog::open(&options, &cluster, secret).await?;
+                let transport =
+                    transport(&cluster, &placement, ServiceName::Catalog(entry.id), None)?;
+                let catalog = Catalog::open(&options, &cluster, secret, transport).await?;
                 tracing::info!(
                     "catalog replica {} listening on {}",
                     entry.id,
@@ -54,7 +57,9 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
                     address(&listener),
                     options.cache_size
                 );
-                let frontend = Frontend::new(&options, &cluster, entry.id, secret);
+                let name = cluster.frontend_name(entry.id);
+                let transport = transport(&cluster, &placement, name, options.public_tls())?;
+                let frontend = Frontend::new(&options, &cluster, entry.id, secret, transport);
                 until_stopped(|stop| async move {
                     frontend.run(listener, stop).await;
                     Ok(())
@@ -65,7 +70,9 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
                 let entry = in_file(cluster.order_entry(options.id))?;
                 let what = format!("[[order]] id {}", entry.id);
                 let listener = bind(&placement, &what, &entry.address).await?;
-                let replica = Replica::open(&options, &cluster, secret).await?;
+                let transport =
+                    transport(&cluster, &placement, ServiceName::Order(entry.id), None)?;
+                let replica = Replica::open(&options, &cluster, secret, transport).await?;
                 tracing::info!(
                     "order replica {} listening on {}",
                     options.id,
@@ -75,6 +82,16 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
             }
         }
     })
+}
+
+/// The service's TLS, as the cluster file's `[tls]` table and `public` say.
+fn transport(
+    cluster: &storectl::cluster_file::ClusterFile,
+    placement: &Placement,
+    name: ServiceName,
+    public: Option<PublicTls>,
+) -> storectl::Result<Transport> {
+    Transport::for_service(cluster, placement.cluster.as_ref(), name, public.as_ref())
 }
 
 /// Listens where the service's entry `what` in the cluster file says (`own`), or on `--listen`.

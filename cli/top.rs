@@ -51,7 +51,7 @@ pub fn run(args: &TopArgs) -> Result<Exit> {
     // Nothing to watch is said before the screen changes.
     let (source, title) = match &args.cluster {
         Some(path) => (
-            Source::File(ClusterFile::load(path)?),
+            Source::File(storectl::tool_http::load_cluster(path)?),
             path.display().to_string(),
         ),
         None => {

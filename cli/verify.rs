@@ -11,7 +11,7 @@ use crate::exit::Exit;
 
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
     if let Some(file) = &args.cluster {
-        return over_the_network(args, &ClusterFile::load(file)?);
+        return over_the_network(args, &storectl::tool_http::load_cluster(file)?);
     }
     let state = StateDir::new(&args.state.state_dir);
     state.load()?;

@@ -22,6 +22,9 @@ _storectl() {
             storectl,buy)
                 cmd="storectl__subcmd__buy"
                 ;;
+            storectl,certs)
+                cmd="storectl__subcmd__certs"
+                ;;
             storectl,chaos)
                 cmd="storectl__subcmd__chaos"
                 ;;
@@ -73,6 +76,12 @@ _storectl() {
             storectl,verify-logs)
                 cmd="storectl__subcmd__verify__subcmd__logs"
                 ;;
+            storectl__subcmd__certs,add)
+                cmd="storectl__subcmd__certs__subcmd__add"
+                ;;
+            storectl__subcmd__certs,init)
+                cmd="storectl__subcmd__certs__subcmd__init"
+                ;;
             storectl__subcmd__member,add)
                 cmd="storectl__subcmd__member__subcmd__add"
                 ;;
@@ -101,7 +110,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs member lossy-disk generate"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs member certs lossy-disk generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +193,72 @@ _storectl() {
                     return 0
                     ;;
                 --frontend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__certs)
+            opts="-h --help init add"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__certs__subcmd__add)
+            opts="-h --cluster --address --days --force --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__certs__subcmd__init)
+            opts="-h --cluster --out --days --force --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -703,7 +778,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__serve__subcmd__frontend)
-            opts="-h --id --cluster --listen --cache-size --health-interval --failover-timeout --header-read-timeout --cluster-secret --help"
+            opts="-h --id --cluster --listen --cache-size --health-interval --failover-timeout --header-read-timeout --public-tls-cert --public-tls-key --cluster-secret --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -734,6 +809,14 @@ _storectl() {
                     return 0
                     ;;
                 --header-read-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -835,7 +918,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__up)
-            opts="-h --state-dir --port-base --host --replicas --catalog-replicas --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --lossy-disk --help"
+            opts="-h --state-dir --port-base --host --replicas --catalog-replicas --frontends --cache-size --restock-interval --initial-stock --health-interval --header-read-timeout --fault-hooks --lossy-disk --tls --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

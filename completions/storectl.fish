@@ -43,6 +43,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, 
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "bench" -d 'Measure the store: latency against p with the cache on and off, or throughput (--load)'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "verify-logs" -d 'Compare the replicas\' orders (files here, or over the network); exit 1 on any difference'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "member" -d 'List, add, remove or replace the members of a replica group'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "certs" -d 'Make the cluster\'s CA and its services\' certificates, for mutual TLS between them'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "lossy-disk" -d 'Serve a disk that loses what was not fsynced when told to: a FUSE file system over a directory, for power-cut tests'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "generate" -d 'Write the man pages or shell completions from the CLI definitions'
 complete -c storectl -n "__fish_storectl_using_subcommand demo" -l clients -d 'Concurrent client sessions' -r
@@ -72,6 +73,8 @@ complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l health-interval -d 'How often every order replica is asked who leads' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l failover-timeout -d 'How long an order is retried on new leaders before the client gets 503 (at least 10s: longer than the front end waits for one order)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l header-read-timeout -d 'How long a client may take to send a request\'s headers before its connection is closed (also how long an idle keep-alive connection stays open)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l public-tls-cert -d 'Serve the public API over HTTPS with this certificate (PEM, from any CA, e.g. one the shoppers\' browsers trust); plain HTTP to this front end is then refused' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l public-tls-key -d 'The key of --public-tls-cert (PEM)' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -l cluster-secret -d 'The cluster\'s shared secret, which internal endpoints require and calls to other services present (at least 16 characters). `storectl up` makes one and passes it in the environment; prefer the environment to the flag, which `ps` shows' -r
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from frontend" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand serve; and __fish_seen_subcommand_from order" -l id -d 'This replica\'s [[order]] entry in the cluster file (1 to 255; 1, 2 or 3 in a cluster `up` starts); the highest id that can win an election leads' -r
@@ -95,6 +98,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand up" -l health-interval
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l header-read-timeout -d 'How long a client may take to send its request headers to the front end' -r
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l fault-hooks -d 'Give each service a fault directory under STATE_DIR/faults/ (for tests and `chaos --fault slow-disk`): a file slow-fsync there holding milliseconds slows that replica\'s every fsync until it is removed'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -l lossy-disk -d 'Keep every replica\'s files on a lossy disk (STATE_DIR/disk, one directory per replica, a FUSE file system; needs root): `chaos --fault power` then loses whatever a replica had not fsynced, as a real power cut would'
+complete -c storectl -n "__fish_storectl_using_subcommand up" -l tls -d 'Mutual TLS between the services (and the tools): a CA and a certificate per service in STATE_DIR/tls, made once, named by the cluster file\'s [tls] table. The front end\'s public API speaks both HTTP and HTTPS'
 complete -c storectl -n "__fish_storectl_using_subcommand up" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand down" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand down" -s h -l help -d 'Print help'
@@ -217,6 +221,19 @@ complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_see
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l with -d 'The new replica\'s id (one no member has)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -l address -d 'Where the new replica listens, HOST:PORT (a local cluster: its port in the layout by default)' -r
 complete -c storectl -n "__fish_storectl_using_subcommand member; and __fish_seen_subcommand_from replace" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and not __fish_seen_subcommand_from init add" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and not __fish_seen_subcommand_from init add" -f -a "init" -d 'Make a new CA and a certificate for every service of the cluster file and the tools'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and not __fish_seen_subcommand_from init add" -f -a "add" -d 'Make a certificate for one service with the cluster\'s CA: a new member, a renewal'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from init" -l cluster -d 'The cluster file: every service in it gets a certificate, and a [tls] table' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from init" -l out -d 'The directory to write the CA, certificates and keys to (made if missing)' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from init" -l days -d 'How long each service\'s certificate is valid, in days (the CA: ten years)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from init" -l force -d 'Replace files that are already there (a new CA: every certificate must be replaced)'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from add" -l cluster -d 'The cluster file whose [tls] table says where the CA is' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from add" -l address -d 'The service\'s address, when the cluster file does not have it yet' -r
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from add" -l days -d 'How long the certificate is valid, in days' -r
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from add" -l force -d 'Replace the service\'s certificate and key if they are there (renewal, rotation)'
+complete -c storectl -n "__fish_storectl_using_subcommand certs; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -l backing -d 'The real directory behind it (created if missing); what it holds when the disk mounts counts as durable' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand lossy-disk" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand generate" -l out -d 'Directory to write into (default: man/ or completions/)' -r -F

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceName;
 use crate::config::{self, ReplicaAddr};
 use crate::error::{Access, Error, Result};
+use crate::tls::certs::Party;
+use crate::tls::{PeerCheck, TlsFiles, TlsTable};
 
 /// Largest number of front ends `up` starts: front end i listens on base + 2(i − 1), below the
 /// first replica's base + 10.
@@ -37,6 +39,10 @@ pub struct ClusterFile {
     /// files of a cluster with another token. `up` draws one; a file without one checks nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Mutual TLS between the services (`docs/security.md`): where each finds the cluster's
+    /// CA, its certificate and its key. Without it the services speak plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsTable>,
     /// The catalog's replicas. A file of an older storectl names one catalog in a `[catalog]`
     /// table; it reads as replica 1 of a catalog group of one.
     #[serde(deserialize_with = "one_or_many_catalogs")]
@@ -104,6 +110,7 @@ impl ClusterFile {
         let at = |port: u16| format!("{host}:{port}");
         ClusterFile {
             token: None,
+            tls: None,
             catalog: catalogs
                 .iter()
                 .map(|&id| Entry {
@@ -139,7 +146,7 @@ impl ClusterFile {
                 Error::access(path, Access::Read, e)
             }
         })?;
-        let file: ClusterFile = toml::from_str(&text).map_err(|e| Error::Corrupt {
+        let mut file: ClusterFile = toml::from_str(&text).map_err(|e| Error::Corrupt {
             path: path.to_path_buf(),
             line: e
                 .span()
@@ -149,6 +156,8 @@ impl ClusterFile {
         })?;
         file.check()
             .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        file.tls = file.tls.map(|tls| tls.relative_to(dir));
         Ok(file)
     }
 
@@ -219,12 +228,12 @@ impl ClusterFile {
 
     /// Every catalog replica, as its peers, the front ends and the order leader call it.
     pub fn catalogs(&self) -> Vec<ReplicaAddr> {
-        addresses(&self.catalog)
+        self.addresses(&self.catalog)
     }
 
     /// Every order replica, as its peers and the front ends call it.
     pub fn replicas(&self) -> Vec<ReplicaAddr> {
-        addresses(&self.order)
+        self.addresses(&self.order)
     }
 
     /// The catalog replica `id`, or the only one when `id` is `None`.
@@ -236,7 +245,7 @@ impl ClusterFile {
     pub fn frontend_urls(&self) -> Vec<(u32, String)> {
         self.frontend
             .iter()
-            .map(|e| (e.id, config::base_url(&e.address)))
+            .map(|e| (e.id, self.base_url(&e.address)))
             .collect()
     }
 
@@ -294,7 +303,55 @@ impl ClusterFile {
     }
 
     pub fn url(&self, name: ServiceName) -> Option<String> {
-        self.address(name).map(config::base_url)
+        self.address(name).map(|a| self.base_url(a))
+    }
+
+    /// The URL of a service at `address`: `https://` when the cluster speaks TLS.
+    pub fn base_url(&self, address: &str) -> String {
+        config::service_url(address, self.tls.is_some())
+    }
+
+    fn addresses(&self, entries: &[Entry]) -> Vec<ReplicaAddr> {
+        entries
+            .iter()
+            .map(|e| ReplicaAddr {
+                id: e.id,
+                url: self.base_url(&e.address),
+            })
+            .collect()
+    }
+
+    /// The name in `name`'s certificate: a front end is `frontend-N` even when it is the only
+    /// one, so that adding a second one changes no certificate.
+    pub fn certificate_name(&self, name: ServiceName) -> String {
+        match name {
+            ServiceName::Frontend(None) => {
+                format!("frontend-{}", self.frontend.first().map_or(1, |e| e.id))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Every service as `storectl certs` makes certificates for it, and the tools.
+    pub fn certificate_parties(&self) -> Vec<Party> {
+        let mut parties: Vec<Party> = self
+            .services()
+            .into_iter()
+            .map(|(name, address)| Party {
+                name: self.certificate_name(name),
+                hosts: vec![host_of(&address).to_string()],
+            })
+            .collect();
+        parties.push(Party {
+            name: crate::tls::TOOL_NAME.to_string(),
+            hosts: Vec::new(),
+        });
+        parties
+    }
+
+    /// The files of service `name` (or the tools') when the cluster speaks TLS.
+    pub fn tls_files(&self, name: &str) -> Option<TlsFiles> {
+        self.tls.as_ref().map(|tls| tls.files(name))
     }
 }
 
@@ -315,14 +372,72 @@ fn entry<'a>(entries: &'a [Entry], table: &str, id: Option<u32>) -> Result<&'a E
     }
 }
 
-fn addresses(entries: &[Entry]) -> Vec<ReplicaAddr> {
-    entries
-        .iter()
-        .map(|e| ReplicaAddr {
-            id: e.id,
-            url: config::base_url(&e.address),
+/// The host of `host:port` (an IPv6 address without its brackets).
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The cluster file as a service checks its TLS peers against it: read again whenever it
+/// changes on disk, so that a service added to it is let in and one removed is kept out.
+pub struct ClusterPeers {
+    path: Option<PathBuf>,
+    current: std::sync::Mutex<(Option<std::time::SystemTime>, ClusterFile)>,
+}
+
+impl ClusterPeers {
+    pub fn new(path: Option<PathBuf>, file: ClusterFile) -> Self {
+        let stamp = path.as_deref().and_then(modified);
+        ClusterPeers {
+            path,
+            current: std::sync::Mutex::new((stamp, file)),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&ClusterFile) -> T) -> T {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(path) = &self.path {
+            let stamp = modified(path);
+            if stamp != current.0 {
+                match ClusterFile::load(path) {
+                    Ok(file) => *current = (stamp, file),
+                    Err(e) => {
+                        tracing::warn!("{e}; checking peers against the file as it was");
+                        current.0 = stamp;
+                    }
+                }
+            }
+        }
+        f(&current.1)
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl PeerCheck for ClusterPeers {
+    fn admit(&self, names: &[String]) -> Option<String> {
+        self.read(|file| {
+            let known: Vec<String> = file
+                .services()
+                .into_iter()
+                .map(|(name, _)| file.certificate_name(name))
+                .chain([crate::tls::TOOL_NAME.to_string()])
+                .collect();
+            names.iter().find(|n| known.contains(n)).cloned()
         })
-        .collect()
+    }
+
+    fn services_at(&self, ip: std::net::IpAddr) -> Vec<String> {
+        self.read(|file| {
+            file.services()
+                .into_iter()
+                .filter(|(_, address)| host_of(address).parse() == Ok(ip))
+                .map(|(name, _)| name.to_string())
+                .collect()
+        })
+    }
 }
 
 /// Where a service finds the cluster: `--cluster FILE`, or the default cluster on this host.

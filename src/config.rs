@@ -105,6 +105,15 @@ pub fn base_url(addr: &str) -> String {
     }
 }
 
+/// The URL of a service at `addr`: `https://` in a cluster that speaks TLS.
+pub fn service_url(addr: &str, tls: bool) -> String {
+    let url = base_url(addr);
+    match (tls, url.strip_prefix("http://")) {
+        (true, Some(rest)) => format!("https://{rest}"),
+        _ => url,
+    }
+}
+
 pub fn url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }

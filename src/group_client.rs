@@ -40,6 +40,12 @@ pub struct KnownReplicas {
 }
 
 impl KnownReplicas {
+    /// The URL of a member the file does not name, in the scheme of the file's.
+    fn url_of(&self, address: &str) -> String {
+        let tls = self.in_file.iter().any(|r| r.url.starts_with("https://"));
+        crate::config::service_url(address, tls)
+    }
+
     /// `replicas` are the cluster file's.
     pub fn new(replicas: Vec<ReplicaAddr>) -> Self {
         KnownReplicas {
@@ -75,7 +81,7 @@ impl KnownReplicas {
                     .in_file
                     .iter()
                     .find(|r| r.id == m.id)
-                    .map_or_else(|| crate::config::base_url(&m.address), |r| r.url.clone());
+                    .map_or_else(|| self.url_of(&m.address), |r| r.url.clone());
                 ReplicaAddr { id: m.id, url }
             })
             .collect();

@@ -13,10 +13,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
 
+use crate::tls::{Accepted, Peer, ServerSide};
 use crate::wire::{ErrorBody, ErrorDetail};
 
 pub type Response = warp::reply::Response;
@@ -35,6 +37,8 @@ pub struct Request {
     pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who is at the other end: a service of the cluster proven by its certificate, or anyone.
+    pub peer: Peer,
 }
 
 impl Request {
@@ -89,16 +93,17 @@ pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: H,
     header_read_timeout: Duration,
+    tls: Option<Arc<ServerSide>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     raise_open_files_limit();
-    let service = warp::service(routes(handler));
+    let service = TowerToHyperService::new(warp::service(routes(handler)));
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     survive_accept_error(e).await;
                     continue;
@@ -107,22 +112,80 @@ pub async fn serve<H: Handler>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            );
-        let connection = connections.watch(connection);
+        let (service, watcher, tls) = (service.clone(), connections.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let accepted = match tls {
+                None => Accepted::Plain(stream),
+                // The handshake runs on the connection's own task, so a slow peer holds up
+                // nobody else, and gets as long as a client has to send its headers.
+                Some(tls) => match tls.accept(stream, remote, header_read_timeout).await {
+                    Some(accepted) => accepted,
+                    None => return,
+                },
+            };
+            let builder = {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout);
+                builder
+            };
+            let ended = match accepted {
+                Accepted::Plain(stream) => {
+                    let service = with_peer(service, Peer::Public);
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Accepted::Tls(stream, peer) => {
+                    let service = with_peer(service, peer);
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection ended: {e}");
             }
         });
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// The service of one connection: every request carries who is at the other end.
+fn with_peer<S>(
+    service: S,
+    peer: Peer,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = S::Response,
+    Error = S::Error,
+    Future = S::Future,
+> + Clone
+where
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>> + Clone,
+{
+    #[derive(Clone)]
+    struct WithPeer<S> {
+        inner: S,
+        peer: Peer,
+    }
+    impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer<S>
+    where
+        S: hyper::service::Service<hyper::Request<hyper::body::Incoming>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+            request.extensions_mut().insert(self.peer.clone());
+            self.inner.call(request)
+        }
+    }
+    WithPeer {
+        inner: service,
+        peer,
+    }
 }
 
 /// An accept that failed for the whole listener (out of file descriptors, say) is retried after
@@ -166,9 +229,15 @@ fn routes<H: Handler>(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
-            move |method, path: warp::path::FullPath, query, headers: HeaderMap, body| {
+            move |method,
+                  path: warp::path::FullPath,
+                  query,
+                  headers: HeaderMap,
+                  peer: Option<Peer>,
+                  body| {
                 let handler = handler.clone();
                 async move {
                     if declared_length(&headers).is_some_and(|n| n > H::MAX_BODY as u64) {
@@ -189,6 +258,7 @@ fn routes<H: Handler>(
                         query,
                         headers,
                         body,
+                        peer: peer.unwrap_or(Peer::Public),
                     };
                     handler.handle(request).await
                 }
@@ -408,6 +478,7 @@ mod tests {
             query: String::new(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            peer: Peer::Public,
         };
         assert_eq!(request("/health").segments(), ["health"]);
         assert_eq!(request("//health").segments(), ["", "health"]);

@@ -63,8 +63,10 @@ pub mod services;
 pub mod storage;
 pub mod tasks;
 pub mod timeouts;
+pub mod tls;
 pub mod tool_http;
 pub mod top;
+pub mod transport;
 pub mod verify;
 pub mod wire;
 

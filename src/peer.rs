@@ -2,11 +2,13 @@
 //! process, with connect and total timeouts on every call. The bench's load generator drives
 //! the front end with it too, so the store has one async HTTP client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::{header, Method, Request};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
@@ -36,25 +38,39 @@ pub enum CallError {
 /// which loopback calls never need.
 #[derive(Clone, Debug)]
 pub struct PeerClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    /// `https://` URLs go over TLS with the credentials given to [`PeerClient::new`],
+    /// `http://` ones in the clear.
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     /// `Bearer <cluster secret>`, sent on every call (none for the load generator, which only
     /// uses the public API).
     authorization: Option<hyper::http::HeaderValue>,
+    /// Whether it has TLS credentials: the other services are then called at `https://`.
+    tls: bool,
 }
 
 impl PeerClient {
     /// A pool that keeps up to `max_idle` idle connections to each peer, presenting `secret`
-    /// when given.
+    /// when given, and speaking TLS with `tls` to `https://` URLs.
     pub fn new(
         connect_timeout: Duration,
         timeout: Duration,
         secret: Option<&Secret>,
         max_idle: usize,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        let has_tls = tls.is_some();
+        // Without credentials, an `https://` URL fails at the handshake: no CA is trusted.
+        let tls = tls.unwrap_or_else(|| Arc::new(untrusting_config()));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(Arc::unwrap_or_clone(tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle)
             .pool_idle_timeout(crate::timeouts::PEER_POOL_IDLE)
@@ -69,28 +85,36 @@ impl PeerClient {
             http,
             timeout,
             authorization,
+            tls: has_tls,
         }
+    }
+
+    /// The URL of the service at `address` (`host:port`), in the scheme this client speaks.
+    pub fn service_url(&self, address: &str) -> String {
+        crate::config::service_url(address, self.tls)
     }
 
     /// Timeouts for calls between services on one machine: a peer that does not connect within
     /// 500 ms is treated as down.
-    pub fn for_services(secret: &Secret) -> Self {
+    pub fn for_services(secret: &Secret, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self::new(
             Duration::from_millis(500),
             Duration::from_secs(5),
             Some(secret),
             64,
+            tls,
         )
     }
 
     /// A pool for the bench's load generator: as many connections as it keeps busy, and time
     /// for a loaded front end to answer.
-    pub fn for_load(connections: usize) -> Self {
+    pub fn for_load(connections: usize, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self::new(
             Duration::from_secs(2),
             Duration::from_secs(10),
             None,
             connections,
+            tls,
         )
     }
 
@@ -193,6 +217,15 @@ impl PeerClient {
             CallError::Unreachable(format!("no reply within {} ms", timeout.as_millis()))
         })?
     }
+}
+
+/// A TLS configuration that trusts no one, for a client given no credentials.
+fn untrusting_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("ring supports TLS 1.3")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// An error with its chain of causes, which is where the useful part ("connection refused") is.

@@ -101,6 +101,25 @@ pub struct FrontendOptions {
     /// (also how long an idle keep-alive connection stays open)
     #[arg(long, default_value_t = defaults::HEADER_READ_TIMEOUT)]
     pub header_read_timeout: HumanDuration,
+    /// Serve the public API over HTTPS with this certificate (PEM, from any CA, e.g. one the
+    /// shoppers' browsers trust); plain HTTP to this front end is then refused
+    #[arg(long, value_name = "FILE", requires = "public_tls_key")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_tls_cert: Option<PathBuf>,
+    /// The key of --public-tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "public_tls_cert")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_tls_key: Option<PathBuf>,
+}
+
+impl FrontendOptions {
+    /// The certificate of its public API, when it serves HTTPS.
+    pub fn public_tls(&self) -> Option<crate::transport::PublicTls> {
+        Some(crate::transport::PublicTls {
+            cert: self.public_tls_cert.clone()?,
+            key: self.public_tls_key.clone()?,
+        })
+    }
 }
 
 /// `storectl serve order`: one order replica, with its own orders-N.csv.
@@ -312,6 +331,8 @@ mod tests {
                 health_interval: slow(50),
                 failover_timeout: slow(12_000),
                 header_read_timeout: slow(1_500),
+                public_tls_cert: Some("/etc/storectl/shop.pem".into()),
+                public_tls_key: Some("/etc/storectl/shop-key.pem".into()),
             }),
             ServiceConfig::Order(OrderOptions {
                 id: 7,

@@ -1,12 +1,16 @@
 //! The blocking HTTP client every tool uses (`status`, `up`'s health checks, the buy loop, the
-//! bench's counters): ureq, plain HTTP, a timeout per phase, error statuses returned as replies.
+//! bench's counters): ureq, a timeout per phase, error statuses returned as replies, and in a
+//! cluster that speaks TLS the cluster's CA and the tools' certificate ([`trust_cluster`]).
 //!
 //! The services, and the bench's load generator, use the pooled async client in
 //! [`crate::peer`] instead: they run on tokio and call each other on their hot path.
 
+use std::sync::RwLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::cluster_file::ClusterFile;
 
 use crate::wire::ErrorBody;
 
@@ -22,8 +26,74 @@ pub fn health_agent() -> ureq::Agent {
     agent_waiting(Duration::from_secs(1))
 }
 
+/// The TLS of every agent made from now on: the CA and the tools' certificate of the cluster
+/// this command works on. A command works on one cluster, so this is the process's.
+static CLUSTER_TLS: RwLock<Option<ureq::tls::TlsConfig>> = RwLock::new(None);
+
+/// Makes every agent made from now on trust `cluster`'s CA and present the tools' certificate
+/// (`storectl.pem` beside the services'), when the cluster speaks TLS.
+pub fn trust_cluster(cluster: &ClusterFile) -> crate::Result<()> {
+    let Some(files) = cluster.tls_files(crate::tls::TOOL_NAME) else {
+        return Ok(());
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            crate::Error::Usage(format!(
+                "cannot read {}: {e}; the cluster speaks TLS and the tools need its CA and their \
+                 certificate (storectl certs add storectl --cluster FILE)",
+                path.display()
+            ))
+        })
+    };
+    let bad = |path: &std::path::Path, e: ureq::Error| {
+        crate::Error::Usage(format!("{} is not PEM: {e}", path.display()))
+    };
+    let ca = certificates_in(&read(&files.ca)?).map_err(|e| bad(&files.ca, e))?;
+    let chain = certificates_in(&read(&files.cert)?).map_err(|e| bad(&files.cert, e))?;
+    let key =
+        ureq::tls::PrivateKey::from_pem(&read(&files.key)?).map_err(|e| bad(&files.key, e))?;
+    let config = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&ca))
+        .client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)))
+        .unversioned_rustls_crypto_provider(crate::tls::provider())
+        .build();
+    *CLUSTER_TLS.write().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    Ok(())
+}
+
+/// The certificates of a PEM file.
+fn certificates_in(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, ureq::Error> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect()
+}
+
+/// Reads the cluster file at `path` for a tool, which then speaks the cluster's TLS.
+pub fn load_cluster(path: &std::path::Path) -> crate::Result<ClusterFile> {
+    let cluster = ClusterFile::load(path)?;
+    trust_cluster(&cluster)?;
+    Ok(cluster)
+}
+
 fn agent_waiting(reply: Duration) -> ureq::Agent {
+    let tls = CLUSTER_TLS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| {
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .unversioned_rustls_crypto_provider(crate::tls::provider())
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[]))
+                .build()
+        });
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(2).min(reply)))
         .timeout_send_request(Some(Duration::from_secs(5).min(reply)))
         .timeout_recv_response(Some(reply))

@@ -260,6 +260,10 @@ pub struct ReplicaHealth {
     /// under the same id is another incarnation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incarnation: Option<String>,
+    /// Connections refused for their TLS (another CA, an expired certificate, a name not in
+    /// the cluster, plain HTTP), when there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_refused: Option<crate::tls::Refusal>,
 }
 
 /// One member of a replica group.
@@ -323,6 +327,9 @@ pub struct FrontendHealth {
     /// the latencies between them.
     #[serde(default)]
     pub latency: FrontendLatency,
+    /// Connections refused for their TLS, when there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_refused: Option<crate::tls::Refusal>,
 }
 
 /// The front end's latency histograms, per request type.

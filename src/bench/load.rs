@@ -277,7 +277,7 @@ impl Driver<'_> {
                     workload.label(),
                     if connections == 1 { "" } else { "s" }
                 ));
-                let client = PeerClient::for_load(connections);
+                let client = PeerClient::for_load(connections, None);
                 let run = |duration| {
                     self.runtime
                         .block_on(drive(&client, requests.clone(), connections, duration))

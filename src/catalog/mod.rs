@@ -37,6 +37,7 @@ use crate::raft::{NodeId, Store};
 use crate::secret::Secret;
 use crate::services::CatalogOptions;
 use crate::tasks::TaskGuard;
+use crate::transport::Transport;
 use crate::wire::{CatalogHealth, Invalidation};
 use book::{CatalogBook, CatalogGroup, CatalogReply, SeedRow};
 use leadership::Leadership;
@@ -81,6 +82,7 @@ struct Shared {
     incarnation: String,
     rank: usize,
     secret: Secret,
+    transport: Transport,
     /// What a new group starts from, committed by its first leader.
     seed: Vec<SeedRow>,
     restock_interval: Duration,
@@ -110,6 +112,7 @@ impl Catalog {
         config: &CatalogOptions,
         cluster: &ClusterFile,
         secret: Secret,
+        transport: Transport,
     ) -> Result<Self> {
         crate::storage::ensure_dir(&config.data_dir)?;
         let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
@@ -124,7 +127,7 @@ impl Catalog {
         let seed = seed::load(&config.data_dir, config.initial_stock)?;
         let name = format!("catalog replica {id}");
         let log_path = config.data_dir.join(log_file_name(id));
-        let client = PeerClient::for_services(&secret);
+        let client = PeerClient::for_services(&secret, transport.client.clone());
         let claim = crate::raft::identity::Claim {
             group: "catalog",
             id,
@@ -171,6 +174,7 @@ impl Catalog {
                 incarnation: identity.incarnation,
                 rank,
                 secret,
+                transport,
                 seed,
                 restock_interval: config.restock_interval.get(),
                 frontends: cluster.frontend_urls(),
@@ -214,7 +218,13 @@ impl Catalog {
         }
         let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
         let engine_stopped = tokio::select! {
-            _ = crate::http::serve(listener, self.clone(), header_read_timeout, shutdown) => false,
+            _ = crate::http::serve(
+                listener,
+                self.clone(),
+                header_read_timeout,
+                self.shared.transport.server.clone(),
+                shutdown,
+            ) => false,
             _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
         };
         drop(tasks);
@@ -257,6 +267,7 @@ impl Catalog {
                 .load(std::sync::atomic::Ordering::Relaxed),
         );
         replica.incarnation = Some(self.shared.incarnation.clone());
+        replica.tls_refused = self.shared.transport.refusals();
         CatalogHealth {
             replica,
             products,

@@ -6,6 +6,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use super::{lossy, plan, process, ClusterSpec, Signal, StateDir, Target, UpOptions, FAULTS_DIR};
+use crate::cluster_file::ClusterFile;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::secret::{Secret, SECRET_ENV};
@@ -77,6 +78,13 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
                 .min(config::MAX_PORT_BASE)
         )));
     }
+    // A cluster that spoke TLS keeps speaking it.
+    if options.tls || previous.as_ref().is_some_and(|p| p.topology.tls.is_some()) {
+        spec.topology.tls =
+            Some(crate::tls::TlsTable::for_dir(super::TLS_DIR).relative_to(&data_dir));
+        ensure_certificates(state, &spec.topology)?;
+        crate::tool_http::trust_cluster(&spec.topology)?;
+    }
     let logs = state.logs_dir();
     std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
     let hooks = state.root().join(FAULTS_DIR);
@@ -143,6 +151,23 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         return Err(e);
     }
     Ok(spec)
+}
+
+/// Makes the CA of a cluster that speaks TLS (in the state directory's `tls`) when it has
+/// none, and a certificate for each of its services (and the tools) that has none.
+pub(super) fn ensure_certificates(state: &StateDir, topology: &ClusterFile) -> Result<()> {
+    use crate::tls::certs;
+    let dir = state.root().join(super::TLS_DIR);
+    let parties = topology.certificate_parties();
+    let made = if dir.join(certs::CA_CERT).exists() {
+        parties
+            .iter()
+            .filter(|p| !certs::party_files(&dir, &p.name).iter().all(|f| f.exists()))
+            .try_for_each(|p| certs::add(&dir, p, certs::DEFAULT_DAYS, true).map(drop))
+    } else {
+        certs::init(&dir, &parties, certs::DEFAULT_DAYS, false).map(drop)
+    };
+    made.map_err(Error::Cluster)
 }
 
 /// The replicas `up` starts: those the cluster recorded, when it has a record (its membership

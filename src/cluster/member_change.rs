@@ -56,6 +56,8 @@ pub struct GroupHandle<'a> {
     /// The group's replicas in the cluster file: where to look for its leader first.
     known: Vec<ReplicaAddr>,
     secret: &'a Secret,
+    /// Whether the cluster speaks TLS, so members' addresses are `https://` URLs.
+    tls: bool,
     health: ureq::Agent,
     /// Waits as long as a change may take to commit.
     change: ureq::Agent,
@@ -97,9 +99,15 @@ impl<'a> GroupHandle<'a> {
             group,
             known: group.replicas(topology),
             secret,
+            tls: topology.tls.is_some(),
             health: tool_http::health_agent(),
             change: tool_http::agent(),
         }
+    }
+
+    /// The URL of a member at `address`.
+    fn url(&self, address: &str) -> String {
+        config::service_url(address, self.tls)
     }
 
     fn name(&self, id: u32) -> String {
@@ -181,7 +189,7 @@ impl<'a> GroupHandle<'a> {
                     if !candidates.iter().any(|c| c.id == member.id) {
                         candidates.push(ReplicaAddr {
                             id: member.id,
-                            url: config::base_url(&member.address),
+                            url: self.url(&member.address),
                         });
                     }
                 }
@@ -244,7 +252,7 @@ impl<'a> GroupHandle<'a> {
         progress: &dyn Progress,
         catch_up: Duration,
     ) -> Result<()> {
-        let url = config::base_url(address);
+        let url = self.url(address);
         let newcomer = ReplicaAddr {
             id,
             url: url.clone(),
@@ -265,7 +273,7 @@ impl<'a> GroupHandle<'a> {
             )));
         }
         if let Some(member) = led.member(id) {
-            if config::base_url(&member.address) != url {
+            if self.url(&member.address) != url {
                 return Err(Error::Usage(format!(
                     "{} is already a learner at {}: remove it first (`storectl member remove \
                      --group {} --id {id}`)",
@@ -312,14 +320,14 @@ impl<'a> GroupHandle<'a> {
         let led = self.leader()?;
         let address_of = |id: u32| -> Option<String> {
             if let Some((_, address)) = newcomer.filter(|(new, _)| *new == id) {
-                return Some(config::base_url(address));
+                return Some(self.url(address));
             }
             // The file's address first: a replica moved by an edit of the file keeps its id.
             self.known
                 .iter()
                 .find(|r| r.id == id)
                 .map(|r| r.url.clone())
-                .or_else(|| led.member(id).map(|m| config::base_url(&m.address)))
+                .or_else(|| led.member(id).map(|m| self.url(&m.address)))
         };
         let answering: Vec<u32> = voters
             .iter()

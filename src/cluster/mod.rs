@@ -31,7 +31,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster_file::ClusterFile;
-use crate::config;
 use crate::services::{ServiceConfig, ServiceName};
 
 pub use ephemeral::Ephemeral;
@@ -48,6 +47,8 @@ pub use status::{
 pub const CLUSTER_FILE: &str = "cluster.json";
 /// The cluster file `up` writes in the state directory, which every service reads.
 pub const TOPOLOGY_FILE: &str = "cluster.toml";
+/// Where a cluster started with `up --tls` keeps its CA, certificates and keys.
+pub const TLS_DIR: &str = "tls";
 /// Where a cluster started with fault hooks keeps its services' fault directories.
 pub const FAULTS_DIR: &str = "faults";
 
@@ -88,7 +89,7 @@ impl ClusterSpec {
         self.topology
             .frontend
             .first()
-            .map(|f| config::base_url(&f.address))
+            .map(|f| self.topology.base_url(&f.address))
             .unwrap_or_default()
     }
 

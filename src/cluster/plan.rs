@@ -56,6 +56,11 @@ pub struct UpOptions {
     /// not fsynced, as a real power cut would
     #[arg(long)]
     pub lossy_disk: bool,
+    /// Mutual TLS between the services (and the tools): a CA and a certificate per service in
+    /// STATE_DIR/tls, made once, named by the cluster file's [tls] table. The front end's
+    /// public API speaks both HTTP and HTTPS
+    #[arg(long)]
+    pub tls: bool,
 }
 
 impl Default for UpOptions {

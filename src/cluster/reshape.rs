@@ -180,6 +180,9 @@ fn start_newcomer(
         address: address.to_string(),
     });
     spec.services.push(service.clone());
+    if spec.topology.tls.is_some() {
+        lifecycle::ensure_certificates(state, &spec.topology)?;
+    }
     state.save(spec)?;
     lifecycle::start_joining(state, spec, &service, exe)?;
     Ok(())

@@ -102,7 +102,7 @@ impl StateDir {
         ids.iter().map(|&id| self.orders_path(id)).collect()
     }
 
-    /// The cluster that `up` recorded here.
+    /// The cluster that `up` recorded here; the tools of this process then speak its TLS.
     pub fn load(&self) -> Result<ClusterSpec> {
         if !self.root.is_dir() {
             return Err(Error::Cluster(format!(
@@ -129,8 +129,10 @@ impl StateDir {
                  their pid files, then run `storectl up` again)"
             ),
         })?;
+        let topology = ClusterFile::load(&self.topology_path())?;
+        crate::tool_http::trust_cluster(&topology)?;
         Ok(ClusterSpec {
-            topology: ClusterFile::load(&self.topology_path())?,
+            topology,
             services: record.services,
         })
     }

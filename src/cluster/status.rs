@@ -50,6 +50,10 @@ pub struct ServiceStatus {
     /// For a front end: its latency histograms so far (for `storectl top`; not in `--json`).
     #[serde(skip)]
     pub latency: Option<crate::wire::FrontendLatency>,
+    /// Connections it refused for their TLS (another CA, an expired certificate, a name not in
+    /// the cluster file, plain HTTP), when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_refused: Option<crate::tls::Refusal>,
 }
 
 impl ServiceStatus {
@@ -81,6 +85,7 @@ impl ServiceStatus {
             disk_full: false,
             members: None,
             latency: None,
+            tls_refused: None,
         }
     }
 }
@@ -196,7 +201,8 @@ pub fn status(state: &StateDir) -> Result<Vec<ServiceStatus>> {
         .filter_map(|name| {
             let address = spec.address(name)?.to_string();
             let pid = state.live_pid(name);
-            let mut row = probe(name, address, pid, pid.is_some());
+            let url = spec.topology.base_url(&address);
+            let mut row = probe(name, address, &url, pid, pid.is_some());
             row.paused = pid.is_some_and(super::process::is_paused);
             Some(row)
         })
@@ -208,14 +214,23 @@ pub fn status_of(topology: &ClusterFile) -> Vec<ServiceStatus> {
     topology
         .services()
         .into_iter()
-        .map(|(name, address)| probe(name, address, None, true))
+        .map(|(name, address)| {
+            let url = topology.base_url(&address);
+            probe(name, address, &url, None, true)
+        })
         .collect()
 }
 
-/// One service's row: its health, when `ask`.
-fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> ServiceStatus {
+/// One service's row: its health, asked at `url` when `ask`.
+fn probe(
+    name: ServiceName,
+    address: String,
+    url: &str,
+    pid: Option<u32>,
+    ask: bool,
+) -> ServiceStatus {
     let agent = tool_http::health_agent();
-    let url = format!("{}/health", crate::config::base_url(&address));
+    let url = format!("{url}/health");
     let health = ask
         .then(|| tool_http::get(&agent, &url).ok())
         .flatten()
@@ -235,6 +250,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.leader_id = h.leader_id;
                 row.disk_full = h.disk_full;
                 row.members = member_ids(&h);
+                row.tls_refused = h.tls_refused;
             }
         }
         ServiceName::Frontend(_) => {
@@ -244,6 +260,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.cache_leased = Some(h.cache_leased);
                 row.order_replicas_answering = h.order_replicas_answering;
                 row.latency = Some(h.latency);
+                row.tls_refused = h.tls_refused;
             }
         }
         ServiceName::Catalog(_) => {
@@ -256,6 +273,7 @@ fn probe(name: ServiceName, address: String, pid: Option<u32>, ask: bool) -> Ser
                 row.members = member_ids(&h.replica);
                 row.applied = Some(h.replica.len);
                 row.units_in_stock = Some(h.units_in_stock);
+                row.tls_refused = h.replica.tls_refused.clone();
             }
         }
     }
@@ -393,6 +411,17 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
     }
     if rows.iter().any(|r| r.ready == Some(false)) {
         out.push_str("* still catching up with the leader\n");
+    }
+    for row in rows {
+        if let Some(refused) = &row.tls_refused {
+            out.push_str(&format!(
+                "{} refused {} connection{} for their TLS; the last: {}\n",
+                row.name,
+                refused.count,
+                if refused.count == 1 { "" } else { "s" },
+                refused.last
+            ));
+        }
     }
     out
 }

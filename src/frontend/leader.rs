@@ -181,7 +181,7 @@ mod tests {
 
     fn tracker() -> LeaderTracker {
         let replicas = crate::cluster_file::ClusterFile::local("127.0.0.1", 8000, 1).replicas();
-        LeaderTracker::new(replicas, PeerClient::for_load(1))
+        LeaderTracker::new(replicas, PeerClient::for_load(1, None))
     }
 
     fn health(id: u32, role: Role, term: u64, leader_id: Option<u32>) -> ReplicaHealth {
@@ -199,6 +199,7 @@ mod tests {
             members: Vec::new(),
             changing: false,
             incarnation: None,
+            tls_refused: None,
         }
     }
 

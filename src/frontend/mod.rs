@@ -16,6 +16,7 @@ use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::FrontendOptions;
 use crate::tasks::TaskGuard;
+use crate::transport::Transport;
 use cache::ProductCache;
 use leader::LeaderTracker;
 
@@ -36,6 +37,8 @@ struct Shared {
     health_interval: Duration,
     header_read_timeout: Duration,
     secret: Secret,
+    /// Its TLS: when the cluster has some, invalidations come only from its catalog replicas.
+    transport: Transport,
     /// How long product queries and orders take, for `storectl top`.
     latency: Latencies,
 }
@@ -49,8 +52,14 @@ struct Latencies {
 impl Frontend {
     /// Front end `id` of `cluster`, as `config` describes it; `secret` is presented to the other
     /// services and required of invalidations.
-    pub fn new(config: &FrontendOptions, cluster: &ClusterFile, id: u32, secret: Secret) -> Self {
-        let client = PeerClient::for_services(&secret);
+    pub fn new(
+        config: &FrontendOptions,
+        cluster: &ClusterFile,
+        id: u32,
+        secret: Secret,
+        transport: Transport,
+    ) -> Self {
+        let client = PeerClient::for_services(&secret, transport.client.clone());
         Frontend {
             shared: Arc::new(Shared {
                 catalog: Arc::new(crate::group_client::GroupClient::new(
@@ -66,6 +75,7 @@ impl Frontend {
                 health_interval: config.health_interval.get(),
                 header_read_timeout: config.header_read_timeout.get(),
                 secret,
+                transport,
                 latency: Latencies::default(),
             }),
         }
@@ -92,7 +102,8 @@ impl Frontend {
         );
         tasks.spawn(self.clone().lease_loop());
         let header_read_timeout = self.shared.header_read_timeout;
-        crate::http::serve(listener, self, header_read_timeout, shutdown).await;
+        let tls = self.shared.transport.server.clone();
+        crate::http::serve(listener, self, header_read_timeout, tls, shutdown).await;
     }
 
     /// Renews the cache lease with the catalog leader every [`crate::timeouts::LEASE_RENEW`].

@@ -50,10 +50,21 @@ impl http::Handler for Frontend {
                         query: self.shared.latency.query.counts(),
                         order: self.shared.latency.order.counts(),
                     },
+                    tls_refused: self.shared.transport.refusals(),
                 })
             }
             (["health"], m) => http::method_not_allowed(m, "GET"),
             (["internal", ..], _) if !request.presents(&self.shared.secret) => http::unauthorized(),
+            (["internal", ..], _)
+                if self.shared.transport.checks_peers()
+                    && !matches!(request.peer, crate::tls::Peer::Service(_)) =>
+            {
+                http::error(
+                    StatusCode::FORBIDDEN,
+                    "the front end's internal routes take only services of the cluster: call \
+                     them over TLS with a certificate of the cluster's CA",
+                )
+            }
             (["internal", "invalidate"], &Method::POST) => self.invalidate(&request),
             (["internal", "invalidate"], m) => http::method_not_allowed(m, "POST"),
             _ => http::not_found(&request.path),

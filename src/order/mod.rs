@@ -39,6 +39,7 @@ use crate::secret::Secret;
 use crate::services::OrderOptions;
 use crate::tasks::TaskGuard;
 use crate::timeouts;
+use crate::transport::Transport;
 use crate::wire::ReplicaHealth;
 use machine::OrderStore;
 use types::{NodeId, Raft, TypeConfig};
@@ -79,6 +80,7 @@ struct Shared {
     /// This replica's rank by id, 0 for the highest: it decides how soon it stands for election.
     rank: usize,
     secret: Secret,
+    transport: Transport,
     buyer: buyer::Buyer,
     /// The buyer's batching task, taken and spawned by [`Replica::run`].
     batcher: Mutex<Option<buyer::Batcher>>,
@@ -95,11 +97,13 @@ struct Shared {
 
 impl Replica {
     /// Opens replica `config.id`'s log and state machine and starts its engine.
-    /// `secret` is required of callers and presented to peers and the catalog.
+    /// `secret` is required of callers and presented to peers and the catalog, over
+    /// `transport`.
     pub async fn open(
         config: &OrderOptions,
         cluster: &ClusterFile,
         secret: Secret,
+        transport: Transport,
     ) -> Result<Self> {
         crate::storage::ensure_dir(&config.data_dir)?;
         let replicas = cluster.replicas();
@@ -118,7 +122,7 @@ impl Replica {
         timeouts::check(replicas.len(), timeouts::FAILOVER, header_read).map_err(Error::Cluster)?;
         let log_path = config.data_dir.join(log_file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
-        let client = PeerClient::for_services(&secret);
+        let client = PeerClient::for_services(&secret, transport.client.clone());
         let claim = crate::raft::identity::Claim {
             group: "order",
             id: config.id,
@@ -169,6 +173,7 @@ impl Replica {
                 incarnation: identity.incarnation,
                 rank,
                 secret,
+                transport,
                 buyer,
                 batcher: Mutex::new(Some(batcher)),
                 proposer,
@@ -220,7 +225,13 @@ impl Replica {
         ));
         tasks.spawn(self.clone().place_orphans());
         let engine_stopped = tokio::select! {
-            _ = crate::http::serve(listener, self.clone(), crate::config::defaults::HEADER_READ_TIMEOUT.get(), shutdown) => false,
+            _ = crate::http::serve(
+                listener,
+                self.clone(),
+                crate::config::defaults::HEADER_READ_TIMEOUT.get(),
+                self.shared.transport.server.clone(),
+                shutdown,
+            ) => false,
             _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
         };
         drop(tasks);
@@ -261,6 +272,7 @@ impl Replica {
                 .load(std::sync::atomic::Ordering::Relaxed),
         );
         health.incarnation = Some(self.shared.incarnation.clone());
+        health.tls_refused = self.shared.transport.refusals();
         health
     }
 

@@ -62,7 +62,7 @@ impl<C: Group> RaftNetworkFactory<C> for Network {
                 .addresses
                 .get(&target)
                 .cloned()
-                .unwrap_or_else(|| crate::config::base_url(&node.addr)),
+                .unwrap_or_else(|| self.client.service_url(&node.addr)),
         }
     }
 }

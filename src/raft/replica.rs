@@ -120,6 +120,7 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64, disk_full: bool) -> R
             .len()
             > 1,
         incarnation: None,
+        tls_refused: None,
     }
 }
 

@@ -55,6 +55,7 @@ impl Store {
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
         let topology = ClusterFile {
             token: None,
+            tls: None,
             catalog: (1..=3)
                 .map(|id| Entry {
                     id,
