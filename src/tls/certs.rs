@@ -49,9 +49,13 @@ pub fn init(dir: &Path, parties: &[Party], days: u32, force: bool) -> Result<Vec
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let ca_key = KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
     let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "storectl cluster CA");
+    // A name of its own, so that a certificate of another cluster's CA is told apart by its
+    // issuer before its signature is even checked.
+    let serial: u32 = rand::random();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("storectl cluster CA {serial:08x}"),
+    );
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -12,6 +12,8 @@
 pub mod certs;
 mod refusals;
 mod server;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -422,9 +424,9 @@ pub fn reason(e: &std::io::Error) -> Option<String> {
     use rustls::{AlertDescription, CertificateError, Error};
     let tls = e.get_ref()?.downcast_ref::<Error>()?;
     Some(match tls {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "its certificate is signed by another CA".into()
-        }
+        Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => "its certificate is signed by another CA".into(),
         Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => "its certificate has expired".into(),
