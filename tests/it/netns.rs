@@ -177,6 +177,34 @@ impl Network {
         )
     }
 
+    /// Records every packet that crosses the switch into `file` (pcap) until the capture is
+    /// stopped; returns once tcpdump listens. `None` when tcpdump is not installed.
+    pub fn capture(&self, file: &Path, log: &Path) -> Option<Capture> {
+        if Command::new("tcpdump").arg("--version").output().is_err() {
+            eprintln!("tcpdump is not installed: install it (apt-get install tcpdump)");
+            return None;
+        }
+        let out = std::fs::File::create(log).expect("the capture's log opens");
+        let process = Process::spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &self.switch, "tcpdump", "-i", "br0"])
+                // Each packet written as it comes, not when the kernel's buffer fills.
+                .args(["--immediate-mode", "-U"])
+                // Whole packets, written as root into the test's directory.
+                .args(["-s", "0", "-Z", "root", "-w"])
+                .arg(file)
+                .stdout(out.try_clone().expect("the log is shared"))
+                .stderr(out),
+        );
+        let listening = crate::common::eventually(std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(log)
+                .ok()
+                .filter(|text| text.contains("listening on"))
+        });
+        assert!(listening.is_some(), "tcpdump did not start");
+        Some(Capture { process })
+    }
+
     /// The file that names `host`'s network, for [`enter`] on threads of their own.
     pub fn namespace_file(&self, host: &str) -> PathBuf {
         PathBuf::from(format!("/var/run/netns/{}", self.host(host).namespace))
@@ -198,6 +226,21 @@ impl Network {
                 .join()
                 .expect("the work on the host finishes")
         })
+    }
+}
+
+/// A running capture of the switch's traffic.
+pub struct Capture {
+    process: Process,
+}
+
+impl Capture {
+    /// Stops tcpdump (SIGTERM, so it writes out what it holds) and waits for it.
+    pub fn stop(mut self) {
+        let pid = self.process.id() as i32;
+        // SAFETY: kill(2) on our own child's pid, which it keeps until we wait for it.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let _ = self.process.wait();
     }
 }
 

@@ -4,6 +4,10 @@
 //! own name and quantity, no product read after an acknowledged buy showed the stock before it,
 //! the replicas' files are identical, and stock was conserved.
 //!
+//! Every store speaks mutual TLS between its services, as a cluster on several hosts should:
+//! the certificates come from one CA per test process (`storectl certs`), made anew for a
+//! replica that moves to another host.
+//!
 //! The tests need root and `ip netns`; elsewhere they say so and pass without running.
 
 use std::collections::HashMap;
@@ -16,6 +20,9 @@ use serde_json::Value;
 use storectl::client::{Acknowledged, ClientConfig, Report};
 use storectl::cluster_file::{ClusterFile, Entry};
 use storectl::secret::Secret;
+
+use storectl::tls::certs;
+use storectl::tls::TlsTable;
 
 use crate::common::{eventually, Process, EXE, TEST_SECRET};
 use crate::netns::Network;
@@ -32,6 +39,17 @@ const CATALOG_HOSTS: [&str; 3] = ["c1", "c2", "c3"];
 /// The toy only the stale-read checker buys, so it knows what its stock must be.
 const WATCHED: &str = "Tux";
 const STOCK: u64 = 1_000_000;
+
+/// The CA of every store of this test process: the tools of the process trust one CA.
+fn shared_ca() -> &'static std::path::Path {
+    static CA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        certs::init(dir.path(), &[], 30, false).unwrap();
+        dir
+    })
+    .path()
+}
 
 /// A cluster spread over the hosts of a [`Network`].
 struct Store {
@@ -80,6 +98,8 @@ impl Store {
                 .collect(),
         };
         let file = dir.path().join("cluster.toml");
+        let mut topology = topology;
+        topology.tls = Some(TlsTable::for_dir("tls").relative_to(dir.path()));
         topology.save(&file).unwrap();
         let mut store = Store {
             services: Vec::new(),
@@ -88,6 +108,10 @@ impl Store {
             file,
             dir,
         };
+        for party in store.topology.certificate_parties() {
+            store.certify(&party.name);
+        }
+        storectl::tool_http::trust_cluster(&store.topology).unwrap();
         let initial_stock = STOCK.to_string();
         for id in 1..=3 {
             let id = id.to_string();
@@ -111,6 +135,25 @@ impl Store {
         store.serve("fe2", &["frontend", "--id", "2"]);
         store.wait_until_ready();
         Some(store)
+    }
+
+    /// Makes service `name`'s certificate for its address in the cluster file, as `storectl
+    /// certs add NAME --force` would, with the CA of every store of this process.
+    fn certify(&self, name: &str) {
+        let dir = self.dir.path().join("tls");
+        if !dir.join(certs::CA_CERT).exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in [certs::CA_CERT, certs::CA_KEY] {
+                std::fs::copy(shared_ca().join(file), dir.join(file)).unwrap();
+            }
+        }
+        let party = self
+            .topology
+            .certificate_parties()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no service {name} in the cluster file"));
+        certs::add(&dir, &party, 30, true).unwrap();
     }
 
     /// Starts `storectl serve args… --cluster FILE` on `host`; a catalog or replica keeps its
@@ -744,6 +787,8 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
     std::fs::remove_dir_all(&from).unwrap();
     store.topology.order[id as usize - 1].address = format!("{}:8010", store.net.address("o4"));
     store.topology.save(&store.file).unwrap();
+    // Its certificate names its host: it gets one for the new one.
+    store.certify(&format!("order-{id}"));
     store.serve("o4", &["order", "--id", &id.to_string()]);
     let mut order: Vec<String> = ["fe1", "fe2", "c1", "c2", "c3", "o1", "o2", "o3"]
         .into_iter()
@@ -786,6 +831,7 @@ fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_client
         address: format!("{}:8010", store.net.address("o4")),
     });
     store.topology.save(&store.file).unwrap();
+    store.certify("order-4");
     store.serve("o4", &["order", "--id", "4", "--join"]);
     let file = store.file.display().to_string();
     let (replaced, said) = store.tool(&[
@@ -841,4 +887,216 @@ fn five_order_replicas_lose_two_hosts_and_clients_see_nothing() {
     store.net.rejoin(follower);
 
     assert_nothing_lost(&store, load, watch);
+}
+
+/// Whether `needle` occurs in `haystack`, letters in any case.
+fn occurs(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.to_ascii_lowercase();
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+#[test]
+fn the_traffic_between_hosts_shows_no_secret_and_no_order_across_a_failover() {
+    let Some(mut store) = Store::start() else {
+        return;
+    };
+    let dir = store.dir.path().to_path_buf();
+    // The capture sees plaintext where there is some: a product read over the front end's
+    // public API in plain HTTP, which it still serves.
+    let control = dir.join("control.pcap");
+    let capture = store
+        .net
+        .capture(&control, &dir.join("control.log"))
+        .expect("tcpdump captures the switch's traffic");
+    let plain = format!(
+        "http://{}:8000/products/{WATCHED}",
+        store.net.address("fe1")
+    );
+    let reply = store
+        .net
+        .on("ctl", || {
+            storectl::tool_http::get(&storectl::tool_http::agent(), &plain)
+        })
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let readable = eventually(Duration::from_secs(10), || {
+        let seen = std::fs::read(&control).unwrap_or_default();
+        occurs(&seen, "\"quantity\"").then_some(())
+    });
+    capture.stop();
+    assert!(
+        readable.is_some(),
+        "a plain HTTP reply is readable in a capture"
+    );
+
+    // Clients order through both front ends over HTTPS while the order leader stops and
+    // another takes over; every call between the services crosses the switch.
+    let traffic = dir.join("traffic.pcap");
+    let capture = store
+        .net
+        .capture(&traffic, &dir.join("traffic.log"))
+        .expect("tcpdump captures the switch's traffic");
+    let load = Load::start(&store, &[1, 2]);
+    let watch = StaleCheck::start(&store, 1, &[2]);
+    store.wait_for_orders(0, 20, "starting");
+    let leader = store.leader();
+    store.restart(&leader);
+    let before = store.most_orders();
+    store.wait_for_orders(before, 20, "after the leader's failover");
+    assert_nothing_lost_despite_errors(&store, load, watch);
+    capture.stop();
+
+    let seen = std::fs::read(&traffic).unwrap();
+    assert!(
+        seen.len() > 100_000,
+        "the capture holds the run's traffic ({} bytes)",
+        seen.len()
+    );
+    // Long enough that ciphertext does not hold one by chance (a 3-letter word does, in a
+    // capture this size).
+    for secret in [
+        TEST_SECRET,
+        "bearer ",
+        "\"quantity\"",
+        "order_number",
+        "idempotency-key",
+        "/internal/",
+        "/orders",
+        "\"name\":\"",
+    ] {
+        assert!(
+            !occurs(&seen, secret),
+            "'{secret}' crossed the network in the clear"
+        );
+    }
+}
+
+/// A ureq agent of a host that holds a certificate for `order-2` from another CA, knows the
+/// cluster's secret and trusts the cluster's CA: everything but a certificate of the cluster.
+fn forger(store: &Store) -> ureq::Agent {
+    let foreign = store.dir.path().join("foreign");
+    let party = certs::Party {
+        name: "order-2".into(),
+        hosts: vec![store.net.address("ctl").to_string()],
+    };
+    certs::init(&foreign, &[party], 30, false).unwrap();
+    let read_certs = |path: std::path::PathBuf| -> Vec<ureq::tls::Certificate<'static>> {
+        ureq::tls::parse_pem(&std::fs::read(path).unwrap())
+            .filter_map(|item| match item.unwrap() {
+                ureq::tls::PemItem::Certificate(cert) => Some(cert),
+                _ => None,
+            })
+            .collect()
+    };
+    let key =
+        ureq::tls::PrivateKey::from_pem(&std::fs::read(foreign.join("order-2-key.pem")).unwrap())
+            .unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(storectl::tls::provider())
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&read_certs(
+            store.dir.path().join("tls").join(certs::CA_CERT),
+        )))
+        .client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+            &read_certs(foreign.join("order-2.pem")),
+            key,
+        )))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+#[test]
+fn a_host_with_a_certificate_of_another_ca_cannot_buy_read_orders_or_send_raft_messages() {
+    let Some(store) = Store::start() else {
+        return;
+    };
+    let agent = forger(&store);
+    let bearer = format!("Bearer {TEST_SECRET}");
+    let catalog = store
+        .topology
+        .url(storectl::services::ServiceName::Catalog(3))
+        .unwrap();
+    let order = store
+        .topology
+        .url(storectl::services::ServiceName::Order(1))
+        .unwrap();
+    let frontend = store.frontend_url(1);
+    let buy = serde_json::json!({"buys": [{"key": "forged-1", "name": WATCHED, "quantity": 1}]});
+    let attempts: Vec<(String, Result<u16, String>)> = store.net.on("ctl", || {
+        let post = |url: String, body: &serde_json::Value| {
+            let result = agent
+                .post(&url)
+                .header("Authorization", &bearer)
+                .send_json(body)
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string());
+            (url, result)
+        };
+        let get = |url: String| {
+            let result = agent
+                .get(&url)
+                .header("Authorization", &bearer)
+                .call()
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string());
+            (url, result)
+        };
+        vec![
+            post(format!("{catalog}/internal/buy"), &buy),
+            get(format!("{order}/internal/orders")),
+            post(
+                format!("{order}/internal/raft/vote"),
+                &serde_json::json!({"vote": {"leader_id": {"term": 99, "node_id": 2}, "committed": false}, "last_log_id": null}),
+            ),
+            post(
+                format!("{frontend}/internal/invalidate"),
+                &serde_json::json!({"name": WATCHED}),
+            ),
+        ]
+    });
+    for (url, result) in &attempts {
+        assert!(result.is_err(), "{url} answered a forged peer: {result:?}");
+    }
+    // With the secret alone, in plain HTTP, a replica says to use TLS and does nothing.
+    let plain = order.replacen("https://", "http://", 1);
+    let reply = store.net.on("ctl", || {
+        storectl::tool_http::get_authorized(
+            &storectl::tool_http::agent(),
+            &format!("{plain}/internal/orders"),
+            Some(&Secret::parse(TEST_SECRET).unwrap()),
+        )
+    });
+    let reply = reply.unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // Each service that was called says so, and names the peer's host and the reason.
+    let refused = eventually(Duration::from_secs(10), || {
+        let rows = store.status();
+        let lines: Vec<String> = rows
+            .iter()
+            .filter_map(|r| {
+                r.tls_refused
+                    .as_ref()
+                    .map(|t| format!("{}: {}", r.name, t.last))
+            })
+            .collect();
+        (lines.len() >= 3).then_some(lines)
+    })
+    .expect("status shows the refusals");
+    let ctl = store.net.address("ctl");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.starts_with("catalog-3") && l.contains("signed by another CA")),
+        "{refused:?}"
+    );
+    assert!(refused.iter().all(|l| l.contains(ctl)), "{refused:?}");
+    // Nothing was bought.
+    store.assert_converges();
 }
