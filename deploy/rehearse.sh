@@ -3,8 +3,9 @@
 # in the guide, D to replace one, X an operator's machine, E to replace D once its disk is lost,
 # F and G to grow the order group to five), the guide's cluster file and commands run on them step
 # by step, each host cut off in turn under load, a host moved, a host whose disk was wiped
-# replaced, and the order group grown to five while clients order. Everything it makes is
-# removed when it ends.
+# replaced, and the order group grown to five while clients order. The services speak mutual TLS
+# with certificates made and installed as the guide says. Everything it makes is removed when it
+# ends (the group storectl-tls too, if it made it).
 #
 # Every service runs as the systemd units in deploy/systemd/ run it: root reads the secret into
 # its environment (EnvironmentFile=), its data directory is made for or given to its user
@@ -35,10 +36,14 @@ chmod 755 "$work"
 storectl=$work/usr/local/bin/storectl
 ns=rh$$
 pids=()
+# The guide makes the group that may read the services' keys; the hosts share this machine's.
+group_made=
+getent group storectl-tls >/dev/null || group_made=1
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     for h in A B C D X E F G sw; do ip netns del "$ns-$h" 2>/dev/null || true; done
+    if [[ $group_made ]]; then groupdel storectl-tls 2>/dev/null || true; fi
     if [[ ${KEEP:-} ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -65,11 +70,13 @@ guide_block() {
 # guide_run HOST BLOCK: runs the guide's commands BLOCK as root on HOST, in the directory where
 # the cluster file and the secret were written, under a umask that leaves every mode to them.
 guide_run() {
-    on "$1" env WORK="$work" bash -euc 'umask 077; cd "$WORK"; eval "$1"' _ "$2"
+    on "$1" env WORK="$work" PATH="$work/usr/local/bin:$PATH" \
+        bash -euc 'umask 077; cd "$WORK"; eval "$1"' _ "$2"
 }
-# As the unit: root reads the secret into the environment; the service runs as its user ($1).
+# As the unit: root reads the secret into the environment; the service runs as its user ($1),
+# in the group that may read the host's keys (SupplementaryGroups=).
 as_unit='set -a; . "$ETC/secret.env"; set +a; cd /; as=$1; shift
-exec setpriv --reuid="$as" --regid="$as" --clear-groups --no-new-privs "$@"'
+exec setpriv --reuid="$as" --regid="$as" --groups=storectl-tls --no-new-privs "$@"'
 # unit HOST NAME CMD…: readies service NAME on HOST as systemd readies its unit, and sets $uid
 # to the user it runs as: one of its own, picked at its first start (a uid no user or group has,
 # from DynamicUser='s range), and the --data-dir in CMD made for that user, or given to it if
@@ -155,6 +162,10 @@ leader() {
     echo "rehearse: no $1 replica leads" >&2
     return 1
 }
+# The id of the services host $1 runs at first: 1 on A, 2 on B, 3 on C.
+host_id() {
+    case $1 in A) echo 1 ;; B) echo 2 ;; C) echo 3 ;; esac
+}
 # The host a replica runs on: replica N of either group on the Nth of A, B, C (or D, once it
 # has replaced B).
 host_of() {
@@ -214,7 +225,26 @@ guide_run A "$make_secret"
 echo "on every host, as the guide says:"
 echo "$install_secret"
 for h in A B C D X E F G; do guide_run "$h" "$install_secret"; done
-ls -ld "$work/A/etc/storectl" "$work/A/etc/storectl/"*
+make_certs=$(guide_block 4 3)
+install_certs=$(guide_block 4 4)
+# install_certs_on HOST N: the guide's installation of the certificates on HOST, which runs the
+# services with id N (0: none, only the CA and the tools').
+install_certs_on() {
+    guide_run "$1" "$(printf '%s\n' "$install_certs" | sed "s/^n=1 /n=$2 /")"
+}
+# certify NAME…: new certificates for services NAME…, made where the CA is, as the guide says.
+certify() {
+    local name
+    for name in "$@"; do guide_run A "storectl certs add $name --cluster cluster.toml --force"; done
+}
+echo "the certificates, once, as the guide says:"
+echo "$make_certs"
+guide_run A "$make_certs"
+echo "installed on each host, as the guide says:"
+echo "$install_certs"
+for h in A B C; do install_certs_on "$h" "$(host_id "$h")"; done
+for h in D X E F G; do install_certs_on "$h" 0; done
+ls -ld "$work/A/etc/storectl" "$work/A/etc/storectl/"* "$work/A/etc/storectl/tls/"*
 
 # start_host HOST N: the services of host HOST, with id N, as the units in deploy/systemd/ run them.
 start_host() {
@@ -257,6 +287,18 @@ on X "$storectl" client --frontend 10.0.0.1:8000 --p 0.5 --iterations 100 --clie
 on X "$storectl" client --frontend 10.0.0.3:8000 --p 0.5 --iterations 100 --clients 4
 check verify-logs --cluster "$work/X/etc/storectl/cluster.toml" --stock
 
+step "   a host with a certificate of another CA (and the secret) is refused"
+forged=$work/X/forged
+mkdir -p "$forged" && cp "$work/cluster.toml" "$forged/cluster.toml"
+on X "$storectl" certs init --cluster "$forged/cluster.toml" --out "$forged/tls" >/dev/null
+# It even trusts the cluster's CA: only its own certificate is wrong.
+cp "$work/tls/ca.pem" "$forged/tls/ca.pem"
+if check verify-logs --cluster "$forged/cluster.toml" >"$work/X/forged.log" 2>&1; then
+    echo "rehearse: a host with another CA's certificate read the orders" >&2; exit 1
+fi
+check status --cluster "$work/X/etc/storectl/cluster.toml" | grep "signed by another CA" ||
+    { echo "rehearse: status does not show the refusal" >&2; exit 1; }
+
 step "7. each host fails in turn, leaders' hosts first: its cable is pulled, clients go on"
 # Clients use a front end on a host that stays up; a client error fails the rehearsal.
 order_host=$(host_of "$(leader order)")
@@ -282,6 +324,9 @@ for name in frontend-2 order-2 catalog-2; do stop B "$name"; done
 cp -a "$work/B/var/lib/storectl-catalog-2" "$work/B/var/lib/storectl-order-2" "$work/D/var/lib/"
 sed -i 's/10\.0\.0\.2:/10.0.0.4:/' "$work/cluster.toml"
 for h in A B C D X E F G; do guide_run "$h" "$install_cluster_file"; done
+# Their certificates named B: new ones name D.
+certify catalog-2 order-2 frontend-2
+install_certs_on D 2
 start_host D 2
 B=D
 healthy
@@ -356,6 +401,8 @@ fi
 grep -q "member replace" "$work/D/wiped.log" || { cat "$work/D/wiped.log" >&2; exit 1; }
 echo "refused, as it should: $(cat "$work/D/wiped.log")"
 add_entries catalog order frontend 4 10.0.0.6
+certify catalog-4 order-4 frontend-4
+install_certs_on E 4
 file=$work/E/etc/storectl/cluster.toml
 serve_on E catalog-4 "$storectl" serve catalog --cluster "$file" --id 4 --data-dir "$work/E/var/lib/storectl-catalog-4" --join
 serve_on E order-4 "$storectl" serve order --cluster "$file" --id 4 --data-dir "$work/E/var/lib/storectl-order-4" --join
@@ -373,6 +420,9 @@ check member list --cluster "$work/X/etc/storectl/cluster.toml"
 step "9. grow the order group to five: replicas 5 on F and 6 on G, clients ordering"
 add_entries order 5 10.0.0.7
 add_entries order 6 10.0.0.8
+certify order-5 order-6
+install_certs_on F 5
+install_certs_on G 6
 serve_on F order-5 "$storectl" serve order --cluster "$work/F/etc/storectl/cluster.toml" --id 5 --data-dir "$work/F/var/lib/storectl-order-5" --join
 serve_on G order-6 "$storectl" serve order --cluster "$work/G/etc/storectl/cluster.toml" --id 6 --data-dir "$work/G/var/lib/storectl-order-6" --join
 for id in 5 6; do
