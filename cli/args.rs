@@ -149,6 +149,7 @@ the run: against a cluster of your own, start it with stock for the whole run
   storectl bench --p 0,0.5,1 --duration 10s --seed 7
   storectl bench --load                           requests per second at 32 connections
   storectl bench --load --etcd                    the same, with etcd's puts beside the orders
+  storectl bench --load --tls                     what mutual TLS between services costs orders
   storectl up && storectl bench --state-dir .storectl --cache on
 
 The latency study writes points.csv, summary.md and one SVG plot per request type
@@ -471,6 +472,10 @@ pub struct BenchArgs {
     /// or STORECTL_ETCD) with the same load generator, and compare orders with them
     #[arg(long, requires = "load")]
     pub etcd: bool,
+    /// With --load, also measure orders on a cluster whose services speak mutual TLS (up
+    /// --tls), and compare them with the orders without it
+    #[arg(long, requires = "load", conflicts_with = "state_dir")]
+    pub tls: bool,
     /// Connections of the throughput mode's concurrent phases
     #[arg(long, default_value_t = 32, requires = "load",
           value_parser = clap::value_parser!(u64).range(1..=4096))]

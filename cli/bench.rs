@@ -110,10 +110,11 @@ fn load(args: &BenchArgs, target: Target<'_>, cache_size: usize) -> Result<Exit>
         cache_size,
         goals: GOALS.to_vec(),
         etcd: etcd(args),
+        tls: args.tls,
     };
     let bar = Bar::new(
         !args.json,
-        Some(load::phase_count(target, options.etcd.is_some()) as u64),
+        Some(load::phase_count(target, options.etcd.is_some(), options.tls) as u64),
         "{spinner} [{elapsed}] phase {pos}/{len}: {msg}",
     );
     let report = load::run_load(&options, target, &bar);
@@ -196,9 +197,14 @@ fn render_load(report: &LoadReport) -> String {
         report.duration_s,
         report.cluster,
         report::load_table(report),
-        report::etcd_comparison(report)
-            .map(|c| format!("\n{c}"))
-            .unwrap_or_default()
+        [
+            report::etcd_comparison(report),
+            report::tls_comparison(report)
+        ]
+        .into_iter()
+        .flatten()
+        .map(|c| format!("\n{c}"))
+        .collect::<String>()
     )
 }
 

@@ -124,7 +124,7 @@ _storectl() {
             return 0
             ;;
         storectl__subcmd__bench)
-            opts="-h --out --clients --p --cache --iterations --duration --seed --cache-size --state-dir --load --etcd --connections --json --help"
+            opts="-h --out --clients --p --cache --iterations --duration --seed --cache-size --state-dir --load --etcd --tls --connections --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

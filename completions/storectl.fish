@@ -175,6 +175,7 @@ complete -c storectl -n "__fish_storectl_using_subcommand bench" -l state-dir -d
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l connections -d 'Connections of the throughput mode\'s concurrent phases' -r
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l load -d 'Throughput mode: many connections per request type for a fixed time, then one'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l etcd -d 'With --load, also measure puts into three etcd members on loopback (etcd from the PATH or STORECTL_ETCD) with the same load generator, and compare orders with them'
+complete -c storectl -n "__fish_storectl_using_subcommand bench" -l tls -d 'With --load, also measure orders on a cluster whose services speak mutual TLS (up --tls), and compare them with the orders without it'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -l json -d 'Print the results as JSON on stdout (the files are written too)'
 complete -c storectl -n "__fish_storectl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c storectl -n "__fish_storectl_using_subcommand verify-logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F

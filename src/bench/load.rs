@@ -14,7 +14,9 @@ use http_body_util::Full;
 use hyper::http::{header, Method, Request, StatusCode};
 use serde::Serialize;
 
-use super::{frontend_cache, hit_ratio, recorded_cache_size, with_own_cluster, Target};
+use super::{
+    frontend_cache, hit_ratio, recorded_cache_size, with_own_cluster, with_own_tls_cluster, Target,
+};
 use crate::client::stats::{Latencies, LatencySummary};
 use crate::error::{Error, Result};
 use crate::peer::PeerClient;
@@ -35,6 +37,8 @@ pub struct LoadOptions {
     /// Also measure puts into a three-member etcd cluster started from this binary, with the
     /// same generator: the yardstick for a replicated write.
     pub etcd: Option<std::path::PathBuf>,
+    /// Also measure orders on a cluster of its own whose services speak mutual TLS.
+    pub tls: bool,
 }
 
 /// Bytes of each etcd put's value.
@@ -66,6 +70,9 @@ pub enum Workload {
     UncachedQuery,
     /// Orders of one unit: durable and replicated, stock taken, cache invalidated.
     Order,
+    /// The same orders, on a cluster whose services speak mutual TLS to each other (the
+    /// clients use the front end's plain HTTP, as on one host).
+    OrderTls,
     /// Puts of a 256-byte value into etcd (three members on loopback), to its leader: the
     /// replicated write orders are compared with.
     EtcdPut,
@@ -77,6 +84,7 @@ impl Workload {
             Workload::CachedQuery => "cached product query",
             Workload::UncachedQuery => "uncached product query",
             Workload::Order => "order",
+            Workload::OrderTls => "order, TLS between services",
             Workload::EtcdPut => "etcd put (3 members)",
         }
     }
@@ -86,6 +94,7 @@ impl Workload {
             Workload::CachedQuery => "cached-query",
             Workload::UncachedQuery => "uncached-query",
             Workload::Order => "order",
+            Workload::OrderTls => "order-tls",
             Workload::EtcdPut => "etcd-put",
         }
     }
@@ -170,9 +179,9 @@ const RUNS_PER_WORKLOAD: usize = 2;
 
 /// How many phases [`run_load`] runs: three workloads on clusters of its own, a query and
 /// orders on a running cluster.
-pub fn phase_count(target: Target<'_>, etcd: bool) -> usize {
+pub fn phase_count(target: Target<'_>, etcd: bool, tls: bool) -> usize {
     let workloads = match target {
-        Target::Own { .. } => 3,
+        Target::Own { .. } => 3 + usize::from(tls),
         Target::Running(_) => 2,
     };
     (workloads + usize::from(etcd)) * RUNS_PER_WORKLOAD
@@ -222,6 +231,15 @@ pub fn run_load(
             })?;
             cached.splice(2..2, uncached);
             report.phases = cached;
+            if options.tls {
+                report
+                    .cluster
+                    .push_str("; orders with TLS between services on a cluster of their own");
+                let orders = with_own_tls_cluster(exe, cache_size, |frontend| {
+                    driver.phases(frontend, &[Workload::OrderTls], cache_size)
+                })?;
+                report.phases.extend(orders);
+            }
         }
         Target::Running(state) => {
             let spec = state.running()?;
@@ -317,7 +335,7 @@ fn prepare(workload: Workload, toys: &[String], cache_size: usize, base: &str) -
                 path: format!("/products/{}", crate::http::encode_segment(toy)),
                 body: Bytes::new(),
             },
-            Workload::Order => Template {
+            Workload::Order | Workload::OrderTls => Template {
                 method: Method::POST,
                 path: "/orders".into(),
                 body: Bytes::from(serde_json::json!({ "name": toy, "quantity": 1 }).to_string()),

@@ -341,14 +341,34 @@ pub fn with_own_cluster<T>(
     cache_size: usize,
     work: impl FnOnce(&str) -> Result<T>,
 ) -> Result<T> {
+    own_cluster(exe, cache_size, false, work)
+}
+
+/// [`with_own_cluster`], its services speaking mutual TLS to each other (`up --tls`); `work`
+/// is given the front end's plain HTTP address, as clients on one host use it.
+pub fn with_own_tls_cluster<T>(
+    exe: &Path,
+    cache_size: usize,
+    work: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    own_cluster(exe, cache_size, true, work)
+}
+
+fn own_cluster<T>(
+    exe: &Path,
+    cache_size: usize,
+    tls: bool,
+    work: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
     let cluster = Ephemeral::new("bench")?;
     let options = UpOptions {
         cache_size,
         initial_stock: Some(BENCH_STOCK),
+        tls,
         ..Default::default()
     };
     let spec = cluster.up(&options, exe)?;
-    work(&spec.frontend_url())
+    work(&spec.frontend_url().replacen("https://", "http://", 1))
 }
 
 /// The cache size the running cluster's front end was started with.

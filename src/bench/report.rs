@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::load::{thousands, LoadReport, Workload};
+use super::load::{thousands, LoadReport, Phase, Workload};
 use super::{plot, CacheMode, Point, RequestType, Study};
 use crate::client::stats::human_us;
 use crate::error::{Error, Result};
@@ -339,7 +339,7 @@ pub fn load_table(report: &LoadReport) -> String {
         };
         // Orders and etcd's puts look nothing up in a cache.
         let hits = match phase.workload {
-            Workload::Order | Workload::EtcdPut => "–".to_string(),
+            Workload::Order | Workload::OrderTls | Workload::EtcdPut => "–".to_string(),
             _ => format!("{:.0}%", 100.0 * phase.hit_ratio),
         };
         let _ = writeln!(
@@ -391,6 +391,46 @@ pub fn etcd_comparison(report: &LoadReport) -> Option<String> {
     ))
 }
 
+/// Orders with TLS between services beside orders without, when both were measured: at the
+/// most connections, orders per second and an order's p50 (goal: within 15%); one connection's
+/// p50 beside it.
+pub fn tls_comparison(report: &LoadReport) -> Option<String> {
+    let phase = |workload, connections| {
+        report
+            .phases
+            .iter()
+            .find(|p| p.workload == workload && p.connections == connections)
+    };
+    let many = report.connections;
+    let (plain, tls) = (
+        phase(Workload::Order, many)?,
+        phase(Workload::OrderTls, many)?,
+    );
+    let (one_plain, one_tls) = (phase(Workload::Order, 1)?, phase(Workload::OrderTls, 1)?);
+    let fewer = 1.0 - tls.rps / plain.rps.max(1.0);
+    let slower = |tls: &Phase, plain: &Phase| {
+        tls.latency.p50_us as f64 / (plain.latency.p50_us.max(1)) as f64 - 1.0
+    };
+    let (slower_many, slower_one) = (slower(tls, plain), slower(one_tls, one_plain));
+    let mark = |met: bool| if met { "✓" } else { "✗ missed" };
+    Some(format!(
+        "What TLS between services costs: at {many} connections {} orders/s against {} \
+         without, {:.1}% fewer (goal < 15% {}), and an order's p50 {} against {}, {:+.1}% \
+         (goal < 15% {}); at one connection an order's p50 is {} against {} ({:+.1}%).\n",
+        thousands(tls.rps),
+        thousands(plain.rps),
+        100.0 * fewer,
+        mark(fewer < 0.15),
+        human_us(tls.latency.p50_us as f64),
+        human_us(plain.latency.p50_us as f64),
+        100.0 * slower_many,
+        mark(slower_many < 0.15),
+        human_us(one_tls.latency.p50_us as f64),
+        human_us(one_plain.latency.p50_us as f64),
+        100.0 * slower_one,
+    ))
+}
+
 /// The throughput summary in Markdown.
 pub fn load_markdown(report: &LoadReport) -> String {
     let mut out = String::from("# storectl bench --load: throughput\n\n");
@@ -402,7 +442,10 @@ pub fn load_markdown(report: &LoadReport) -> String {
         report.connections, report.duration_s, report.cluster
     );
     out.push_str(&load_table(report));
-    if let Some(comparison) = etcd_comparison(report) {
+    for comparison in [etcd_comparison(report), tls_comparison(report)]
+        .into_iter()
+        .flatten()
+    {
         let _ = write!(out, "\n{comparison}");
     }
     let sold_out: u64 = report.phases.iter().map(|p| p.sold_out).sum();

@@ -22,5 +22,6 @@ mod membership;
 mod netns;
 mod partitions;
 mod several;
+mod tls;
 mod top;
 mod verbs;
