@@ -477,17 +477,21 @@ mod tests {
     #[test]
     fn the_specs_example_reads() {
         let file = load_text(&spec_example()).unwrap();
-        assert_eq!(file.catalogs()[0].url, "http://10.0.0.1:8001");
+        // The guide's cluster speaks mutual TLS: its services call each other at https://.
+        assert_eq!(file.catalogs()[0].url, "https://10.0.0.1:8001");
         assert_eq!(file.catalogs().len(), 3);
-        assert_eq!(file.replicas()[2].url, "http://10.0.0.3:8010");
+        assert_eq!(file.replicas()[2].url, "https://10.0.0.3:8010");
         assert_eq!(
             file.frontend_urls(),
             [
-                (1, "http://10.0.0.1:8000".to_string()),
-                (2, "http://10.0.0.2:8000".to_string()),
-                (3, "http://10.0.0.3:8000".to_string())
+                (1, "https://10.0.0.1:8000".to_string()),
+                (2, "https://10.0.0.2:8000".to_string()),
+                (3, "https://10.0.0.3:8000".to_string())
             ]
         );
+        let files = file.tls_files("order-2").expect("a [tls] table");
+        assert!(files.cert.ends_with("tls/order-2.pem"), "{files:?}");
+        assert!(files.key.ends_with("tls/order-2-key.pem"), "{files:?}");
         assert_eq!(
             file.frontend_name(2).to_string(),
             "frontend-2",

@@ -172,6 +172,16 @@ impl LoadReport {
     pub fn errors(&self) -> u64 {
         self.phases.iter().map(|p| p.errors).sum()
     }
+
+    /// `workload`'s phases at the most connections and at one, when both were measured.
+    pub fn at_most_and_one(&self, workload: Workload) -> Option<[&Phase; 2]> {
+        let phase = |connections| {
+            self.phases
+                .iter()
+                .find(|p| p.workload == workload && p.connections == connections)
+        };
+        Some([phase(self.connections)?, phase(1)?])
+    }
 }
 
 /// Each workload runs twice: on the many connections, then on one.

@@ -363,18 +363,9 @@ pub fn load_table(report: &LoadReport) -> String {
 /// connections against puts per second (goal: at least as many), and one connection's median
 /// order against a median put (goal: at most twice as long).
 pub fn etcd_comparison(report: &LoadReport) -> Option<String> {
-    let phase = |workload, connections| {
-        report
-            .phases
-            .iter()
-            .find(|p| p.workload == workload && p.connections == connections)
-    };
     let many = report.connections;
-    let (orders, puts) = (
-        phase(Workload::Order, many)?,
-        phase(Workload::EtcdPut, many)?,
-    );
-    let (order, put) = (phase(Workload::Order, 1)?, phase(Workload::EtcdPut, 1)?);
+    let [orders, order] = report.at_most_and_one(Workload::Order)?;
+    let [puts, put] = report.at_most_and_one(Workload::EtcdPut)?;
     let throughput = orders.rps / puts.rps.max(1.0);
     let latency = order.latency.p50_us as f64 / (put.latency.p50_us.max(1)) as f64;
     let mark = |met: bool| if met { "✓" } else { "✗ missed" };
@@ -395,18 +386,9 @@ pub fn etcd_comparison(report: &LoadReport) -> Option<String> {
 /// most connections, orders per second and an order's p50 (goal: within 15%); one connection's
 /// p50 beside it.
 pub fn tls_comparison(report: &LoadReport) -> Option<String> {
-    let phase = |workload, connections| {
-        report
-            .phases
-            .iter()
-            .find(|p| p.workload == workload && p.connections == connections)
-    };
     let many = report.connections;
-    let (plain, tls) = (
-        phase(Workload::Order, many)?,
-        phase(Workload::OrderTls, many)?,
-    );
-    let (one_plain, one_tls) = (phase(Workload::Order, 1)?, phase(Workload::OrderTls, 1)?);
+    let [plain, one_plain] = report.at_most_and_one(Workload::Order)?;
+    let [tls, one_tls] = report.at_most_and_one(Workload::OrderTls)?;
     let fewer = 1.0 - tls.rps / plain.rps.max(1.0);
     let slower = |tls: &Phase, plain: &Phase| {
         tls.latency.p50_us as f64 / (plain.latency.p50_us.max(1)) as f64 - 1.0

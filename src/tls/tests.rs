@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{CertificateParams, Issuer, KeyPair};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::certs::{self, Party};
-use super::{Accepted, Credentials, Peer, PeerCheck, ServerSide, TlsFiles};
+use super::{Accepted, Credentials, Peer, PeerCheck, PublicCert, ServerSide, TlsFiles};
 
 /// The cluster of the tests: two order replicas and the tools.
 struct Cluster;
@@ -49,7 +50,12 @@ fn files(dir: &Path, ca_dir: &Path, name: &str) -> TlsFiles {
 /// Serves order-1's listener: each connection it lets in is answered with the peer's name.
 async fn serve(dir: &Path) -> (SocketAddr, Arc<ServerSide>) {
     let credentials = Credentials::load(files(dir, dir, "order-1")).unwrap();
-    let side = Arc::new(ServerSide::for_replica(credentials, Arc::new(Cluster)));
+    listen(ServerSide::for_replica(credentials, Arc::new(Cluster))).await
+}
+
+/// Serves `side` on loopback, answering each connection it lets in with the peer's name.
+async fn listen(side: ServerSide) -> (SocketAddr, Arc<ServerSide>) {
+    let side = Arc::new(side);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let serving = side.clone();
@@ -227,12 +233,7 @@ async fn a_certificate_replaced_on_disk_is_shown_on_the_next_connection() {
     assert_eq!(
         after,
         std::fs::read(dir.path().join("order-1.pem"))
-            .map(|pem| {
-                use rustls::pki_types::pem::PemObject;
-                rustls::pki_types::CertificateDer::from_pem_slice(&pem)
-                    .unwrap()
-                    .to_vec()
-            })
+            .map(|pem| { CertificateDer::from_pem_slice(&pem).unwrap().to_vec() })
             .unwrap()
     );
     // A key that does not go with the certificate is not taken: the last good pair stays.
@@ -241,4 +242,66 @@ async fn a_certificate_replaced_on_disk_is_shown_on_the_next_connection() {
     let (_, still) = call(address, client()).await.unwrap();
     assert_eq!(still, after);
     assert!(side.refusals().report().is_none());
+}
+
+#[tokio::test]
+async fn a_front_end_shows_shoppers_its_public_certificate_and_peers_its_cluster_one() {
+    let dir = cluster_dir();
+    certs::add(dir.path(), &party("frontend-1"), 30, false).unwrap();
+    // The public certificate comes from another CA altogether, as a shop's would.
+    let shop = tempfile::tempdir().unwrap();
+    let public = Party {
+        name: "shop".into(),
+        hosts: vec!["shop.example".into()],
+    };
+    certs::init(shop.path(), std::slice::from_ref(&public), 30, false).unwrap();
+    let [shop_cert, shop_key] = certs::party_files(shop.path(), "shop");
+    let credentials = Credentials::load(files(dir.path(), dir.path(), "frontend-1")).unwrap();
+    let side = ServerSide::for_frontend(
+        Some((credentials, Arc::new(Cluster), "127.0.0.1".into())),
+        Some(PublicCert::load(&shop_cert, &shop_key).unwrap()),
+    );
+    let (address, side) = listen(side).await;
+
+    // A peer dials the front end's address and proves who it is.
+    let (name, shown) = call(address, files(dir.path(), dir.path(), "order-2"))
+        .await
+        .unwrap();
+    assert_eq!(name, "order-2");
+    assert_eq!(
+        shown,
+        CertificateDer::from_pem_file(dir.path().join("frontend-1.pem"))
+            .unwrap()
+            .to_vec()
+    );
+
+    // A shopper asks for the shop's name, trusts only the shop's CA and shows no certificate.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(shop.path().join(certs::CA_CERT)).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("shop.example").unwrap(), tcp)
+        .await
+        .expect("the shopper trusts the public certificate");
+    let mut reply = String::new();
+    tls.read_to_string(&mut reply).await.unwrap();
+    assert_eq!(reply, "public");
+
+    // With a public certificate, plain HTTP is refused.
+    let mut tcp = TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET /products/tux HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(refusal(&side).await.contains("plain HTTP"));
 }
