@@ -228,13 +228,8 @@ pub fn run_load(
                 options.cache_size,
                 super::BENCH_STOCK
             );
-            let cache_size = options.cache_size;
-            let mut cached = with_own_cluster(exe, cache_size, |frontend| {
-                driver.phases(
-                    frontend,
-                    &[Workload::CachedQuery, Workload::Order],
-                    cache_size,
-                )
+            let mut cached = with_own_cluster(exe, options.cache_size, |frontend| {
+                driver.cached_and_orders(exe, frontend)
             })?;
             let uncached = with_own_cluster(exe, 0, |frontend| {
                 driver.phases(frontend, &[Workload::UncachedQuery], 0)
@@ -242,18 +237,16 @@ pub fn run_load(
             cached.splice(2..2, uncached);
             report.phases = cached;
             if options.tls {
-                report
-                    .cluster
-                    .push_str("; orders with TLS between services on a cluster of their own");
-                let orders = with_own_tls_cluster(exe, cache_size, |frontend| {
-                    driver.phases(frontend, &[Workload::OrderTls], cache_size)
-                })?;
-                report.phases.extend(orders);
+                report.cluster.push_str(
+                    "; orders with TLS between services on a cluster of their own, measured \
+                     in turn with the orders without while both clusters run",
+                );
             }
         }
         Target::Running(state) => {
             let spec = state.running()?;
-            let frontend = spec.frontend_url();
+            // Its public API in plain HTTP, as its clients use it, TLS between services or not.
+            let frontend = spec.frontend_url().replacen("https://", "http://", 1);
             let capacity = recorded_cache_size(&spec);
             let query = match super::CacheMode::of_size(capacity) {
                 super::CacheMode::On => Workload::CachedQuery,
@@ -289,37 +282,69 @@ impl Driver<'_> {
     /// Each workload with many connections, then with one, sent to `base` (a front end, or an
     /// etcd member for [`Workload::EtcdPut`]).
     fn phases(&self, base: &str, workloads: &[Workload], cache_size: usize) -> Result<Vec<Phase>> {
-        let toys = crate::client::catalog_products();
         let mut phases = Vec::new();
         for &workload in workloads {
-            let requests = Arc::new(prepare(workload, &toys, cache_size, base));
-            // Only a front end has a cache to count hits in.
-            let cache = || match workload {
-                Workload::EtcdPut => Ok(crate::wire::CacheStats::default()),
-                _ => frontend_cache(base),
-            };
-            let runs: [usize; RUNS_PER_WORKLOAD] = [self.options.connections, 1];
-            for connections in runs {
-                self.progress.message(&format!(
-                    "{}, {connections} connection{}",
-                    workload.label(),
-                    if connections == 1 { "" } else { "s" }
-                ));
-                let client = PeerClient::for_load(connections, None);
-                let run = |duration| {
-                    self.runtime
-                        .block_on(drive(&client, requests.clone(), connections, duration))
-                };
-                run(self.options.warmup);
-                let before = cache()?;
-                let counts = run(self.options.duration);
-                let after = cache()?;
-                self.progress.advance(1);
-                let goal = goal_for(&self.options.goals, workload, connections);
-                phases.push(counts.into_phase(workload, connections, goal, &before, &after));
+            for connections in [self.options.connections, 1] {
+                phases.push(self.phase(base, workload, connections, cache_size)?);
             }
         }
         Ok(phases)
+    }
+
+    /// One workload on `connections`, warmed up, then measured.
+    fn phase(
+        &self,
+        base: &str,
+        workload: Workload,
+        connections: usize,
+        cache_size: usize,
+    ) -> Result<Phase> {
+        let toys = crate::client::catalog_products();
+        let requests = Arc::new(prepare(workload, &toys, cache_size, base));
+        // Only a front end has a cache to count hits in.
+        let cache = || match workload {
+            Workload::EtcdPut => Ok(crate::wire::CacheStats::default()),
+            _ => frontend_cache(base),
+        };
+        self.progress.message(&format!(
+            "{}, {connections} connection{}",
+            workload.label(),
+            if connections == 1 { "" } else { "s" }
+        ));
+        let client = PeerClient::for_load(connections, None);
+        let run = |duration| {
+            self.runtime
+                .block_on(drive(&client, requests.clone(), connections, duration))
+        };
+        run(self.options.warmup);
+        let before = cache()?;
+        let counts = run(self.options.duration);
+        let after = cache()?;
+        self.progress.advance(1);
+        let goal = goal_for(&self.options.goals, workload, connections);
+        Ok(counts.into_phase(workload, connections, goal, &before, &after))
+    }
+
+    /// Cached queries, then orders; with [`LoadOptions::tls`], orders on a second cluster
+    /// whose services speak mutual TLS too, measured in turn with the first's while both run,
+    /// so that a noisy machine's drift falls on both alike.
+    fn cached_and_orders(&self, exe: &std::path::Path, frontend: &str) -> Result<Vec<Phase>> {
+        let cache_size = self.options.cache_size;
+        let mut phases = self.phases(frontend, &[Workload::CachedQuery], cache_size)?;
+        if !self.options.tls {
+            phases.extend(self.phases(frontend, &[Workload::Order], cache_size)?);
+            return Ok(phases);
+        }
+        with_own_tls_cluster(exe, cache_size, |tls| {
+            let (mut plain, mut with_tls) = (Vec::new(), Vec::new());
+            for connections in [self.options.connections, 1] {
+                plain.push(self.phase(frontend, Workload::Order, connections, cache_size)?);
+                with_tls.push(self.phase(tls, Workload::OrderTls, connections, cache_size)?);
+            }
+            phases.extend(plain);
+            phases.extend(with_tls);
+            Ok(phases)
+        })
     }
 }
 
