@@ -105,17 +105,23 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     fn stamp(&self) -> Stamp {
-        let of = |path: &Path| {
-            std::fs::metadata(path)
-                .ok()
-                .map(|m| (m.modified().ok(), m.len()))
-        };
-        [of(&self.ca), of(&self.cert), of(&self.key)]
+        stamp(&[&self.ca, &self.cert, &self.key])
     }
 }
 
 /// When each file last changed, and its size: a new stamp means read them again.
-type Stamp = [Option<(Option<SystemTime>, u64)>; 3];
+type Stamp = Vec<Option<(Option<SystemTime>, u64)>>;
+
+fn stamp(paths: &[&Path]) -> Stamp {
+    paths
+        .iter()
+        .map(|path| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        })
+        .collect()
+}
 
 /// The crypto every TLS connection of storectl uses: ring, TLS 1.3.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -173,7 +179,7 @@ impl Credentials {
     fn current(&self) -> Arc<Loaded> {
         let stamp = self.files.stamp();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.loaded.stamp == stamp || state.rejected == Some(stamp) {
+        if state.loaded.stamp == stamp || state.rejected.as_ref() == Some(&stamp) {
             return state.loaded.clone();
         }
         match Loaded::read(&self.files, &self.provider) {
@@ -211,16 +217,7 @@ impl Loaded {
     fn read(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Loaded, String> {
         // The stamp is taken before reading, so a file changed while being read is read again.
         let stamp = files.stamp();
-        let certs = read_certs(&files.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&files.key)
-            .map_err(|e| format!("cannot read the key {}: {e}", files.key.display()))?;
-        let key = CertifiedKey::from_der(certs, key, provider).map_err(|e| {
-            format!(
-                "the key {} does not go with the certificate {}: {e}",
-                files.key.display(),
-                files.cert.display()
-            )
-        })?;
+        let key = read_key(&files.cert, &files.key, provider)?;
         let mut roots = RootCertStore::empty();
         for ca in read_certs(&files.ca)? {
             roots
@@ -249,6 +246,20 @@ impl Loaded {
             clients_optional,
         })
     }
+}
+
+/// A certificate and the key that goes with it.
+fn read_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
+    let certs = read_certs(cert)?;
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
+    CertifiedKey::from_der(certs, private, provider).map_err(|e| {
+        format!(
+            "the key {} does not go with the certificate {}: {e}",
+            key.display(),
+            cert.display()
+        )
+    })
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

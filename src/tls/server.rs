@@ -270,31 +270,15 @@ impl PublicCert {
     }
 
     fn stamp(cert: &std::path::Path, key: &std::path::Path) -> super::Stamp {
-        super::TlsFiles {
-            ca: cert.to_path_buf(),
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-        }
-        .stamp()
+        super::stamp(&[cert, key])
     }
 
     fn read(
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> Result<(super::Stamp, Arc<CertifiedKey>), String> {
-        use rustls::pki_types::pem::PemObject;
         let stamp = Self::stamp(cert, key);
-        let certs = super::read_certs(cert)?;
-        let private = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
-        let certified =
-            CertifiedKey::from_der(certs, private, &super::provider()).map_err(|e| {
-                format!(
-                    "the key {} does not go with {}: {e}",
-                    key.display(),
-                    cert.display()
-                )
-            })?;
+        let certified = super::read_key(cert, key, &super::provider())?;
         Ok((stamp, Arc::new(certified)))
     }
 
