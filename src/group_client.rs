@@ -124,6 +124,27 @@ pub fn freshest<'a>(
     })
 }
 
+/// How long a call looks for a leader.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    /// Past this, the call fails unless a majority of the group answers: without one, no
+    /// leader can be elected, and the caller is told so rather than kept waiting.
+    pub without_majority: Duration,
+    /// The longest the call waits while a majority answers: an election is under way, and a
+    /// busy machine may take longer than usual to finish it.
+    pub with_majority: Duration,
+}
+
+impl From<Duration> for Patience {
+    /// The same wait whether or not a majority answers.
+    fn from(within: Duration) -> Self {
+        Patience {
+            without_majority: within,
+            with_majority: within,
+        }
+    }
+}
+
 /// A handle to one group's replicas; cheap to share behind an `Arc`.
 pub struct GroupClient {
     /// The group as users name it: "catalog".
@@ -186,29 +207,32 @@ impl GroupClient {
     pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        within: Duration,
+        within: impl Into<Patience>,
     ) -> Result<T, CallError> {
-        self.call(path, None::<&()>, within).await
+        self.call(path, None::<&()>, within.into()).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
-        within: Duration,
+        within: impl Into<Patience>,
     ) -> Result<T, CallError> {
-        self.call(path, Some(body), within).await
+        self.call(path, Some(body), within.into()).await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: Option<&B>,
-        within: Duration,
+        patience: Patience,
     ) -> Result<T, CallError> {
-        let deadline = Instant::now() + within;
+        let started = Instant::now();
+        let give_up_alone = started + patience.without_majority;
+        let deadline = started + patience.with_majority.max(patience.without_majority);
         let replicas = self.replicas.get();
         let count = replicas.len().max(1);
+        let majority = replicas.len() / 2 + 1;
         let mut index = self.guess.load(Ordering::Relaxed) % count;
         let mut answered = vec![false; count];
         let mut silent = vec![false; count];
@@ -221,7 +245,8 @@ impl GroupClient {
         let mut tried_this_round = 0;
         loop {
             let now = Instant::now();
-            if now >= deadline {
+            let answering = answered.iter().filter(|&&a| a).count();
+            if now >= deadline || (now >= give_up_alone && answering < majority) {
                 break;
             }
             let Some(replica) = replicas.get(index) else {
@@ -232,7 +257,12 @@ impl GroupClient {
             } else {
                 attempt_limit
             };
-            let attempt = limit.min(deadline - now);
+            let until = if answering < majority {
+                give_up_alone
+            } else {
+                deadline
+            };
+            let attempt = limit.min(until - now);
             let url = format!("{}{path}", replica.url);
             let reply = match body {
                 Some(body) => self.client.post_with_timeout(&url, body, attempt).await,
@@ -282,7 +312,7 @@ impl GroupClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Member;
+    use crate::wire::{Data, Member};
 
     fn member(id: u32, address: &str, voter: bool) -> Member {
         Member {
@@ -290,6 +320,89 @@ mod tests {
             address: address.into(),
             voter,
         }
+    }
+
+    /// A replica that answers every request with 421 until `leads_from`, then with 200 and
+    /// `{"data": 7}`, one connection at a time.
+    async fn replica_electing(leads_from: Option<Instant>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let leads = leads_from.is_some_and(|at| Instant::now() >= at);
+                let (status, body) = if leads {
+                    ("200 OK", r#"{"data":7}"#)
+                } else {
+                    ("421 Misdirected Request", r#"{"error":"not the leader"}"#)
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// An address where nothing listens.
+    async fn replica_gone() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    fn group(urls: Vec<String>) -> GroupClient {
+        let replicas = urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, url)| ReplicaAddr {
+                id: i as u32 + 1,
+                url,
+            })
+            .collect();
+        let client = PeerClient::for_services(&crate::secret::Secret::generate(), None);
+        GroupClient::new("catalog", replicas, client)
+    }
+
+    const WAITING: Patience = Patience {
+        without_majority: Duration::from_millis(300),
+        with_majority: Duration::from_secs(30),
+    };
+
+    #[tokio::test]
+    async fn a_call_waits_past_its_short_patience_while_a_majority_elects() {
+        let elected = Instant::now() + Duration::from_millis(900);
+        let group = group(vec![
+            replica_electing(None).await,
+            replica_electing(Some(elected)).await,
+            replica_gone().await,
+        ]);
+        let answer: Data<i32> = group.get("/products/Tux", WAITING).await.unwrap();
+        assert_eq!(answer.data, 7);
+    }
+
+    #[tokio::test]
+    async fn a_call_gives_up_early_when_fewer_than_a_majority_answer() {
+        let group = group(vec![
+            replica_electing(None).await,
+            replica_gone().await,
+            replica_gone().await,
+        ]);
+        let started = Instant::now();
+        let err = group
+            .get::<Data<i32>>("/products/Tux", WAITING)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("1 of 3 answers"),
+            "unexpected error: {err}"
+        );
+        // Far below the 30 s a majority would be waited for.
+        assert!(started.elapsed() < Duration::from_secs(15));
     }
 
     #[test]

@@ -69,9 +69,10 @@ pub const FINISH_INTERVAL: Duration = Duration::from_secs(1);
 /// A buy unconfirmed for this long is one whose order the log may lack: longer than a buy's
 /// answer and the commit that follows it, so orders in flight are left to their placers.
 pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
-/// The front end's wait for the catalog group's answer to a product query, across a change of
-/// catalog leader: a group that takes longer has no majority, and the query fails (503)
-/// rather than hang.
+/// The front end's wait for the catalog group's answer to a product query while fewer than a
+/// majority of its replicas answer: no leader can be elected, and the query fails (503) rather
+/// than hang. While a majority answers, an election is under way, and the query waits for it
+/// as long as an order waits for the order group's (`--failover-timeout`).
 pub const CATALOG_QUERY: Duration = Duration::from_millis(2000);
 /// How long a front end may serve from its cache without hearing from the catalog.
 pub const LEASE: Duration = Duration::from_millis(800);

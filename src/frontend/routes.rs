@@ -98,7 +98,7 @@ impl Frontend {
         let fetched = self
             .shared
             .catalog
-            .get::<Data<VersionedProduct>>(&path, timeouts::CATALOG_QUERY)
+            .get::<Data<VersionedProduct>>(&path, self.catalog_patience())
             .await;
         match fetched {
             Ok(Data { data: p }) => {
@@ -320,6 +320,15 @@ impl Frontend {
                     let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
                 }
             }
+        }
+    }
+
+    /// How long a product query looks for the catalog leader: [`timeouts::CATALOG_QUERY`]
+    /// without a majority of the catalog group, as long as an order waits with one.
+    fn catalog_patience(&self) -> crate::group_client::Patience {
+        crate::group_client::Patience {
+            without_majority: timeouts::CATALOG_QUERY,
+            with_majority: self.shared.failover_timeout,
         }
     }
 
