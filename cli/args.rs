@@ -112,6 +112,16 @@ a bad command line. So `storectl status >/dev/null` is a health check.")]
 Keys: q, Esc or Ctrl-C quit. Rates and latencies cover the last --window (product queries and
 orders as the front ends timed them); events are what changed between two readings.")]
     Top(TopArgs),
+    /// The live view in a browser: services, leaders, charts of the traffic, events
+    #[command(after_help = "Examples:
+  storectl dashboard                            the cluster in ./.storectl, at http://127.0.0.1:8090/
+  storectl dashboard --listen 127.0.0.1:9000
+  storectl dashboard --cluster /etc/storectl/cluster.toml
+
+The page is read-only and updates itself every --interval; the charts cover the last five
+minutes. It listens on loopback unless told otherwise: anyone who can reach --listen sees
+the cluster's addresses and traffic.")]
+    Dashboard(DashboardArgs),
     /// Show a service's log; -f keeps following it
     #[command(after_help = "Examples:
   storectl logs order-3
@@ -354,6 +364,21 @@ pub struct TopArgs {
     /// How far back rates and latencies reach
     #[arg(long, default_value = "5s")]
     pub window: config::HumanDuration,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Watch the services of this cluster file instead, over the network
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    /// Where the page is served (port 0 picks a free one)
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// How often every service is read
+    #[arg(long, default_value = "1s")]
+    pub interval: config::HumanDuration,
 }
 
 #[derive(Debug, Args)]

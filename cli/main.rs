@@ -6,6 +6,7 @@ mod certs;
 mod chaos;
 mod client;
 mod cluster;
+mod dashboard;
 mod demo;
 mod exit;
 mod generate;
@@ -32,7 +33,11 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(e).into(),
     };
     // `serve` stops on its own signals; `top` restores the terminal before it exits.
-    if !matches!(cli.command, Command::Serve(_) | Command::Top(_)) && !is_lossy_disk(&cli.command) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Top(_) | Command::Dashboard(_)
+    ) && !is_lossy_disk(&cli.command)
+    {
         interrupt::stop_ephemeral_clusters_on_ctrl_c();
     }
     let result = match cli.command {
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Command::Order(args) => verbs::order(&args),
         Command::Logs(args) => verbs::logs(&args),
         Command::Top(args) => top::run(&args),
+        Command::Dashboard(args) => dashboard::run(&args),
         Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::VerifyLogs(args) => verify::run(&args),

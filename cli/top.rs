@@ -24,13 +24,32 @@ use crate::args::TopArgs;
 use crate::exit::Exit;
 
 /// Where the readings come from.
-enum Source {
+pub enum Source {
     State(StateDir),
     File(ClusterFile),
 }
 
 impl Source {
-    fn read(&self) -> Result<Vec<ServiceStatus>, String> {
+    /// The cluster file at `cluster`, or else the state directory; and how to name it.
+    pub fn open(
+        state: &crate::args::StateArgs,
+        cluster: Option<&std::path::Path>,
+    ) -> Result<(Source, String)> {
+        Ok(match cluster {
+            Some(path) => (
+                Source::File(storectl::tool_http::load_cluster(path)?),
+                path.display().to_string(),
+            ),
+            None => {
+                let state = StateDir::new(&state.state_dir);
+                state.load()?;
+                let title = state.root().display().to_string();
+                (Source::State(state), title)
+            }
+        })
+    }
+
+    pub fn read(&self) -> Result<Vec<ServiceStatus>, String> {
         match self {
             Source::State(state) => cluster::status(state).map_err(|e| e.to_string()),
             Source::File(file) => Ok(cluster::status_of(file)),
@@ -49,18 +68,7 @@ impl Drop for Restore {
 
 pub fn run(args: &TopArgs) -> Result<Exit> {
     // Nothing to watch is said before the screen changes.
-    let (source, title) = match &args.cluster {
-        Some(path) => (
-            Source::File(storectl::tool_http::load_cluster(path)?),
-            path.display().to_string(),
-        ),
-        None => {
-            let state = StateDir::new(&args.state.state_dir);
-            state.load()?;
-            let title = state.root().display().to_string();
-            (Source::State(state), title)
-        }
-    };
+    let (source, title) = Source::open(&args.state, args.cluster.as_deref())?;
     // Without a terminal to draw on (a script, `ssh` without `-t`, input from /dev/null) there
     // is no screen to change: say so before anything is written to it.
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {

@@ -78,6 +78,12 @@ pub trait Handler: Clone + Send + Sync + 'static {
     const MAX_BODY: usize = MAX_BODY_BYTES;
 
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+
+    /// What this service reports at a scrape of `GET /metrics`, besides the requests and
+    /// fsyncs every service records.
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        Vec::new()
+    }
 }
 
 /// Serves `handler` on an already-bound `listener` until `shutdown` resolves, then stops
@@ -232,7 +238,7 @@ fn routes<H: Handler>(
         .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
-            move |method,
+            move |method: Method,
                   path: warp::path::FullPath,
                   query,
                   headers: HeaderMap,
@@ -247,6 +253,8 @@ fn routes<H: Handler>(
                         Ok(body) => body,
                         Err(e) => return Response::from(e),
                     };
+                    let started = std::time::Instant::now();
+                    let (method_name, path_text) = (method.to_string(), path.as_str().to_string());
                     let request = Request {
                         // HEAD is answered as GET; hyper leaves the body out of the reply.
                         method: if method == Method::HEAD {
@@ -260,11 +268,33 @@ fn routes<H: Handler>(
                         body,
                         peer: peer.unwrap_or(Peer::Public),
                     };
-                    handler.handle(request).await
+                    let response = if request.method == Method::GET && request.path == "/metrics" {
+                        metrics_reply(&handler)
+                    } else {
+                        handler.handle(request).await
+                    };
+                    crate::metrics::record_request(
+                        &method_name,
+                        &path_text,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    response
                 }
             },
         );
     route
+}
+
+/// A scrape: the process's recorded figures and the service's readings.
+fn metrics_reply<H: Handler>(handler: &H) -> Response {
+    let text = crate::metrics::render(handler.readings());
+    let mut response = Response::new(text.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    response
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -316,6 +346,16 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 }
 
 /// A `text/csv` reply.
+/// A page of HTML embedded in the binary.
+pub fn html(page: &'static str) -> Response {
+    let mut response = Response::new(page.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
 pub fn csv(body: Vec<u8>) -> Response {
     let mut response = Response::new(Bytes::from(body).into());
     response

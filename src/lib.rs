@@ -8,6 +8,7 @@
 //! - [`services`]: what each service is started with: its flags, its record, its argv.
 //! - [`cluster_file`]: the cluster file: every service's address, the same on every host.
 //! - [`http`]: the HTTP layer the services share (a catch-all warp filter, JSON replies).
+//! - [`metrics`]: every service's `GET /metrics` in the Prometheus text format.
 //! - [`peer`]: the pooled async client services (and the load generator) call each other with.
 //! - [`group_client`]: calling whichever replica of a group leads.
 //! - [`histogram`]: latencies recorded with one atomic add, read from afar.
@@ -28,6 +29,7 @@
 //! - [`conservation`]: the stock rule, checked between the catalog group and the order log.
 //! - [`chaos`]: replicas killed under client load, and the check that nothing was lost.
 //! - [`top`]: what `storectl top` shows, worked out from successive status readings.
+//! - [`dashboard`]: `storectl dashboard`: the same view, live in a browser.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`batch`]: work gathered into batches (buys, confirmations, log entries).
 //! - [`tasks`]: background tasks that stop with their service.
@@ -44,6 +46,7 @@ pub mod cluster;
 pub mod cluster_file;
 pub mod config;
 pub mod conservation;
+pub mod dashboard;
 pub mod error;
 pub mod fault;
 pub mod frontend;
@@ -52,6 +55,7 @@ pub mod histogram;
 pub mod http;
 #[cfg(feature = "lossy-disk")]
 pub mod lossy;
+pub mod metrics;
 pub mod order;
 pub mod peer;
 pub mod poll;

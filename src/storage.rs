@@ -97,7 +97,10 @@ impl AppendFile {
     /// Makes everything written since the last sync durable, or cuts it off again.
     pub fn sync(&mut self) -> std::io::Result<()> {
         crate::fault::storage_point(crate::fault::APPEND_WRITTEN, &self.path);
-        match self.file.sync_data() {
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_data();
+        crate::metrics::record_fsync(started.elapsed());
+        match synced {
             Ok(()) => {
                 crate::fault::storage_point(crate::fault::APPEND_SYNCED, &self.path);
                 self.len = self.file.metadata()?.len();

@@ -41,6 +41,16 @@ pub struct VersionedProduct {
     pub version: u64,
 }
 
+impl From<VersionedProduct> for Product {
+    fn from(p: VersionedProduct) -> Self {
+        Product {
+            name: p.name,
+            price: p.price,
+            quantity: p.quantity,
+        }
+    }
+}
+
 /// The header a client names an order with, so that sending it again never buys twice; every
 /// reply to an order carries it back.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";

@@ -75,6 +75,10 @@ struct Shared {
     raft: CatalogRaft,
     /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
     disk_full: Arc<std::sync::atomic::AtomicBool>,
+    /// Toys restocked by the restocks applied here since the replica started.
+    restocked: std::sync::atomic::AtomicU64,
+    /// The log, as `GET /metrics` reads it: its committed index and its size.
+    log: crate::raft::LogStore<CatalogGroup>,
     book: Store<CatalogBook>,
     /// The members a new group starts with, for one of its first members (which may make it).
     founding: Option<std::collections::BTreeMap<NodeId, openraft::BasicNode>>,
@@ -139,6 +143,7 @@ impl Catalog {
         let (identity, start) = claim.settle()?;
         let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
         let disk_full = log.disk_full();
+        let log_handle = log.clone();
         let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
             &config.data_dir.join(snapshot_file_name(id)),
             &config.data_dir.join(file_name(id)),
@@ -185,6 +190,8 @@ impl Catalog {
                 last_check: tokio::sync::Mutex::new(None),
                 to_invalidate: Mutex::new(Vec::new()),
                 disk_full,
+                log: log_handle,
+                restocked: Default::default(),
                 invalidate_now: Notify::new(),
                 invalidated: watch::Sender::new(0),
                 unconfirmed_since: Mutex::new(HashMap::new()),
@@ -277,6 +284,14 @@ impl Catalog {
 
     /// Every committed entry's invalidations, in log order, for the push loop.
     fn written(&self, index: u64, replies: &[CatalogReply]) {
+        for reply in replies {
+            if let CatalogReply::Restocked { invalidations } = reply {
+                self.shared.restocked.fetch_add(
+                    invalidations.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }
         let items: Vec<Invalidation> = replies
             .iter()
             .flat_map(|reply| match reply {

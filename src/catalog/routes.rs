@@ -28,6 +28,33 @@ use crate::wire::{
 impl http::Handler for Catalog {
     const MAX_BODY: usize = http::MAX_PEER_BODY_BYTES;
 
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        use crate::metrics::Reading;
+        let shared = &self.shared;
+        let disk_full = shared.disk_full.load(std::sync::atomic::Ordering::Relaxed);
+        let mut readings =
+            crate::raft::replica::readings(&shared.raft, "catalog", &shared.log, disk_full);
+        let (products, units) = shared
+            .book
+            .read(|b| (b.products().len() as f64, b.units_in_stock() as f64));
+        readings.push(Reading::gauge(
+            "catalog_products",
+            "Toys in the catalog",
+            products,
+        ));
+        readings.push(Reading::gauge(
+            "catalog_units_in_stock",
+            "Units of every toy in stock, as applied at this replica",
+            units,
+        ));
+        readings.push(Reading::counter(
+            "catalog_restocks",
+            "Toys restocked by restocks applied at this replica since it started",
+            shared.restocked.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        readings
+    }
+
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {
@@ -35,6 +62,8 @@ impl http::Handler for Catalog {
             (["health"], m) => http::method_not_allowed(m, "GET"),
             // Everything else is for the cluster's services only.
             _ if !request.presents(&self.shared.secret) => http::unauthorized(),
+            (["products"], &Method::GET) => self.products().await,
+            (["products"], m) => http::method_not_allowed(m, "GET"),
             (["products", name], &Method::GET) => self.product(name).await,
             (["products", _], m) => http::method_not_allowed(m, "GET"),
             (["internal", "buy"], &Method::POST) => self.buy(&request).await,
@@ -125,6 +154,17 @@ impl Catalog {
                 ),
             ),
         }
+    }
+
+    /// Every product, as the leader has applied it: one consistent state of the book.
+    async fn products(&self) -> Response {
+        if let Err(response) = self.checked().await {
+            return response;
+        }
+        if let Some(response) = self.not_seeded() {
+            return response;
+        }
+        http::data(self.shared.book.read(|b| b.products()))
     }
 
     async fn product(&self, segment: &str) -> Response {

@@ -31,6 +31,11 @@ pub struct ProductCache {
     entries: Option<LruCache<String, Cached>>,
     /// Per product, the newest version an invalidation announced.
     floors: HashMap<String, u64>,
+    /// The list of every product (`GET /products`), at the newest version it shows; any
+    /// invalidation newer than that makes it stale.
+    list: Option<Cached>,
+    /// The newest version any invalidation announced.
+    list_floor: u64,
     /// Until when the catalog vouches for this cache; `None` before the first lease.
     leased_until: Option<Instant>,
     /// Raised whenever the cache is emptied for want of a lease: a fill fetched under an earlier
@@ -44,6 +49,8 @@ impl ProductCache {
         ProductCache {
             entries: NonZeroUsize::new(capacity).map(LruCache::new),
             floors: HashMap::new(),
+            list: None,
+            list_floor: 0,
             leased_until: None,
             generation: 0,
             stats: CacheStats {
@@ -76,6 +83,7 @@ impl ProductCache {
         if let Some(entries) = self.entries.as_mut() {
             entries.clear();
         }
+        self.list = None;
         self.generation += 1;
     }
 
@@ -103,12 +111,7 @@ impl ProductCache {
         } else {
             None
         };
-        if found.is_some() {
-            self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
-        }
-        found
+        self.counted(found)
     }
 
     /// Stores a reply fetched at `version` during `generation`, unless an invalidation already
@@ -144,9 +147,46 @@ impl ProductCache {
         true
     }
 
+    /// `found` (or not), counted as a hit or a miss.
+    fn counted(&mut self, found: Option<Bytes>) -> Option<Bytes> {
+        if found.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        found
+    }
+
+    /// The cached list of every product at `now`, counting a hit or a miss.
+    pub fn get_list(&mut self, now: Instant) -> Option<Bytes> {
+        let found = if self.leased(now) {
+            self.list.as_ref().map(|c| c.body.clone())
+        } else {
+            None
+        };
+        self.counted(found)
+    }
+
+    /// Stores the list of every product, fetched during `generation`, showing every change up
+    /// to `version`; the same rules as [`Self::fill`]. Returns whether it was stored.
+    pub fn fill_list(&mut self, version: u64, body: Bytes, generation: u64, now: Instant) -> bool {
+        if generation != self.generation || !self.leased(now) || self.entries.is_none() {
+            return false;
+        }
+        if version < self.list_floor || self.list.as_ref().is_some_and(|c| c.version > version) {
+            return false;
+        }
+        self.list = Some(Cached { version, body });
+        true
+    }
+
     /// Drops `key`'s reply if it is older than `version`, and refuses older fills from now on.
     pub fn invalidate(&mut self, key: &str, version: u64) {
         self.stats.invalidations += 1;
+        self.list_floor = self.list_floor.max(version);
+        if self.list.as_ref().is_some_and(|c| c.version < version) {
+            self.list = None;
+        }
         let floor = self.floors.entry(key.to_string()).or_insert(0);
         *floor = (*floor).max(version);
         if let Some(entries) = self.entries.as_mut() {
@@ -263,5 +303,25 @@ mod tests {
         assert!(cache.get("tux", now).is_none());
         assert!(!cache.fill("fox", 3, body("f"), before_reset, now));
         assert!(fill(&mut cache, "fox", 3, "f", now));
+    }
+
+    #[test]
+    fn the_list_of_products_is_dropped_by_any_newer_invalidation() {
+        let now = Instant::now();
+        let mut cache = ProductCache::new(4);
+        cache.renewed(now, false);
+        let generation = cache.generation();
+        assert!(cache.fill_list(5, Bytes::from_static(b"list@5"), generation, now));
+        assert_eq!(cache.get_list(now).as_deref(), Some(&b"list@5"[..]));
+        // A change of any toy at or before the list's version is already in it.
+        cache.invalidate("tux", 5);
+        assert!(cache.get_list(now).is_some());
+        cache.invalidate("whale", 6);
+        assert_eq!(cache.get_list(now), None);
+        // A list fetched before the change, stored after its invalidation, is refused.
+        assert!(!cache.fill_list(5, Bytes::from_static(b"list@5"), generation, now));
+        assert!(cache.fill_list(6, Bytes::from_static(b"list@6"), generation, now));
+        // Without a lease there is no list.
+        assert_eq!(cache.get_list(now + LEASE), None);
     }
 }

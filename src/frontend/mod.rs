@@ -3,6 +3,7 @@
 //! The cache answers only under a lease it renews with the catalog ([`cache`]).
 
 pub mod cache;
+mod feed;
 pub mod leader;
 mod routes;
 
@@ -41,6 +42,8 @@ struct Shared {
     transport: Transport,
     /// How long product queries and orders take, for `storectl top`.
     latency: Latencies,
+    /// The stock changes storefront pages follow.
+    feed: feed::StockFeed,
 }
 
 #[derive(Default)]
@@ -77,6 +80,7 @@ impl Frontend {
                 secret,
                 transport,
                 latency: Latencies::default(),
+                feed: feed::StockFeed::default(),
             }),
         }
     }
@@ -103,6 +107,12 @@ impl Frontend {
         tasks.spawn(self.clone().lease_loop());
         let header_read_timeout = self.shared.header_read_timeout;
         let tls = self.shared.transport.server.clone();
+        let shared = self.shared.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open pages' streams end, so that the requests in flight can finish.
+            shared.feed.close();
+        };
         crate::http::serve(listener, self, header_read_timeout, tls, shutdown).await;
     }
 
@@ -131,6 +141,9 @@ impl Frontend {
                     heard = true;
                     let reset = grant.data.reset;
                     self.cache().renewed(asked, reset.is_some());
+                    if reset.is_some() {
+                        self.shared.feed.reset();
+                    }
                     // Said with the next renewal: until then the catalog keeps the miss.
                     if reset.is_some() {
                         asking.emptied = reset;

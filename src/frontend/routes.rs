@@ -19,9 +19,77 @@ use crate::wire::{
 };
 
 impl http::Handler for Frontend {
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        use crate::metrics::Reading;
+        let (stats, leased) = {
+            let mut cache = self.cache();
+            (cache.stats(), cache.is_leased(Instant::now()))
+        };
+        let view = self.shared.leader.view();
+        vec![
+            Reading::counter(
+                "cache_hits",
+                "Product queries the cache answered",
+                stats.hits,
+            ),
+            Reading::counter(
+                "cache_misses",
+                "Product queries sent on to the catalog",
+                stats.misses,
+            ),
+            Reading::counter(
+                "cache_evictions",
+                "Replies the cache dropped for room",
+                stats.evictions,
+            ),
+            Reading::counter(
+                "cache_invalidations",
+                "Invalidations the catalog pushed to this front end",
+                stats.invalidations,
+            ),
+            Reading::gauge("cache_entries", "Replies in the cache", stats.size as f64),
+            Reading::gauge(
+                "cache_capacity",
+                "Replies the cache holds at most",
+                stats.capacity as f64,
+            ),
+            Reading::gauge(
+                "cache_leased",
+                "1 while the catalog vouches for the cache",
+                u8::from(leased),
+            ),
+            Reading::gauge(
+                "order_leader",
+                "The id of the order replica this front end sends orders to (0: none known)",
+                view.leader.map_or(0, |l| l.id) as f64,
+            ),
+            Reading::gauge(
+                "order_replicas_answering",
+                "Order replicas that answered the last health poll",
+                view.answering as f64,
+            ),
+            Reading::gauge(
+                "storefront_streams",
+                "Storefront pages following stock changes",
+                self.shared.feed.followers() as f64,
+            ),
+        ]
+    }
+
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {
+            ([""], &Method::GET) => http::html(STOREFRONT),
+            ([""], m) => http::method_not_allowed(m, "GET"),
+            (["products"], &Method::GET) => {
+                let started = Instant::now();
+                let reply = self.products(started).await;
+                self.shared.latency.query.record(started.elapsed());
+                reply
+            }
+            (["products"], m) => http::method_not_allowed(m, "GET"),
+            (["events"], &Method::GET) => self.shared.feed.reply(),
+            (["events"], m) => http::method_not_allowed(m, "GET"),
             (["products", name], &Method::GET) => {
                 let started = Instant::now();
                 let reply = self.product(name, started).await;
@@ -72,7 +140,39 @@ impl http::Handler for Frontend {
     }
 }
 
+/// The storefront: the page a shopper's browser gets at `GET /`.
+const STOREFRONT: &str = include_str!("storefront.html");
+
 impl Frontend {
+    /// Every product, from the cache's list or the catalog; `now` as for [`Self::product`].
+    async fn products(&self, now: Instant) -> Response {
+        let generation = {
+            let mut cache = self.cache();
+            if let Some(body) = cache.get_list(now) {
+                return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
+            }
+            cache.generation()
+        };
+        let fetched = self
+            .shared
+            .catalog
+            .get::<Data<Vec<VersionedProduct>>>("/products", self.catalog_patience())
+            .await;
+        match fetched {
+            Ok(Data { data }) => {
+                let version = data.iter().map(|p| p.version).max().unwrap_or(0);
+                let reply = Data {
+                    data: data.into_iter().map(Product::from).collect::<Vec<_>>(),
+                };
+                let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
+                self.cache()
+                    .fill_list(version, body.clone(), generation, Instant::now());
+                with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
+            }
+            Err(e) => relay(e, "catalog"),
+        }
+    }
+
     /// A product reply; `now` (when the request came in) decides whether the cache's lease holds.
     async fn product(&self, segment: &str, now: Instant) -> Response {
         let Some(name) = http::decode_segment(segment) else {
@@ -102,16 +202,13 @@ impl Frontend {
             .await;
         match fetched {
             Ok(Data { data: p }) => {
+                let version = p.version;
                 let reply = Data {
-                    data: Product {
-                        name: p.name,
-                        price: p.price,
-                        quantity: p.quantity,
-                    },
+                    data: Product::from(p),
                 };
                 let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
                 self.cache()
-                    .fill(&key, p.version, body.clone(), generation, Instant::now());
+                    .fill(&key, version, body.clone(), generation, Instant::now());
                 with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
             }
             Err(e) => relay(e, "catalog"),
@@ -365,10 +462,15 @@ impl Frontend {
             Ok(i) => i,
             Err(e) => return e.into(),
         };
-        let mut cache = self.cache();
+        {
+            let mut cache = self.cache();
+            for item in &invalidate.items {
+                tracing::debug!(product = %item.name, version = item.version, "invalidate");
+                cache.invalidate(&item.name, item.version);
+            }
+        }
         for item in &invalidate.items {
-            tracing::debug!(product = %item.name, version = item.version, "invalidate");
-            cache.invalidate(&item.name, item.version);
+            self.shared.feed.changed(&item.name);
         }
         http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
     }

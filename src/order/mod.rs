@@ -70,6 +70,8 @@ struct Shared {
     raft: Raft,
     /// Set while the log's disk is full ([`crate::raft::LogStore::disk_full`]).
     disk_full: Arc<std::sync::atomic::AtomicBool>,
+    /// The log, as `GET /metrics` reads it: its committed index and its size.
+    log: crate::raft::LogStore<TypeConfig>,
     orders: OrderStore,
     /// The catalog group, as the buyer calls it.
     catalog: Arc<crate::group_client::GroupClient>,
@@ -134,6 +136,7 @@ impl Replica {
         let (identity, start) = claim.settle()?;
         let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
         let disk_full = log.disk_full();
+        let log_handle = log.clone();
         let (machine, orders) = machine::open(&config.data_dir, config.id)?;
         // What it holds: its log, or a snapshot installed past its log's end.
         let held = log.last_index().max(machine.last_applied_index());
@@ -182,6 +185,7 @@ impl Replica {
                 claim_done: Notify::new(),
                 caught_up_term: AtomicU64::new(0),
                 disk_full,
+                log: log_handle,
             }),
         })
     }

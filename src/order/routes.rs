@@ -16,6 +16,19 @@ use crate::wire::{OrderCreated, OrderInfo, PlaceOrder};
 impl http::Handler for Replica {
     const MAX_BODY: usize = http::MAX_PEER_BODY_BYTES;
 
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        let shared = &self.shared;
+        let disk_full = shared.disk_full.load(std::sync::atomic::Ordering::Relaxed);
+        let mut readings =
+            crate::raft::replica::readings(&shared.raft, "order", &shared.log, disk_full);
+        readings.push(crate::metrics::Reading::gauge(
+            "orders",
+            "Orders applied at this replica",
+            shared.orders.read(|b| b.len()) as f64,
+        ));
+        readings
+    }
+
     async fn handle(&self, request: Request) -> Response {
         let segments = request.segments();
         match (segments.as_slice(), &request.method) {

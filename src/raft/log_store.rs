@@ -216,6 +216,16 @@ impl<C: Group> LogStore<C> {
             .or(state.last_purged.map(|l| l.index))
     }
 
+    /// The index of the last entry known committed, as the engine last saved it.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.state().committed.map(|c| c.index)
+    }
+
+    /// How many entries the log holds, past its last compaction.
+    pub fn entries(&self) -> u64 {
+        self.state().entries.len() as u64
+    }
+
     /// A flag that is set while the disk is full: the replica writes nothing, so it neither
     /// acknowledges entries nor votes, until there is room.
     pub fn disk_full(&self) -> Arc<AtomicBool> {

@@ -124,6 +124,70 @@ pub fn health<C: Group>(raft: &Raft<C>, id: u32, len: u64, disk_full: bool) -> R
     }
 }
 
+/// What a replica of `group` reports at a scrape of `GET /metrics`: its raft figures as the
+/// engine and its log see them.
+pub fn readings<C: Group>(
+    raft: &Raft<C>,
+    group: &'static str,
+    log: &super::LogStore<C>,
+    disk_full: bool,
+) -> Vec<crate::metrics::Reading> {
+    use crate::metrics::Reading;
+    let metrics = raft.metrics().borrow().clone();
+    let leads = metrics.state == ServerState::Leader;
+    let mut readings = vec![
+        Reading::gauge(
+            "raft_term",
+            "The replica's current raft term",
+            metrics.current_term as f64,
+        ),
+        Reading::gauge(
+            "raft_leader",
+            "The id of the replica this one follows as leader (0: none known)",
+            metrics.current_leader.unwrap_or(0) as f64,
+        ),
+        Reading::gauge(
+            "raft_is_leader",
+            "1 while this replica leads its group",
+            u8::from(leads),
+        ),
+        Reading::gauge(
+            "raft_last_log_index",
+            "The index of the last entry in the replica's log",
+            metrics.last_log_index.unwrap_or(0) as f64,
+        ),
+        Reading::gauge(
+            "raft_commit_index",
+            "The index of the last entry the replica knows committed",
+            log.committed_index().unwrap_or(0) as f64,
+        ),
+        Reading::gauge(
+            "raft_applied_index",
+            "The index of the last entry applied to the replica's state",
+            metrics.last_applied.map_or(0, |l| l.index) as f64,
+        ),
+        Reading::gauge(
+            "raft_log_entries",
+            "Entries the replica's log holds past its last snapshot",
+            log.entries() as f64,
+        ),
+        Reading::gauge(
+            "raft_voters",
+            "Voters in the group's membership as this replica knows it",
+            metrics.membership_config.membership().voter_ids().count() as f64,
+        ),
+        Reading::gauge(
+            "disk_full",
+            "1 while the log's disk is full",
+            u8::from(disk_full),
+        ),
+    ];
+    for reading in &mut readings {
+        reading.labels.push(("group", group.to_string()));
+    }
+    readings
+}
+
 /// The members of a stored membership, voters and learners, with their addresses.
 fn members_of(stored: &openraft::StoredMembership<NodeId, BasicNode>) -> Vec<crate::wire::Member> {
     let membership = stored.membership();

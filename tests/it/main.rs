@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod bench;
+mod browser;
 mod cluster;
 mod crash_points;
 mod deploy;
