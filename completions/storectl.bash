@@ -31,6 +31,9 @@ _storectl() {
             storectl,client)
                 cmd="storectl__subcmd__client"
                 ;;
+            storectl,dashboard)
+                cmd="storectl__subcmd__dashboard"
+                ;;
             storectl,demo)
                 cmd="storectl__subcmd__demo"
                 ;;
@@ -110,7 +113,7 @@ _storectl() {
 
     case "${cmd}" in
         storectl)
-            opts="-h -V --help --version demo serve up down status kill restart query buy order top logs client chaos bench verify-logs member certs lossy-disk generate"
+            opts="-h -V --help --version demo serve up down status kill restart query buy order top dashboard logs client chaos bench verify-logs member certs lossy-disk generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -351,6 +354,36 @@ _storectl() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        storectl__subcmd__dashboard)
+            opts="-h --state-dir --cluster --listen --interval --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

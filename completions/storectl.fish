@@ -37,6 +37,7 @@ complete -c storectl -n "__fish_storectl_needs_command" -f -a "query" -d 'Look a
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "buy" -d 'Order a toy: one unit unless told, placed once even if retried with the same --key'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "order" -d 'Look at one order by its number'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "top" -d 'A live view: every service, the leader, orders and queries per second, latencies, events'
+complete -c storectl -n "__fish_storectl_needs_command" -f -a "dashboard" -d 'The live view in a browser: services, leaders, charts of the traffic, events'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "logs" -d 'Show a service\'s log; -f keeps following it'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "client" -d 'Run the buy loop against the front end, then check every order it made'
 complete -c storectl -n "__fish_storectl_needs_command" -f -a "chaos" -d 'Kill, pause or slow replicas of either group (leaders among them) under client load, restart them, and check that nothing was lost'
@@ -132,6 +133,11 @@ complete -c storectl -n "__fish_storectl_using_subcommand top" -l cluster -d 'Wa
 complete -c storectl -n "__fish_storectl_using_subcommand top" -l interval -d 'How often every service is read' -r
 complete -c storectl -n "__fish_storectl_using_subcommand top" -l window -d 'How far back rates and latencies reach' -r
 complete -c storectl -n "__fish_storectl_using_subcommand top" -s h -l help -d 'Print help'
+complete -c storectl -n "__fish_storectl_using_subcommand dashboard" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand dashboard" -l cluster -d 'Watch the services of this cluster file instead, over the network' -r -F
+complete -c storectl -n "__fish_storectl_using_subcommand dashboard" -l listen -d 'Where the page is served (port 0 picks a free one)' -r
+complete -c storectl -n "__fish_storectl_using_subcommand dashboard" -l interval -d 'How often every service is read' -r
+complete -c storectl -n "__fish_storectl_using_subcommand dashboard" -s h -l help -d 'Print help'
 complete -c storectl -n "__fish_storectl_using_subcommand logs" -l state-dir -d 'The cluster\'s state directory: data files, pid files, logs, addresses' -r -F
 complete -c storectl -n "__fish_storectl_using_subcommand logs" -s n -l lines -d 'Lines to show from the end' -r
 complete -c storectl -n "__fish_storectl_using_subcommand logs" -s f -l follow -d 'Keep printing lines as the service writes them, until Ctrl-C'

@@ -219,6 +219,42 @@ fn a_shopper_buys_looks_an_order_up_and_sees_others_buy_and_a_toy_sell_out() {
 }
 
 #[test]
+fn a_buy_without_a_majority_is_retried_with_its_key_until_it_goes_through_once() {
+    let cluster = Cluster::start(&["--restock-interval", "1h"]);
+    let mut browser = Browser::start("storefront-retry", 1000, 600);
+    browser.goto(&cluster.url("/"));
+    browser.wait_for("tr[data-toy='Dolphin'] .stock .n", "100 Dolphin", |t| {
+        t == "100"
+    });
+    for replica in ["order-1", "order-2"] {
+        let out = cluster.run("kill", &[replica]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    browser.type_into("tr[data-toy='Dolphin'] input.qty", "5");
+    browser.click("tr[data-toy='Dolphin'] button.buy");
+    let retrying = browser.wait_for("#message", "the retry", |t| t.contains("attempt"));
+    browser.shot("retrying");
+    assert!(retrying.contains("same order key"), "{retrying}");
+    for replica in ["order-1", "order-2"] {
+        let out = cluster.run("restart", &[replica]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    let number = browser.wait_for("#last-order-number", "an order number", |t| {
+        quantity(t).is_some()
+    });
+    browser.wait_for("tr[data-toy='Dolphin'] .stock .n", "95 Dolphin", |t| {
+        t == "95"
+    });
+    browser.shot("placed-once");
+    // However many times it was sent, it is one order, and the only one.
+    assert_eq!(number, "0");
+    let order = common::get(&cluster.url("/orders/0"));
+    assert_eq!(order.json["data"]["quantity"], 5, "{}", order.json);
+    assert_eq!(common::get(&cluster.url("/orders/1")).status, 404);
+    cluster.assert_converges(STEP);
+}
+
+#[test]
 fn the_storefront_reads_on_a_phones_width_without_scrolling_sideways() {
     let cluster = Cluster::start(&[]);
     let mut browser = Browser::start("storefront-phone", 375, 800);
