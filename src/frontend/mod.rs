@@ -105,6 +105,7 @@ impl Frontend {
                 .follow_members(crate::timeouts::MEMBERSHIP_POLL),
         );
         tasks.spawn(self.clone().lease_loop());
+        tasks.spawn(self.clone().feed_loop());
         let header_read_timeout = self.shared.header_read_timeout;
         let tls = self.shared.transport.server.clone();
         let shared = self.shared.clone();
@@ -156,6 +157,34 @@ impl Frontend {
                     heard = false;
                 }
             }
+        }
+    }
+
+    /// Sends storefront pages the toys whose stock changed, read once for every page, at most
+    /// every [`feed::TICK`].
+    async fn feed_loop(self) {
+        let feed = &self.shared.feed;
+        loop {
+            let names = feed.next_changes().await;
+            match self.product_list(std::time::Instant::now()).await {
+                Ok((body, _)) => {
+                    let list: Result<crate::wire::Data<Vec<crate::wire::Product>>, _> =
+                        serde_json::from_slice(&body);
+                    let changed: Vec<crate::wire::Product> = list
+                        .map(|l| l.data)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| names.contains(&p.name.to_lowercase()))
+                        .collect();
+                    feed.publish(&changed);
+                }
+                // Tried again at the next tick, with whatever changed meanwhile.
+                Err(e) => {
+                    tracing::debug!("the stock pages follow is not read: {e}");
+                    feed.changed(names.iter().map(String::as_str));
+                }
+            }
+            tokio::time::sleep(feed::TICK).await;
         }
     }
 

@@ -146,31 +146,37 @@ const STOREFRONT: &str = include_str!("storefront.html");
 impl Frontend {
     /// Every product, from the cache's list or the catalog; `now` as for [`Self::product`].
     async fn products(&self, now: Instant) -> Response {
+        match self.product_list(now).await {
+            Ok((body, cache)) => with_cache_header(http::json_bytes(StatusCode::OK, body), cache),
+            Err(e) => relay(e, "catalog"),
+        }
+    }
+
+    /// The reply to `GET /products`, and whether the cache had it.
+    pub(super) async fn product_list(
+        &self,
+        now: Instant,
+    ) -> Result<(Bytes, CacheHeader), CallError> {
         let generation = {
             let mut cache = self.cache();
             if let Some(body) = cache.get_list(now) {
-                return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
+                return Ok((body, CacheHeader::Hit));
             }
             cache.generation()
         };
-        let fetched = self
+        let Data { data } = self
             .shared
             .catalog
             .get::<Data<Vec<VersionedProduct>>>("/products", self.catalog_patience())
-            .await;
-        match fetched {
-            Ok(Data { data }) => {
-                let version = data.iter().map(|p| p.version).max().unwrap_or(0);
-                let reply = Data {
-                    data: data.into_iter().map(Product::from).collect::<Vec<_>>(),
-                };
-                let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
-                self.cache()
-                    .fill_list(version, body.clone(), generation, Instant::now());
-                with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
-            }
-            Err(e) => relay(e, "catalog"),
-        }
+            .await?;
+        let version = data.iter().map(|p| p.version).max().unwrap_or(0);
+        let reply = Data {
+            data: data.into_iter().map(Product::from).collect::<Vec<_>>(),
+        };
+        let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
+        self.cache()
+            .fill_list(version, body.clone(), generation, Instant::now());
+        Ok((body, CacheHeader::Miss))
     }
 
     /// A product reply; `now` (when the request came in) decides whether the cache's lease holds.
@@ -469,9 +475,9 @@ impl Frontend {
                 cache.invalidate(&item.name, item.version);
             }
         }
-        for item in &invalidate.items {
-            self.shared.feed.changed(&item.name);
-        }
+        self.shared
+            .feed
+            .changed(invalidate.items.iter().map(|item| item.name.as_str()));
         http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
     }
 }
@@ -488,7 +494,7 @@ fn next_majority_check(fail_fast_at: Instant) -> Instant {
 
 /// The `X-Cache` header of a product reply: whether the front end's cache answered it, so that
 /// clients (and `storectl bench`) can tell what a hit and a miss cost.
-enum CacheHeader {
+pub(super) enum CacheHeader {
     Hit,
     Miss,
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{self, Cluster, Process};
 
@@ -25,6 +25,17 @@ struct Browser {
 
 impl Browser {
     fn start(test: &str, width: u32, height: u32) -> Browser {
+        Self::start_with(test, width, height, json!({}))
+    }
+
+    /// A phone's screen: headless chromium's windows are never narrower than 500 pixels, so
+    /// the page is laid out by chromium's device emulation instead.
+    fn phone(test: &str, width: u32, height: u32) -> Browser {
+        let metrics = json!({ "width": width, "height": height, "pixelRatio": 1 });
+        Self::start_with(test, 500, height, json!({ "deviceMetrics": metrics }))
+    }
+
+    fn start_with(test: &str, width: u32, height: u32, emulation: Value) -> Browser {
         let chromium = which("chromium");
         let chromedriver = which("chromedriver");
         let port = free_port();
@@ -40,16 +51,17 @@ impl Browser {
         assert!(ready.is_some(), "chromedriver did not listen on {port}");
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
+        let mut options = json!({
                 "binary": chromium,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--hide-scrollbars", format!("--window-size={width},{height}"),
                 ],
-            }),
-        );
+        });
+        if emulation.as_object().is_some_and(|e| !e.is_empty()) {
+            options["mobileEmulation"] = emulation;
+        }
+        capabilities.insert("goog:chromeOptions".into(), options);
         let client = runtime
             .block_on(
                 ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -257,7 +269,7 @@ fn a_buy_without_a_majority_is_retried_with_its_key_until_it_goes_through_once()
 #[test]
 fn the_storefront_reads_on_a_phones_width_without_scrolling_sideways() {
     let cluster = Cluster::start(&[]);
-    let mut browser = Browser::start("storefront-phone", 375, 800);
+    let mut browser = Browser::phone("storefront-phone", 375, 800);
     browser.goto(&cluster.url("/"));
     browser.wait_for("tr[data-toy='Tux'] .stock .n", "100 Tux", |t| t == "100");
     browser.shot("phone");
