@@ -238,8 +238,11 @@ fn frontend_case(rng: &mut StdRng) -> Case {
             (method, random_path(rng), body)
         }
     };
+    // The storefront page, the product list and the figures are there for anyone to read.
     let may_succeed = is_read(method)
-        && (path.starts_with("/products/") || path.starts_with("/orders/") || path == "/health");
+        && (path.starts_with("/products/")
+            || path.starts_with("/orders/")
+            || ["/", "/products", "/health", "/metrics"].contains(&path.as_str()));
     Case {
         method,
         path,
@@ -298,7 +301,8 @@ fn catalog_case(rng: &mut StdRng, authorization: &str) -> Case {
     // Reads: health for anyone, products and stock for the cluster's services.
     let may_succeed = is_read(method)
         && (path == "/health"
-            || with_secret && (path.starts_with("/products/") || path == "/internal/stock"));
+            || path == "/metrics"
+            || with_secret && (path.starts_with("/products") || path == "/internal/stock"));
     Case {
         method,
         path,
