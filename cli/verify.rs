@@ -3,7 +3,7 @@
 use anyhow::Result;
 use storectl::cluster::StateDir;
 use storectl::cluster_file::ClusterFile;
-use storectl::conservation::{self, StockCheck};
+use storectl::conservation::StockCheck;
 use storectl::verify;
 
 use crate::args::VerifyArgs;
@@ -17,7 +17,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     state.load()?;
     let comparison = verify::compare(&state.orders_paths())?;
     let stock = if args.stock {
-        Some(conservation::check_cluster(&state)?)
+        Some(storectl::cluster::check_stock(&state)?)
     } else {
         None
     };

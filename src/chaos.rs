@@ -342,7 +342,7 @@ pub fn run(
         crate::timeouts::UNCONFIRMED_AGE * 3,
         Duration::from_millis(200),
         || {
-            let check = crate::conservation::check_cluster(state)?;
+            let check = crate::cluster::check_stock(state)?;
             let conserved = check.ok();
             stock = Some(check);
             Ok::<_, Error>(conserved.then_some(()))

@@ -2,14 +2,13 @@
 //! bought, plus what was restocked), and the check that the catalog group's stock and sales
 //! agree with the order log.
 //!
-//! `verify-logs --stock`, `chaos` and the tests run [`check_cluster`] (or [`check_snapshot`] on
-//! a stock snapshot they hold).
+//! `verify-logs --stock`, `chaos` and the tests run `cluster::check_stock` on a local cluster,
+//! and `verify-logs --cluster` runs [`check_snapshot`] on a snapshot asked over the network.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::cluster::StateDir;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::wire::{Data, Entry, StockSnapshot};
@@ -201,60 +200,6 @@ pub fn check_snapshot(snapshot: StockSnapshot, orders: &[Entry]) -> StockCheck {
         buys_without_order,
         catalogs: Vec::new(),
     }
-}
-
-/// How long a catalog replica that differs from the others is given to catch up.
-const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Checks that the cluster in `state` conserved stock: the catalog leader's stock, totals and
-/// unconfirmed sales, read at one instant, against the order log of the replica with the most
-/// orders.
-pub fn check_cluster(state: &StateDir) -> Result<StockCheck> {
-    let spec = state.load()?;
-    // The replica that has applied the most orders: one that lags would look like lost orders.
-    let comparison = crate::verify::compare(&state.orders_paths())?;
-    let longest = comparison
-        .longest()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| state.orders_paths()[0].clone());
-    let orders = crate::order::orders_file::read_entries(&longest)?;
-    let secret = crate::secret::Secret::load(state.root()).ok();
-    let snapshot = catalog_snapshot(&spec.topology, secret.as_ref())?;
-    let mut check = check_snapshot(snapshot, &orders);
-    // A running replica is asked for the stock it has applied (its file follows a moment
-    // later); a stopped one's file is what it holds. One just started may still be catching
-    // up: asked again for a moment before the copies are called different.
-    let agent = crate::tool_http::health_agent();
-    let read_all = || -> Vec<CatalogCopy> {
-        spec.topology
-            .catalogs()
-            .into_iter()
-            .map(|replica| {
-                let url = format!("{}/internal/stock-file", replica.url);
-                let asked = crate::tool_http::get_authorized(&agent, &url, secret.as_ref())
-                    .ok()
-                    .filter(|reply| reply.status == 200)
-                    .map(|reply| reply.body.into_bytes());
-                let bytes = match asked {
-                    Some(bytes) => Ok(bytes),
-                    None => {
-                        let path = state
-                            .data_dir(crate::services::ServiceName::Catalog(replica.id))
-                            .join(crate::catalog::file_name(replica.id));
-                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
-                    }
-                };
-                CatalogCopy::of(format!("catalog-{}", replica.id), bytes)
-            })
-            .collect()
-    };
-    check.catalogs = read_all();
-    let deadline = std::time::Instant::now() + CATCH_UP;
-    while !check.catalogs_identical() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        check.catalogs = read_all();
-    }
-    Ok(check)
 }
 
 /// The catalog group's stock snapshot, from whichever replica leads.

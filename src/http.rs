@@ -34,7 +34,6 @@ pub struct Request {
     pub method: Method,
     /// The path as received, still percent-encoded.
     pub path: String,
-    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Who is at the other end: a service of the cluster proven by its certificate, or anyone.
@@ -60,15 +59,6 @@ impl Request {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The value of `name` in the query string, if present.
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
     }
 }
 
@@ -230,17 +220,14 @@ fn raise_open_files_limit() {
 fn routes<H: Handler>(
     handler: H,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let route = warp::method()
         .and(warp::path::full())
-        .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
-                  query,
                   headers: HeaderMap,
                   peer: Option<Peer>,
                   body| {
@@ -263,7 +250,6 @@ fn routes<H: Handler>(
                             method
                         },
                         path: path.as_str().to_string(),
-                        query,
                         headers,
                         body,
                         peer: peer.unwrap_or(Peer::Public),
@@ -515,7 +501,6 @@ mod tests {
         let request = |path: &str| Request {
             method: Method::GET,
             path: path.into(),
-            query: String::new(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
             peer: Peer::Public,

@@ -24,6 +24,7 @@ pub mod process;
 pub mod reshape;
 pub mod state_dir;
 pub mod status;
+pub mod stock;
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,6 +43,7 @@ pub use status::{
     find_catalog_leader, find_leader, problem, render_status, status, status_of, wait_caught_up,
     ServiceStatus,
 };
+pub use stock::check_stock;
 
 /// The record `up` writes in the state directory: what every service was started with.
 pub const CLUSTER_FILE: &str = "cluster.json";

@@ -60,13 +60,8 @@ impl ProductCache {
         }
     }
 
-    /// Whether the catalog vouches for the cache at `now`.
-    pub fn is_leased(&mut self, now: Instant) -> bool {
-        self.leased(now)
-    }
-
     /// Whether the catalog vouches for the cache at `now`; a lease that has run out empties it.
-    fn leased(&mut self, now: Instant) -> bool {
+    pub fn is_leased(&mut self, now: Instant) -> bool {
         if self.leased_until.is_some_and(|until| now < until) {
             return true;
         }
@@ -103,7 +98,7 @@ impl ProductCache {
 
     /// The cached reply for `key` at `now`, counting a hit or a miss.
     pub fn get(&mut self, key: &str, now: Instant) -> Option<Bytes> {
-        let found = if self.leased(now) {
+        let found = if self.is_leased(now) {
             self.entries
                 .as_mut()
                 .and_then(|e| e.get(key))
@@ -124,7 +119,7 @@ impl ProductCache {
         generation: u64,
         now: Instant,
     ) -> bool {
-        if generation != self.generation || !self.leased(now) {
+        if generation != self.generation || !self.is_leased(now) {
             return false;
         }
         let Some(entries) = self.entries.as_mut() else {
@@ -159,7 +154,7 @@ impl ProductCache {
 
     /// The cached list of every product at `now`, counting a hit or a miss.
     pub fn get_list(&mut self, now: Instant) -> Option<Bytes> {
-        let found = if self.leased(now) {
+        let found = if self.is_leased(now) {
             self.list.as_ref().map(|c| c.body.clone())
         } else {
             None
@@ -170,7 +165,7 @@ impl ProductCache {
     /// Stores the list of every product, fetched during `generation`, showing every change up
     /// to `version`; the same rules as [`Self::fill`]. Returns whether it was stored.
     pub fn fill_list(&mut self, version: u64, body: Bytes, generation: u64, now: Instant) -> bool {
-        if generation != self.generation || !self.leased(now) || self.entries.is_none() {
+        if generation != self.generation || !self.is_leased(now) || self.entries.is_none() {
             return false;
         }
         if version < self.list_floor || self.list.as_ref().is_some_and(|c| c.version > version) {

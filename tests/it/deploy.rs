@@ -11,6 +11,7 @@ use crate::common::EXE;
 const REHEARSAL: Duration = Duration::from_secs(240);
 
 #[test]
+#[ignore = "needs root, `ip` (iproute2) and `setpriv` (util-linux): run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn the_deployment_guide_works_with_its_services_unprivileged() {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
@@ -21,10 +22,10 @@ fn the_deployment_guide_works_with_its_services_unprivileged() {
             .status()
             .is_ok_and(|s| s.success())
     });
-    if !root || !tools {
-        eprintln!("skipped: the rehearsal needs root, `ip` (iproute2) and `setpriv` (util-linux)");
-        return;
-    }
+    assert!(
+        root && tools,
+        "the rehearsal needs root, `ip` (iproute2) and `setpriv` (util-linux)"
+    );
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rehearse.sh"))

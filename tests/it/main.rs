@@ -6,6 +6,7 @@
 mod common;
 
 mod api;
+mod architecture;
 mod bench;
 mod browser;
 mod cluster;

@@ -62,13 +62,13 @@ struct Store {
 }
 
 impl Store {
-    fn start() -> Option<Store> {
+    fn start() -> Store {
         Self::start_with(3)
     }
 
     /// A store whose order group has `orders` replicas, on hosts `o1`, `o2`, ….
-    fn start_with(orders: u32) -> Option<Store> {
-        let net = Network::create(&HOSTS)?;
+    fn start_with(orders: u32) -> Store {
+        let net = Network::create(&HOSTS);
         let dir = tempfile::tempdir().unwrap();
         let at = |host: &str, port: u16| format!("{}:{port}", net.address(host));
         let topology = ClusterFile {
@@ -134,7 +134,7 @@ impl Store {
         store.serve("fe1", &["frontend", "--id", "1"]);
         store.serve("fe2", &["frontend", "--id", "2"]);
         store.wait_until_ready();
-        Some(store)
+        store
     }
 
     /// Makes service `name`'s certificate for its address in the cluster file, as `storectl
@@ -600,8 +600,9 @@ fn check_what_was_seen(store: &Store, load: Load, watch: StaleCheck) -> Vec<Repo
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn the_leaders_host_cut_off_from_everything_loses_nothing() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[1, 2]);
     store.wait_for_orders(0, 20, "starting");
@@ -618,8 +619,9 @@ fn the_leaders_host_cut_off_from_everything_loses_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_leader_cut_from_its_followers_but_not_the_front_ends_loses_nothing() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 2, &[1, 2]);
     store.wait_for_orders(0, 20, "starting");
@@ -649,8 +651,9 @@ fn a_leader_cut_from_its_followers_but_not_the_front_ends_loses_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn the_catalog_leaders_host_cut_off_from_everything_loses_nothing() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[1, 2]);
     store.wait_for_orders(0, 20, "starting");
@@ -670,8 +673,9 @@ fn the_catalog_leaders_host_cut_off_from_everything_loses_nothing() {
 /// catalog replicas: it must not answer a read or grant a lease from stock a new leader may
 /// have changed.
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_catalog_leader_cut_from_its_followers_serves_nothing_stale() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 2, &[1, 2]);
     store.wait_for_orders(0, 20, "starting");
@@ -697,8 +701,9 @@ fn a_catalog_leader_cut_from_its_followers_serves_nothing_stale() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     // Clients through the front end that keeps the catalog; the checker buys there and reads
     // at both, so the cut-off front end's cache is tested on every round.
     let load = Load::start(&store, &[1]);
@@ -742,8 +747,9 @@ fn a_front_end_cut_from_the_catalog_serves_nothing_stale() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_follower_cut_off_and_healed_catches_up() {
-    let Some(store) = Store::start() else { return };
+    let store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[2]);
     store.wait_for_orders(0, 20, "starting");
@@ -762,10 +768,9 @@ fn a_follower_cut_off_and_healed_catches_up() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_replica_moved_to_another_host_keeps_every_order() {
-    let Some(mut store) = Store::start() else {
-        return;
-    };
+    let mut store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[2]);
     store.wait_for_orders(0, 20, "starting");
@@ -811,10 +816,9 @@ fn a_replica_moved_to_another_host_keeps_every_order() {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_clients_see_nothing() {
-    let Some(mut store) = Store::start() else {
-        return;
-    };
+    let mut store = Store::start();
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[2]);
     store.wait_for_orders(0, 20, "starting");
@@ -866,10 +870,9 @@ fn a_replica_whose_host_and_disk_are_lost_is_replaced_on_another_host_and_client
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn five_order_replicas_lose_two_hosts_and_clients_see_nothing() {
-    let Some(store) = Store::start_with(5) else {
-        return;
-    };
+    let store = Store::start_with(5);
     let load = Load::start(&store, &[1, 2]);
     let watch = StaleCheck::start(&store, 1, &[1, 2]);
     store.wait_for_orders(0, 20, "starting");
@@ -898,10 +901,9 @@ fn occurs(haystack: &[u8], needle: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn the_traffic_between_hosts_shows_no_secret_and_no_order_across_a_failover() {
-    let Some(mut store) = Store::start() else {
-        return;
-    };
+    let mut store = Store::start();
     let dir = store.dir.path().to_path_buf();
     // The capture sees plaintext where there is some: a product read over the front end's
     // public API in plain HTTP, which it still serves.
@@ -1013,10 +1015,9 @@ fn forger(store: &Store) -> ureq::Agent {
 }
 
 #[test]
+#[ignore = "needs root and `ip netns`: run as root: cargo test --test it -- --ignored (.ci/run does)"]
 fn a_host_with_a_certificate_of_another_ca_cannot_buy_read_orders_or_send_raft_messages() {
-    let Some(store) = Store::start() else {
-        return;
-    };
+    let store = Store::start();
     let agent = forger(&store);
     let bearer = format!("Bearer {TEST_SECRET}");
     let catalog = store

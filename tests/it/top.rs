@@ -12,7 +12,7 @@ struct Screen {
 }
 
 impl Screen {
-    fn start(command: &str) -> Option<Screen> {
+    fn start(command: &str) -> Screen {
         let session = format!("storectl-top-{}", std::process::id());
         let started = Command::new("tmux")
             .args([
@@ -28,11 +28,10 @@ impl Screen {
             ])
             .status();
         match started {
-            Ok(status) if status.success() => Some(Screen { session }),
-            _ => {
-                eprintln!("skipped: the terminal UI test needs tmux");
-                None
-            }
+            Ok(status) if status.success() => Screen { session },
+            _ => panic!(
+                "the terminal UI tests need tmux (`apt-get install tmux`; .ci/run installs it)"
+            ),
         }
     }
 
@@ -77,9 +76,7 @@ fn top_shows_the_cluster_live_and_gives_the_terminal_back() {
         "echo BEFORE-TOP; {EXE} top --state-dir {} --interval 200ms; echo TOP-EXITED $?; sleep 60",
         state.display()
     );
-    let Some(screen) = Screen::start(&command) else {
-        return;
-    };
+    let screen = Screen::start(&command);
     // A whole frame: tmux may be read while it draws one.
     let headings = ["SERVICE", "ORDERS", "orders/s", "product query", "events"];
     let first = eventually(Duration::from_secs(20), || {
