@@ -382,7 +382,7 @@ pub fn host_of(address: &str) -> &str {
 /// changes on disk, so that a service added to it is let in and one removed is kept out.
 pub struct ClusterPeers {
     path: Option<PathBuf>,
-    current: std::sync::Mutex<(Option<std::time::SystemTime>, ClusterFile)>,
+    current: parking_lot::Mutex<(Option<std::time::SystemTime>, ClusterFile)>,
 }
 
 impl ClusterPeers {
@@ -390,12 +390,12 @@ impl ClusterPeers {
         let stamp = path.as_deref().and_then(modified);
         ClusterPeers {
             path,
-            current: std::sync::Mutex::new((stamp, file)),
+            current: parking_lot::Mutex::new((stamp, file)),
         }
     }
 
     fn read<T>(&self, f: impl FnOnce(&ClusterFile) -> T) -> T {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.current.lock();
         if let Some(path) = &self.path {
             let stamp = modified(path);
             if stamp != current.0 {

@@ -3,8 +3,9 @@
 //! (421) or cannot commit (503), until a deadline: a leader that dies, pauses or is cut off costs
 //! a caller one election, not an error.
 
+use parking_lot::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -55,14 +56,11 @@ impl KnownReplicas {
     }
 
     pub fn get(&self) -> Vec<ReplicaAddr> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     pub fn len(&self) -> usize {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.current.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,7 +87,7 @@ impl KnownReplicas {
             return false;
         }
         voters.sort_by_key(|r| r.id);
-        let mut known = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut known = self.current.write();
         let mut sorted = known.clone();
         sorted.sort_by_key(|r| r.id);
         if sorted == voters {

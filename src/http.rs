@@ -201,18 +201,8 @@ async fn survive_accept_error(e: std::io::Error) {
 /// Raises the soft limit on open files to the hard one: every connection is a descriptor, and a
 /// soft limit of 1024 would let a thousand idle clients lock everyone else out.
 fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
+    // Up to the hard limit, which an unprivileged process may do; a failure leaves the soft one.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
 }
 
 /// The one warp filter of a service: every request, its body read up to the handler's limit,

@@ -32,7 +32,6 @@
 //! - [`dashboard`]: `storectl dashboard`: the same view, live in a browser.
 //! - [`bench`]: the latency study (CSV, SVG plots, Markdown summary) and the throughput mode.
 //! - [`batch`]: work gathered into batches (buys, confirmations, log entries).
-//! - [`tasks`]: background tasks that stop with their service.
 //! - [`timeouts`]: every timeout of the cluster, and the orderings between them.
 //! - [`fault`]: crash points for tests, off unless an environment variable arms them.
 
@@ -65,7 +64,6 @@ pub mod remote;
 pub mod secret;
 pub mod services;
 pub mod storage;
-pub mod tasks;
 pub mod timeouts;
 pub mod tls;
 pub mod tool_http;

@@ -11,6 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use subtle::ConstantTimeEq;
+
 use crate::error::{Error, Result};
 
 /// The environment variable that carries the secret to a service (and the `--cluster-secret`
@@ -67,7 +69,7 @@ impl Secret {
         let presented = authorization
             .and_then(|value| value.strip_prefix(b"Bearer "))
             .unwrap_or_default();
-        constant_time_eq(presented, self.0.as_bytes())
+        bool::from(presented.ct_eq(self.0.as_bytes()))
     }
 
     /// Writes the secret to `dir/cluster-secret`, readable and writable by its owner only.
@@ -100,15 +102,6 @@ impl Secret {
             message,
         })
     }
-}
-
-/// Equal contents, in a time that depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! The services, and the bench's load generator, use the pooled async client in
 //! [`crate::peer`] instead: they run on tokio and call each other on their hot path.
 
-use std::sync::RwLock;
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ pub fn trust_cluster(cluster: &ClusterFile) -> crate::Result<()> {
         .client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)))
         .unversioned_rustls_crypto_provider(crate::tls::provider())
         .build();
-    *CLUSTER_TLS.write().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    *CLUSTER_TLS.write() = Some(config);
     Ok(())
 }
 
@@ -81,17 +81,13 @@ pub fn load_cluster(path: &std::path::Path) -> crate::Result<ClusterFile> {
 }
 
 fn agent_waiting(reply: Duration) -> ureq::Agent {
-    let tls = CLUSTER_TLS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_else(|| {
-            ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .unversioned_rustls_crypto_provider(crate::tls::provider())
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&[]))
-                .build()
-        });
+    let tls = CLUSTER_TLS.read().clone().unwrap_or_else(|| {
+        ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(crate::tls::provider())
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[]))
+            .build()
+    });
     ureq::Agent::config_builder()
         .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(2).min(reply)))

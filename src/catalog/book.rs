@@ -502,8 +502,8 @@ const VIEW_GAP: std::time::Duration = std::time::Duration::from_millis(20);
 struct ViewSlot {
     /// The newest stock not yet written, and whether the writer should stop once it has
     /// written it.
-    pending: std::sync::Mutex<(Option<Vec<u8>>, bool)>,
-    ready: std::sync::Condvar,
+    pending: parking_lot::Mutex<(Option<Vec<u8>>, bool)>,
+    ready: parking_lot::Condvar,
 }
 
 impl crate::raft::View<CatalogBook> for CatalogFile {
@@ -530,7 +530,7 @@ impl crate::raft::View<CatalogBook> for CatalogFile {
         let csv = book.to_csv();
         if csv != self.handed {
             self.handed = csv.clone();
-            let mut pending = self.slot.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = self.slot.pending.lock();
             pending.0 = Some(csv);
             self.slot.ready.notify_one();
         }
@@ -552,11 +552,7 @@ impl crate::raft::View<CatalogBook> for CatalogFile {
 impl CatalogFile {
     fn stop_writer(&mut self) {
         if let Some(writer) = self.writer.take() {
-            self.slot
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .1 = true;
+            self.slot.pending.lock().1 = true;
             self.slot.ready.notify_one();
             let _ = writer.join();
         }
@@ -575,9 +571,9 @@ fn write_views(slot: &ViewSlot, path: &Path) {
     let mut failing = false;
     loop {
         let (csv, stop) = {
-            let mut pending = slot.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = slot.pending.lock();
             while pending.0.is_none() && !pending.1 {
-                pending = slot.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+                slot.ready.wait(&mut pending);
             }
             (pending.0.take(), pending.1)
         };

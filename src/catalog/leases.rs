@@ -13,8 +13,8 @@
 //!
 //! [`LEASE_RENEW`]: crate::timeouts::LEASE_RENEW
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use tokio::time::Instant;
 
@@ -73,8 +73,8 @@ impl Leases {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Lease>> {
-        self.by_frontend.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u32, Lease>> {
+        self.by_frontend.lock()
     }
 
     /// Renews front end `id`'s lease; `emptied` is the token of the last reset it emptied its

@@ -21,8 +21,9 @@ pub mod leases;
 mod routes;
 pub mod seed;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -36,7 +37,6 @@ use crate::raft::proposer::{Gatherer, Proposer};
 use crate::raft::{NodeId, Store};
 use crate::secret::Secret;
 use crate::services::CatalogOptions;
-use crate::tasks::TaskGuard;
 use crate::transport::Transport;
 use crate::wire::{CatalogHealth, Invalidation};
 use book::{CatalogBook, CatalogGroup, CatalogReply, SeedRow};
@@ -206,7 +206,8 @@ impl Catalog {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let mut tasks = TaskGuard::default();
+        // Aborted when dropped: no timer or monitor outlives the service.
+        let mut tasks = tokio::task::JoinSet::new();
         if let Some(gatherer) = lock(&self.shared.gatherer).take() {
             let catalog = self.clone();
             tasks.spawn(gatherer.run(move |index, replies| catalog.written(index, replies)));
@@ -310,5 +311,5 @@ impl Catalog {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock would be a bug; every change under these locks is a single
     // assignment or push, so the data is still whole.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
+    mutex.lock()
 }

@@ -2,8 +2,8 @@
 //! temporary directory, on free ports, stopped and removed when its guard is dropped, and on
 //! Ctrl-C through [`stop_all`].
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::{down, up, ClusterSpec, StateDir, UpOptions};
 use crate::config;
@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 /// The state directories of the ephemeral clusters alive in this process, for [`stop_all`].
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+fn live() -> parking_lot::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock()
 }
 
 /// Owns a cluster in a temporary directory: dropping it stops the cluster and removes the

@@ -4,9 +4,10 @@
 //! reading with the history of the last minutes, so a page opened late still draws its charts.
 //! Read-only: the site has no route that changes anything.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
@@ -219,11 +220,9 @@ impl Site {
             while !*stop.borrow() {
                 let started = Instant::now();
                 let reading = reader();
-                let snapshot = board.lock().unwrap_or_else(|p| p.into_inner()).observe(
-                    reading,
-                    Instant::now(),
-                    SystemTime::now(),
-                );
+                let snapshot = board
+                    .lock()
+                    .observe(reading, Instant::now(), SystemTime::now());
                 let json = serde_json::to_string(&snapshot).unwrap_or_default();
                 if tx.send(Arc::new(json)).is_err() {
                     return;

@@ -7,9 +7,10 @@
 //! When changes may have been missed (the cache lease was lost, or a page fell behind), pages
 //! are told to fetch the whole list again. Nothing is gathered or sent while no page is open.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -79,8 +80,8 @@ impl StockFeed {
         let _ = self.changes.send(Change::Stock(json.into()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        self.changed.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeSet<String>> {
+        self.changed.lock()
     }
 
     /// Changes may have been missed.

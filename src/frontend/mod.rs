@@ -7,7 +7,8 @@ mod feed;
 pub mod leader;
 mod routes;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -16,7 +17,6 @@ use crate::cluster_file::ClusterFile;
 use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::FrontendOptions;
-use crate::tasks::TaskGuard;
 use crate::transport::Transport;
 use cache::ProductCache;
 use leader::LeaderTracker;
@@ -91,7 +91,8 @@ impl Frontend {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let mut tasks = TaskGuard::default();
+        // Aborted when dropped: no timer or monitor outlives the service.
+        let mut tasks = tokio::task::JoinSet::new();
         let monitor = self
             .shared
             .leader
@@ -189,6 +190,6 @@ impl Frontend {
     }
 
     fn cache(&self) -> MutexGuard<'_, ProductCache> {
-        self.shared.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.cache.lock()
     }
 }

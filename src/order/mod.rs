@@ -24,9 +24,10 @@ mod routes;
 mod storage_tests;
 pub mod types;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use openraft::BasicNode;
 use tokio::net::TcpListener;
@@ -37,7 +38,6 @@ use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::secret::Secret;
 use crate::services::OrderOptions;
-use crate::tasks::TaskGuard;
 use crate::timeouts;
 use crate::transport::Transport;
 use crate::wire::ReplicaHealth;
@@ -198,23 +198,12 @@ impl Replica {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let mut tasks = TaskGuard::default();
-        if let Some(batcher) = self
-            .shared
-            .batcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        // Aborted when dropped: no timer or monitor outlives the service.
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(batcher) = self.shared.batcher.lock().take() {
             tasks.spawn(batcher.run());
         }
-        if let Some(gatherer) = self
-            .shared
-            .gatherer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(gatherer) = self.shared.gatherer.lock().take() {
             tasks.spawn(gatherer.run(|_, _| {}));
         }
         tasks.spawn(self.clone().bootstrap());
@@ -298,7 +287,6 @@ impl Replica {
         self.shared
             .claims
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string())
             .then(|| KeyClaim {
                 replica: self.clone(),
@@ -340,11 +328,7 @@ struct KeyClaim {
 impl Drop for KeyClaim {
     fn drop(&mut self) {
         let shared = &self.replica.shared;
-        shared
-            .claims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+        shared.claims.lock().remove(&self.key);
         shared.claim_done.notify_waiters();
     }
 }

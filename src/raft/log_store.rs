@@ -12,6 +12,7 @@
 //! stops the replica with the file and line named. When purged records outweigh the live ones,
 //! the file is rewritten whole (atomically) by the same writer, so order is never lost.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -19,7 +20,7 @@ use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -233,18 +234,13 @@ impl<C: Group> LogStore<C> {
     }
 
     fn state(&self) -> MutexGuard<'_, State<C>> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock()
     }
 
     /// Queues `job` behind every earlier one. Called with the state locked, so the file sees
     /// records in the order the state changed.
     fn queue(&self, job: Job<C>) -> std::result::Result<(), WriterStopped> {
-        self.shared
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| WriterStopped)
+        self.shared.jobs.lock().send(job).map_err(|_| WriterStopped)
     }
 
     /// Queues `record` and waits until it is durable.

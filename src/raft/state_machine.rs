@@ -6,9 +6,10 @@
 //! the engine purge the log; on start the book is read from the last snapshot, the view is
 //! rewritten from it, and the engine re-applies the committed entries after it.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -173,12 +174,12 @@ impl<B: Book> StateMachine<B> {
 
 impl<B: Book> Shared<B> {
     fn machine(&self) -> MutexGuard<'_, Machine<B>> {
-        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+        self.machine.lock()
     }
 
     /// Writes a snapshot file unless a newer one is already there.
     fn save_snapshot(&self, meta: &SnapshotMeta, book: &[u8]) -> std::result::Result<(), String> {
-        let mut saved = self.snapshot_file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut saved = self.snapshot_file.lock();
         if saved.is_some() && *saved > meta.last_log_id {
             return Ok(());
         }

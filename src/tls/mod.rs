@@ -15,8 +15,9 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -178,7 +179,7 @@ impl Credentials {
     /// The credentials as the files hold them now.
     fn current(&self) -> Arc<Loaded> {
         let stamp = self.files.stamp();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         if state.loaded.stamp == stamp || state.rejected.as_ref() == Some(&stamp) {
             return state.loaded.clone();
         }

@@ -1,8 +1,8 @@
 //! Connections a service refused for their TLS: each one logged in a line naming the peer and
 //! the reason, counted, and the last one kept for `/health` (and so for `storectl status`).
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,16 +27,12 @@ impl Refusals {
         let line = format!("refused a connection from {peer}: {reason}");
         tracing::warn!("TLS: {line}");
         self.count.fetch_add(1, Ordering::Relaxed);
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+        *self.last.lock() = Some(line);
     }
 
     /// The refusals so far, if there were any.
     pub fn report(&self) -> Option<Refusal> {
-        let last = self
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
+        let last = self.last.lock().clone()?;
         Some(Refusal {
             count: self.count.load(Ordering::Relaxed),
             last,

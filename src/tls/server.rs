@@ -1,9 +1,10 @@
 //! A service's side of TLS: which certificate it shows, which peers it lets in, and what it
 //! does with a connection that does not speak TLS.
 
+use parking_lot::Mutex;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -284,7 +285,7 @@ impl PublicCert {
 
     fn current(&self) -> Arc<CertifiedKey> {
         let stamp = Self::stamp(&self.cert, &self.key);
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut loaded = self.loaded.lock();
         if loaded.0 != stamp {
             match Self::read(&self.cert, &self.key) {
                 Ok(new) => *loaded = new,
