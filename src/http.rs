@@ -231,7 +231,7 @@ fn routes<H: Handler>(
                         Err(e) => return Response::from(e),
                     };
                     let started = std::time::Instant::now();
-                    let (method_name, path_text) = (method.to_string(), path.as_str().to_string());
+                    let kind = crate::metrics::RequestKind::of(method.as_str(), path.as_str());
                     let request = Request {
                         // HEAD is answered as GET; hyper leaves the body out of the reply.
                         method: if method == Method::HEAD {
@@ -250,8 +250,7 @@ fn routes<H: Handler>(
                         handler.handle(request).await
                     };
                     crate::metrics::record_request(
-                        &method_name,
-                        &path_text,
+                        kind,
                         response.status().as_u16(),
                         started.elapsed(),
                     );
