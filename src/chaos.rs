@@ -468,7 +468,7 @@ fn kill_rounds(
                 restart_all(others)?;
             }
             Fault::Power => {
-                say("SIGKILL every replica of the group at once (power loss)".into());
+                say("SIGKILL every replica of the group at once".into());
                 for &replica in &replicas {
                     kill(replica, Signal::Kill)?;
                 }

@@ -147,8 +147,54 @@ pub struct BuyBatch {
 #[serde(rename_all = "lowercase")]
 pub enum BuyOutcome {
     Bought(Bought),
-    /// Unknown product (404) or not enough stock (409), with the API's error.
-    Refused(ErrorDetail),
+    Refused(Refused),
+}
+
+/// Why the catalog refused a buy: the store's reason, kept in both groups' replicated state.
+/// Encoded as a number, the same one every log and snapshot has held for it; the HTTP status a
+/// client gets is told from it at the edge ([`RefusalReason::status`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum RefusalReason {
+    /// No product has the name.
+    UnknownProduct,
+    /// Fewer units in stock than the order asks for.
+    NotEnoughStock,
+}
+
+impl RefusalReason {
+    /// The status of the reply that tells a client.
+    pub fn status(self) -> u16 {
+        u16::from(self)
+    }
+}
+
+impl From<RefusalReason> for u16 {
+    fn from(reason: RefusalReason) -> u16 {
+        match reason {
+            RefusalReason::UnknownProduct => 404,
+            RefusalReason::NotEnoughStock => 409,
+        }
+    }
+}
+
+impl TryFrom<u16> for RefusalReason {
+    type Error = String;
+    fn try_from(code: u16) -> Result<Self, String> {
+        match code {
+            404 => Ok(RefusalReason::UnknownProduct),
+            409 => Ok(RefusalReason::NotEnoughStock),
+            other => Err(format!("no refusal has the code {other}")),
+        }
+    }
+}
+
+/// A refused buy: the reason, and the line that explains it to a person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Refused {
+    #[serde(rename = "code")]
+    pub reason: RefusalReason,
+    pub message: String,
 }
 
 /// The catalog's stock, the totals of every change made to it and the sales whose orders the
@@ -367,4 +413,21 @@ pub struct CatalogHealth {
     pub replica: ReplicaHealth,
     pub products: u64,
     pub units_in_stock: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_the_encoding_older_logs_hold() {
+        let logged = r#"{"code":409,"message":"not enough Tux in stock: 0 left"}"#;
+        let refused: Refused = serde_json::from_str(logged).unwrap();
+        assert_eq!(refused.reason, RefusalReason::NotEnoughStock);
+        assert_eq!(serde_json::to_string(&refused).unwrap(), logged);
+        let unknown: Refused = serde_json::from_str(r#"{"code":404,"message":"m"}"#).unwrap();
+        assert_eq!(unknown.reason.status(), 404);
+        let odd = serde_json::from_str::<Refused>(r#"{"code":500,"message":"m"}"#);
+        assert!(odd.unwrap_err().to_string().contains("no refusal has the code 500"));
+    }
 }

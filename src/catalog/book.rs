@@ -35,7 +35,9 @@ use serde::{Deserialize, Serialize};
 pub use super::seed::SeedRow;
 use super::seed::{StockRow, RESTOCK_QUANTITY};
 use crate::error::{Error, Result};
-use crate::wire::{Bought, BuyOutcome, ErrorDetail, Invalidation, PlaceOrder, VersionedProduct};
+use crate::wire::{
+    Bought, BuyOutcome, Invalidation, PlaceOrder, RefusalReason, Refused, VersionedProduct,
+};
 
 openraft::declare_raft_types!(
     /// The type set of the catalog group's log.
@@ -130,7 +132,7 @@ pub const RETAIN_ENTRIES: u64 = 10_000;
 #[serde(rename_all = "lowercase")]
 enum Answer {
     Sold(Bought),
-    Refused(ErrorDetail),
+    Refused(Refused),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -297,16 +299,16 @@ impl CatalogBook {
         invalidations: &mut Vec<Invalidation>,
     ) -> Answer {
         let Some(&index) = self.by_name.get(&order.name.to_lowercase()) else {
-            return Answer::Refused(ErrorDetail {
-                code: 404,
+            return Answer::Refused(Refused {
+                reason: RefusalReason::UnknownProduct,
                 message: format!("no product named '{}'", order.name),
             });
         };
         let version = self.next_version + 1;
         let product = &mut self.products[index];
         if product.quantity < order.quantity {
-            return Answer::Refused(ErrorDetail {
-                code: 409,
+            return Answer::Refused(Refused {
+                reason: RefusalReason::NotEnoughStock,
                 message: format!(
                     "not enough {} in stock: {} left",
                     product.name, product.quantity
@@ -714,7 +716,7 @@ mod tests {
         assert_eq!(book.product("tux").unwrap().quantity, 1);
 
         let refused = outcomes(buy(&mut book, 1, &[order("r", "tux", 5)]));
-        assert!(matches!(&refused[0], BuyOutcome::Refused(d) if d.code == 409));
+        assert!(matches!(&refused[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::NotEnoughStock));
         // Sold out, restocked: the refused key stays refused.
         buy(&mut book, 1, &[order("b", "tux", 1)]);
         book.apply_command(&CatalogCommand::Restock);
@@ -725,7 +727,7 @@ mod tests {
         );
         assert_eq!(book.product("tux").unwrap().quantity, RESTOCK_QUANTITY);
         let unknown = outcomes(buy(&mut book, 1, &[order("y", "yeti", 1)]));
-        assert!(matches!(&unknown[0], BuyOutcome::Refused(d) if d.code == 404));
+        assert!(matches!(&unknown[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::UnknownProduct));
         assert!(book.unbalanced().is_empty());
     }
 

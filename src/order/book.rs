@@ -132,7 +132,7 @@ mod tests {
         Command::Outcome {
             key: key.into(),
             result: BuyResult::Refused(Refusal {
-                code: 409,
+                reason: crate::wire::RefusalReason::NotEnoughStock,
                 message: "not enough stock".into(),
                 name: "tux".into(),
                 quantity: 200,

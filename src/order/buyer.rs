@@ -13,7 +13,7 @@ use crate::batch::{self, send_in_batches};
 use crate::group_client::GroupClient;
 use crate::peer::CallError;
 use crate::wire::{
-    Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, UnconfirmedBuy, MAX_BUY_BATCH,
+    Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, Refused, UnconfirmedBuy, MAX_BUY_BATCH,
     MAX_CONFIRM_BATCH,
 };
 
@@ -32,8 +32,8 @@ const CONFIRM_GATHER: std::time::Duration = std::time::Duration::from_millis(100
 /// Why an order was not bought.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuyError {
-    /// The catalog refused it: unknown product (404) or not enough stock (409).
-    Refused { status: u16, message: String },
+    /// The catalog refused it, for good.
+    Refused(Refused),
     /// The catalog group's leader has heard from a newer order leader: this one was deposed.
     Deposed(String),
     /// The catalog did not answer as it should; the order may be retried with its key.
@@ -196,10 +196,7 @@ async fn send(catalog: &GroupClient, batch: Vec<Pending>) {
             .into_iter()
             .map(|outcome| match outcome {
                 BuyOutcome::Bought(bought) => Ok(bought),
-                BuyOutcome::Refused(e) => Err(BuyError::Refused {
-                    status: e.code,
-                    message: e.message,
-                }),
+                BuyOutcome::Refused(refused) => Err(BuyError::Refused(refused)),
             })
             .collect(),
         Ok(Data { data }) => {

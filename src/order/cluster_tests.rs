@@ -437,7 +437,7 @@ fn two_replicas_down_then_back_and_a_power_loss_lose_nothing() {
         for i in 0..5 {
             cluster.place(leader, &format!("b-{i}")).await.unwrap();
         }
-        // Power loss: every replica at once, then back one by one.
+        // Every replica crashes at once, then comes back one by one.
         for id in IDS {
             cluster.crash(id).await;
         }

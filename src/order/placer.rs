@@ -50,9 +50,9 @@ impl Replica {
         }
         let result = match answer {
             Ok(bought) => BuyResult::Bought(bought),
-            Err(BuyError::Refused { status, message }) => BuyResult::Refused(Refusal {
-                code: status,
-                message,
+            Err(BuyError::Refused(refused)) => BuyResult::Refused(Refusal {
+                reason: refused.reason,
+                message: refused.message,
                 name,
                 quantity,
             }),

@@ -149,7 +149,7 @@ impl World {
         let result = match outcome {
             BuyOutcome::Bought(bought) => BuyResult::Bought(bought.clone()),
             BuyOutcome::Refused(detail) => BuyResult::Refused(Refusal {
-                code: detail.code,
+                reason: detail.reason,
                 message: detail.message.clone(),
                 name: order.name.clone(),
                 quantity: order.quantity,

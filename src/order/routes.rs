@@ -82,7 +82,7 @@ impl Replica {
                 order_number: number,
             }),
             Ok(Settled::Refused(refusal)) => http::error(
-                StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::CONFLICT),
+                StatusCode::from_u16(refusal.reason.status()).unwrap_or(StatusCode::CONFLICT),
                 &refusal.message,
             ),
             Err(PlaceError::NotLeader { leader }) => self.not_leader(leader),

@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Bought;
+use crate::wire::{Bought, RefusalReason};
 
 pub use crate::raft::{LogId, NodeId, StorageError, Vote};
 
@@ -46,11 +46,12 @@ pub enum BuyResult {
     Refused(Refusal),
 }
 
-/// Why the catalog refused an order: unknown product (404) or not enough stock (409), with the
-/// request it refused, so that its key names that request alone.
+/// Why the catalog refused an order, with the request it refused, so that its key names that
+/// request alone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: u16,
+    #[serde(rename = "code")]
+    pub reason: RefusalReason,
     pub message: String,
     /// The product as the request named it. Empty in refusals logged before requests were
     /// recorded with them: those match any request with their key.

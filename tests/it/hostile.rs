@@ -298,11 +298,9 @@ fn catalog_case(rng: &mut StdRng, authorization: &str) -> Case {
         };
         (method, path, body)
     };
-    // Reads: health for anyone, products and stock for the cluster's services.
+    // Reads: health and metrics for anyone, products for the cluster's services.
     let may_succeed = is_read(method)
-        && (path == "/health"
-            || path == "/metrics"
-            || with_secret && (path.starts_with("/products") || path == "/internal/stock"));
+        && (path == "/health" || path == "/metrics" || with_secret && path.starts_with("/products"));
     Case {
         method,
         path,
