@@ -156,7 +156,26 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
         Constraint::Min(3),
     ])
     .areas(frame.area());
+    frame.render_widget(heading(view, title, args, error), header);
+    frame.render_widget(services_table(view), table);
+    frame.render_widget(traffic_panel(view), traffic);
+    let items: Vec<ListItem> = view
+        .events
+        .iter()
+        .map(|e| ListItem::new(format!("{}  {}", clock(e.at), e.text)))
+        .collect();
+    frame.render_widget(
+        List::new(items).block(Block::new().borders(Borders::ALL).title(" events (UTC) ")),
+        events,
+    );
+}
 
+fn dash() -> String {
+    "–".to_string()
+}
+
+/// The top line: what is watched, both leaders, the interval, and a read that failed.
+fn heading(view: &View, title: &str, args: &TopArgs, error: Option<&str>) -> Paragraph<'static> {
     let named = |leader: Option<(storectl::services::ServiceName, u64)>| match leader {
         Some((name, term)) => format!("{name} (term {term})"),
         None => "none".to_string(),
@@ -173,12 +192,11 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
     if let Some(e) = error {
         heading = format!("{heading} · cannot read the cluster: {e}");
     }
-    frame.render_widget(
-        Paragraph::new(heading).style(Style::new().add_modifier(Modifier::BOLD)),
-        header,
-    );
+    Paragraph::new(heading).style(Style::new().add_modifier(Modifier::BOLD))
+}
 
-    let dash = || "–".to_string();
+/// One row per service: pid, address, liveness, role, term, orders, lag, cache or stock.
+fn services_table(view: &View) -> Table<'static> {
     let rows = view.services.iter().map(|line| {
         let s = &line.status;
         let role = match (&s.role, s.ready) {
@@ -210,36 +228,26 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
             Cell::from(cache),
         ])
     });
-    let widths = [
-        Constraint::Length(11),
-        Constraint::Length(8),
-        Constraint::Length(21),
-        Constraint::Length(5),
-        Constraint::Length(10),
-        Constraint::Length(5),
-        Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Min(10),
+    let columns = [
+        ("SERVICE", Constraint::Length(11)),
+        ("PID", Constraint::Length(8)),
+        ("ADDRESS", Constraint::Length(21)),
+        ("ALIVE", Constraint::Length(5)),
+        ("ROLE", Constraint::Length(10)),
+        ("TERM", Constraint::Length(5)),
+        ("ORDERS", Constraint::Length(8)),
+        ("LAG", Constraint::Length(5)),
+        ("CACHE OR STOCK", Constraint::Min(10)),
     ];
-    let header_row = Row::new([
-        "SERVICE",
-        "PID",
-        "ADDRESS",
-        "ALIVE",
-        "ROLE",
-        "TERM",
-        "ORDERS",
-        "LAG",
-        "CACHE OR STOCK",
-    ])
-    .style(Style::new().add_modifier(Modifier::BOLD));
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header_row)
-            .block(Block::new().borders(Borders::ALL).title(" services ")),
-        table,
-    );
+    let header_row =
+        Row::new(columns.map(|(name, _)| name)).style(Style::new().add_modifier(Modifier::BOLD));
+    Table::new(rows.collect::<Vec<_>>(), columns.map(|(_, width)| width))
+        .header(header_row)
+        .block(Block::new().borders(Borders::ALL).title(" services "))
+}
 
+/// Orders and queries per second, the hit ratio, and the latencies of the last span.
+fn traffic_panel(view: &View) -> Paragraph<'static> {
     let rate = |r: Option<f64>| r.map_or_else(dash, |r| format!("{r:.0}"));
     let ratio = view
         .hit_ratio
@@ -253,7 +261,7 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
             l.count
         )
     };
-    let traffic_text = vec![
+    let text = vec![
         Line::from(format!(
             "orders/s {:>7}   queries/s {:>7}   cache hits {:>5}",
             rate(view.orders_per_s),
@@ -263,24 +271,11 @@ fn draw(frame: &mut Frame, view: &View, title: &str, args: &TopArgs, error: Opti
         Line::from(latency("product query", &view.query)),
         Line::from(latency("order", &view.order)),
     ];
-    frame.render_widget(
-        Paragraph::new(traffic_text).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(format!(" traffic, last {:.0} s ", view.span.as_secs_f64())),
-        ),
-        traffic,
-    );
-
-    let items: Vec<ListItem> = view
-        .events
-        .iter()
-        .map(|e| ListItem::new(format!("{}  {}", clock(e.at), e.text)))
-        .collect();
-    frame.render_widget(
-        List::new(items).block(Block::new().borders(Borders::ALL).title(" events (UTC) ")),
-        events,
-    );
+    Paragraph::new(text).block(
+        Block::new()
+            .borders(Borders::ALL)
+            .title(format!(" traffic, last {:.0} s ", view.span.as_secs_f64())),
+    )
 }
 
 /// `HH:MM:SS` in UTC.

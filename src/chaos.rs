@@ -407,94 +407,19 @@ fn kill_rounds(
         };
         let say =
             |what: String| progress.message(&format!("round {round}/{}: {what}", options.rounds));
-        let kill = |name: ServiceName, signal| cluster::kill(state, Target::Service(name), signal);
-        let restart = |name: ServiceName| cluster::restart(state, Target::Service(name), exe);
-        // Restarts `down` one after another, in an order the seed picks.
-        let mut restart_all = |mut down: Vec<ServiceName>| -> Result<()> {
-            down.shuffle(&mut rng);
-            for replica in down {
-                say(format!("restarting {replica}"));
-                restart(replica)?;
-            }
-            Ok(())
-        };
-        let leader_note = if Some(target) == group.leader {
-            " (the leader)"
-        } else {
-            ""
+        let injector = Injector {
+            state,
+            options,
+            exe,
+            say: &say,
+            leader_note: if Some(target) == group.leader {
+                " (the leader)"
+            } else {
+                ""
+            },
         };
         let injected = Instant::now();
-        // When the fault begins to be undone: a restart begun, SIGCONT, the disk fast again.
-        let lifted;
-        let mut unsynced_bytes_lost = None;
-        match fault {
-            Fault::Kill => {
-                say(format!("SIGKILL {target}{leader_note}"));
-                kill(target, Signal::Kill)?;
-                std::thread::sleep(options.down_for);
-                say(format!("restarting {target}"));
-                lifted = Instant::now();
-                restart(target)?;
-            }
-            Fault::Stop => {
-                let max = options.down_for.max(Duration::from_millis(100)) * 2;
-                let paused = Duration::from_millis(rng.random_range(100..=max.as_millis() as u64));
-                say(format!(
-                    "SIGSTOP {target}{leader_note} for {} ms",
-                    paused.as_millis()
-                ));
-                kill(target, Signal::Stop)?;
-                std::thread::sleep(paused);
-                say(format!("SIGCONT {target}"));
-                lifted = Instant::now();
-                kill(target, Signal::Cont)?;
-            }
-            Fault::Two => {
-                let others: Vec<ServiceName> =
-                    replicas.iter().copied().filter(|&r| r != target).collect();
-                let names: Vec<String> = others.iter().map(|r| r.to_string()).collect();
-                say(format!(
-                    "SIGSTOP {target}, SIGKILL {}, SIGCONT {target}",
-                    names.join(" and ")
-                ));
-                kill(target, Signal::Stop)?;
-                std::thread::sleep(Duration::from_millis(150));
-                let killed: Result<Vec<_>> =
-                    others.iter().map(|&r| kill(r, Signal::Kill)).collect();
-                kill(target, Signal::Cont)?;
-                killed?;
-                std::thread::sleep(options.down_for);
-                lifted = Instant::now();
-                restart_all(others)?;
-            }
-            Fault::Power => {
-                say("SIGKILL every replica of the group at once".into());
-                for &replica in &replicas {
-                    kill(replica, Signal::Kill)?;
-                }
-                // On a lossy disk the power is cut for real: what was not fsynced is gone.
-                if state.is_lossy() {
-                    let lost = cluster::lossy::cut(state, &replicas)?;
-                    say(format!("power cut: {lost} unsynced bytes lost"));
-                    unsynced_bytes_lost = Some(lost);
-                }
-                std::thread::sleep(options.down_for);
-                lifted = Instant::now();
-                restart_all(replicas.clone())?;
-            }
-            Fault::SlowDisk => {
-                let dir = state.fault_dir(target).ok_or_else(|| {
-                    Error::Usage("--fault slow-disk needs fault hooks (`up --fault-hooks`)".into())
-                })?;
-                let armed = dir.join(crate::fault::SLOW_FSYNC);
-                say(format!("every fsync of {target}{leader_note} takes 2 s"));
-                std::fs::write(&armed, "2000").map_err(|e| Error::io(&armed, e))?;
-                std::thread::sleep(options.down_for);
-                say(format!("{target}'s disk is fast again"));
-                lifted = Instant::now();
-                std::fs::remove_file(&armed).map_err(|e| Error::io(&armed, e))?;
-            }
-        }
+        let (lifted, unsynced_bytes_lost) = injector.inject(fault, target, &replicas, &mut rng)?;
         for &replica in &replicas {
             cluster::wait_caught_up(state, replica, CATCH_UP)?;
         }
@@ -514,6 +439,134 @@ fn kill_rounds(
         });
     }
     Ok(kills)
+}
+
+/// Injects one round's fault and undoes it, saying what it does.
+struct Injector<'a> {
+    state: &'a StateDir,
+    options: &'a ChaosOptions,
+    exe: &'a Path,
+    say: &'a dyn Fn(String),
+    /// " (the leader)" when the target leads its group.
+    leader_note: &'static str,
+}
+
+impl Injector<'_> {
+    /// Injects `fault` at `target` (of the group `replicas`) and undoes it. Returns when the
+    /// fault began to be undone (a restart begun, SIGCONT, the disk fast again), and the
+    /// unsynced bytes a power cut dropped.
+    fn inject(
+        &self,
+        fault: Fault,
+        target: ServiceName,
+        replicas: &[ServiceName],
+        rng: &mut StdRng,
+    ) -> Result<(Instant, Option<u64>)> {
+        let (say, note) = (self.say, self.leader_note);
+        let down_for = self.options.down_for;
+        match fault {
+            Fault::Kill => {
+                say(format!("SIGKILL {target}{note}"));
+                self.kill(target, Signal::Kill)?;
+                std::thread::sleep(down_for);
+                let lifted = Instant::now();
+                self.restart_all(vec![target], rng)?;
+                Ok((lifted, None))
+            }
+            Fault::Stop => {
+                let max = down_for.max(Duration::from_millis(100)) * 2;
+                let paused = Duration::from_millis(rng.random_range(100..=max.as_millis() as u64));
+                say(format!(
+                    "SIGSTOP {target}{note} for {} ms",
+                    paused.as_millis()
+                ));
+                self.kill(target, Signal::Stop)?;
+                std::thread::sleep(paused);
+                say(format!("SIGCONT {target}"));
+                let lifted = Instant::now();
+                self.kill(target, Signal::Cont)?;
+                Ok((lifted, None))
+            }
+            Fault::Two => {
+                let others: Vec<ServiceName> =
+                    replicas.iter().copied().filter(|&r| r != target).collect();
+                self.two_down(target, &others)?;
+                std::thread::sleep(down_for);
+                let lifted = Instant::now();
+                self.restart_all(others, rng)?;
+                Ok((lifted, None))
+            }
+            Fault::Power => {
+                let lost = self.power_cut(replicas)?;
+                std::thread::sleep(down_for);
+                let lifted = Instant::now();
+                self.restart_all(replicas.to_vec(), rng)?;
+                Ok((lifted, lost))
+            }
+            Fault::SlowDisk => Ok((self.slow_disk(target)?, None)),
+        }
+    }
+
+    fn kill(&self, name: ServiceName, signal: Signal) -> Result<()> {
+        cluster::kill(self.state, Target::Service(name), signal).map(|_| ())
+    }
+
+    /// Restarts `down` one after another, in an order the seed picks.
+    fn restart_all(&self, mut down: Vec<ServiceName>, rng: &mut StdRng) -> Result<()> {
+        down.shuffle(rng);
+        for replica in down {
+            (self.say)(format!("restarting {replica}"));
+            cluster::restart(self.state, Target::Service(replica), self.exe)?;
+        }
+        Ok(())
+    }
+
+    /// Pauses `target` while `others` are SIGKILLed, so that none of them answers alone.
+    fn two_down(&self, target: ServiceName, others: &[ServiceName]) -> Result<()> {
+        let names: Vec<String> = others.iter().map(|r| r.to_string()).collect();
+        (self.say)(format!(
+            "SIGSTOP {target}, SIGKILL {}, SIGCONT {target}",
+            names.join(" and ")
+        ));
+        self.kill(target, Signal::Stop)?;
+        std::thread::sleep(Duration::from_millis(150));
+        let killed: Result<Vec<_>> = others.iter().map(|&r| self.kill(r, Signal::Kill)).collect();
+        self.kill(target, Signal::Cont)?;
+        killed.map(|_| ())
+    }
+
+    /// SIGKILLs every replica of the group at once; on a lossy disk the power is cut for
+    /// real too, and what was not fsynced is gone (the bytes lost are returned).
+    fn power_cut(&self, replicas: &[ServiceName]) -> Result<Option<u64>> {
+        (self.say)("SIGKILL every replica of the group at once".into());
+        for &replica in replicas {
+            self.kill(replica, Signal::Kill)?;
+        }
+        if !self.state.is_lossy() {
+            return Ok(None);
+        }
+        let lost = cluster::lossy::cut(self.state, replicas)?;
+        (self.say)(format!("power cut: {lost} unsynced bytes lost"));
+        Ok(Some(lost))
+    }
+
+    /// Makes every fsync of `target` take 2 s for the fault's time; returns when it ended.
+    fn slow_disk(&self, target: ServiceName) -> Result<Instant> {
+        let dir = self.state.fault_dir(target).ok_or_else(|| {
+            Error::Usage("--fault slow-disk needs fault hooks (`up --fault-hooks`)".into())
+        })?;
+        let armed = dir.join(crate::fault::SLOW_FSYNC);
+        (self.say)(format!(
+            "every fsync of {target}{} takes 2 s",
+            self.leader_note
+        ));
+        std::fs::write(&armed, "2000").map_err(|e| Error::io(&armed, e))?;
+        std::thread::sleep(self.options.down_for);
+        (self.say)(format!("{target}'s disk is fast again"));
+        let lifted = Instant::now();
+        std::fs::remove_file(&armed).map_err(|e| Error::io(&armed, e))?;
+        Ok(lifted)
+    }
 }
 
 /// Acknowledged orders that are not in `path` at their number with their own key: lost,

@@ -428,6 +428,9 @@ mod tests {
         let unknown: Refused = serde_json::from_str(r#"{"code":404,"message":"m"}"#).unwrap();
         assert_eq!(unknown.reason.status(), 404);
         let odd = serde_json::from_str::<Refused>(r#"{"code":500,"message":"m"}"#);
-        assert!(odd.unwrap_err().to_string().contains("no refusal has the code 500"));
+        assert!(odd
+            .unwrap_err()
+            .to_string()
+            .contains("no refusal has the code 500"));
     }
 }

@@ -716,7 +716,9 @@ mod tests {
         assert_eq!(book.product("tux").unwrap().quantity, 1);
 
         let refused = outcomes(buy(&mut book, 1, &[order("r", "tux", 5)]));
-        assert!(matches!(&refused[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::NotEnoughStock));
+        assert!(
+            matches!(&refused[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::NotEnoughStock)
+        );
         // Sold out, restocked: the refused key stays refused.
         buy(&mut book, 1, &[order("b", "tux", 1)]);
         book.apply_command(&CatalogCommand::Restock);
@@ -727,7 +729,9 @@ mod tests {
         );
         assert_eq!(book.product("tux").unwrap().quantity, RESTOCK_QUANTITY);
         let unknown = outcomes(buy(&mut book, 1, &[order("y", "yeti", 1)]));
-        assert!(matches!(&unknown[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::UnknownProduct));
+        assert!(
+            matches!(&unknown[0], BuyOutcome::Refused(d) if d.reason == RefusalReason::UnknownProduct)
+        );
         assert!(book.unbalanced().is_empty());
     }
 

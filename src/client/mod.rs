@@ -170,6 +170,35 @@ struct SessionResult {
 }
 
 impl SessionResult {
+    /// Adds another session's counts, latencies and samples to these.
+    fn merge(&mut self, other: SessionResult) {
+        self.queried += other.queried;
+        self.not_chosen += other.not_chosen;
+        self.skipped_sold_out += other.skipped_sold_out;
+        self.first_sold_out = match (self.first_sold_out, other.first_sold_out) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.spans.extend(other.spans);
+        self.retries += other.retries;
+        self.placed.extend(other.placed);
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.errors_by_kind.merge(&other.errors_by_kind);
+        self.orders += other.orders;
+        self.sold_out += other.sold_out;
+        self.checked += other.checked;
+        self.mismatches += other.mismatches;
+        self.query.merge(&other.query);
+        self.query_hit.merge(&other.query_hit);
+        self.query_miss.merge(&other.query_miss);
+        self.order.merge(&other.order);
+        self.order_query.merge(&other.order_query);
+        let room = 5usize.saturating_sub(self.error_samples.len());
+        self.error_samples
+            .extend(other.error_samples.into_iter().take(room));
+    }
+
     fn error(&mut self, kind: Kind, what: String) {
         self.errors += 1;
         self.errors_by_kind.count(kind);
@@ -199,53 +228,39 @@ pub fn run(config: &ClientConfig, progress: &dyn Progress) -> Report {
             .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut report = Report {
+    let mut total = SessionResult::default();
+    for r in results {
+        total.merge(r);
+    }
+    let sold_out_after_s = total
+        .first_sold_out
+        .map(|at| at.duration_since(started).as_secs_f64());
+    Report {
         sessions: config.sessions,
         iterations: config.iterations,
         p: config.p,
         elapsed_s: started.elapsed().as_secs_f64(),
-        ..Default::default()
-    };
-    let mut query = Latencies::default();
-    let mut query_hit = Latencies::default();
-    let mut query_miss = Latencies::default();
-    let mut order = Latencies::default();
-    let mut order_query = Latencies::default();
-    for r in results {
-        report.requests += r.requests;
-        report.queried += r.queried;
-        report.not_chosen += r.not_chosen;
-        report.skipped_sold_out += r.skipped_sold_out;
-        if let Some(at) = r.first_sold_out {
-            let after = at.duration_since(started).as_secs_f64();
-            report.sold_out_after_s = Some(report.sold_out_after_s.map_or(after, |s| s.min(after)));
-        }
-        report.order_spans.extend(r.spans);
-        report.errors += r.errors;
-        report.errors_by_kind.merge(&r.errors_by_kind);
-        report.orders += r.orders;
-        report.sold_out += r.sold_out;
-        report.orders_checked += r.checked;
-        report.mismatches += r.mismatches;
-        report.retries += r.retries;
-        report.acknowledged.extend(r.placed);
-        query.merge(&r.query);
-        query_hit.merge(&r.query_hit);
-        query_miss.merge(&r.query_miss);
-        order.merge(&r.order);
-        order_query.merge(&r.order_query);
-        for sample in r.error_samples {
-            if report.error_samples.len() < 5 {
-                report.error_samples.push(sample);
-            }
-        }
+        requests: total.requests,
+        queried: total.queried,
+        not_chosen: total.not_chosen,
+        skipped_sold_out: total.skipped_sold_out,
+        sold_out_after_s,
+        order_spans: total.spans,
+        errors: total.errors,
+        errors_by_kind: total.errors_by_kind,
+        orders: total.orders,
+        sold_out: total.sold_out,
+        orders_checked: total.checked,
+        mismatches: total.mismatches,
+        retries: total.retries,
+        acknowledged: total.placed,
+        query: total.query.summary(),
+        query_hit: total.query_hit.summary(),
+        query_miss: total.query_miss.summary(),
+        order: total.order.summary(),
+        order_query: total.order_query.summary(),
+        error_samples: total.error_samples,
     }
-    report.query = query.summary();
-    report.query_hit = query_hit.summary();
-    report.query_miss = query_miss.summary();
-    report.order = order.summary();
-    report.order_query = order_query.summary();
-    report
 }
 
 fn session(
@@ -258,7 +273,6 @@ fn session(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut result = SessionResult::default();
     let mut keys = 0u64;
-    let tick = || progress.advance(1);
     for _ in 0..config.iterations {
         if config
             .stop
@@ -268,108 +282,112 @@ fn session(
             break;
         }
         let name = &config.products[rng.random_range(0..config.products.len())];
-        let url = format!(
-            "{}/products/{}",
-            config.frontend,
-            crate::http::encode_segment(name)
-        );
-        let started = Instant::now();
-        let reply = get(&agent, &url);
-        result.requests += 1;
-        let product = match reply {
-            Ok(r) if r.status == 200 => match r.json::<Data<Product>>() {
-                Some(p) => {
-                    let elapsed = started.elapsed();
-                    result.query.record(elapsed);
-                    match r.cache_hit {
-                        Some(true) => result.query_hit.record(elapsed),
-                        Some(false) => result.query_miss.record(elapsed),
-                        None => {}
-                    }
-                    p.data
-                }
-                None => {
-                    result.error(
-                        Kind::Query,
-                        format!("GET {url}: malformed reply {}", r.body),
-                    );
-                    tick();
-                    continue;
-                }
-            },
-            Ok(r) => {
-                result.error(
-                    Kind::Query,
-                    format!("GET {url}: {} {}", r.status, r.message()),
-                );
-                tick();
-                continue;
+        if let Some(product) = query(&agent, config, name, &mut result) {
+            result.queried += 1;
+            if !rng.random_bool(config.p.clamp(0.0, 1.0)) {
+                result.not_chosen += 1;
+            } else if product.quantity == 0 {
+                result.skipped_sold_out += 1;
+                result.first_sold_out.get_or_insert_with(Instant::now);
+            } else {
+                let quantity = rng.random_range(1..=5u64);
+                keys += 1;
+                let key = format!("{key_prefix}-{keys}");
+                place(&agent, config, &mut result, key, &product.name, quantity);
             }
-            Err(e) => {
-                result.error(Kind::Query, format!("GET {url}: {e}"));
-                tick();
-                continue;
-            }
-        };
-        result.queried += 1;
-        if !rng.random_bool(config.p.clamp(0.0, 1.0)) {
-            result.not_chosen += 1;
-        } else if product.quantity == 0 {
-            result.skipped_sold_out += 1;
-            result.first_sold_out.get_or_insert_with(Instant::now);
-        } else {
-            let quantity = rng.random_range(1..=5u64);
-            keys += 1;
-            let key = format!("{key_prefix}-{keys}");
-            place(&agent, config, &mut result, key, &product.name, quantity);
         }
-        tick();
+        progress.advance(1);
     }
-    let placed = result.placed.clone();
-    for order in placed {
+    for order in result.placed.clone() {
         progress.grow(1);
-        let url = format!("{}/orders/{}", config.frontend, order.number);
-        let started = Instant::now();
-        let reply = get(&agent, &url);
-        result.requests += 1;
-        result.checked += 1;
-        match reply {
-            Ok(r) if r.status == 200 => {
-                result.order_query.record(started.elapsed());
-                let expected = OrderInfo {
-                    number: order.number,
-                    name: order.name.clone(),
-                    quantity: order.quantity,
-                };
-                match r.json::<Data<OrderInfo>>() {
-                    Some(got) if got.data == expected => {}
-                    _ => {
-                        result.mismatches += 1;
-                        result.error(
-                            Kind::OrderQuery,
-                            format!(
-                                "order {}: expected {expected:?}, got {}",
-                                order.number, r.body
-                            ),
-                        );
-                    }
-                }
-            }
-            Ok(r) => {
-                result.mismatches += 1;
-                result.error(
-                    Kind::OrderQuery,
-                    format!("GET /orders/{}: {} {}", order.number, r.status, r.message()),
-                );
-            }
-            Err(e) => result.error(
-                Kind::OrderQuery,
-                format!("GET /orders/{}: {e}", order.number),
-            ),
-        }
-        tick();
+        check_order(&agent, config, &mut result, &order);
+        progress.advance(1);
     }
     result
+}
+
+/// Asks the front end for the product `name`, and records the query's latency, or its error.
+fn query(
+    agent: &ureq::Agent,
+    config: &ClientConfig,
+    name: &str,
+    result: &mut SessionResult,
+) -> Option<Product> {
+    let url = format!(
+        "{}/products/{}",
+        config.frontend,
+        crate::http::encode_segment(name)
+    );
+    let started = Instant::now();
+    let reply = get(agent, &url);
+    result.requests += 1;
+    let error = match reply {
+        Ok(r) if r.status == 200 => match r.json::<Data<Product>>() {
+            Some(p) => {
+                let elapsed = started.elapsed();
+                result.query.record(elapsed);
+                match r.cache_hit {
+                    Some(true) => result.query_hit.record(elapsed),
+                    Some(false) => result.query_miss.record(elapsed),
+                    None => {}
+                }
+                return Some(p.data);
+            }
+            None => format!("GET {url}: malformed reply {}", r.body),
+        },
+        Ok(r) => format!("GET {url}: {} {}", r.status, r.message()),
+        Err(e) => format!("GET {url}: {e}"),
+    };
+    result.error(Kind::Query, error);
+    None
+}
+
+/// Reads an acknowledged order back and counts a mismatch if the store has it otherwise.
+fn check_order(
+    agent: &ureq::Agent,
+    config: &ClientConfig,
+    result: &mut SessionResult,
+    order: &Acknowledged,
+) {
+    let url = format!("{}/orders/{}", config.frontend, order.number);
+    let started = Instant::now();
+    let reply = get(agent, &url);
+    result.requests += 1;
+    result.checked += 1;
+    match reply {
+        Ok(r) if r.status == 200 => {
+            result.order_query.record(started.elapsed());
+            let expected = OrderInfo {
+                number: order.number,
+                name: order.name.clone(),
+                quantity: order.quantity,
+            };
+            match r.json::<Data<OrderInfo>>() {
+                Some(got) if got.data == expected => {}
+                _ => {
+                    result.mismatches += 1;
+                    result.error(
+                        Kind::OrderQuery,
+                        format!(
+                            "order {}: expected {expected:?}, got {}",
+                            order.number, r.body
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(r) => {
+            result.mismatches += 1;
+            result.error(
+                Kind::OrderQuery,
+                format!("GET /orders/{}: {} {}", order.number, r.status, r.message()),
+            );
+        }
+        Err(e) => result.error(
+            Kind::OrderQuery,
+            format!("GET /orders/{}: {e}", order.number),
+        ),
+    }
 }
 
 /// Orders `quantity` of `name` under `key`, retrying a failure with the same key for

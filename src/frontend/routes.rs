@@ -364,64 +364,82 @@ impl Frontend {
                 continue;
             };
             let attempt = call(leader.url.clone());
-            tokio::pin!(attempt);
-            let answer = loop {
-                tokio::select! {
-                    answer = &mut attempt => break Some(answer),
-                    changed = changes.changed() => {
-                        if changed.is_err() {
-                            continue;
-                        }
-                        let view = changes.borrow_and_update().clone();
-                        if view.leader.as_ref().is_some_and(|l| *l != leader) {
-                            tracing::info!(
-                                "order replica {} leads now; retrying the request there",
-                                view.leader.as_ref().map_or(0, |l| l.id)
-                            );
-                            break None;
-                        }
-                        if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
-                            return Err(refusal);
-                        }
-                    }
-                    // At the fail-fast time, and every health poll after it: a missing
-                    // majority that outlasts a slow poll or two fails the request.
-                    _ = tokio::time::sleep_until(next_majority_check(fail_fast_at).into()) => {
-                        if let Some(refusal) = self.no_majority(&tracker.view(), fail_fast_at) {
-                            return Err(refusal);
-                        }
-                    }
-                }
+            let Some(answer) = self
+                .while_leading(&leader, attempt, &mut changes, fail_fast_at)
+                .await?
+            else {
+                continue;
             };
             match answer {
-                None => continue,
-                Some(Ok(value)) => return Ok(value),
-                Some(Err(CallError::Status { status, message })) => match status {
-                    421 | 503 => {
-                        tracing::debug!("replica {}: {message}", leader.id);
-                        last_error = message;
-                        tracker.poll_now();
-                        let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+                Ok(value) => return Ok(value),
+                Err(e) => last_error = self.worth_retrying(leader.id, e)?,
+            }
+            tracker.poll_now();
+            let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+        }
+    }
+
+    /// Waits for `attempt` on `leader`: its answer, or `None` once another replica leads (the
+    /// attempt is dropped), or the 503 of a majority that stopped answering.
+    async fn while_leading<T>(
+        &self,
+        leader: &leader::Leader,
+        attempt: impl std::future::Future<Output = Result<T, CallError>>,
+        changes: &mut tokio::sync::watch::Receiver<leader::View>,
+        fail_fast_at: Instant,
+    ) -> Result<Option<Result<T, CallError>>, ApiError> {
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                answer = &mut attempt => return Ok(Some(answer)),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        continue;
                     }
-                    // The replica is fine; the catalog is not. Only the client's retry (with
-                    // the same key) can help, so say so rather than wait.
-                    502 => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)),
-                    _ => {
-                        let status =
-                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                        return Err(ApiError::new(status, message));
+                    let view = changes.borrow_and_update().clone();
+                    if view.leader.as_ref().is_some_and(|l| l != leader) {
+                        tracing::info!(
+                            "order replica {} leads now; retrying the request there",
+                            view.leader.as_ref().map_or(0, |l| l.id)
+                        );
+                        return Ok(None);
                     }
-                },
-                Some(Err(e)) => {
-                    // Said once per leader change by the tracker; per request it is detail.
-                    tracing::debug!(
-                        "order replica {} failed ({e}); looking for the leader",
-                        leader.id
-                    );
-                    last_error = format!("replica {}: {e}", leader.id);
-                    tracker.poll_now();
-                    let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+                    if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
+                        return Err(refusal);
+                    }
                 }
+                // At the fail-fast time, and every health poll after it: a missing
+                // majority that outlasts a slow poll or two fails the request.
+                _ = tokio::time::sleep_until(next_majority_check(fail_fast_at).into()) => {
+                    if let Some(refusal) = self.no_majority(&self.shared.leader.view(), fail_fast_at) {
+                        return Err(refusal);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a failed call to the order leader `leader` means: worth another try (with what to
+    /// say if none succeeds), or the client's answer.
+    fn worth_retrying(&self, leader: u32, error: CallError) -> Result<String, ApiError> {
+        match error {
+            CallError::Status { status, message } => match status {
+                421 | 503 => {
+                    tracing::debug!("replica {leader}: {message}");
+                    Ok(message)
+                }
+                // The replica is fine; the catalog is not. Only the client's retry (with the
+                // same key) can help, so say so rather than wait.
+                502 => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)),
+                _ => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    Err(ApiError::new(status, message))
+                }
+            },
+            e => {
+                // Said once per leader change by the tracker; per request it is detail.
+                tracing::debug!("order replica {leader} failed ({e}); looking for the leader");
+                Ok(format!("replica {leader}: {e}"))
             }
         }
     }

@@ -13,8 +13,8 @@ use crate::batch::{self, send_in_batches};
 use crate::group_client::GroupClient;
 use crate::peer::CallError;
 use crate::wire::{
-    Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, Refused, UnconfirmedBuy, MAX_BUY_BATCH,
-    MAX_CONFIRM_BATCH,
+    Bought, BuyBatch, BuyOutcome, Confirm, Data, PlaceOrder, Refused, UnconfirmedBuy,
+    MAX_BUY_BATCH, MAX_CONFIRM_BATCH,
 };
 
 /// Calls to the catalog in flight at once. The catalog writes one entry at a time anyway, and

@@ -300,7 +300,9 @@ fn catalog_case(rng: &mut StdRng, authorization: &str) -> Case {
     };
     // Reads: health and metrics for anyone, products for the cluster's services.
     let may_succeed = is_read(method)
-        && (path == "/health" || path == "/metrics" || with_secret && path.starts_with("/products"));
+        && (path == "/health"
+            || path == "/metrics"
+            || with_secret && path.starts_with("/products"));
     Case {
         method,
         path,
