@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::book::{CatalogCommand, CatalogReply};
 use super::leases::{Leases, Push};
-use super::{lock, Catalog};
+use super::Catalog;
 use crate::raft::proposer::{bounded, WriteError};
 use crate::raft::replica::NotLeading;
 use crate::timeouts::{self, LEASE};
@@ -59,7 +59,7 @@ impl Catalog {
                 )))
             }
         };
-        let mut current = lock(&self.shared.leadership);
+        let mut current = self.shared.leadership.lock();
         match &*current {
             Some(leadership) if leadership.term == term => Ok(leadership.clone()),
             _ => {
@@ -67,7 +67,7 @@ impl Catalog {
                 let frontends = self.shared.frontends.iter().map(|(id, _)| *id);
                 let leadership = Arc::new(Leadership::new(term, frontends));
                 *current = Some(leadership.clone());
-                lock(&self.shared.unconfirmed_since).clear();
+                self.shared.unconfirmed_since.lock().clear();
                 Ok(leadership)
             }
         }
@@ -115,7 +115,7 @@ impl Catalog {
     pub(super) async fn invalidate_loop(self) {
         loop {
             self.shared.invalidate_now.notified().await;
-            let batch = std::mem::take(&mut *lock(&self.shared.to_invalidate));
+            let batch = std::mem::take(&mut *self.shared.to_invalidate.lock());
             let Some(last) = batch.iter().map(|(index, _)| *index).max() else {
                 continue;
             };
@@ -136,7 +136,7 @@ impl Catalog {
         if items.is_empty() {
             return;
         }
-        let leadership = lock(&self.shared.leadership).clone();
+        let leadership = self.shared.leadership.lock().clone();
         // Deposed meanwhile: every lease it granted is counted from a fresh table.
         let leadership = leadership.unwrap_or_else(|| {
             let frontends = self.shared.frontends.iter().map(|(id, _)| *id);

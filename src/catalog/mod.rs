@@ -21,7 +21,7 @@ pub mod leases;
 mod routes;
 pub mod seed;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,8 +94,6 @@ struct Shared {
     frontends: Vec<(u32, String)>,
     client: PeerClient,
     proposer: Proposer<CatalogGroup>,
-    /// The proposer's gathering task, taken and spawned by [`Catalog::run`].
-    gatherer: Mutex<Option<Gatherer<CatalogGroup>>>,
     /// This replica's leadership, while it leads: its term, since when, its leases.
     leadership: Mutex<Option<Arc<Leadership>>>,
     /// The term and beginning of the last leadership check that succeeded.
@@ -109,6 +107,13 @@ struct Shared {
     unconfirmed_since: Mutex<HashMap<String, Instant>>,
 }
 
+/// A catalog replica opened and not serving yet: its handle, and its proposer's gathering task,
+/// which [`Opened::run`] spawns.
+pub struct Opened {
+    catalog: Catalog,
+    gatherer: Gatherer<CatalogGroup>,
+}
+
 impl Catalog {
     /// Opens catalog replica `config.id`'s log and state machine and starts its engine.
     /// `secret` is required of callers and presented to the other services.
@@ -117,7 +122,7 @@ impl Catalog {
         cluster: &ClusterFile,
         secret: Secret,
         transport: Transport,
-    ) -> Result<Self> {
+    ) -> Result<Opened> {
         crate::storage::ensure_dir(&config.data_dir)?;
         let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
         let replicas = cluster.catalogs();
@@ -168,7 +173,7 @@ impl Catalog {
             book.read(|b| b.units_in_stock())
         );
         let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), id);
-        Ok(Catalog {
+        let catalog = Catalog {
             shared: Arc::new(Shared {
                 id,
                 raft,
@@ -185,7 +190,6 @@ impl Catalog {
                 frontends: cluster.frontend_urls(),
                 client,
                 proposer,
-                gatherer: Mutex::new(Some(gatherer)),
                 leadership: Mutex::new(None),
                 last_check: tokio::sync::Mutex::new(None),
                 to_invalidate: Mutex::new(Vec::new()),
@@ -196,22 +200,17 @@ impl Catalog {
                 invalidated: watch::Sender::new(0),
                 unconfirmed_since: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        Ok(Opened { catalog, gatherer })
     }
 
-    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
-    /// if the engine stops by itself (a disk that failed, a bug).
-    pub async fn run(
+    /// Runs the replica's own tasks beside `tasks` and serves until `shutdown`.
+    async fn serve(
         self,
+        mut tasks: tokio::task::JoinSet<()>,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        // Aborted when dropped: no timer or monitor outlives the service.
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(gatherer) = lock(&self.shared.gatherer).take() {
-            let catalog = self.clone();
-            tasks.spawn(gatherer.run(move |index, replies| catalog.written(index, replies)));
-        }
         tasks.spawn(self.clone().invalidate_loop());
         tasks.spawn(crate::raft::membership::finish_joint_changes(
             self.shared.raft.clone(),
@@ -303,13 +302,24 @@ impl Catalog {
                 }
             })
             .collect();
-        lock(&self.shared.to_invalidate).push((index, items));
+        self.shared.to_invalidate.lock().push((index, items));
         self.shared.invalidate_now.notify_one();
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock would be a bug; every change under these locks is a single
-    // assignment or push, so the data is still whole.
-    mutex.lock()
+impl Opened {
+    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
+    /// if the engine stops by itself (a disk that failed, a bug).
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let Opened { catalog, gatherer } = self;
+        // Aborted when dropped: no timer or monitor outlives the service.
+        let mut tasks = tokio::task::JoinSet::new();
+        let written = catalog.clone();
+        tasks.spawn(gatherer.run(move |index, replies| written.written(index, replies)));
+        catalog.serve(tasks, listener, shutdown).await
+    }
 }

@@ -16,7 +16,7 @@ use warp::http::{Method, StatusCode};
 
 use super::book::{CatalogCommand, CatalogReply};
 use super::leadership::Leadership;
-use super::{lock, Catalog};
+use super::Catalog;
 use crate::http::{self, Request, Response};
 use crate::raft::proposer::WriteError;
 use crate::timeouts;
@@ -279,7 +279,7 @@ impl Catalog {
         let now = tokio::time::Instant::now();
         let open_keys: std::collections::HashSet<&str> =
             open.iter().map(|b| b.key.as_str()).collect();
-        let mut since = lock(&self.shared.unconfirmed_since);
+        let mut since = self.shared.unconfirmed_since.lock();
         since.retain(|key, _| open_keys.contains(key.as_str()));
         let mut old: Vec<(tokio::time::Instant, UnconfirmedBuy)> = open
             .into_iter()

@@ -84,17 +84,21 @@ struct Shared {
     secret: Secret,
     transport: Transport,
     buyer: buyer::Buyer,
-    /// The buyer's batching task, taken and spawned by [`Replica::run`].
-    batcher: Mutex<Option<buyer::Batcher>>,
     proposer: crate::raft::proposer::Proposer<TypeConfig>,
-    /// The proposer's gathering task, taken and spawned by [`Replica::run`].
-    gatherer: Mutex<Option<crate::raft::proposer::Gatherer<TypeConfig>>>,
     /// Idempotency keys being placed by this replica right now, and a bell rung when one ends.
     claims: Mutex<HashSet<String>>,
     claim_done: Notify,
     /// The term in which this replica, as leader, has applied everything earlier leaders
     /// committed; until then it must not read the book to decide an order.
     caught_up_term: AtomicU64,
+}
+
+/// A replica opened and not serving yet: its handle, and the tasks its buyer and proposer need,
+/// which [`Opened::run`] spawns.
+pub struct Opened {
+    replica: Replica,
+    batcher: buyer::Batcher,
+    gatherer: crate::raft::proposer::Gatherer<TypeConfig>,
 }
 
 impl Replica {
@@ -106,7 +110,7 @@ impl Replica {
         cluster: &ClusterFile,
         secret: Secret,
         transport: Transport,
-    ) -> Result<Self> {
+    ) -> Result<Opened> {
         crate::storage::ensure_dir(&config.data_dir)?;
         let replicas = cluster.replicas();
         let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
@@ -164,7 +168,7 @@ impl Replica {
         ));
         let (buyer, batcher) = buyer::buyer(catalog.clone());
         let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), config.id);
-        Ok(Replica {
+        let replica = Replica {
             shared: Arc::new(Shared {
                 id: config.id,
                 raft,
@@ -178,66 +182,19 @@ impl Replica {
                 secret,
                 transport,
                 buyer,
-                batcher: Mutex::new(Some(batcher)),
                 proposer,
-                gatherer: Mutex::new(Some(gatherer)),
                 claims: Mutex::new(HashSet::new()),
                 claim_done: Notify::new(),
                 caught_up_term: AtomicU64::new(0),
                 disk_full,
                 log: log_handle,
             }),
-        })
-    }
-
-    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
-    /// if the engine stops by itself (a disk that failed, a bug): a replica without its engine
-    /// must not go on answering as if it were one.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
-        // Aborted when dropped: no timer or monitor outlives the service.
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(batcher) = self.shared.batcher.lock().take() {
-            tasks.spawn(batcher.run());
-        }
-        if let Some(gatherer) = self.shared.gatherer.lock().take() {
-            tasks.spawn(gatherer.run(|_, _| {}));
-        }
-        tasks.spawn(self.clone().bootstrap());
-        tasks.spawn(
-            self.shared
-                .catalog
-                .clone()
-                .follow_members(timeouts::MEMBERSHIP_POLL),
-        );
-        tasks.spawn(crate::raft::membership::finish_joint_changes(
-            self.shared.raft.clone(),
-        ));
-        tasks.spawn(self.clone().place_orphans());
-        let engine_stopped = tokio::select! {
-            _ = crate::http::serve(
-                listener,
-                self.clone(),
-                crate::config::defaults::HEADER_READ_TIMEOUT.get(),
-                self.shared.transport.server.clone(),
-                shutdown,
-            ) => false,
-            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
         };
-        drop(tasks);
-        if engine_stopped {
-            return Err(Error::Cluster(format!(
-                "replica {}'s engine stopped; see the lines above for why",
-                self.id()
-            )));
-        }
-        if let Err(e) = self.shared.raft.shutdown().await {
-            tracing::warn!("the engine did not stop cleanly: {e}");
-        }
-        Ok(())
+        Ok(Opened {
+            replica,
+            batcher,
+            gatherer,
+        })
     }
 
     pub fn id(&self) -> u32 {
@@ -330,5 +287,70 @@ impl Drop for KeyClaim {
         let shared = &self.replica.shared;
         shared.claims.lock().remove(&self.key);
         shared.claim_done.notify_waiters();
+    }
+}
+
+impl Opened {
+    /// Serves on `listener` until `shutdown`, then stops the engine. Returns an error, at once,
+    /// if the engine stops by itself (a disk that failed, a bug): a replica without its engine
+    /// must not go on answering as if it were one.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let Opened {
+            replica,
+            batcher,
+            gatherer,
+        } = self;
+        // Aborted when dropped: no timer or monitor outlives the service.
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(batcher.run());
+        tasks.spawn(gatherer.run(|_, _| {}));
+        replica.serve(tasks, listener, shutdown).await
+    }
+}
+
+impl Replica {
+    /// Runs the replica's own tasks beside `tasks` and serves until `shutdown`.
+    async fn serve(
+        self,
+        mut tasks: tokio::task::JoinSet<()>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        tasks.spawn(self.clone().bootstrap());
+        tasks.spawn(
+            self.shared
+                .catalog
+                .clone()
+                .follow_members(timeouts::MEMBERSHIP_POLL),
+        );
+        tasks.spawn(crate::raft::membership::finish_joint_changes(
+            self.shared.raft.clone(),
+        ));
+        tasks.spawn(self.clone().place_orphans());
+        let engine_stopped = tokio::select! {
+            _ = crate::http::serve(
+                listener,
+                self.clone(),
+                crate::config::defaults::HEADER_READ_TIMEOUT.get(),
+                self.shared.transport.server.clone(),
+                shutdown,
+            ) => false,
+            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
+        };
+        drop(tasks);
+        if engine_stopped {
+            return Err(Error::Cluster(format!(
+                "replica {}'s engine stopped; see the lines above for why",
+                self.id()
+            )));
+        }
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!("the engine did not stop cleanly: {e}");
+        }
+        Ok(())
     }
 }
