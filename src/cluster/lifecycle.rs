@@ -39,9 +39,35 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
         lossy_disk: lossy,
         ..options.clone()
     };
-    // The stock a catalog starts from is its seed, written once: a catalog that already has
-    // its files keeps its own stock, and the flag would be silently ignored.
-    let catalog_dir = match lossy {
+    refuse_a_seed_for_a_seeded_catalog(state, options)?;
+    let spec = plan_cluster(state, options)?;
+    prepare_state_dir(state, options, &spec)?;
+    if lossy {
+        let replicas: Vec<ServiceName> = spec.names().filter(|n| !n.is_frontend()).collect();
+        lossy::start(state, exe, &replicas)?;
+    }
+    // The back ends first: the front end follows the replica that leads, so it must not look
+    // before all of them listen.
+    let (frontend, back_ends): (Vec<ServiceConfig>, Vec<ServiceConfig>) = spec
+        .services
+        .iter()
+        .cloned()
+        .partition(|s| s.name().is_frontend());
+    let back_ends = mark_new_groups(back_ends);
+    let mut started = Vec::new();
+    let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
+        .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
+    if let Err(e) = outcome {
+        undo_start(state, &mut started, &back_ends, lossy);
+        return Err(e);
+    }
+    Ok(spec)
+}
+
+/// The stock a catalog starts from is its seed, written once: a catalog that already has its
+/// files keeps its own stock, and `--initial-stock` would be silently ignored.
+fn refuse_a_seed_for_a_seeded_catalog(state: &StateDir, options: &UpOptions) -> Result<()> {
+    let catalog_dir = match options.lossy_disk {
         true => state.lossy_backing().join("catalog-1"),
         false => state.root().to_path_buf(),
     };
@@ -53,6 +79,12 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
             state.root().display()
         )));
     }
+    Ok(())
+}
+
+/// Every service's address and options, with the cluster's token (kept from an earlier start)
+/// and TLS table; fails before anything is written if a port is in use.
+fn plan_cluster(state: &StateDir, options: &UpOptions) -> Result<ClusterSpec> {
     // An absolute path (not a canonical one, which needs the directory to exist): the plan is
     // made, and its ports checked, before anything is written.
     let data_dir = std::path::absolute(state.root()).map_err(|e| Error::io(state.root(), e))?;
@@ -82,6 +114,14 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     if options.tls || previous.as_ref().is_some_and(|p| p.topology.tls.is_some()) {
         spec.topology.tls =
             Some(crate::tls::TlsTable::for_dir(super::TLS_DIR).relative_to(&data_dir));
+    }
+    Ok(spec)
+}
+
+/// Writes what the services need before they start: certificates, the logs and fault-hook
+/// directories, the cluster's spec and its secret.
+fn prepare_state_dir(state: &StateDir, options: &UpOptions, spec: &ClusterSpec) -> Result<()> {
+    if spec.topology.tls.is_some() {
         ensure_certificates(state, &spec.topology)?;
         crate::tool_http::trust_cluster(&spec.topology)?;
     }
@@ -93,64 +133,50 @@ pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSp
     } else if hooks.is_dir() {
         std::fs::remove_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     }
-    state.save(&spec)?;
-    Secret::generate().save(state.root())?;
-    if lossy {
-        let replicas: Vec<ServiceName> = spec.names().filter(|n| !n.is_frontend()).collect();
-        lossy::start(state, exe, &replicas)?;
-    }
-    // The back ends first: the front end follows the replica that leads, so it must not look
-    // before all of them listen.
-    let (frontend, back_ends): (Vec<ServiceConfig>, Vec<ServiceConfig>) = spec
-        .services
-        .iter()
-        .cloned()
-        .partition(|s| s.name().is_frontend());
-    // A group none of whose replicas has data yet is new: its replicas may make it. One that
-    // has data never is, so a replica whose files were lost refuses to start.
-    let back_ends: Vec<ServiceConfig> = {
-        let new = |group: fn(&ServiceConfig) -> bool| {
-            !back_ends.iter().filter(|s| group(s)).any(has_replica_data)
-        };
-        let (new_orders, new_catalog) = (
-            new(|s| matches!(s, ServiceConfig::Order(_))),
-            new(|s| matches!(s, ServiceConfig::Catalog(_))),
-        );
-        back_ends
-            .into_iter()
-            .map(|mut service| {
-                let new = matches!(service, ServiceConfig::Order(_)) && new_orders
-                    || matches!(service, ServiceConfig::Catalog(_)) && new_catalog;
-                if let Some(start) = service.start_mut() {
-                    start.init = new;
-                }
-                service
-            })
-            .collect()
+    state.save(spec)?;
+    Secret::generate().save(state.root()).map(|_| ())
+}
+
+/// A group none of whose replicas has data yet is new: its replicas may make it. One that has
+/// data never is, so a replica whose files were lost refuses to start.
+fn mark_new_groups(back_ends: Vec<ServiceConfig>) -> Vec<ServiceConfig> {
+    let new = |group: fn(&ServiceConfig) -> bool| {
+        !back_ends.iter().filter(|s| group(s)).any(has_replica_data)
     };
-    let mut started = Vec::new();
-    let outcome = start_and_wait(state, &spec, exe, &back_ends, false, &mut started)
-        .and_then(|_| start_and_wait(state, &spec, exe, &frontend, true, &mut started));
-    if let Err(e) = outcome {
-        // Stop exactly what this call started, through the child handles: a pid file may not
-        // tell a child that has not yet exec'd from a stranger.
-        for s in &mut started {
-            let _ = process::stop(s.child.id(), Duration::from_secs(5));
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-            let _ = std::fs::remove_file(state.pid_path(s.service.name()));
-        }
-        // A group this call was making is not made: the next `up` makes it anew, rather than
-        // find some replicas with an identity and refuse the others.
-        for service in &back_ends {
-            forget_first_start(service);
-        }
-        if lossy {
-            let _ = lossy::stop(state);
-        }
-        return Err(e);
+    let (new_orders, new_catalog) = (
+        new(|s| matches!(s, ServiceConfig::Order(_))),
+        new(|s| matches!(s, ServiceConfig::Catalog(_))),
+    );
+    back_ends
+        .into_iter()
+        .map(|mut service| {
+            let new = matches!(service, ServiceConfig::Order(_)) && new_orders
+                || matches!(service, ServiceConfig::Catalog(_)) && new_catalog;
+            if let Some(start) = service.start_mut() {
+                start.init = new;
+            }
+            service
+        })
+        .collect()
+}
+
+/// Stops exactly what a failed `up` started, through the child handles: a pid file may not
+/// tell a child that has not yet exec'd from a stranger.
+fn undo_start(state: &StateDir, started: &mut [Started], back_ends: &[ServiceConfig], lossy: bool) {
+    for s in started {
+        let _ = process::stop(s.child.id(), Duration::from_secs(5));
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+        let _ = std::fs::remove_file(state.pid_path(s.service.name()));
     }
-    Ok(spec)
+    // A group this call was making is not made: the next `up` makes it anew, rather than find
+    // some replicas with an identity and refuse the others.
+    for service in back_ends {
+        forget_first_start(service);
+    }
+    if lossy {
+        let _ = lossy::stop(state);
+    }
 }
 
 /// Makes the CA of a cluster that speaks TLS (in the state directory's `tls`) when it has
