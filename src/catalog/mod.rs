@@ -126,7 +126,6 @@ impl Catalog {
         crate::storage::ensure_dir(&config.data_dir)?;
         let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
         let replicas = cluster.catalogs();
-        let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
         if replicas.len() == 1 {
             tracing::warn!(
                 "the catalog has one replica in the cluster file: it has no failover; name three \
@@ -137,36 +136,26 @@ impl Catalog {
         let name = format!("catalog replica {id}");
         let log_path = config.data_dir.join(log_file_name(id));
         let client = PeerClient::for_services(&secret, transport.client.clone());
-        let claim = crate::raft::identity::Claim {
-            group: "catalog",
-            id,
-            cluster: cluster.token.as_deref(),
-            identity_path: config.data_dir.join(identity_file_name(id)),
-            log_path: log_path.clone(),
-            mode: config.start,
+        let files = crate::raft::replica::EngineFiles {
+            claim: crate::raft::identity::Claim {
+                group: "catalog",
+                id,
+                cluster: cluster.token.as_deref(),
+                identity_path: config.data_dir.join(identity_file_name(id)),
+                log_path,
+                mode: config.start,
+            },
+            snapshot: config.data_dir.join(snapshot_file_name(id)),
+            view: config.data_dir.join(file_name(id)),
         };
-        let (identity, start) = claim.settle()?;
-        let log = crate::raft::LogStore::<CatalogGroup>::open(&log_path)?;
-        let disk_full = log.disk_full();
-        let log_handle = log.clone();
-        let (machine, book) = crate::raft::state_machine::open::<CatalogBook>(
-            &config.data_dir.join(snapshot_file_name(id)),
-            &config.data_dir.join(file_name(id)),
-        )?;
-        // What it holds: its log, or a snapshot installed past its log's end.
-        let held = log.last_index().max(machine.last_applied_index());
-        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client).await?;
-        let rank = crate::raft::replica::rank(id, &ids);
-        let engine = crate::raft::replica::engine_config(rank, ids.len())?;
-        let raft = CatalogRaft::new(
-            NodeId::from(id),
-            Arc::new(engine),
-            crate::raft::Network::new(client.clone(), &replicas),
+        let crate::raft::replica::Engine {
+            raft,
             log,
-            machine,
-        )
-        .await
-        .map_err(|e| Error::Cluster(format!("{name} cannot start: {e}")))?;
+            book,
+            identity,
+            rank,
+        } = crate::raft::replica::start_engine::<CatalogBook>(&files, &replicas, &client, &name)
+            .await?;
         tracing::info!(
             "{name} opened with {} toys, {} units in stock",
             book.read(|b| b.products().len()),
@@ -193,8 +182,8 @@ impl Catalog {
                 leadership: Mutex::new(None),
                 last_check: tokio::sync::Mutex::new(None),
                 to_invalidate: Mutex::new(Vec::new()),
-                disk_full,
-                log: log_handle,
+                disk_full: log.disk_full(),
+                log,
                 restocked: Default::default(),
                 invalidate_now: Notify::new(),
                 invalidated: watch::Sender::new(0),

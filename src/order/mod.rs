@@ -129,33 +129,29 @@ impl Replica {
         let log_path = config.data_dir.join(log_file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret, transport.client.clone());
-        let claim = crate::raft::identity::Claim {
-            group: "order",
-            id: config.id,
-            cluster: cluster.token.as_deref(),
-            identity_path: config.data_dir.join(identity_file_name(config.id)),
-            log_path: log_path.clone(),
-            mode: config.start,
+        let files = crate::raft::replica::EngineFiles {
+            claim: crate::raft::identity::Claim {
+                group: "order",
+                id: config.id,
+                cluster: cluster.token.as_deref(),
+                identity_path: config.data_dir.join(identity_file_name(config.id)),
+                log_path,
+                mode: config.start,
+            },
+            snapshot: config.data_dir.join(machine::snapshot_file_name(config.id)),
+            view: config.data_dir.join(orders_file::file_name(config.id)),
         };
-        let (identity, start) = claim.settle()?;
-        let log = crate::raft::LogStore::<TypeConfig>::open(&log_path)?;
-        let disk_full = log.disk_full();
-        let log_handle = log.clone();
-        let (machine, orders) = machine::open(&config.data_dir, config.id)?;
-        // What it holds: its log, or a snapshot installed past its log's end.
-        let held = log.last_index().max(machine.last_applied_index());
-        crate::raft::replica::refuse_if_gone_back(&claim, start, held, &replicas, &client).await?;
-        let rank = crate::raft::replica::rank(config.id, &ids);
-        let raft_config = crate::raft::replica::engine_config(rank, ids.len())?;
-        let raft = Raft::new(
-            NodeId::from(config.id),
-            Arc::new(raft_config),
-            crate::raft::Network::new(client.clone(), &replicas),
+        let name = format!("replica {}", config.id);
+        let crate::raft::replica::Engine {
+            raft,
             log,
-            machine,
+            book: orders,
+            identity,
+            rank,
+        } = crate::raft::replica::start_engine::<book::OrderBook>(
+            &files, &replicas, &client, &name,
         )
-        .await
-        .map_err(|e| Error::Cluster(format!("replica {} cannot start: {e}", config.id)))?;
+        .await?;
         tracing::info!(
             "replica {} opened with {} orders",
             config.id,
@@ -186,8 +182,8 @@ impl Replica {
                 claims: Mutex::new(HashSet::new()),
                 claim_done: Notify::new(),
                 caught_up_term: AtomicU64::new(0),
-                disk_full,
-                log: log_handle,
+                disk_full: log.disk_full(),
+                log,
             }),
         };
         Ok(Opened {

@@ -23,6 +23,63 @@ pub fn rank(id: u32, ids: &[u32]) -> usize {
     ids.iter().filter(|&&other| other > id).count()
 }
 
+/// A replica's engine, started from its files.
+pub struct Engine<B: super::state_machine::Book> {
+    pub raft: Raft<B::Group>,
+    /// The log's handle, for its disk-full flag and what `GET /metrics` reads of it.
+    pub log: super::LogStore<B::Group>,
+    /// The book the state machine applies to, for the service to read.
+    pub book: super::state_machine::Store<B>,
+    pub identity: super::identity::Identity,
+    /// This replica's rank by id, 0 for the highest: it decides how soon it stands.
+    pub rank: usize,
+}
+
+/// Where a replica's files are, and which group it belongs to.
+pub struct EngineFiles<'a> {
+    pub claim: super::identity::Claim<'a>,
+    pub snapshot: std::path::PathBuf,
+    /// The file kept beside the snapshot (the orders or the stock as CSV).
+    pub view: std::path::PathBuf,
+}
+
+/// Settles the replica's identity, opens its log and state machine, refuses to start a replica
+/// whose data went back (see [`refuse_if_gone_back`]), and starts the engine among `replicas`.
+/// The same steps for both groups; `name` names the replica in errors.
+pub async fn start_engine<B: super::state_machine::Book>(
+    files: &EngineFiles<'_>,
+    replicas: &[ReplicaAddr],
+    client: &PeerClient,
+    name: &str,
+) -> Result<Engine<B>> {
+    let claim = &files.claim;
+    let (identity, start) = claim.settle()?;
+    let log = super::LogStore::<B::Group>::open(&claim.log_path)?;
+    let (machine, book) = super::state_machine::open::<B>(&files.snapshot, &files.view)?;
+    // What it holds: its log, or a snapshot installed past its log's end.
+    let held = log.last_index().max(machine.last_applied_index());
+    refuse_if_gone_back(claim, start, held, replicas, client).await?;
+    let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
+    let rank = rank(claim.id, &ids);
+    let settings = engine_config(rank, ids.len())?;
+    let raft = Raft::new(
+        NodeId::from(claim.id),
+        std::sync::Arc::new(settings),
+        super::Network::new(client.clone(), replicas),
+        log.clone(),
+        machine,
+    )
+    .await
+    .map_err(|e| Error::Cluster(format!("{name} cannot start: {e}")))?;
+    Ok(Engine {
+        raft,
+        log,
+        book,
+        identity,
+        rank,
+    })
+}
+
 /// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
 pub fn engine_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
     let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
