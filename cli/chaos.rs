@@ -103,10 +103,20 @@ fn rounds_table(r: &ChaosReport) -> String {
 }
 
 fn render(r: &ChaosReport) -> String {
-    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let mut out = rounds_summary(r);
+    out.push_str(&rounds_table(r));
+    out.push_str(&power_cuts(r));
+    out.push_str(&counts(r));
+    out.push_str(&details(r));
+    out.push_str(&verdict(r));
+    out
+}
+
+/// The first line: how many rounds of each fault, how often the leader was hit, and the
+/// slowest catch-up.
+fn rounds_summary(r: &ChaosReport) -> String {
     let catch_up: Vec<u64> = r.kills.iter().map(|k| k.catch_up_ms).collect();
     let slowest = catch_up.iter().max().copied().unwrap_or(0);
-    let mut out = String::new();
     let mut by_fault: Vec<String> = Vec::new();
     for fault in chaos::Fault::ALL {
         let n = r.kills.iter().filter(|k| k.fault == fault).count();
@@ -114,27 +124,38 @@ fn render(r: &ChaosReport) -> String {
             by_fault.push(format!("{n} {}", fault.name()));
         }
     }
-    out.push_str(&format!(
+    format!(
         "{} rounds ({}): the leader hit {} times; slowest catch-up {} ms\n",
         r.rounds,
         by_fault.join(", "),
         r.leader_kills,
         slowest
-    ));
-    out.push_str(&rounds_table(r));
+    )
+}
+
+/// A line on the real power cuts (on a lossy disk) and the unsynced bytes they lost; empty when
+/// there were none.
+fn power_cuts(r: &ChaosReport) -> String {
     let cuts: Vec<u64> = r
         .kills
         .iter()
         .filter_map(|k| k.unsynced_bytes_lost)
         .collect();
-    if !cuts.is_empty() {
-        out.push_str(&format!(
-            "power cut for real (lossy disk) {} times: {} bytes written but not fsynced were lost\n",
-            cuts.len(),
-            cuts.iter().sum::<u64>()
-        ));
+    if cuts.is_empty() {
+        return String::new();
     }
-    out.push_str(&format!("requests:               {}\n", r.requests));
+    format!(
+        "power cut for real (lossy disk) {} times: {} bytes written but not fsynced were lost\n",
+        cuts.len(),
+        cuts.iter().sum::<u64>()
+    )
+}
+
+/// One line per count and check: requests, errors, orders, the replicas' files, the stock and
+/// the order latency.
+fn counts(r: &ChaosReport) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let mut out = format!("requests:               {}\n", r.requests);
     out.push_str(&format!(
         "client-visible errors:  {}{}\n",
         r.client_errors,
@@ -171,6 +192,13 @@ fn render(r: &ChaosReport) -> String {
         r.client.order.show(r.client.order.p99_us as f64),
         r.client.order.show(r.client.order.max_us as f64)
     ));
+    out
+}
+
+/// What explains a problem: how the files differ, the stock check that failed, samples of the
+/// clients' errors, and when the toys sold out.
+fn details(r: &ChaosReport) -> String {
+    let mut out = String::new();
     if let Some(d) = &r.difference {
         out.push_str(&format!("difference: {d}\n"));
     }
@@ -186,13 +214,17 @@ fn render(r: &ChaosReport) -> String {
              less\n"
         ));
     }
-    out.push_str(&match r.problem() {
+    out
+}
+
+/// The last line: the problem found, or what the run showed.
+fn verdict(r: &ChaosReport) -> String {
+    match r.problem() {
         Some(problem) => format!("FAILED: {problem}\n"),
         None if r.majority_kept => {
             "OK: no client saw an error, nothing was lost or duplicated\n".into()
         }
         None => "OK: every acknowledged order kept its number and owner; nothing was duplicated\n"
             .into(),
-    });
-    out
+    }
 }

@@ -134,68 +134,115 @@ fn member_change_over_network(
     change: &storectl::cluster::reshape::LocalChange,
     progress: &dyn storectl::progress::Progress,
 ) -> Result<storectl::cluster::member_change::Done> {
-    use storectl::cluster::member_change::{Change, GroupHandle};
-    use storectl::cluster::reshape::LocalChange;
+    use storectl::cluster::member_change::GroupHandle;
     let mut topology = storectl::tool_http::load_cluster(file)?;
     let secret = target.secret.secret()?;
     let group = target.group;
-    let address = |id: u32, given: &Option<String>| -> Result<String> {
-        let entries = match group {
-            ReplicaGroup::Order => &topology.order,
-            ReplicaGroup::Catalog => &topology.catalog,
-        };
-        given
-            .clone()
-            .or_else(|| {
-                entries
-                    .iter()
-                    .find(|e| e.id == id)
-                    .map(|e| e.address.clone())
-            })
-            .ok_or_else(|| {
-                storectl::Error::Usage(format!(
-                    "{file} has no address for {}-{id}: give one with --address HOST:PORT",
-                    group.name(),
-                    file = file.display()
-                ))
-                .into()
-            })
-    };
-    let (network_change, added, removed) = match change {
+    let planned = plan_network_change(file, &topology, group, change)?;
+    let done = GroupHandle::new(&topology, group, &secret).apply(
+        &planned.change,
+        progress,
+        target.catch_up_timeout.get(),
+    )?;
+    update_cluster_file(file, &mut topology, group, planned)?;
+    Ok(done)
+}
+
+/// A membership change as the group's replicas take it, with what it does to the cluster file.
+struct NetworkChange {
+    change: storectl::cluster::member_change::Change,
+    /// The replica the file gains, with its address.
+    added: Option<(u32, String)>,
+    /// The replica the file loses.
+    removed: Option<u32>,
+}
+
+/// The network form of `change` to `group` of the cluster in `file`, with each new replica's
+/// address as given or as the file names it.
+fn plan_network_change(
+    file: &std::path::Path,
+    topology: &storectl::cluster_file::ClusterFile,
+    group: ReplicaGroup,
+    change: &storectl::cluster::reshape::LocalChange,
+) -> Result<NetworkChange> {
+    use storectl::cluster::member_change::Change;
+    use storectl::cluster::reshape::LocalChange;
+    let address = |id: u32, given: &Option<String>| address_of(file, topology, group, id, given);
+    Ok(match change {
         LocalChange::Add { id, address: given } => {
             let address = address(*id, given)?;
-            (
-                Change::Add {
+            NetworkChange {
+                change: Change::Add {
                     id: *id,
                     address: address.clone(),
                 },
-                Some((*id, address)),
-                None,
-            )
+                added: Some((*id, address)),
+                removed: None,
+            }
         }
-        LocalChange::Remove { id } => (Change::Remove { id: *id }, None, Some(*id)),
+        LocalChange::Remove { id } => NetworkChange {
+            change: Change::Remove { id: *id },
+            added: None,
+            removed: Some(*id),
+        },
         LocalChange::Replace {
             id,
             with,
             address: given,
         } => {
             let address = address(*with, given)?;
-            (
-                Change::Replace {
+            NetworkChange {
+                change: Change::Replace {
                     id: *id,
                     with: *with,
                     address: address.clone(),
                 },
-                Some((*with, address)),
-                Some(*id),
-            )
+                added: Some((*with, address)),
+                removed: Some(*id),
+            }
         }
+    })
+}
+
+/// The address of replica `id` of `group`: the one `given`, or else the one the cluster `file`
+/// (read as `topology`) names.
+fn address_of(
+    file: &std::path::Path,
+    topology: &storectl::cluster_file::ClusterFile,
+    group: ReplicaGroup,
+    id: u32,
+    given: &Option<String>,
+) -> Result<String> {
+    let entries = match group {
+        ReplicaGroup::Order => &topology.order,
+        ReplicaGroup::Catalog => &topology.catalog,
     };
-    let done = GroupHandle::new(&topology, group, &secret).apply(
-        &network_change,
-        progress,
-        target.catch_up_timeout.get(),
-    )?;
+    given
+        .clone()
+        .or_else(|| {
+            entries
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.address.clone())
+        })
+        .ok_or_else(|| {
+            storectl::Error::Usage(format!(
+                "{file} has no address for {}-{id}: give one with --address HOST:PORT",
+                group.name(),
+                file = file.display()
+            ))
+            .into()
+        })
+}
+
+/// Writes the `applied` change's replicas into `group` of `topology` and saves it to `file`.
+fn update_cluster_file(
+    file: &std::path::Path,
+    topology: &mut storectl::cluster_file::ClusterFile,
+    group: ReplicaGroup,
+    applied: NetworkChange,
+) -> Result<()> {
+    let NetworkChange { added, removed, .. } = applied;
     let entries = match group {
         ReplicaGroup::Order => &mut topology.order,
         ReplicaGroup::Catalog => &mut topology.catalog,
@@ -210,7 +257,7 @@ fn member_change_over_network(
         "updated {}: copy it to every host, where services read it when they start",
         file.display()
     );
-    Ok(done)
+    Ok(())
 }
 
 fn member_list(args: &crate::args::MemberListArgs) -> Result<Exit> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use storectl::client::{self, ClientConfig};
 use storectl::cluster::{self, Ephemeral, Signal, StateDir, Target, UpOptions};
+use storectl::services::ServiceName;
 
 use crate::args::DemoArgs;
 use crate::exit::Exit;
@@ -26,6 +27,27 @@ pub fn run(args: &DemoArgs) -> Result<Exit> {
 
 fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let state = cluster.state();
+    let spec = start_cluster(cluster, args)?;
+    let (config, first) = order_with_every_client(&spec, args);
+    let (victim, during) = crash_the_leader(state, config)?;
+    restart_and_catch_up(state, victim)?;
+
+    println!("\n== 5/5 are the replicas identical? ==");
+    let comparison = storectl::verify::compare(&state.orders_paths())?;
+    println!("{comparison}");
+    let clean = first.ok() && during.ok() && comparison.identical();
+    let verdict = verdict(clean, &first, &during, &comparison);
+    println!("\n{verdict}; stopping the cluster");
+    Ok(if clean {
+        Exit::Success
+    } else {
+        Exit::failed("the demo found a problem (see above); run it with --keep to look at its files and logs")
+    })
+}
+
+/// Step 1: starts the cluster with stock enough for the whole demo, and shows its status.
+fn start_cluster(cluster: &Ephemeral, args: &DemoArgs) -> Result<cluster::ClusterSpec> {
+    let state = cluster.state();
     println!("== 1/5 starting a cluster in {} ==", state.root().display());
     // Enough of every toy that no step sells out: the crash step must place orders to show
     // anything (restocks still refill a toy that does run out to 100).
@@ -37,12 +59,20 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let spec = cluster.up(&options, &crate::cluster::exe()?)?;
     println!("front end on {}", spec.frontend_url());
     print!("{}", cluster::render_status(&cluster::status(state)?));
+    Ok(spec)
+}
 
+/// Step 2: every client orders against the healthy cluster; returns their configuration, for
+/// the crash step, and what they saw.
+fn order_with_every_client(
+    spec: &cluster::ClusterSpec,
+    args: &DemoArgs,
+) -> (ClientConfig, client::Report) {
     println!(
         "\n== 2/5 {} clients, {} iterations each, ordering with p = {} ==",
         args.clients, args.iterations, args.p
     );
-    let mut config = ClientConfig {
+    let config = ClientConfig {
         frontend: spec.frontend_url(),
         sessions: args.clients as usize,
         iterations: args.iterations as usize,
@@ -54,7 +84,15 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     };
     let first = crate::client::run_with_progress(&config, true);
     print!("{}", client::render(&first));
+    (config, first)
+}
 
+/// Step 3: kills the order leader and has one client of `config` keep ordering; returns the
+/// replica killed and what the client saw.
+fn crash_the_leader(
+    state: &StateDir,
+    mut config: ClientConfig,
+) -> Result<(ServiceName, client::Report)> {
     println!("\n== 3/5 crash: the order leader is killed with SIGKILL ==");
     let (victim, pid) = cluster::kill(state, Target::Leader, Signal::Kill)?;
     println!("{victim} (pid {pid}) killed; one client keeps ordering:");
@@ -65,18 +103,28 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
     let during = crate::client::run_with_progress(&config, true);
     print!("{}", client::render(&during));
     print!("{}", cluster::render_status(&cluster::status(state)?));
+    Ok((victim, during))
+}
 
+/// Step 4: restarts the killed replica and waits for it to catch up from the others.
+fn restart_and_catch_up(state: &StateDir, victim: ServiceName) -> Result<()> {
     println!("\n== 4/5 {victim} restarts and catches up from the others ==");
     cluster::restart(state, victim.into(), &crate::cluster::exe()?)?;
     wait_for_convergence(state, Duration::from_secs(15));
     print!("{}", cluster::render_status(&cluster::status(state)?));
+    Ok(())
+}
 
-    println!("\n== 5/5 are the replicas identical? ==");
-    let comparison = storectl::verify::compare(&state.orders_paths())?;
-    println!("{comparison}");
-    let clean = first.ok() && during.ok() && comparison.identical();
+/// What the demo showed, from the orders placed `first` and `during` the crash and the
+/// replicas' `comparison`.
+fn verdict(
+    clean: bool,
+    first: &client::Report,
+    during: &client::Report,
+    comparison: &storectl::verify::Comparison,
+) -> String {
     let placed = first.orders + during.orders;
-    let verdict = if !clean {
+    if !clean {
         "something went wrong (see above)".to_string()
     } else if during.orders == 0 {
         format!(
@@ -90,13 +138,7 @@ fn act(cluster: &Ephemeral, args: &DemoArgs) -> Result<Exit> {
              at its number, and the three replicas hold the same {} orders",
             during.orders, comparison.orders
         )
-    };
-    println!("\n{verdict}; stopping the cluster");
-    Ok(if clean {
-        Exit::Success
-    } else {
-        Exit::failed("the demo found a problem (see above); run it with --keep to look at its files and logs")
-    })
+    }
 }
 
 /// Orders the one client of the crash step tries to place (p = 1).

@@ -306,6 +306,20 @@ pub fn run(
         stop: Some(stop.clone()),
         retry_for: CLIENT_RETRY,
     };
+    refuse_slow_disk_without_hooks(state, options)?;
+    let (kills, report) = rounds_under_load(state, options, exe, progress, &config, &stop)?;
+
+    progress.message("waiting for the replicas to converge");
+    wait_for_identical_files(state)?;
+    // A buy whose leader died before its order was logged is placed by the next leader once
+    // it is old enough (timeouts::UNCONFIRMED_AGE): give that a few seconds.
+    progress.message("checking that stock was conserved");
+    let stock = wait_for_conserved_stock(state)?;
+    final_report(state, options, kills, report, stock)
+}
+
+/// Refuses `--fault slow-disk` against a cluster that was started without fault hooks.
+fn refuse_slow_disk_without_hooks(state: &StateDir, options: &ChaosOptions) -> Result<()> {
     if options.faults.contains(&Fault::SlowDisk) && state.fault_dir(ServiceName::Order(1)).is_none()
     {
         return Err(Error::Usage(format!(
@@ -314,8 +328,21 @@ pub fn run(
             state.root().display()
         )));
     }
+    Ok(())
+}
+
+/// Runs the fault rounds while the clients of `config` order, then stops the clients with
+/// `stop`; each round learns which of the clients' orders it met.
+fn rounds_under_load(
+    state: &StateDir,
+    options: &ChaosOptions,
+    exe: &Path,
+    progress: &dyn Progress,
+    config: &ClientConfig,
+    stop: &AtomicBool,
+) -> Result<(Vec<Kill>, client::Report)> {
     let (kills, report) = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| client::run(&config, &crate::progress::Quiet));
+        let clients = scope.spawn(|| client::run(config, &crate::progress::Quiet));
         let kills = kill_rounds(state, options, exe, progress);
         stop.store(true, Ordering::Relaxed);
         progress.message("clients finishing and checking their orders");
@@ -325,8 +352,11 @@ pub fn run(
     for kill in &mut kills {
         kill.met(&report.order_spans);
     }
+    Ok((kills, report))
+}
 
-    progress.message("waiting for the replicas to converge");
+/// Waits up to [`CATCH_UP`] for the replicas' order files to be identical.
+fn wait_for_identical_files(state: &StateDir) -> Result<()> {
     crate::poll::try_until(CATCH_UP, Duration::from_millis(100), || {
         Ok::<_, Error>(
             verify::compare(&state.orders_paths())?
@@ -334,9 +364,12 @@ pub fn run(
                 .then_some(()),
         )
     })?;
-    // A buy whose leader died before its order was logged is placed by the next leader once
-    // it is old enough (timeouts::UNCONFIRMED_AGE): give that a few seconds.
-    progress.message("checking that stock was conserved");
+    Ok(())
+}
+
+/// Checks the stock until it is conserved, for a few times the age at which a buy's missing
+/// order is placed; returns the last check.
+fn wait_for_conserved_stock(state: &StateDir) -> Result<crate::conservation::StockCheck> {
     let mut stock = None;
     crate::poll::try_until(
         crate::timeouts::UNCONFIRMED_AGE * 3,
@@ -348,7 +381,18 @@ pub fn run(
             Ok::<_, Error>(conserved.then_some(()))
         },
     )?;
-    let stock = stock.ok_or_else(|| Error::Cluster("the stock was never checked".into()))?;
+    stock.ok_or_else(|| Error::Cluster("the stock was never checked".into()))
+}
+
+/// The run's report: the rounds, what the clients saw, and the acknowledged orders checked
+/// against the longest replica file.
+fn final_report(
+    state: &StateDir,
+    options: &ChaosOptions,
+    kills: Vec<Kill>,
+    report: client::Report,
+    stock: crate::conservation::StockCheck,
+) -> Result<ChaosReport> {
     let comparison = verify::compare(&state.orders_paths())?;
     let longest = comparison
         .longest()

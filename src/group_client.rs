@@ -226,84 +226,152 @@ impl GroupClient {
         patience: Patience,
     ) -> Result<T, CallError> {
         let started = Instant::now();
-        let give_up_alone = started + patience.without_majority;
-        let deadline = started + patience.with_majority.max(patience.without_majority);
         let replicas = self.replicas.get();
-        let count = replicas.len().max(1);
-        let majority = replicas.len() / 2 + 1;
-        let mut index = self.guess.load(Ordering::Relaxed) % count;
-        let mut answered = vec![false; count];
-        let mut silent = vec![false; count];
+        let mut search = Search::new(
+            started,
+            patience,
+            replicas.len(),
+            self.guess.load(Ordering::Relaxed),
+        );
         let attempt_limit = if body.is_some() {
             WRITE_ATTEMPT
         } else {
             READ_ATTEMPT
         };
-        let mut last: Option<CallError> = None;
-        let mut tried_this_round = 0;
-        loop {
-            let now = Instant::now();
-            let answering = answered.iter().filter(|&&a| a).count();
-            if now >= deadline || (now >= give_up_alone && answering < majority) {
-                break;
-            }
-            let Some(replica) = replicas.get(index) else {
+        while let Some(attempt) = search.next_attempt(attempt_limit) {
+            let Some(replica) = replicas.get(search.index) else {
                 break;
             };
-            let limit = if silent[index] {
-                SILENT_ATTEMPT
-            } else {
-                attempt_limit
-            };
-            let until = if answering < majority {
-                give_up_alone
-            } else {
-                deadline
-            };
-            let attempt = limit.min(until - now);
             let url = format!("{}{path}", replica.url);
             let reply = match body {
                 Some(body) => self.client.post_with_timeout(&url, body, attempt).await,
                 None => self.client.get_with_timeout(&url, attempt).await,
             };
-            match reply {
+            let failure = match reply {
                 Ok(value) => {
-                    self.guess.store(index, Ordering::Relaxed);
+                    self.guess.store(search.index, Ordering::Relaxed);
                     return Ok(value);
                 }
-                Err(CallError::Status { status, message }) if status == 421 || status == 503 => {
-                    answered[index] = true;
-                    last = Some(CallError::Status { status, message });
-                }
-                Err(e @ CallError::Unreachable(_)) => {
-                    silent[index] = true;
-                    last = Some(e);
-                }
-                Err(e) => {
-                    // The leader answered, with an error of the request's own.
-                    self.guess.store(index, Ordering::Relaxed);
-                    return Err(e);
-                }
+                Err(e) => e,
+            };
+            if let Err(e) = search.note_failure(failure) {
+                self.guess.store(search.index, Ordering::Relaxed);
+                return Err(e);
             }
-            index = (index + 1) % count;
-            tried_this_round += 1;
-            if tried_this_round >= count {
-                tried_this_round = 0;
-                let pause = ROUND_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
-                tokio::time::sleep(pause).await;
-            }
+            search.move_on().await;
         }
-        let answering = answered.iter().filter(|&&a| a).count();
-        Err(CallError::Status {
+        Err(self.no_leader(search, replicas.len()))
+    }
+
+    /// The error of a call that found no leader among `replicas` replicas in time.
+    fn no_leader(&self, search: Search, replicas: usize) -> CallError {
+        let answering = search.answering();
+        CallError::Status {
             status: 503,
             message: format!(
                 "no {} replica leads: {answering} of {} answer{}{}",
                 self.name,
-                replicas.len(),
+                replicas,
                 if answering == 1 { "s" } else { "" },
-                last.map(|e| format!(" (last: {e})")).unwrap_or_default()
+                search
+                    .last
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
             ),
-        })
+        }
+    }
+}
+
+/// Where one call stands in its look for a leader: the replica it tries next, those that
+/// answered without leading or did not answer at all, and how long it may go on.
+struct Search {
+    /// Past this, the call gives up unless a majority answers.
+    give_up_alone: Instant,
+    /// Past this, the call gives up.
+    deadline: Instant,
+    majority: usize,
+    /// Replicas in a round (at least one).
+    count: usize,
+    /// Index of the replica tried next.
+    index: usize,
+    answered: Vec<bool>,
+    silent: Vec<bool>,
+    /// The last replica's failure, for the error of a call that gives up.
+    last: Option<CallError>,
+    tried_this_round: usize,
+}
+
+impl Search {
+    /// A look for a leader among `replicas` replicas, begun at `started`, that tries the
+    /// caller's `guess` first.
+    fn new(started: Instant, patience: Patience, replicas: usize, guess: usize) -> Self {
+        let count = replicas.max(1);
+        Search {
+            give_up_alone: started + patience.without_majority,
+            deadline: started + patience.with_majority.max(patience.without_majority),
+            majority: replicas / 2 + 1,
+            count,
+            index: guess % count,
+            answered: vec![false; count],
+            silent: vec![false; count],
+            last: None,
+            tried_this_round: 0,
+        }
+    }
+
+    /// How many replicas answered that they do not lead or cannot commit.
+    fn answering(&self) -> usize {
+        self.answered.iter().filter(|&&a| a).count()
+    }
+
+    /// How long to give the next replica, at most `limit` (less for one that was silent);
+    /// `None` once the call should give up.
+    fn next_attempt(&self, limit: Duration) -> Option<Duration> {
+        let now = Instant::now();
+        let answering = self.answering();
+        if now >= self.deadline || (now >= self.give_up_alone && answering < self.majority) {
+            return None;
+        }
+        let limit = if self.silent[self.index] {
+            SILENT_ATTEMPT
+        } else {
+            limit
+        };
+        let until = if answering < self.majority {
+            self.give_up_alone
+        } else {
+            self.deadline
+        };
+        Some(limit.min(until - now))
+    }
+
+    /// Notes how the replica tried did not lead; an error of the request's own, with which a
+    /// leader answered, is handed back.
+    fn note_failure(&mut self, error: CallError) -> Result<(), CallError> {
+        match error {
+            CallError::Status { status, message } if status == 421 || status == 503 => {
+                self.answered[self.index] = true;
+                self.last = Some(CallError::Status { status, message });
+            }
+            e @ CallError::Unreachable(_) => {
+                self.silent[self.index] = true;
+                self.last = Some(e);
+            }
+            // The leader answered, with an error of the request's own.
+            e => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Moves on to the next replica, pausing briefly after every round without a leader.
+    async fn move_on(&mut self) {
+        self.index = (self.index + 1) % self.count;
+        self.tried_this_round += 1;
+        if self.tried_this_round >= self.count {
+            self.tried_this_round = 0;
+            let pause = ROUND_PAUSE.min(self.deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 

@@ -116,11 +116,36 @@ pub fn election_timeout(rank: usize, replicas: usize) -> (Duration, Duration) {
     (min, min + width)
 }
 
+/// Two timeouts in order: the first, named, must be shorter than the second.
+type Rule = (&'static str, Duration, &'static str, Duration);
+
 /// Checks the orderings of the table for a cluster of `replicas` and a service whose failover
 /// budget is `failover` and header-read timeout `header_read`; the error names the pair that is
 /// out of order.
 pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Result<(), String> {
-    let mut rules: Vec<(&str, Duration, &str, Duration)> = vec![
+    let mut rules = heartbeat_rules();
+    rules.extend(order_rules(failover));
+    rules.extend(cache_rules());
+    rules.push((
+        "the services' idle connections",
+        PEER_POOL_IDLE,
+        "the header-read timeout",
+        header_read,
+    ));
+    // A follower stands only after the engine's lease (the window's top) and its own timeout.
+    let (_, slowest) = election_timeout(replicas.saturating_sub(1), replicas);
+    rules.push((
+        "the slowest election",
+        slowest * 2,
+        "fail-fast without a majority",
+        NO_QUORUM_FAIL,
+    ));
+    first_out_of_order(rules)
+}
+
+/// A leader's heartbeats come well within a follower's patience and its own quorum check.
+fn heartbeat_rules() -> Vec<Rule> {
+    vec![
         (
             "3 heartbeats",
             HEARTBEAT * 3,
@@ -133,6 +158,12 @@ pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Resu
             "the leader's quorum check",
             QUORUM_LOST,
         ),
+    ]
+}
+
+/// An order's waits, from the leader's out to the front end's failover budget.
+fn order_rules(failover: Duration) -> Vec<Rule> {
+    vec![
         (
             "the leader's whole order",
             COMMIT * 2 + CATALOG_CALL * 2,
@@ -163,34 +194,30 @@ pub fn check(replicas: usize, failover: Duration, header_read: Duration) -> Resu
             "the failover budget",
             failover,
         ),
-    ];
-    rules.push(("3 lease renewals", LEASE_RENEW * 3, "a cache lease", LEASE));
-    rules.push((
-        "twice a leadership check's reuse",
-        LEADERSHIP_REUSE * 2,
-        "the shortest election timeout",
-        ELECTION_BASE,
-    ));
-    rules.push((
-        "an invalidation call and a whole lease",
-        INVALIDATE_CALL + LEASE,
-        "the catalog's durability wait",
-        CATALOG_DURABLE,
-    ));
-    rules.push((
-        "the services' idle connections",
-        PEER_POOL_IDLE,
-        "the header-read timeout",
-        header_read,
-    ));
-    // A follower stands only after the engine's lease (the window's top) and its own timeout.
-    let (_, slowest) = election_timeout(replicas.saturating_sub(1), replicas);
-    rules.push((
-        "the slowest election",
-        slowest * 2,
-        "fail-fast without a majority",
-        NO_QUORUM_FAIL,
-    ));
+    ]
+}
+
+/// The front ends' cache: its lease, the catalog leader's reads and its invalidations.
+fn cache_rules() -> Vec<Rule> {
+    vec![
+        ("3 lease renewals", LEASE_RENEW * 3, "a cache lease", LEASE),
+        (
+            "twice a leadership check's reuse",
+            LEADERSHIP_REUSE * 2,
+            "the shortest election timeout",
+            ELECTION_BASE,
+        ),
+        (
+            "an invalidation call and a whole lease",
+            INVALIDATE_CALL + LEASE,
+            "the catalog's durability wait",
+            CATALOG_DURABLE,
+        ),
+    ]
+}
+
+/// Fails with the first of `rules` whose first timeout is not shorter than its second.
+fn first_out_of_order(rules: Vec<Rule>) -> Result<(), String> {
     for (shorter, a, longer, b) in rules {
         if a >= b {
             return Err(format!(

@@ -497,7 +497,22 @@ impl Disk {
         if self.kind(domain) != Some(Kind::Dir) {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
-        // The durable tree under the domain, each directory before what is in it.
+        let (durable, placed) = self.durable_tree(domain);
+        let live = self.live_tree(domain);
+        let touched: HashSet<u64> = live.iter().copied().chain(placed.iter().copied()).collect();
+        let report = self.measure_loss(&touched)?;
+        let staging = self.backing.join(STAGING);
+        self.clear_domain(domain, &durable, &staging)?;
+        self.forget_undone(domain, &touched, &placed);
+        self.rebuild_durable(durable, &staging)?;
+        self.collect_graveyard()?;
+        self.cuts += 1;
+        Ok(report)
+    }
+
+    /// The durable tree under `domain` as (inode, directory, name), each directory before what
+    /// is in it, and the set of inodes it places (the domain included).
+    fn durable_tree(&self, domain: u64) -> (Vec<(u64, u64, OsString)>, HashSet<u64>) {
         let mut durable: Vec<(u64, u64, OsString)> = Vec::new();
         let mut placed: HashSet<u64> = HashSet::from([domain]);
         let mut stack = vec![domain];
@@ -512,7 +527,11 @@ impl Disk {
                 }
             }
         }
-        // What the processes see under it now.
+        (durable, placed)
+    }
+
+    /// Every file and directory the processes see under `domain` now.
+    fn live_tree(&self, domain: u64) -> Vec<u64> {
         let mut live: Vec<u64> = Vec::new();
         let mut stack = vec![domain];
         while let Some(dir) = stack.pop() {
@@ -523,9 +542,14 @@ impl Disk {
                 }
             }
         }
+        live
+    }
+
+    /// What a cut of the `touched` files and directories takes back: their unsynced names and
+    /// bytes.
+    fn measure_loss(&mut self, touched: &HashSet<u64>) -> io::Result<CutReport> {
         let mut report = CutReport::default();
-        let touched: HashSet<u64> = live.iter().copied().chain(placed.iter().copied()).collect();
-        for ino in &touched {
+        for ino in touched {
             report.names_undone += self.unsynced_names.get(ino).map_or(0, |n| n.len() as u64);
             if self.kind(*ino) == Some(Kind::File) {
                 let len = self.len(*ino)?;
@@ -534,11 +558,19 @@ impl Disk {
                     + node.undo.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
             }
         }
-        // Durable files wait in the staging directory while the tree is rebuilt; everything
-        // else under the domain goes.
-        let staging = self.backing.join(STAGING);
+        Ok(report)
+    }
+
+    /// Moves the `durable` files into `staging` while the tree is rebuilt, and removes
+    /// everything else under `domain` from the backing directory.
+    fn clear_domain(
+        &mut self,
+        domain: u64,
+        durable: &[(u64, u64, OsString)],
+        staging: &Path,
+    ) -> io::Result<()> {
         self.files.clear();
-        for (ino, _, _) in &durable {
+        for (ino, _, _) in durable {
             let path = self.path(*ino)?;
             match self.kind(*ino) {
                 Some(Kind::File) => fs::rename(path, staging.join(ino.to_string()))?,
@@ -550,7 +582,13 @@ impl Disk {
         for (_, ino, _) in self.list(domain) {
             remove_any(&self.path(ino)?)?;
         }
-        for ino in &touched {
+        Ok(())
+    }
+
+    /// Drops the unsynced names under `domain` and forgets the `touched` files and directories
+    /// that no durable name `placed`; leaves `domain` with no entries, to be rebuilt.
+    fn forget_undone(&mut self, domain: u64, touched: &HashSet<u64>, placed: &HashSet<u64>) {
+        for ino in touched {
             self.unsynced_names.remove(ino);
             if !placed.contains(ino) {
                 self.forget(*ino);
@@ -558,6 +596,15 @@ impl Disk {
         }
         self.unsynced_names.remove(&domain);
         self.entries.insert(domain, BTreeMap::new());
+    }
+
+    /// Puts each `durable` file and directory back at its durable name: directories anew, files
+    /// from `staging` with their overwritten bytes restored and their durable length.
+    fn rebuild_durable(
+        &mut self,
+        durable: Vec<(u64, u64, OsString)>,
+        staging: &Path,
+    ) -> io::Result<()> {
         for (ino, dir, name) in durable {
             let node = self.nodes.get_mut(&ino).ok_or_else(gone)?;
             node.at = Some((dir, name.clone()));
@@ -581,9 +628,7 @@ impl Disk {
                 }
             }
         }
-        self.collect_graveyard()?;
-        self.cuts += 1;
-        Ok(report)
+        Ok(())
     }
 
     /// A directory's entries as a cut would leave them.
