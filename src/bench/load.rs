@@ -66,6 +66,9 @@ pub fn goal_for(goals: &[PhaseGoal], workload: Workload, connections: usize) -> 
 pub enum Workload {
     /// Product queries for toys that all fit in the cache: after the warm-up, every one a hit.
     CachedQuery,
+    /// The cached queries' requests to a bare warp server that answers each with the same
+    /// reply ([`super::bare`]): what the front end's cached query is held against.
+    BareWarp,
     /// Product queries with the cache off: each one a call to the catalog.
     UncachedQuery,
     /// Orders of one unit: durable and replicated, stock taken, cache invalidated.
@@ -82,6 +85,7 @@ impl Workload {
     pub fn label(self) -> &'static str {
         match self {
             Workload::CachedQuery => "cached product query",
+            Workload::BareWarp => "bare warp server, same reply",
             Workload::UncachedQuery => "uncached product query",
             Workload::Order => "order",
             Workload::OrderTls => "order, TLS between services",
@@ -92,6 +96,7 @@ impl Workload {
     pub fn slug(self) -> &'static str {
         match self {
             Workload::CachedQuery => "cached-query",
+            Workload::BareWarp => "bare-warp",
             Workload::UncachedQuery => "uncached-query",
             Workload::Order => "order",
             Workload::OrderTls => "order-tls",
@@ -187,12 +192,17 @@ impl LoadReport {
 /// Each workload runs twice: on the many connections, then on one.
 const RUNS_PER_WORKLOAD: usize = 2;
 
-/// How many phases [`run_load`] runs: three workloads on clusters of its own, a query and
-/// orders on a running cluster.
+/// How many phases [`run_load`] runs: three workloads and the bare server on clusters of its
+/// own; a query (and the bare server beside cached ones) and orders on a running cluster.
 pub fn phase_count(target: Target<'_>, etcd: bool, tls: bool) -> usize {
     let workloads = match target {
-        Target::Own { .. } => 3 + usize::from(tls),
-        Target::Running(_) => 2,
+        Target::Own { .. } => 4 + usize::from(tls),
+        Target::Running(state) => {
+            let cached = state.running().ok().is_some_and(|spec| {
+                super::CacheMode::of_size(recorded_cache_size(&spec)) == super::CacheMode::On
+            });
+            2 + usize::from(cached)
+        }
     };
     (workloads + usize::from(etcd)) * RUNS_PER_WORKLOAD
 }
@@ -234,7 +244,8 @@ pub fn run_load(
             let uncached = with_own_cluster(exe, 0, |frontend| {
                 driver.phases(frontend, &[Workload::UncachedQuery], 0)
             })?;
-            cached.splice(2..2, uncached);
+            // After the cached queries and the bare server beside them.
+            cached.splice(4..4, uncached);
             report.phases = cached;
             if options.tls {
                 report.cluster.push_str(
@@ -256,7 +267,13 @@ pub fn run_load(
                 "the running cluster in {} (cache of {capacity} entries)",
                 state.root().display()
             );
-            report.phases = driver.phases(&frontend, &[query, Workload::Order], capacity)?;
+            report.phases = match query {
+                Workload::CachedQuery => driver.cached_beside_bare(&frontend, capacity)?,
+                _ => driver.phases(&frontend, &[query], capacity)?,
+            };
+            report
+                .phases
+                .extend(driver.phases(&frontend, &[Workload::Order], capacity)?);
         }
     }
     if let Some(exe) = &options.etcd {
@@ -291,6 +308,32 @@ impl Driver<'_> {
         Ok(phases)
     }
 
+    /// Cached queries at `frontend`, and the same requests to a bare warp server that gives
+    /// the same reply, measured in turn at each number of connections so that a noisy
+    /// machine's drift falls on both alike: the cached queries' phases, then the bare server's.
+    fn cached_beside_bare(&self, frontend: &str, cache_size: usize) -> Result<Vec<Phase>> {
+        let toys = crate::client::catalog_products();
+        let url = format!(
+            "{frontend}/products/{}",
+            crate::http::encode_segment(&toys[0])
+        );
+        let agent = crate::tool_http::agent();
+        let reply = crate::tool_http::get(&agent, &url)
+            .map_err(|e| Error::Remote(format!("{url}: {e}")))?;
+        let product = reply
+            .json::<crate::wire::Data<crate::wire::Product>>()
+            .ok_or_else(|| Error::Remote(format!("{url}: unexpected reply {}", reply.body)))?
+            .data;
+        let bare = super::bare::BareServer::start(&product)?;
+        let (mut cached, mut beside) = (Vec::new(), Vec::new());
+        for connections in [self.options.connections, 1] {
+            cached.push(self.phase(frontend, Workload::CachedQuery, connections, cache_size)?);
+            beside.push(self.phase(bare.url(), Workload::BareWarp, connections, cache_size)?);
+        }
+        cached.extend(beside);
+        Ok(cached)
+    }
+
     /// One workload on `connections`, warmed up, then measured.
     fn phase(
         &self,
@@ -303,7 +346,7 @@ impl Driver<'_> {
         let requests = Arc::new(prepare(workload, &toys, cache_size, base));
         // Only a front end has a cache to count hits in.
         let cache = || match workload {
-            Workload::EtcdPut => Ok(crate::wire::CacheStats::default()),
+            Workload::EtcdPut | Workload::BareWarp => Ok(crate::wire::CacheStats::default()),
             _ => frontend_cache(base),
         };
         self.progress.message(&format!(
@@ -330,7 +373,7 @@ impl Driver<'_> {
     /// so that a noisy machine's drift falls on both alike.
     fn cached_and_orders(&self, exe: &std::path::Path, frontend: &str) -> Result<Vec<Phase>> {
         let cache_size = self.options.cache_size;
-        let mut phases = self.phases(frontend, &[Workload::CachedQuery], cache_size)?;
+        let mut phases = self.cached_beside_bare(frontend, cache_size)?;
         if !self.options.tls {
             phases.extend(self.phases(frontend, &[Workload::Order], cache_size)?);
             return Ok(phases);
@@ -359,13 +402,13 @@ struct Template {
 fn prepare(workload: Workload, toys: &[String], cache_size: usize, base: &str) -> RequestSet {
     let hot = match workload {
         // Only as many toys as the cache holds, so that every query after the warm-up hits.
-        Workload::CachedQuery => &toys[..cache_size.clamp(1, toys.len())],
+        Workload::CachedQuery | Workload::BareWarp => &toys[..cache_size.clamp(1, toys.len())],
         _ => toys,
     };
     let requests = hot
         .iter()
         .map(|toy| match workload {
-            Workload::CachedQuery | Workload::UncachedQuery => Template {
+            Workload::CachedQuery | Workload::BareWarp | Workload::UncachedQuery => Template {
                 method: Method::GET,
                 path: format!("/products/{}", crate::http::encode_segment(toy)),
                 body: Bytes::new(),

@@ -12,6 +12,7 @@
 //! The bench starts its own clusters in a work directory (one per cache mode, with a stock large
 //! enough that no order is refused as sold out), or measures a running one as it is.
 
+pub mod bare;
 pub mod etcd;
 pub mod load;
 pub mod plot;

@@ -118,6 +118,17 @@ pub fn overall_saving(savings: &[Saving]) -> Option<Saving> {
 
 /// The summary in Markdown: how it was run, a table per request type, and what the cache saves.
 pub fn markdown(study: &Study) -> String {
+    let mut out = how_it_was_run(study);
+    out.push_str(&what_the_cache_saves(&study.points));
+    for kind in RequestType::MAIN {
+        out.push_str(&request_type_section(&study.points, kind));
+    }
+    out
+}
+
+/// The summary's title and how the study was run, with warnings about unexpected replies and
+/// points during which the store sold out.
+fn how_it_was_run(study: &Study) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -138,8 +149,14 @@ pub fn markdown(study: &Study) -> String {
              `errors` column of `{CSV_FILE}` says where.\n"
         );
     }
-    let short: Vec<String> = study
-        .points
+    out.push_str(&sold_out_warning(&study.points));
+    out
+}
+
+/// A paragraph naming the points during which the store sold out, so that they measured fewer
+/// orders than asked for; empty when none did.
+fn sold_out_warning(points: &[Point]) -> String {
+    let short: Vec<String> = points
         .iter()
         .filter(|p| p.sold_out + p.skipped_sold_out > 0)
         .map(|p| {
@@ -152,55 +169,57 @@ pub fn markdown(study: &Study) -> String {
             )
         })
         .collect();
-    if !short.is_empty() {
+    if short.is_empty() {
+        return String::new();
+    }
+    format!(
+        "**The store sold out during some points**, so they measured fewer orders than \
+         their p asked for ({}); run against a cluster with more stock \
+         (a new one: `storectl up --state-dir DIR --initial-stock 1000000`).\n\n",
+        short.join("; ")
+    )
+}
+
+/// The section of one request type: its plot and a table of every point.
+fn request_type_section(points: &[Point], kind: RequestType) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {}\n", kind.title());
+    let _ = writeln!(out, "![{}]({}.svg)\n", kind.title(), kind.slug());
+    // Only product queries go through the cache.
+    let cached = kind == RequestType::ProductQuery;
+    let _ = writeln!(
+        out,
+        "| cache | p | count | errors | mean | p50 | p95 | p99 | max | req/s |{}",
+        if cached { " hit ratio |" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        if cached { "---:|" } else { "" }
+    );
+    for point in points {
+        let s = point.stats(kind);
         let _ = writeln!(
             out,
-            "**The store sold out during some points**, so they measured fewer orders than \
-             their p asked for ({}); run against a cluster with more stock \
-             (a new one: `storectl up --state-dir DIR --initial-stock 1000000`).\n",
-            short.join("; ")
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |{}",
+            point.cache.label(),
+            point.p,
+            s.count,
+            s.errors,
+            s.show(s.mean_us),
+            s.show(s.p50_us as f64),
+            s.show(s.p95_us as f64),
+            s.show(s.p99_us as f64),
+            s.show(s.max_us as f64),
+            s.throughput_rps,
+            if cached {
+                format!(" {:.0}% |", 100.0 * point.hit_ratio)
+            } else {
+                String::new()
+            }
         );
     }
-    out.push_str(&what_the_cache_saves(&study.points));
-    for kind in RequestType::MAIN {
-        let _ = writeln!(out, "## {}\n", kind.title());
-        let _ = writeln!(out, "![{}]({}.svg)\n", kind.title(), kind.slug());
-        // Only product queries go through the cache.
-        let cached = kind == RequestType::ProductQuery;
-        let _ = writeln!(
-            out,
-            "| cache | p | count | errors | mean | p50 | p95 | p99 | max | req/s |{}",
-            if cached { " hit ratio |" } else { "" }
-        );
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
-            if cached { "---:|" } else { "" }
-        );
-        for point in &study.points {
-            let s = point.stats(kind);
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |{}",
-                point.cache.label(),
-                point.p,
-                s.count,
-                s.errors,
-                s.show(s.mean_us),
-                s.show(s.p50_us as f64),
-                s.show(s.p95_us as f64),
-                s.show(s.p99_us as f64),
-                s.show(s.max_us as f64),
-                s.throughput_rps,
-                if cached {
-                    format!(" {:.0}% |", 100.0 * point.hit_ratio)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        out.push('\n');
-    }
+    out.push('\n');
     out
 }
 
@@ -337,9 +356,11 @@ pub fn load_table(report: &LoadReport) -> String {
             (Some(goal), _) => format!("{} ✗ missed", goal.describe()),
             (None, _) => String::new(),
         };
-        // Orders and etcd's puts look nothing up in a cache.
+        // Orders, etcd's puts and the bare server look nothing up in a cache.
         let hits = match phase.workload {
-            Workload::Order | Workload::OrderTls | Workload::EtcdPut => "–".to_string(),
+            Workload::Order | Workload::OrderTls | Workload::EtcdPut | Workload::BareWarp => {
+                "–".to_string()
+            }
             _ => format!("{:.0}%", 100.0 * phase.hit_ratio),
         };
         let _ = writeln!(
@@ -357,6 +378,26 @@ pub fn load_table(report: &LoadReport) -> String {
         );
     }
     out
+}
+
+/// Cached queries beside a bare warp server's replies, when both were measured: requests per
+/// second at the most connections (goal: at least 0.9 of the bare server's), and one
+/// connection's p50 beside it.
+pub fn bare_comparison(report: &LoadReport) -> Option<String> {
+    let many = report.connections;
+    let [cached, one_cached] = report.at_most_and_one(Workload::CachedQuery)?;
+    let [bare, one_bare] = report.at_most_and_one(Workload::BareWarp)?;
+    let share = cached.rps / bare.rps.max(1.0);
+    let mark = if share >= 0.9 { "✓" } else { "✗ missed" };
+    Some(format!(
+        "Beside a bare warp server giving the same reply: at {many} connections {} cached \
+         queries/s against {} replies/s, {share:.2}× (goal ≥ 0.9× {mark}); at one connection \
+         a p50 of {} against {}.\n",
+        thousands(cached.rps),
+        thousands(bare.rps),
+        human_us(one_cached.latency.p50_us as f64),
+        human_us(one_bare.latency.p50_us as f64),
+    ))
 }
 
 /// Orders beside etcd's puts, when both were measured: orders per second at the most
@@ -424,9 +465,13 @@ pub fn load_markdown(report: &LoadReport) -> String {
         report.connections, report.duration_s, report.cluster
     );
     out.push_str(&load_table(report));
-    for comparison in [etcd_comparison(report), tls_comparison(report)]
-        .into_iter()
-        .flatten()
+    for comparison in [
+        bare_comparison(report),
+        etcd_comparison(report),
+        tls_comparison(report),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = write!(out, "\n{comparison}");
     }

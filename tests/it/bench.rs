@@ -153,6 +153,8 @@ fn the_throughput_mode_reports_every_workload() {
         vec![
             ("cached-query", "4"),
             ("cached-query", "1"),
+            ("bare-warp", "4"),
+            ("bare-warp", "1"),
             ("uncached-query", "4"),
             ("uncached-query", "1"),
             ("order", "4"),
@@ -171,13 +173,19 @@ fn the_throughput_mode_reports_every_workload() {
     let requests: f64 = rows[0][2].parse().unwrap();
     let misses = (requests * (1.0 - rows[0][12].parse::<f64>().unwrap())).round();
     assert!(misses <= 40.0, "{misses} misses: {:?}", rows[0]);
-    assert_eq!(rows[2][12], "0.0000");
+    assert_eq!(rows[4][12], "0.0000");
     // The goal column speaks only where a goal is set.
     assert!(rows[1][13].contains("p50"));
-    assert_eq!(rows[3][13], "");
+    assert_eq!(rows[5][13], "");
     let summary = read(&out.join("throughput.md"));
     assert!(
         summary.contains("| cached product query | 4 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| bare warp server, same reply | 4 |")
+            && summary
+                .contains("Beside a bare warp server giving the same reply: at 4 connections"),
         "{summary}"
     );
     assert!(stdout(&run).contains("req/s"));
