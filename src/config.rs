@@ -125,28 +125,20 @@ pub struct ReplicaAddr {
     pub url: String,
 }
 
-/// Serialises a value as its `Display` form, and reads it back with `FromStr`: a record then
-/// holds what a command line would.
-macro_rules! serde_as_text {
-    ($type:ty) => {
-        impl serde::Serialize for $type {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $type {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
 /// A duration as people write it on a command line and in records: `250ms`, `10s`, `2m`. Never
-/// zero: every duration a service takes is an interval or a timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// zero: every duration a service takes is an interval or a timeout. Serialised as its
+/// `Display` form and read back with `FromStr`, so a record holds what a command line would.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
@@ -179,8 +171,6 @@ impl FromStr for HumanDuration {
         Ok(HumanDuration(d))
     }
 }
-
-serde_as_text!(HumanDuration);
 
 /// Parses a duration such as `250ms`, `1s`, `1.5s`, `2m` or `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -288,7 +278,19 @@ mod tests {
 }
 
 /// A service of a cluster: the name of its pid file, log, `kill` target and `status` row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Serialised as that name (`order-2`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
 pub enum ServiceName {
     /// A catalog replica.
     Catalog(u32),
@@ -352,5 +354,3 @@ impl FromStr for ServiceName {
         }
     }
 }
-
-serde_as_text!(ServiceName);
