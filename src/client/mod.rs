@@ -451,20 +451,10 @@ fn place(
 
 /// The toys of the built-in catalog, in its own spelling.
 pub fn catalog_products() -> Vec<String> {
-    crate::catalog::seed::BUILT_IN
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(line.as_bytes());
-            reader
-                .records()
-                .next()
-                .and_then(|r| r.ok())
-                .and_then(|r| r.get(0).map(str::to_string))
-        })
-        .collect()
+    let built_in = std::path::Path::new("the built-in catalog");
+    crate::catalog::seed::parse(crate::catalog::seed::BUILT_IN, built_in)
+        .map(|rows| rows.into_iter().map(|row| row.name).collect())
+        .unwrap_or_default()
 }
 
 /// A human summary of a report, several lines.
