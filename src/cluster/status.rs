@@ -95,44 +95,8 @@ impl ServiceStatus {
 /// order replicas. `local` is for a cluster in a state directory, whose
 /// services `storectl restart` can start again; otherwise they run on hosts of their own.
 pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
-    let silent: Vec<&ServiceStatus> = rows.iter().filter(|r| !r.alive).collect();
-    if !silent.is_empty() && silent.len() == rows.len() {
-        return Some(if local {
-            "no service of the cluster is running: start it with `storectl up`".into()
-        } else {
-            "no service of the cluster file answers: start them on their hosts, or check the \
-             addresses and the network"
-                .into()
-        });
-    }
-    if let Some(first) = silent.first() {
-        let names: Vec<String> = silent.iter().map(|r| r.name.to_string()).collect();
-        let verb = if silent.len() == 1 { "does" } else { "do" };
-        let names = names.join(", ");
-        return Some(match (local, first.pid) {
-            (true, None) if silent.len() == 1 => format!(
-                "{names} does not run: `storectl restart {}` starts it again",
-                first.name
-            ),
-            (true, None) => format!(
-                "{names} do not run: start each again with `storectl restart NAME`, e.g. \
-                 `storectl restart {}`",
-                first.name
-            ),
-            (true, Some(_)) if first.paused => format!(
-                "{names} {} paused (SIGSTOP): `storectl kill {} --signal cont` resumes it",
-                if silent.len() == 1 { "is" } else { "are" },
-                first.name
-            ),
-            (true, Some(_)) => format!(
-                "{names} {verb} not answer though running: see `storectl logs {}`",
-                first.name
-            ),
-            (false, _) => format!(
-                "{names} {verb} not answer at {}: check the service on its host and the network",
-                first.address
-            ),
-        });
+    if let Some(problem) = silent_services(rows, local) {
+        return Some(problem);
     }
     if let Some(full) = rows.iter().find(|r| r.disk_full) {
         return Some(format!(
@@ -164,6 +128,49 @@ pub fn problem(rows: &[ServiceStatus], local: bool) -> Option<String> {
         }
     }
     front_end_cut_off(rows)
+}
+
+/// Services that do not answer, named, with what brings them back: `storectl restart` or
+/// `kill --signal cont` for a local cluster, a look at the host otherwise.
+fn silent_services(rows: &[ServiceStatus], local: bool) -> Option<String> {
+    let silent: Vec<&ServiceStatus> = rows.iter().filter(|r| !r.alive).collect();
+    let first = silent.first()?;
+    if silent.len() == rows.len() {
+        return Some(if local {
+            "no service of the cluster is running: start it with `storectl up`".into()
+        } else {
+            "no service of the cluster file answers: start them on their hosts, or check the \
+             addresses and the network"
+                .into()
+        });
+    }
+    let names: Vec<String> = silent.iter().map(|r| r.name.to_string()).collect();
+    let verb = if silent.len() == 1 { "does" } else { "do" };
+    let names = names.join(", ");
+    Some(match (local, first.pid) {
+        (true, None) if silent.len() == 1 => format!(
+            "{names} does not run: `storectl restart {}` starts it again",
+            first.name
+        ),
+        (true, None) => format!(
+            "{names} do not run: start each again with `storectl restart NAME`, e.g. \
+             `storectl restart {}`",
+            first.name
+        ),
+        (true, Some(_)) if first.paused => format!(
+            "{names} {} paused (SIGSTOP): `storectl kill {} --signal cont` resumes it",
+            if silent.len() == 1 { "is" } else { "are" },
+            first.name
+        ),
+        (true, Some(_)) => format!(
+            "{names} {verb} not answer though running: see `storectl logs {}`",
+            first.name
+        ),
+        (false, _) => format!(
+            "{names} {verb} not answer at {}: check the service on its host and the network",
+            first.address
+        ),
+    })
 }
 
 /// A front end that answers the tool but cannot reach a majority of the order replicas, or
