@@ -197,14 +197,10 @@ fn render_load(report: &LoadReport) -> String {
         report.duration_s,
         report.cluster,
         report::load_table(report),
-        [
-            report::etcd_comparison(report),
-            report::tls_comparison(report)
-        ]
-        .into_iter()
-        .flatten()
-        .map(|c| format!("\n{c}"))
-        .collect::<String>()
+        report::comparisons(report)
+            .iter()
+            .map(|c| format!("\n{c}"))
+            .collect::<String>()
     )
 }
 

@@ -454,6 +454,19 @@ pub fn tls_comparison(report: &LoadReport) -> Option<String> {
     ))
 }
 
+/// Every comparison the run's phases allow: cached queries beside the bare server, orders
+/// beside etcd's puts, orders with TLS beside orders without.
+pub fn comparisons(report: &LoadReport) -> Vec<String> {
+    [
+        bare_comparison(report),
+        etcd_comparison(report),
+        tls_comparison(report),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The throughput summary in Markdown.
 pub fn load_markdown(report: &LoadReport) -> String {
     let mut out = String::from("# storectl bench --load: throughput\n\n");
@@ -465,14 +478,7 @@ pub fn load_markdown(report: &LoadReport) -> String {
         report.connections, report.duration_s, report.cluster
     );
     out.push_str(&load_table(report));
-    for comparison in [
-        bare_comparison(report),
-        etcd_comparison(report),
-        tls_comparison(report),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for comparison in comparisons(report) {
         let _ = write!(out, "\n{comparison}");
     }
     let sold_out: u64 = report.phases.iter().map(|p| p.sold_out).sum();
