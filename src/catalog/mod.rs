@@ -212,27 +212,17 @@ impl Catalog {
                 crate::raft::replica::bootstrap(&raft, members, rank, &name).await;
             });
         }
-        let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
-        let engine_stopped = tokio::select! {
-            _ = crate::http::serve(
-                listener,
-                self.clone(),
-                header_read_timeout,
-                self.shared.transport.server.clone(),
-                shutdown,
-            ) => false,
-            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
-        };
-        drop(tasks);
-        if engine_stopped {
-            return Err(Error::Cluster(format!(
-                "catalog replica {}'s engine stopped; see the lines above for why",
-                self.id()
-            )));
-        }
-        if let Err(e) = self.shared.raft.shutdown().await {
-            tracing::warn!("the engine did not stop cleanly: {e}");
-        }
+        let name = format!("catalog replica {}", self.id());
+        crate::raft::replica::serve_while_engine_runs(
+            &self.shared.raft,
+            self.clone(),
+            listener,
+            self.shared.transport.server.clone(),
+            tasks,
+            shutdown,
+            &name,
+        )
+        .await?;
         self.shared.book.flush_view();
         Ok(())
     }

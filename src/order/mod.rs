@@ -327,26 +327,16 @@ impl Replica {
             self.shared.raft.clone(),
         ));
         tasks.spawn(self.clone().place_orphans());
-        let engine_stopped = tokio::select! {
-            _ = crate::http::serve(
-                listener,
-                self.clone(),
-                crate::config::defaults::HEADER_READ_TIMEOUT.get(),
-                self.shared.transport.server.clone(),
-                shutdown,
-            ) => false,
-            _ = crate::raft::replica::engine_stopped(&self.shared.raft) => true,
-        };
-        drop(tasks);
-        if engine_stopped {
-            return Err(Error::Cluster(format!(
-                "replica {}'s engine stopped; see the lines above for why",
-                self.id()
-            )));
-        }
-        if let Err(e) = self.shared.raft.shutdown().await {
-            tracing::warn!("the engine did not stop cleanly: {e}");
-        }
-        Ok(())
+        let name = format!("replica {}", self.id());
+        crate::raft::replica::serve_while_engine_runs(
+            &self.shared.raft,
+            self.clone(),
+            listener,
+            self.shared.transport.server.clone(),
+            tasks,
+            shutdown,
+            &name,
+        )
+        .await
     }
 }

@@ -80,6 +80,35 @@ pub async fn start_engine<B: super::state_machine::Book>(
     })
 }
 
+/// Serves `handler` on `listener` until `shutdown`, then aborts `tasks` and stops the engine.
+/// Fails at once if the engine stops by itself (a disk that failed, a bug): a replica without
+/// its engine must not go on answering as if it were one. `name` names the replica.
+pub async fn serve_while_engine_runs<C: Group, H: http::Handler>(
+    raft: &Raft<C>,
+    handler: H,
+    listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<crate::tls::ServerSide>>,
+    tasks: tokio::task::JoinSet<()>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    name: &str,
+) -> Result<()> {
+    let header_read_timeout = crate::config::defaults::HEADER_READ_TIMEOUT.get();
+    let engine_stopped = tokio::select! {
+        _ = http::serve(listener, handler, header_read_timeout, tls, shutdown) => false,
+        _ = engine_stopped(raft) => true,
+    };
+    drop(tasks);
+    if engine_stopped {
+        return Err(Error::Cluster(format!(
+            "{name}'s engine stopped; see the lines above for why"
+        )));
+    }
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!("the engine did not stop cleanly: {e}");
+    }
+    Ok(())
+}
+
 /// The engine's settings for the replica of rank `rank` (0 for the highest id) of `replicas`.
 pub fn engine_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
     let (election_min, election_max) = timeouts::election_timeout(rank, replicas);
