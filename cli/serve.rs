@@ -8,7 +8,10 @@ use storectl::catalog::Catalog;
 use storectl::cluster_file::Entry;
 use storectl::frontend::Frontend;
 use storectl::order::Replica;
-use storectl::services::{Placement, ServiceConfig, ServiceName};
+use storectl::secret::Secret;
+use storectl::services::{
+    CatalogOptions, FrontendOptions, OrderOptions, Placement, ServiceConfig, ServiceName,
+};
 use storectl::transport::{PublicTls, Transport};
 
 use crate::args::ServeArgs;
@@ -24,64 +27,86 @@ pub fn run(args: ServeArgs) -> Result<Exit> {
     runtime.block_on(async move {
         let placement = args.service.placement().clone();
         let cluster = placement.cluster_file()?;
-        let in_file = |entry: std::result::Result<&Entry, String>| {
-            entry
-                .cloned()
-                .map_err(|e| storectl::Error::Usage(format!("{}: {e}", placement.file_name())))
+        let start = Start {
+            placement: &placement,
+            cluster: &cluster,
+            secret,
         };
         match args.service {
-            ServiceConfig::Catalog(options) => {
-                let entry = in_file(cluster.catalog_entry(options.id))?;
-                let what = format!("[[catalog]] id {}", entry.id);
-                let listener = bind(&placement, &what, &entry.address).await?;
-                let transport =
-                    transport(&cluster, &placement, ServiceName::Catalog(entry.id), None)?;
-                let catalog = Catalog::open(&options, &cluster, secret, transport).await?;
-                tracing::info!(
-                    "catalog replica {} listening on {}",
-                    entry.id,
-                    address(&listener)
-                );
-                until_stopped(|stop| catalog.run(listener, stop)).await
-            }
-            ServiceConfig::Frontend(options) => {
-                options
-                    .check(cluster.order.len())
-                    .map_err(storectl::Error::Usage)?;
-                let entry = in_file(cluster.frontend_entry(options.id))?;
-                let what = format!("[[frontend]] id {}", entry.id);
-                let listener = bind(&placement, &what, &entry.address).await?;
-                tracing::info!(
-                    "front end {} listening on {} (cache of {})",
-                    entry.id,
-                    address(&listener),
-                    options.cache_size
-                );
-                let name = cluster.frontend_name(entry.id);
-                let transport = transport(&cluster, &placement, name, options.public_tls())?;
-                let frontend = Frontend::new(&options, &cluster, entry.id, secret, transport);
-                until_stopped(|stop| async move {
-                    frontend.run(listener, stop).await;
-                    Ok(())
-                })
-                .await
-            }
-            ServiceConfig::Order(options) => {
-                let entry = in_file(cluster.order_entry(options.id))?;
-                let what = format!("[[order]] id {}", entry.id);
-                let listener = bind(&placement, &what, &entry.address).await?;
-                let transport =
-                    transport(&cluster, &placement, ServiceName::Order(entry.id), None)?;
-                let replica = Replica::open(&options, &cluster, secret, transport).await?;
-                tracing::info!(
-                    "order replica {} listening on {}",
-                    options.id,
-                    address(&listener)
-                );
-                until_stopped(|stop| replica.run(listener, stop)).await
-            }
+            ServiceConfig::Catalog(options) => start.catalog(options).await,
+            ServiceConfig::Frontend(options) => start.frontend(options).await,
+            ServiceConfig::Order(options) => start.order(options).await,
         }
     })
+}
+
+/// What every service starts from: where it listens, the cluster file, the cluster's secret.
+struct Start<'a> {
+    placement: &'a Placement,
+    cluster: &'a storectl::cluster_file::ClusterFile,
+    secret: Secret,
+}
+
+impl Start<'_> {
+    /// The service's entry in the cluster file, or a usage error that names the file.
+    fn in_file(&self, entry: std::result::Result<&Entry, String>) -> Result<Entry> {
+        entry.cloned().map_err(|e| {
+            storectl::Error::Usage(format!("{}: {e}", self.placement.file_name())).into()
+        })
+    }
+
+    async fn catalog(self, options: CatalogOptions) -> Result<Exit> {
+        let entry = self.in_file(self.cluster.catalog_entry(options.id))?;
+        let what = format!("[[catalog]] id {}", entry.id);
+        let listener = bind(self.placement, &what, &entry.address).await?;
+        let name = ServiceName::Catalog(entry.id);
+        let transport = transport(self.cluster, self.placement, name, None)?;
+        let catalog = Catalog::open(&options, self.cluster, self.secret, transport).await?;
+        tracing::info!(
+            "catalog replica {} listening on {}",
+            entry.id,
+            address(&listener)
+        );
+        until_stopped(|stop| catalog.run(listener, stop)).await
+    }
+
+    async fn frontend(self, options: FrontendOptions) -> Result<Exit> {
+        options
+            .check(self.cluster.order.len())
+            .map_err(storectl::Error::Usage)?;
+        let entry = self.in_file(self.cluster.frontend_entry(options.id))?;
+        let what = format!("[[frontend]] id {}", entry.id);
+        let listener = bind(self.placement, &what, &entry.address).await?;
+        tracing::info!(
+            "front end {} listening on {} (cache of {})",
+            entry.id,
+            address(&listener),
+            options.cache_size
+        );
+        let name = self.cluster.frontend_name(entry.id);
+        let transport = transport(self.cluster, self.placement, name, options.public_tls())?;
+        let frontend = Frontend::new(&options, self.cluster, entry.id, self.secret, transport);
+        until_stopped(|stop| async move {
+            frontend.run(listener, stop).await;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn order(self, options: OrderOptions) -> Result<Exit> {
+        let entry = self.in_file(self.cluster.order_entry(options.id))?;
+        let what = format!("[[order]] id {}", entry.id);
+        let listener = bind(self.placement, &what, &entry.address).await?;
+        let name = ServiceName::Order(entry.id);
+        let transport = transport(self.cluster, self.placement, name, None)?;
+        let replica = Replica::open(&options, self.cluster, self.secret, transport).await?;
+        tracing::info!(
+            "order replica {} listening on {}",
+            options.id,
+            address(&listener)
+        );
+        until_stopped(|stop| replica.run(listener, stop)).await
+    }
 }
 
 /// The service's TLS, as the cluster file's `[tls]` table and `public` say.

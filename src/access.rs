@@ -134,36 +134,11 @@ fn refusal(path: &Path, access: Access, user: &User) -> Option<String> {
     if user.uid == 0 {
         return None;
     }
-    let mode = |meta: &Metadata| {
-        format!(
-            "mode {:03o}, owner uid {}",
-            meta.mode() & 0o7777,
-            meta.uid()
-        )
-    };
     let path = std::path::absolute(path).ok()?;
-    let mut deepest = None;
-    for dir in path
-        .ancestors()
-        .skip(1)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
-        let Ok(meta) = std::fs::metadata(dir) else {
-            break;
-        };
-        let (may, class) = user.may(&meta, 1);
-        if !may {
-            return Some(format!(
-                ": the directory {dir} ({}) does not let {} in: make it reachable by the service's user (chmod 755 {dir})",
-                mode(&meta),
-                class.who(),
-                dir = dir.display(),
-            ));
-        }
-        deepest = Some((dir, meta));
-    }
+    let deepest = match closed_directory_on_the_way(&path, user) {
+        Ok(deepest) => deepest,
+        Err(refused) => return Some(refused),
+    };
     let path_shown = path.display();
     let Ok(meta) = std::fs::metadata(&path) else {
         // A data directory to make, in the deepest directory that exists.
@@ -197,6 +172,46 @@ fn refusal(path: &Path, access: Access, user: &User) -> Option<String> {
         class.describe(adjective),
         mode(&meta)
     ))
+}
+
+/// `mode 755, owner uid 1000`.
+fn mode(meta: &Metadata) -> String {
+    format!(
+        "mode {:03o}, owner uid {}",
+        meta.mode() & 0o7777,
+        meta.uid()
+    )
+}
+
+/// Walks the directories above `path` from the root: the first that does not let `user` in is
+/// the refusal (its message); otherwise the deepest that exists, with its metadata.
+fn closed_directory_on_the_way<'p>(
+    path: &'p Path,
+    user: &User,
+) -> Result<Option<(&'p Path, Metadata)>, String> {
+    let mut deepest = None;
+    for dir in path
+        .ancestors()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            break;
+        };
+        let (may, class) = user.may(&meta, 1);
+        if !may {
+            return Err(format!(
+                ": the directory {dir} ({}) does not let {} in: make it reachable by the service's user (chmod 755 {dir})",
+                mode(&meta),
+                class.who(),
+                dir = dir.display(),
+            ));
+        }
+        deepest = Some((dir, meta));
+    }
+    Ok(deepest)
 }
 
 /// The message of a refused `access` to `path` by this process, with `cause` when the

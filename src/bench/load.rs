@@ -224,58 +224,16 @@ pub fn run_load(
         runtime: &runtime,
         progress,
     };
+    let (cluster, phases) = match target {
+        Target::Own { exe } => driver.own_clusters(exe)?,
+        Target::Running(state) => driver.running_cluster(state)?,
+    };
     let mut report = LoadReport {
         connections: options.connections,
         duration_s: options.duration.as_secs_f64(),
-        cluster: String::new(),
-        phases: Vec::new(),
+        cluster,
+        phases,
     };
-    match target {
-        Target::Own { exe } => {
-            report.cluster = format!(
-                "clusters started by the bench: cache of {} entries for cached queries and \
-                 orders, cache off for uncached queries; {} units of each toy",
-                options.cache_size,
-                super::BENCH_STOCK
-            );
-            let mut cached = with_own_cluster(exe, options.cache_size, |frontend| {
-                driver.cached_and_orders(exe, frontend)
-            })?;
-            let uncached = with_own_cluster(exe, 0, |frontend| {
-                driver.phases(frontend, &[Workload::UncachedQuery], 0)
-            })?;
-            // After the cached queries and the bare server beside them.
-            cached.splice(4..4, uncached);
-            report.phases = cached;
-            if options.tls {
-                report.cluster.push_str(
-                    "; orders with TLS between services on a cluster of their own, measured \
-                     in turn with the orders without while both clusters run",
-                );
-            }
-        }
-        Target::Running(state) => {
-            let spec = state.running()?;
-            // Its public API in plain HTTP, as its clients use it, TLS between services or not.
-            let frontend = spec.frontend_url().replacen("https://", "http://", 1);
-            let capacity = recorded_cache_size(&spec);
-            let query = match super::CacheMode::of_size(capacity) {
-                super::CacheMode::On => Workload::CachedQuery,
-                super::CacheMode::Off => Workload::UncachedQuery,
-            };
-            report.cluster = format!(
-                "the running cluster in {} (cache of {capacity} entries)",
-                state.root().display()
-            );
-            report.phases = match query {
-                Workload::CachedQuery => driver.cached_beside_bare(&frontend, capacity)?,
-                _ => driver.phases(&frontend, &[query], capacity)?,
-            };
-            report
-                .phases
-                .extend(driver.phases(&frontend, &[Workload::Order], capacity)?);
-        }
-    }
     if let Some(exe) = &options.etcd {
         progress.message("starting three etcd members");
         let etcd = super::etcd::Etcd::start(exe)?;
@@ -296,6 +254,55 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// Every workload on clusters of the bench's own: one with the cache on for cached queries
+    /// (and the bare server beside them) and orders, one with it off for uncached queries.
+    /// Returns what was measured on, and the phases.
+    fn own_clusters(&self, exe: &std::path::Path) -> Result<(String, Vec<Phase>)> {
+        let options = self.options;
+        let mut cluster = format!(
+            "clusters started by the bench: cache of {} entries for cached queries and orders, \
+             cache off for uncached queries; {} units of each toy",
+            options.cache_size,
+            super::BENCH_STOCK
+        );
+        let mut phases = with_own_cluster(exe, options.cache_size, |frontend| {
+            self.cached_and_orders(exe, frontend)
+        })?;
+        let uncached = with_own_cluster(exe, 0, |frontend| {
+            self.phases(frontend, &[Workload::UncachedQuery], 0)
+        })?;
+        // After the cached queries and the bare server beside them.
+        phases.splice(4..4, uncached);
+        if options.tls {
+            cluster.push_str(
+                "; orders with TLS between services on a cluster of their own, measured in turn \
+                 with the orders without while both clusters run",
+            );
+        }
+        Ok((cluster, phases))
+    }
+
+    /// The running cluster in `state`, with the cache it has: its query (beside the bare server
+    /// when cached), then orders.
+    fn running_cluster(&self, state: &crate::cluster::StateDir) -> Result<(String, Vec<Phase>)> {
+        let spec = state.running()?;
+        // Its public API in plain HTTP, as its clients use it, TLS between services or not.
+        let frontend = spec.frontend_url().replacen("https://", "http://", 1);
+        let capacity = recorded_cache_size(&spec);
+        let cluster = format!(
+            "the running cluster in {} (cache of {capacity} entries)",
+            state.root().display()
+        );
+        let mut phases = match super::CacheMode::of_size(capacity) {
+            super::CacheMode::On => self.cached_beside_bare(&frontend, capacity)?,
+            super::CacheMode::Off => {
+                self.phases(&frontend, &[Workload::UncachedQuery], capacity)?
+            }
+        };
+        phases.extend(self.phases(&frontend, &[Workload::Order], capacity)?);
+        Ok((cluster, phases))
+    }
+
     /// Each workload with many connections, then with one, sent to `base` (a front end, or an
     /// etcd member for [`Workload::EtcdPut`]).
     fn phases(&self, base: &str, workloads: &[Workload], cache_size: usize) -> Result<Vec<Phase>> {

@@ -187,24 +187,10 @@ impl Catalog {
     /// committed entry; the batch is answered once the entry's invalidations (and every earlier
     /// one's) are in the front ends' caches or waited out.
     async fn buy(&self, request: &Request) -> Response {
-        let batch: BuyBatch = match http::parse_json(request) {
+        let batch = match buy_batch(request) {
             Ok(batch) => batch,
-            Err(e) => return e.into(),
+            Err(response) => return response,
         };
-        if batch.orders.is_empty() || batch.orders.len() > MAX_BUY_BATCH {
-            return http::error(
-                StatusCode::BAD_REQUEST,
-                &format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
-            );
-        }
-        if let Some(Err(e)) = batch
-            .orders
-            .iter()
-            .map(PlaceOrder::check)
-            .find(Result::is_err)
-        {
-            return http::error(StatusCode::BAD_REQUEST, &e);
-        }
         let leadership = match self.leading() {
             Ok(leadership) => leadership,
             Err(e) => return self.refusal(e),
@@ -322,4 +308,25 @@ impl Catalog {
             Err(e) => self.refusal(e),
         }
     }
+}
+
+/// A buy's batch as the body gives it, with 1 to [`MAX_BUY_BATCH`] orders that each pass the
+/// checks a front end makes; or the 400 that says what is wrong.
+fn buy_batch(request: &Request) -> Result<BuyBatch, Response> {
+    let batch: BuyBatch = http::parse_json(request).map_err(Response::from)?;
+    if batch.orders.is_empty() || batch.orders.len() > MAX_BUY_BATCH {
+        return Err(http::error(
+            StatusCode::BAD_REQUEST,
+            &format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
+        ));
+    }
+    if let Some(Err(e)) = batch
+        .orders
+        .iter()
+        .map(PlaceOrder::check)
+        .find(Result::is_err)
+    {
+        return Err(http::error(StatusCode::BAD_REQUEST, &e));
+    }
+    Ok(batch)
 }

@@ -371,35 +371,8 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
         "{:<11} {:>8} {:<21} {:<6} {:<9} {:>10}  {}\n",
         "SERVICE", "PID", "ADDRESS", "ALIVE", "ROLE", "LAST ORDER", "CACHE OR STOCK"
     );
+    let dash = || "-".to_string();
     for row in rows {
-        let dash = || "-".to_string();
-        let cache = row
-            .cache
-            .map(|c| {
-                format!(
-                    "{} hits, {} misses, {} evictions, {}/{} entries{}",
-                    c.hits,
-                    c.misses,
-                    c.evictions,
-                    c.size,
-                    c.capacity,
-                    if row.cache_leased == Some(false) {
-                        " (no lease: not used)"
-                    } else {
-                        ""
-                    }
-                )
-            })
-            .or_else(|| {
-                row.units_in_stock
-                    .map(|units| format!("{units} units in stock"))
-            })
-            .unwrap_or_else(dash);
-        let cache = if row.disk_full {
-            format!("DISK FULL; {cache}")
-        } else {
-            cache
-        };
         let role = match (&row.role, row.ready) {
             (Some(role), Some(false)) => format!("{role}*"),
             (Some(role), _) => role.clone(),
@@ -413,7 +386,7 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
             if row.alive { "yes" } else { "no" },
             role,
             row.last_order.map(|n| n.to_string()).unwrap_or_else(dash),
-            cache
+            cache_or_stock(row)
         ));
     }
     if rows.iter().any(|r| r.ready == Some(false)) {
@@ -431,6 +404,37 @@ pub fn render_status(rows: &[ServiceStatus]) -> String {
         }
     }
     out
+}
+
+/// The last column of a status row: a front end's cache, or a catalog's stock, and a full disk.
+fn cache_or_stock(row: &ServiceStatus) -> String {
+    let cache = row
+        .cache
+        .map(|c| {
+            format!(
+                "{} hits, {} misses, {} evictions, {}/{} entries{}",
+                c.hits,
+                c.misses,
+                c.evictions,
+                c.size,
+                c.capacity,
+                if row.cache_leased == Some(false) {
+                    " (no lease: not used)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .or_else(|| {
+            row.units_in_stock
+                .map(|units| format!("{units} units in stock"))
+        })
+        .unwrap_or_else(|| "-".to_string());
+    if row.disk_full {
+        format!("DISK FULL; {cache}")
+    } else {
+        cache
+    }
 }
 
 /// The id of the catalog replica that leads: the one that says so in the newest term.
