@@ -189,7 +189,7 @@ impl Catalog {
     async fn buy(&self, request: &Request) -> Response {
         let batch = match buy_batch(request) {
             Ok(batch) => batch,
-            Err(response) => return response,
+            Err(e) => return e.into(),
         };
         let leadership = match self.leading() {
             Ok(leadership) => leadership,
@@ -312,12 +312,12 @@ impl Catalog {
 
 /// A buy's batch as the body gives it, with 1 to [`MAX_BUY_BATCH`] orders that each pass the
 /// checks a front end makes; or the 400 that says what is wrong.
-fn buy_batch(request: &Request) -> Result<BuyBatch, Response> {
-    let batch: BuyBatch = http::parse_json(request).map_err(Response::from)?;
+fn buy_batch(request: &Request) -> Result<BuyBatch, http::ApiError> {
+    let batch: BuyBatch = http::parse_json(request)?;
     if batch.orders.is_empty() || batch.orders.len() > MAX_BUY_BATCH {
-        return Err(http::error(
+        return Err(http::ApiError::new(
             StatusCode::BAD_REQUEST,
-            &format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
+            format!("a buy takes 1 to {MAX_BUY_BATCH} orders"),
         ));
     }
     if let Some(Err(e)) = batch
@@ -326,7 +326,7 @@ fn buy_batch(request: &Request) -> Result<BuyBatch, Response> {
         .map(PlaceOrder::check)
         .find(Result::is_err)
     {
-        return Err(http::error(StatusCode::BAD_REQUEST, &e));
+        return Err(http::ApiError::new(StatusCode::BAD_REQUEST, e));
     }
     Ok(batch)
 }
