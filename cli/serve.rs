@@ -47,24 +47,46 @@ struct Start<'a> {
     secret: Secret,
 }
 
+/// A service's place in the cluster: its entry, the socket it listens on, and its TLS.
+struct Placed {
+    entry: Entry,
+    listener: tokio::net::TcpListener,
+    transport: Transport,
+}
+
 impl Start<'_> {
-    /// The service's entry in the cluster file, or a usage error that names the file.
-    fn in_file(&self, entry: std::result::Result<&Entry, String>) -> Result<Entry> {
-        entry.cloned().map_err(|e| {
-            storectl::Error::Usage(format!("{}: {e}", self.placement.file_name())).into()
+    /// Finds the service's entry (`entry`, in the cluster file's `[[table]]`), listens where
+    /// it says, and makes the service's TLS; `name` names the service of the entry's id.
+    async fn place(
+        &self,
+        entry: std::result::Result<&Entry, String>,
+        table: &str,
+        name: impl FnOnce(u32) -> ServiceName,
+        public: Option<PublicTls>,
+    ) -> Result<Placed> {
+        let entry = entry
+            .cloned()
+            .map_err(|e| storectl::Error::Usage(format!("{}: {e}", self.placement.file_name())))?;
+        let what = format!("[[{table}]] id {}", entry.id);
+        let listener = bind(self.placement, &what, &entry.address).await?;
+        let transport = transport(self.cluster, self.placement, name(entry.id), public)?;
+        Ok(Placed {
+            entry,
+            listener,
+            transport,
         })
     }
 
     async fn catalog(self, options: CatalogOptions) -> Result<Exit> {
-        let entry = self.in_file(self.cluster.catalog_entry(options.id))?;
-        let what = format!("[[catalog]] id {}", entry.id);
-        let listener = bind(self.placement, &what, &entry.address).await?;
-        let name = ServiceName::Catalog(entry.id);
-        let transport = transport(self.cluster, self.placement, name, None)?;
-        let catalog = Catalog::open(&options, self.cluster, self.secret, transport).await?;
+        let entry = self.cluster.catalog_entry(options.id);
+        let placed = self
+            .place(entry, "catalog", ServiceName::Catalog, None)
+            .await?;
+        let catalog = Catalog::open(&options, self.cluster, self.secret, placed.transport).await?;
+        let listener = placed.listener;
         tracing::info!(
             "catalog replica {} listening on {}",
-            entry.id,
+            placed.entry.id,
             address(&listener)
         );
         until_stopped(|stop| catalog.run(listener, stop)).await
@@ -74,18 +96,18 @@ impl Start<'_> {
         options
             .check(self.cluster.order.len())
             .map_err(storectl::Error::Usage)?;
-        let entry = self.in_file(self.cluster.frontend_entry(options.id))?;
-        let what = format!("[[frontend]] id {}", entry.id);
-        let listener = bind(self.placement, &what, &entry.address).await?;
+        let entry = self.cluster.frontend_entry(options.id);
+        let name = |id| self.cluster.frontend_name(id);
+        let placed = self
+            .place(entry, "frontend", name, options.public_tls())
+            .await?;
+        let (id, listener) = (placed.entry.id, placed.listener);
         tracing::info!(
-            "front end {} listening on {} (cache of {})",
-            entry.id,
+            "front end {id} listening on {} (cache of {})",
             address(&listener),
             options.cache_size
         );
-        let name = self.cluster.frontend_name(entry.id);
-        let transport = transport(self.cluster, self.placement, name, options.public_tls())?;
-        let frontend = Frontend::new(&options, self.cluster, entry.id, self.secret, transport);
+        let frontend = Frontend::new(&options, self.cluster, id, self.secret, placed.transport);
         until_stopped(|stop| async move {
             frontend.run(listener, stop).await;
             Ok(())
@@ -94,15 +116,13 @@ impl Start<'_> {
     }
 
     async fn order(self, options: OrderOptions) -> Result<Exit> {
-        let entry = self.in_file(self.cluster.order_entry(options.id))?;
-        let what = format!("[[order]] id {}", entry.id);
-        let listener = bind(self.placement, &what, &entry.address).await?;
-        let name = ServiceName::Order(entry.id);
-        let transport = transport(self.cluster, self.placement, name, None)?;
-        let replica = Replica::open(&options, self.cluster, self.secret, transport).await?;
+        let entry = self.cluster.order_entry(options.id);
+        let placed = self.place(entry, "order", ServiceName::Order, None).await?;
+        let replica = Replica::open(&options, self.cluster, self.secret, placed.transport).await?;
+        let listener = placed.listener;
         tracing::info!(
             "order replica {} listening on {}",
-            options.id,
+            placed.entry.id,
             address(&listener)
         );
         until_stopped(|stop| replica.run(listener, stop)).await
