@@ -2,7 +2,7 @@
 //! service or `up` starts with, and the value types their flags and records share.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -207,32 +207,63 @@ pub fn ports_free(host: &str, base: u16) -> std::result::Result<(), u16> {
     Ok(())
 }
 
-/// Finds a port base whose five ports are free, for demos and tests that must not collide.
+/// Finds a port base whose whole block is free, for demos and tests that must not collide.
+///
+/// The block lies below the kernel's ephemeral range: a port in that range, once its service
+/// stops, can be taken as the local end of any outgoing connection, and a `restart` would find
+/// its own port in use.
 pub fn find_free_port_base(host: &str) -> Result<u16> {
+    let candidates = free_block_range();
     for _ in 0..200 {
-        let probe = TcpListener::bind((host, 0)).map_err(|e| Error::Bind {
-            addr: format!("{host}:0"),
-            source: e,
-        })?;
-        let port = probe
-            .local_addr()
-            .map(|a: SocketAddr| a.port())
-            .unwrap_or(0);
-        drop(probe);
-        // Keep the block below the ephemeral range's top and away from well-known ports.
-        let base = port.clamp(10_000, MAX_PORT_BASE.min(60_000));
+        let base = rand::random_range(candidates.clone());
         if ports_free(host, base).is_ok() {
             return Ok(base);
         }
     }
     Err(Error::Cluster(format!(
-        "could not find five free ports on {host}; pass --port-base"
+        "could not find {} free ports in a row on {host}; pass --port-base",
+        LAST_PORT_OFFSET + 1
     )))
+}
+
+/// Bases a chosen block may start at: above the well-known ports, and ending below the
+/// ephemeral range where the system says where it starts.
+fn free_block_range() -> std::ops::Range<u16> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let top = ephemeral_start.saturating_sub(LAST_PORT_OFFSET + 1);
+    if top > LOWEST + 1_000 {
+        LOWEST..top
+    } else {
+        // A system whose ephemeral range starts low leaves no room below it.
+        LOWEST..MAX_PORT_BASE.min(60_000)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_block_is_free_and_ends_below_the_ephemeral_range() {
+        let range = free_block_range();
+        assert!(
+            range.start >= 10_000 && range.start < range.end,
+            "{range:?}"
+        );
+        let base = find_free_port_base("127.0.0.1").unwrap();
+        assert!(range.contains(&base), "{base} not in {range:?}");
+        assert!(ports_free("127.0.0.1", base).is_ok());
+        if let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") {
+            let start: u16 = text.split_whitespace().next().unwrap().parse().unwrap();
+            if start > 12_000 {
+                assert!(base + LAST_PORT_OFFSET < start, "{base} reaches {start}");
+            }
+        }
+    }
 
     #[test]
     fn ports_follow_the_base() {

@@ -352,7 +352,7 @@ fn the_catalog_buys_once_per_key_across_a_crash_and_the_stock_check_sees_strays(
     // end.
     let term = cluster.order_term();
     for name in ["order-1", "order-2"] {
-        assert!(cluster.run("kill", &[name]).status.success());
+        cluster.must("kill", &[name]);
     }
     let (name, value) = cluster.authorization();
     let secret = [(name, value.as_str())];
@@ -472,7 +472,7 @@ fn a_leader_that_dies_between_the_buy_and_the_append_loses_nothing() {
     );
     assert_eq!(again.json, reply.json);
 
-    assert!(cluster.run("restart", &["order-3"]).status.success());
+    cluster.must("restart", &["order-3"]);
     cluster.assert_converges(Duration::from_secs(10));
 }
 
@@ -515,9 +515,9 @@ fn a_key_reused_with_another_body_gets_422_from_any_leader_and_its_first_buy_is_
         assert_eq!(product.json["data"]["quantity"], left, "{toy}");
     }
     // After the old leader is back and leads no more: the same answers.
-    assert!(cluster.run("restart", &["order-3"]).status.success());
+    cluster.must("restart", &["order-3"]);
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("kill", &["leader"]).status.success());
+    cluster.must("kill", &["leader"]);
     assert_error(
         &post(
             &cluster.url("/orders"),
@@ -564,7 +564,7 @@ fn a_refused_key_is_refused_for_good_even_after_a_restock() {
         100
     );
     // Also across a new catalog leader: the refusal is in the catalog group's log.
-    assert!(cluster.run("kill", &["catalog-leader"]).status.success());
+    cluster.must("kill", &["catalog-leader"]);
     assert_eq!(ask("late", 5), refused);
     assert_eq!(
         get(&cluster.url("/products/tux")).json["data"]["quantity"],
@@ -575,7 +575,7 @@ fn a_refused_key_is_refused_for_good_even_after_a_restock() {
 #[test]
 fn a_follower_down_while_orders_flow_catches_up_when_back() {
     let cluster = Cluster::start(&[]);
-    assert!(cluster.run("kill", &["order-1"]).status.success());
+    cluster.must("kill", &["order-1"]);
     let (ok, report) = client_json(
         &cluster,
         &["--p", "1", "--iterations", "30", "--clients", "2"],
@@ -588,7 +588,7 @@ fn a_follower_down_while_orders_flow_catches_up_when_back() {
         1,
         "order-1 saw none"
     );
-    assert!(cluster.run("restart", &["order-1"]).status.success());
+    cluster.must("restart", &["order-1"]);
     cluster.assert_converges(Duration::from_secs(10));
     assert_eq!(
         crate::common::read(&cluster.orders_file(1)).lines().count() as u64,
@@ -634,7 +634,7 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
     let cluster = Cluster::start(&[]);
     cluster.order_each(&["tux", "fox", "lego"], 1);
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     // A crash in the middle of an append to the engine's log: half a record, no newline.
     let path = cluster.state().join("raft-3.log");
     let mut text = crate::common::read(&path);
@@ -665,7 +665,7 @@ fn a_torn_last_line_is_dropped_on_start_and_the_replicas_converge() {
 #[test]
 fn commands_against_a_stopped_cluster_say_to_start_it() {
     let cluster = Cluster::start(&[]);
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let out_dir = cluster.dir.path().join("bench");
     for (command, args) in [
         ("client", vec!["--iterations", "1"]),
@@ -724,7 +724,7 @@ fn a_reader_that_stops_early_is_a_normal_end() {
 fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
     let cluster = Cluster::start(&[]);
     assert_eq!(cluster.run("status", &[]).status.code(), Some(0));
-    assert!(cluster.run("kill", &["order-1"]).status.success());
+    cluster.must("kill", &["order-1"]);
     let out = cluster.run("status", &["--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let said = stderr(&out);
@@ -739,11 +739,8 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
         .unwrap();
     assert_eq!(one["alive"], false);
     // A paused service holds its port but answers nothing: not answering, and said quickly.
-    assert!(cluster.run("restart", &["order-1"]).status.success());
-    assert!(cluster
-        .run("kill", &["frontend", "--signal", "stop"])
-        .status
-        .success());
+    cluster.must("restart", &["order-1"]);
+    cluster.must("kill", &["frontend", "--signal", "stop"]);
     let started = std::time::Instant::now();
     let paused = cluster.run("status", &[]);
     assert_eq!(paused.status.code(), Some(1));
@@ -757,12 +754,9 @@ fn status_exits_0_only_when_every_service_answers_and_a_replica_leads() {
         "{:?}",
         started.elapsed()
     );
-    assert!(cluster
-        .run("kill", &["frontend", "--signal", "cont"])
-        .status
-        .success());
+    cluster.must("kill", &["frontend", "--signal", "cont"]);
     assert_eq!(cluster.run("status", &[]).status.code(), Some(0));
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let out = cluster.run("status", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("storectl up"), "{}", stderr(&out));
@@ -790,7 +784,7 @@ fn a_pid_that_names_another_process_gets_no_signal() {
         "the process that owns the pid was not signalled"
     );
     std::fs::write(&path, record).unwrap();
-    assert!(cluster.run("kill", &["order-1"]).status.success());
+    cluster.must("kill", &["order-1"]);
 }
 
 #[test]
@@ -805,7 +799,7 @@ fn a_catalog_restarted_with_its_clock_set_back_leaves_no_stale_cache() {
     // The catalog leader comes back with its clock an hour behind.
     cluster.catalog_fault("clock-offset", "-3600");
     let leader = cluster.leader_of("catalog");
-    assert!(cluster.run("restart", &[leader.as_str()]).status.success());
+    cluster.must("restart", &[leader.as_str()]);
     cluster.order_each(&["tux"; 3], 1);
     let tux = get(&cluster.url("/products/tux"));
     assert_eq!(
@@ -848,7 +842,7 @@ fn the_stock_check_reads_one_snapshot_while_a_restock_is_being_written() {
 #[test]
 fn the_stock_check_is_not_fooled_by_a_replica_that_lags() {
     let cluster = Cluster::start(&[]);
-    assert!(cluster.run("kill", &["order-1"]).status.success());
+    cluster.must("kill", &["order-1"]);
     cluster.order_each(&["tux", "fox"], 2);
     // orders-1.csv lacks both orders; the replicas that have them decide.
     let out = cluster.run("verify-logs", &["--stock"]);
@@ -940,7 +934,7 @@ fn a_new_catalog_leader_remembers_which_sales_have_their_orders() {
         (unconfirmed() == serde_json::json!([])).then_some(())
     });
     assert!(confirmed.is_some(), "{}", unconfirmed());
-    assert!(cluster.run("kill", &["catalog-leader"]).status.success());
+    cluster.must("kill", &["catalog-leader"]);
     assert_eq!(
         unconfirmed(),
         serde_json::json!([]),
@@ -952,7 +946,7 @@ fn a_new_catalog_leader_remembers_which_sales_have_their_orders() {
 #[test]
 fn initial_stock_is_refused_for_a_catalog_that_has_its_stock() {
     let cluster = Cluster::start(&[]);
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let base = (cluster.base).to_string();
     let out = cluster.run("up", &["--port-base", &base, "--initial-stock", "1000000"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

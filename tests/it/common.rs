@@ -93,6 +93,17 @@ impl Cluster {
         storectl(&all)
     }
 
+    /// Runs a command that must succeed, and shows its stderr when it does not.
+    pub fn must(&self, command: &str, args: &[&str]) -> Output {
+        let out = self.run(command, args);
+        assert!(
+            out.status.success(),
+            "storectl {command} {args:?} failed: {}",
+            stderr(&out)
+        );
+        out
+    }
+
     /// Every service's row of `status --json` (which exits 1 while one is down).
     pub fn status(&self) -> Vec<Value> {
         let out = self.run("status", &["--json"]);

@@ -120,7 +120,7 @@ fn walk(lossy: bool) {
         // Orders before the crash: enough for a snapshot, so that the next one replaces it.
         clients(&cluster, 60);
         if case.behind {
-            assert!(cluster.run("kill", &[&replica]).status.success());
+            cluster.must("kill", &[&replica]);
             clients(&cluster, 60);
         }
         let hook = cluster.file(&format!("faults/{replica}/{point}"));

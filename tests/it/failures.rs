@@ -147,7 +147,7 @@ fn a_dead_catalog_fails_orders_with_its_name_and_never_moves_the_leader() {
     // Two catalog replicas of three down, the leader among them: no majority.
     let down = catalog_majority(&cluster);
     for name in &down {
-        assert!(cluster.run("kill", &[name.as_str()]).status.success());
+        cluster.must("kill", &[name.as_str()]);
     }
     for _ in 0..3 {
         let started = Instant::now();
@@ -173,7 +173,7 @@ fn a_dead_catalog_fails_orders_with_its_name_and_never_moves_the_leader() {
         "no election because of the catalog"
     );
     for name in &down {
-        assert!(cluster.run("restart", &[name.as_str()]).status.success());
+        cluster.must("restart", &[name.as_str()]);
     }
     let reply = post(
         &cluster.url("/orders"),
@@ -302,7 +302,7 @@ fn a_buy_whose_leader_died_before_logging_it_is_placed_by_the_next_leader() {
         get(&cluster.url("/products/lego")).json["data"]["quantity"],
         97
     );
-    assert!(cluster.run("restart", &["order-3"]).status.success());
+    cluster.must("restart", &["order-3"]);
     cluster.assert_converges(Duration::from_secs(10));
     // A late retry of the key learns the number and buys nothing more.
     let again = post(
@@ -324,7 +324,7 @@ fn with_one_replica_left_orders_fail_fast_and_order_queries_still_answer() {
     cluster.order_each(&["tux", "fox", "lego"], 1);
     cluster.assert_converges(Duration::from_secs(10));
     for replica in ["order-3", "order-2"] {
-        assert!(cluster.run("kill", &[replica]).status.success());
+        cluster.must("kill", &[replica]);
     }
     let started = Instant::now();
     let reply = post(
@@ -345,7 +345,7 @@ fn with_one_replica_left_orders_fail_fast_and_order_queries_still_answer() {
     assert_eq!(order.status, 200, "{}", order.json);
     assert_eq!(order.json["data"]["name"], "Fox");
     // Back to two: orders work again, numbered after the others.
-    assert!(cluster.run("restart", &["order-2"]).status.success());
+    cluster.must("restart", &["order-2"]);
     let reply = eventually(Duration::from_secs(10), || {
         let r = post(
             &cluster.url("/orders"),
@@ -365,7 +365,7 @@ fn a_replica_whose_data_was_wiped_refuses_to_rejoin_and_the_leader_stays_up() {
     let cluster = Cluster::start(&[]);
     cluster.order_each(&["tux", "fox"], 1);
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("kill", &["order-1"]).status.success());
+    cluster.must("kill", &["order-1"]);
     for file in ["raft-1.log", "orders-1.csv"] {
         std::fs::remove_file(cluster.file(file)).unwrap();
     }
@@ -426,15 +426,9 @@ fn a_paused_leader_whose_successor_has_a_slow_disk_loses_nothing() {
         };
         let slow = cluster.file(&format!("faults/{slowed}/slow-fsync"));
         std::fs::write(&slow, "2000").unwrap();
-        assert!(cluster
-            .run("kill", &[paused, "--signal", "stop"])
-            .status
-            .success());
+        cluster.must("kill", &[paused, "--signal", "stop"]);
         std::thread::sleep(Duration::from_secs(3));
-        assert!(cluster
-            .run("kill", &[paused, "--signal", "cont"])
-            .status
-            .success());
+        cluster.must("kill", &[paused, "--signal", "cont"]);
         std::fs::remove_file(&slow).unwrap();
     }
     let out = client.join().unwrap();

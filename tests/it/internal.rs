@@ -120,7 +120,7 @@ fn the_secret_is_private_to_its_owner_and_off_every_command_line() {
         );
     }
     // Every `up` makes a new one.
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let restarted = Cluster::start(&[]);
     assert_ne!(read(&restarted.file("cluster-secret")).trim(), secret);
 }

@@ -251,7 +251,7 @@ fn damaged_files_stop_their_service_with_the_file_and_line_named() {
     let cluster = Cluster::start(&[]);
     cluster.order_each(&["tux", "fox"], 1);
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let base = cluster.base.to_string();
 
     // A record in the middle of an engine's log that fails its checksum is damage, not a torn

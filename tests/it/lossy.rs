@@ -190,7 +190,7 @@ fn power_cuts_under_load_on_the_lossy_disk_lose_no_acknowledged_order() {
     let mount = cluster.state().join("disk");
     let daemon = fs::read_to_string(cluster.state().join("lossy-disk.pid")).unwrap();
     let daemon: u32 = daemon.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(cluster.run("down", &[]).status.success());
+    cluster.must("down", &[]);
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(
         !mounts.contains(mount.to_str().unwrap()),

@@ -44,7 +44,7 @@ fn member_list_shows_each_groups_voters_its_leader_and_who_lags() {
         .map(|id| format!("order-{id}"))
         .find(|name| *name != leader)
         .unwrap();
-    assert!(cluster.run("kill", &[&follower]).status.success());
+    cluster.must("kill", &[&follower]);
     cluster.order_each(&["tux", "fox", "whale"], 1);
     let file = cluster.state().join("cluster.toml");
     let rows = members(

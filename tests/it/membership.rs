@@ -105,7 +105,7 @@ fn a_replica_whose_data_was_deleted_refuses_to_rejoin_and_is_replaced_under_load
     wait_for_orders(&cluster, 50);
     let lost: u32 = if leader_id(&cluster) == 2 { 1 } else { 2 };
     let name = format!("order-{lost}");
-    assert!(cluster.run("kill", &[&name]).status.success());
+    cluster.must("kill", &[&name]);
     for file in [
         format!("raft-{lost}.log"),
         format!("snapshot-{lost}.json"),
@@ -211,10 +211,7 @@ fn the_order_group_grows_to_five_and_shrinks_back_removing_its_leader_under_load
         .iter()
         .find(|&&id| id != u64::from(leader_id(&cluster)))
         .unwrap();
-    assert!(cluster
-        .run("kill", &[&format!("order-{down}")])
-        .status
-        .success());
+    cluster.must("kill", &[&format!("order-{down}")]);
     let other = remaining
         .iter()
         .find(|&&id| id != *down && id != u64::from(leader_id(&cluster)))
@@ -228,10 +225,7 @@ fn the_order_group_grows_to_five_and_shrinks_back_removing_its_leader_under_load
     assert!(said.contains("only 1 answers"), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "{said}");
     assert_eq!(voters(&cluster), remaining);
-    assert!(cluster
-        .run("restart", &[&format!("order-{down}")])
-        .status
-        .success());
+    cluster.must("restart", &[&format!("order-{down}")]);
 
     assert_clients_saw_nothing(clients);
     assert_files_and_stock_agree(&cluster);
@@ -279,7 +273,7 @@ fn a_leader_killed_in_the_middle_of_a_change_is_followed_by_one_that_finishes_it
     })
     .expect("the change goes through a joint configuration");
     let leader = cluster.leader_of("order");
-    assert!(cluster.run("kill", &["leader"]).status.success());
+    cluster.must("kill", &["leader"]);
     slow("0");
     let _ = adding.wait_with_output();
     // Whatever the command was told, the group leaves the joint configuration by itself.
@@ -292,7 +286,7 @@ fn a_leader_killed_in_the_middle_of_a_change_is_followed_by_one_that_finishes_it
         "the old voters or the new ones, never a mix: {settled:?}"
     );
     cluster.order_each(&["tux", "fox"], 1);
-    assert!(cluster.run("restart", &[&leader]).status.success());
+    cluster.must("restart", &[&leader]);
     cluster.order_each(&["whale"], 1);
     assert_files_and_stock_agree(&cluster);
 }
@@ -340,7 +334,7 @@ fn a_replica_restored_from_an_older_copy_refuses_to_start_and_the_leader_stays_u
     let follower: u32 = if leader_id(&cluster) == 1 { 2 } else { 1 };
     let name = format!("order-{follower}");
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("kill", &[&name]).status.success());
+    cluster.must("kill", &[&name]);
     let files = [
         format!("raft-{follower}.log"),
         format!("orders-{follower}.csv"),
@@ -351,10 +345,10 @@ fn a_replica_restored_from_an_older_copy_refuses_to_start_and_the_leader_stays_u
     for file in &files {
         std::fs::copy(cluster.file(file), backup.join(file)).unwrap();
     }
-    assert!(cluster.run("restart", &[&name]).status.success());
+    cluster.must("restart", &[&name]);
     cluster.order_each(&["fox", "whale", "lego"], 1);
     cluster.assert_converges(Duration::from_secs(10));
-    assert!(cluster.run("kill", &[&name]).status.success());
+    cluster.must("kill", &[&name]);
     // The copy from before those orders: the replica acknowledged entries it no longer has.
     for file in &files {
         std::fs::copy(backup.join(file), cluster.file(file)).unwrap();
