@@ -68,12 +68,25 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("storectl: {e:#}");
-            let exit = match e.downcast_ref::<storectl::Error>() {
-                Some(storectl::Error::Usage(_)) => Exit::Usage,
-                _ => Exit::Failure,
-            };
-            exit.into()
+            exit_for(&e).into()
         }
+    }
+}
+
+/// The exit code of a failure: 2 when the user asked for what cannot be, at whichever layer
+/// found it out, 1 when something failed.
+fn exit_for(e: &anyhow::Error) -> Exit {
+    let usage = e
+        .downcast_ref::<storectl::Error>()
+        .is_some_and(|e| matches!(e, storectl::Error::Usage(_)))
+        || e.downcast_ref::<storectl::tool_error::ToolError>()
+            .is_some_and(|e| e.is_usage())
+        || e.downcast_ref::<storectl::raft::ReplicaError>()
+            .is_some_and(|e| e.is_usage());
+    if usage {
+        Exit::Usage
+    } else {
+        Exit::Failure
     }
 }
 

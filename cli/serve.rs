@@ -110,7 +110,7 @@ impl Start<'_> {
         let frontend = Frontend::new(&options, self.cluster, id, self.secret, placed.transport);
         until_stopped(|stop| async move {
             frontend.run(listener, stop).await;
-            Ok(())
+            Ok::<_, storectl::Error>(())
         })
         .await
     }
@@ -170,10 +170,11 @@ fn address(listener: &tokio::net::TcpListener) -> String {
 }
 
 /// Runs a service until SIGTERM or Ctrl-C, then gives it [`STOP_GRACE`] to finish.
-async fn until_stopped<F, Fut>(service: F) -> Result<Exit>
+async fn until_stopped<F, Fut, E>(service: F) -> Result<Exit>
 where
     F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
-    Fut: Future<Output = storectl::Result<()>>,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = Box::pin(async move {

@@ -22,9 +22,10 @@ use serde::Serialize;
 
 use crate::client::{self, ClientConfig};
 use crate::cluster::{self, Signal, StateDir, Target};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::progress::Progress;
 use crate::services::ServiceName;
+use crate::tool_error::{Result, ToolError};
 use crate::verify;
 
 /// One kind of failure a round injects. The doc comments are `--fault`'s help.
@@ -322,7 +323,7 @@ pub fn run(
 fn refuse_slow_disk_without_hooks(state: &StateDir, options: &ChaosOptions) -> Result<()> {
     if options.faults.contains(&Fault::SlowDisk) && state.fault_dir(ServiceName::Order(1)).is_none()
     {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "--fault slow-disk needs a cluster started with `storectl up --fault-hooks`; the one \
              in {} was not (or let chaos start its own: run it with no cluster up)",
             state.root().display()
@@ -378,10 +379,10 @@ fn wait_for_conserved_stock(state: &StateDir) -> Result<crate::conservation::Sto
             let check = crate::cluster::check_stock(state)?;
             let conserved = check.ok();
             stock = Some(check);
-            Ok::<_, Error>(conserved.then_some(()))
+            Ok::<_, ToolError>(conserved.then_some(()))
         },
     )?;
-    stock.ok_or_else(|| Error::Cluster("the stock was never checked".into()))
+    stock.ok_or(ToolError::StockNeverChecked)
 }
 
 /// The run's report: the rounds, what the clients saw, and the acknowledged orders checked
@@ -630,7 +631,11 @@ fn misplaced_orders(path: &Path, acknowledged: &[client::Acknowledged]) -> Resul
 /// Keys that appear more than once in an orders file, read leniently so that a duplicate is
 /// counted rather than refused.
 fn duplicated_keys(path: &Path) -> Result<u64> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::Remote(e.to_string()))?;
+    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        line: 0,
+        message: e.to_string(),
+    })?;
     let mut seen = HashSet::new();
     let mut duplicated = 0;
     for record in reader.records() {

@@ -220,10 +220,10 @@ pub fn find_free_port_base(host: &str) -> Result<u16> {
             return Ok(base);
         }
     }
-    Err(Error::Cluster(format!(
-        "could not find {} free ports in a row on {host}; pass --port-base",
-        LAST_PORT_OFFSET + 1
-    )))
+    Err(Error::NoFreePorts {
+        host: host.to_string(),
+        count: LAST_PORT_OFFSET + 1,
+    })
 }
 
 /// Bases a chosen block may start at: above the well-known ports, and ending below the

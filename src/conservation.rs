@@ -219,11 +219,7 @@ pub fn catalog_snapshot(
             Err(e) => why.push(format!("catalog-{}: {e}", catalog.id)),
         }
     }
-    Err(Error::Remote(format!(
-        "no catalog replica leads, so the stock cannot be checked ({}); start the catalog \
-         replicas (storectl status says which are down)",
-        why.join("; ")
-    )))
+    Err(Error::NoCatalogLeader(why))
 }
 
 #[cfg(test)]

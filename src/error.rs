@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 pub use crate::access::Access;
 
-/// Failures of the library's operations. Services turn them into HTTP errors; the CLI prints them
-/// as one line on stderr.
+/// Failures of the layers up to the services' plumbing. The replicas' start
+/// (`raft::ReplicaError`) and the tools (`tool_error::ToolError`) carry it in errors of their
+/// own; services turn it into HTTP errors, and the CLI prints it as one line on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The cause is in the message and not a `source`, so that a printed chain does not say it
@@ -31,15 +32,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The caller asked for what cannot be: exit code 2 at the command line.
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Cluster(String),
-    #[error("{0}")]
-    Remote(String),
-    /// The bench could not measure or could not render what it measured.
-    #[error("{0}")]
-    Bench(String),
+    #[error("could not find {count} free ports in a row on {host}; pass --port-base")]
+    NoFreePorts { host: String, count: u16 },
+    /// Why each catalog replica asked for the stock did not give it.
+    #[error("no catalog replica leads, so the stock cannot be checked ({}); start the catalog replicas (storectl status says which are down)", .0.join("; "))]
+    NoCatalogLeader(Vec<String>),
 }
 
 impl Error {

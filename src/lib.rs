@@ -66,6 +66,7 @@ pub mod services;
 pub mod storage;
 pub mod timeouts;
 pub mod tls;
+pub mod tool_error;
 pub mod tool_http;
 pub mod top;
 pub mod transport;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use warp::Filter;
 
-use crate::error::{Error, Result};
+use crate::tool_error::{Result, ToolError};
 use crate::wire::{Data, Product, CACHE_HEADER};
 
 /// A bare warp server on a loopback port, on a runtime of its own built as a service's is (the
@@ -28,9 +28,9 @@ impl BareServer {
             serde_json::to_vec(&Data {
                 data: product.clone(),
             })
-            .map_err(|e| Error::Bench(format!("cannot encode the bare server's reply: {e}")))?,
+            .map_err(|e| ToolError::cannot("encode the bare server's reply", e))?,
         );
-        let cannot = |e: std::io::Error| Error::Bench(format!("cannot start a bare server: {e}"));
+        let cannot = |e: std::io::Error| ToolError::cannot("start a bare server", e);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(cannot)?;
         listener.set_nonblocking(true).map_err(cannot)?;
         let url = format!("http://{}", listener.local_addr().map_err(cannot)?);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 
 /// The etcd binary: `STORECTL_ETCD`, or `etcd` on the PATH. `None` when there is none.
@@ -43,7 +43,7 @@ impl Etcd {
         let dir = tempfile::Builder::new()
             .prefix("storectl-etcd-")
             .tempdir()
-            .map_err(|e| Error::Bench(format!("cannot make a directory for etcd: {e}")))?;
+            .map_err(|e| ToolError::cannot("make a directory for etcd", e))?;
         let ports = free_ports(6)?;
         let url = |port: u16| format!("http://127.0.0.1:{port}");
         let initial_cluster: Vec<String> = (0..3)
@@ -57,7 +57,7 @@ impl Etcd {
         for i in 0..3 {
             let data = etcd._dir.path().join(format!("m{i}"));
             let log = std::fs::File::create(etcd._dir.path().join(format!("m{i}.log")))
-                .map_err(|e| Error::Bench(format!("cannot write etcd's log: {e}")))?;
+                .map_err(|e| ToolError::cannot("write etcd's log", e))?;
             let child = Command::new(exe)
                 .arg(format!("--name=m{i}"))
                 .arg(format!("--data-dir={}", data.display()))
@@ -75,17 +75,16 @@ impl Etcd {
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .map_err(|e| Error::Bench(format!("cannot start {}: {e}", exe.display())))?;
+                .map_err(|e| ToolError::cannot(format!("start {}", exe.display()), e))?;
             etcd.members.push(child);
         }
         let ready =
             crate::poll::until(START, Duration::from_millis(100), || etcd.leader_url().ok());
         if ready.is_none() {
-            return Err(Error::Bench(format!(
-                "etcd did not elect a leader within {}s; its logs are in {}",
-                START.as_secs(),
-                etcd._dir.path().display()
-            )));
+            return Err(ToolError::EtcdNoLeader {
+                secs: START.as_secs(),
+                logs: etcd._dir.path().to_path_buf(),
+            });
         }
         Ok(etcd)
     }
@@ -100,7 +99,7 @@ impl Etcd {
                 &serde_json::json!({}),
                 None,
             )
-            .map_err(|e| Error::Bench(format!("{url}: {e}")))?;
+            .map_err(|e| ToolError::remote(url, e))?;
             let Ok(body) = serde_json::from_str::<Value>(&status.body) else {
                 continue;
             };
@@ -111,7 +110,7 @@ impl Etcd {
                 return Ok(url.clone());
             }
         }
-        Err(Error::Bench("no etcd member leads".into()))
+        Err(ToolError::NoEtcdMemberLeads)
     }
 }
 
@@ -129,12 +128,12 @@ fn free_ports(count: usize) -> Result<Vec<u16>> {
     let listeners: Vec<TcpListener> = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::Bench(format!("no free port for etcd: {e}")))?;
+        .map_err(ToolError::NoPortForEtcd)?;
     listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::Bench(format!("no free port for etcd: {e}")))
+        .map_err(ToolError::NoPortForEtcd)
 }
 
 /// The body of a put of `value_bytes` bytes under key `bench-{i}`, for etcd's JSON gateway.

@@ -18,9 +18,9 @@ use super::{
     frontend_cache, hit_ratio, recorded_cache_size, with_own_cluster, with_own_tls_cluster, Target,
 };
 use crate::client::stats::{Latencies, LatencySummary};
-use crate::error::{Error, Result};
 use crate::peer::PeerClient;
 use crate::progress::Progress;
+use crate::tool_error::{Result, ToolError};
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -218,7 +218,7 @@ pub fn run_load(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Bench(format!("cannot start the load generator: {e}")))?;
+        .map_err(|e| ToolError::cannot("start the load generator", e))?;
     let driver = Driver {
         options,
         runtime: &runtime,
@@ -325,11 +325,13 @@ impl Driver<'_> {
             crate::http::encode_segment(&toys[0])
         );
         let agent = crate::tool_http::agent();
-        let reply = crate::tool_http::get(&agent, &url)
-            .map_err(|e| Error::Remote(format!("{url}: {e}")))?;
+        let reply = crate::tool_http::get(&agent, &url).map_err(|e| ToolError::remote(&url, e))?;
         let product = reply
             .json::<crate::wire::Data<crate::wire::Product>>()
-            .ok_or_else(|| Error::Remote(format!("{url}: unexpected reply {}", reply.body)))?
+            .ok_or_else(|| ToolError::Unexpected {
+                url: url.clone(),
+                body: reply.body.clone(),
+            })?
             .data;
         let bare = super::bare::BareServer::start(&product)?;
         let (mut cached, mut beside) = (Vec::new(), Vec::new());

@@ -28,9 +28,9 @@ use serde::Serialize;
 use crate::client::stats::LatencySummary;
 use crate::client::{self, ClientConfig};
 use crate::cluster::{ClusterSpec, Ephemeral, StateDir, UpOptions};
-use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::services::ServiceConfig;
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 use crate::wire::{CacheStats, Data, FrontendHealth};
 
@@ -296,7 +296,7 @@ pub fn run_study(
             let cache = CacheMode::of_size(capacity);
             if let Some(wanted) = options.caches.as_ref().filter(|c| c != &&vec![cache]) {
                 let wanted: Vec<&str> = wanted.iter().map(|c| c.label()).collect();
-                return Err(Error::Usage(format!(
+                return Err(ToolError::usage(format!(
                     "the cluster in {} has its cache {} and cannot measure --cache {}; \
                      drop --state-dir to let the bench start its own clusters",
                     state.root().display(),
@@ -387,11 +387,14 @@ pub fn recorded_cache_size(spec: &ClusterSpec) -> usize {
 pub fn frontend_cache(frontend: &str) -> Result<CacheStats> {
     let agent = tool_http::agent();
     let url = format!("{frontend}/health");
-    let reply = tool_http::get(&agent, &url).map_err(|e| Error::Remote(format!("{url}: {e}")))?;
+    let reply = tool_http::get(&agent, &url).map_err(|e| ToolError::remote(&url, e))?;
     reply
         .json::<Data<FrontendHealth>>()
         .map(|h| h.data.cache)
-        .ok_or_else(|| Error::Remote(format!("{url}: unexpected reply {}", reply.body)))
+        .ok_or_else(|| ToolError::Unexpected {
+            url: url.clone(),
+            body: reply.body.clone(),
+        })
 }
 
 /// Hits over lookups between two readings of the cache counters.

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::{CacheMode, Point, RequestType};
-use crate::error::{Error, Result};
+use crate::tool_error::{Result, ToolError};
 
 const SIZE: (u32, u32) = (800, 480);
 const CACHE_ON: RGBColor = RGBColor(31, 119, 180);
@@ -13,7 +13,7 @@ const CACHE_OFF: RGBColor = RGBColor(214, 39, 40);
 /// One request type's plot, as SVG text.
 pub fn latency_svg(points: &[Point], kind: RequestType) -> Result<String> {
     let mut svg = String::new();
-    draw(&mut svg, points, kind).map_err(|e| Error::Bench(format!("cannot draw a plot: {e}")))?;
+    draw(&mut svg, points, kind).map_err(|e| ToolError::cannot("draw a plot", e))?;
     Ok(svg)
 }
 

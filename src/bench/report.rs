@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::load::{thousands, LoadReport, Phase, Workload};
 use super::{plot, CacheMode, Point, RequestType, Study};
 use crate::client::stats::human_us;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::tool_error::Result;
 
 pub const CSV_FILE: &str = "points.csv";
 pub const SUMMARY_FILE: &str = "summary.md";

@@ -31,9 +31,10 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::cluster_file::ClusterFile;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::peer::PeerClient;
 use crate::raft::proposer::{Gatherer, Proposer};
+use crate::raft::start_error::Result;
 use crate::raft::{NodeId, Store};
 use crate::secret::Secret;
 use crate::services::CatalogOptions;
@@ -201,18 +202,17 @@ impl Catalog {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         tasks.spawn(self.clone().invalidate_loop());
-        tasks.spawn(crate::raft::membership::finish_joint_changes(
-            self.shared.raft.clone(),
-        ));
         tasks.spawn(self.clone().duties());
-        if let Some(members) = self.shared.founding.clone() {
-            let raft = self.shared.raft.clone();
-            let (rank, name) = (self.shared.rank, format!("catalog replica {}", self.id()));
-            tasks.spawn(async move {
-                crate::raft::replica::bootstrap(&raft, members, rank, &name).await;
-            });
-        }
+        let shared = &self.shared;
         let name = format!("catalog replica {}", self.id());
+        let founding = shared.founding.clone();
+        crate::raft::replica::spawn_group_tasks(
+            &mut tasks,
+            &shared.raft,
+            founding,
+            shared.rank,
+            name.clone(),
+        );
         crate::raft::replica::serve_while_engine_runs(
             &self.shared.raft,
             self.clone(),

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::{down, up, ClusterSpec, StateDir, UpOptions};
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::tool_error::Result;
 
 /// The state directories of the ephemeral clusters alive in this process, for [`stop_all`].
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());

@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::{lossy, plan, process, ClusterSpec, Signal, StateDir, Target, UpOptions, FAULTS_DIR};
 use crate::cluster_file::ClusterFile;
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::secret::{Secret, SECRET_ENV};
 use crate::services::{ServiceConfig, ServiceName};
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 use crate::wire::{CatalogHealth, Data, FrontendHealth, ReplicaHealth};
 
@@ -27,7 +28,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// is chosen. `exe` is the storectl binary to run.
 pub fn up(state: &StateDir, options: &UpOptions, exe: &Path) -> Result<ClusterSpec> {
     if options.port_base > config::MAX_PORT_BASE {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "--port-base must be at most {} so that every port fits",
             config::MAX_PORT_BASE
         )));
@@ -73,7 +74,7 @@ fn refuse_a_seed_for_a_seeded_catalog(state: &StateDir, options: &UpOptions) -> 
     };
     let catalog_log = catalog_dir.join(crate::catalog::log_file_name(1));
     if options.initial_stock.is_some() && catalog_log.exists() {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "--initial-stock seeds a new catalog, and the one in {} already has its stock; \
              start in another --state-dir (or remove this one) to seed a new one",
             state.root().display()
@@ -102,13 +103,13 @@ fn plan_cluster(state: &StateDir, options: &UpOptions) -> Result<ClusterSpec> {
         .into_iter()
         .find(|(_, address)| std::net::TcpListener::bind(address.as_str()).is_err())
     {
-        return Err(Error::Cluster(format!(
-            "{address} is in use; pick other ports with --port-base, e.g. --port-base {}",
-            options
+        return Err(ToolError::PortTaken {
+            address,
+            suggested: options
                 .port_base
                 .saturating_add(100)
-                .min(config::MAX_PORT_BASE)
-        )));
+                .min(config::MAX_PORT_BASE),
+        });
     }
     // A cluster that spoke TLS keeps speaking it.
     if options.tls || previous.as_ref().is_some_and(|p| p.topology.tls.is_some()) {
@@ -134,7 +135,8 @@ fn prepare_state_dir(state: &StateDir, options: &UpOptions, spec: &ClusterSpec) 
         std::fs::remove_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     }
     state.save(spec)?;
-    Secret::generate().save(state.root()).map(|_| ())
+    Secret::generate().save(state.root())?;
+    Ok(())
 }
 
 /// A group none of whose replicas has data yet is new: its replicas may make it. One that has
@@ -193,7 +195,7 @@ pub(super) fn ensure_certificates(state: &StateDir, topology: &ClusterFile) -> R
     } else {
         certs::init(&dir, &parties, certs::DEFAULT_DAYS, false).map(drop)
     };
-    made.map_err(Error::Cluster)
+    made.map_err(ToolError::Certificates)
 }
 
 /// The replicas `up` starts: those the cluster recorded, when it has a record (its membership
@@ -216,7 +218,7 @@ fn groups_to_start(options: &UpOptions, previous: Option<&ClusterSpec>) -> Resul
         ),
     ] {
         if asked.is_some_and(|n| n as usize != has.len()) {
-            return Err(Error::Usage(format!(
+            return Err(ToolError::usage(format!(
                 "this cluster has {} replicas in that group, and {flag} sizes a new one; change \
                  a running cluster's members with `storectl member add|remove`, or start a new \
                  cluster in another --state-dir",
@@ -295,11 +297,10 @@ fn refuse_a_running_cluster(state: &StateDir) -> Result<()> {
     if running.is_empty() {
         return Ok(());
     }
-    Err(Error::Cluster(format!(
-        "a cluster is already running in {}: {}; stop it with `storectl down` first",
-        state.root().display(),
-        running.join(", ")
-    )))
+    Err(ToolError::AlreadyRunning {
+        root: state.root().to_path_buf(),
+        running,
+    })
 }
 
 fn start_and_wait(
@@ -329,11 +330,7 @@ fn start_services(
     started: &mut Vec<Started>,
 ) -> Result<()> {
     // The secret goes in the environment: a command line is visible to every user's `ps`.
-    let secret = Secret::load(state.root()).map_err(|e| {
-        Error::Cluster(format!(
-            "{e}: the cluster's secret is missing; start the cluster again with `storectl up`"
-        ))
-    })?;
+    let secret = Secret::load(state.root()).map_err(|e| ToolError::NoSecret(e.to_string()))?;
     for service in services {
         let name = service.name();
         // A cluster started with fault hooks gives each service a fault directory of its own.
@@ -377,11 +374,11 @@ fn wait_healthy(
             if !matches!(s.child.try_wait(), Ok(None)) {
                 let name = s.service.name();
                 let log = state.log_path(name);
-                return Err(Error::Cluster(format!(
-                    "{name} exited during start: {} (see {})",
-                    last_log_line(&log),
-                    log.display()
-                )));
+                return Err(ToolError::ExitedDuringStart {
+                    name,
+                    last_line: last_log_line(&log),
+                    log,
+                });
             }
             *healthy = is_healthy(&agent, spec, &s.service, want_leader);
         }
@@ -394,12 +391,11 @@ fn wait_healthy(
             .filter(|(_, h)| !**h)
             .map(|(s, _)| s.service.name().to_string())
             .collect();
-        return Err(Error::Cluster(format!(
-            "{} did not become healthy within {}s; see the logs in {}",
-            names.join(", "),
-            START_TIMEOUT.as_secs(),
-            state.logs_dir().display()
-        )));
+        return Err(ToolError::NotHealthy {
+            names,
+            secs: START_TIMEOUT.as_secs(),
+            logs: state.logs_dir(),
+        });
     }
     Ok(())
 }
@@ -479,20 +475,17 @@ pub fn down(state: &StateDir) -> Result<Vec<(ServiceName, u32)>> {
 pub fn kill(state: &StateDir, target: Target, signal: Signal) -> Result<(ServiceName, u32)> {
     let spec = state.load()?;
     let name = spec.resolve(target)?;
-    let pid = state.live_pid(name).ok_or_else(|| {
-        Error::Cluster(format!(
-            "{name} is not running; start it again with `storectl restart {name}`"
-        ))
-    })?;
+    let pid = state.live_pid(name).ok_or(ToolError::NotStarted(name))?;
     process::send(pid, signal)?;
     if matches!(signal, Signal::Stop | Signal::Cont) {
         return Ok((name, pid));
     }
     if !process::wait_gone(pid, GONE_TIMEOUT) {
-        return Err(Error::Cluster(format!(
-            "{name} (pid {pid}) is still running after {}",
-            signal.name()
-        )));
+        return Err(ToolError::StillRunning {
+            name,
+            pid,
+            signal: signal.name(),
+        });
     }
     Ok((name, pid))
 }
@@ -537,7 +530,7 @@ pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceN
     let service = spec
         .service(name)
         .cloned()
-        .ok_or_else(|| Error::Cluster(format!("{name} is not part of this cluster")))?;
+        .ok_or(ToolError::NotInCluster(name))?;
     if let Some(pid) = state.live_pid(name) {
         process::stop(pid, STOP_GRACE)?;
     }
@@ -548,9 +541,7 @@ pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceN
             .then_some(())
     });
     if free.is_none() {
-        return Err(Error::Cluster(format!(
-            "{address} of {name} is still in use by another process"
-        )));
+        return Err(ToolError::AddressStillInUse { address, name });
     }
     let mut started = Vec::new();
     start_and_wait(

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{process, Signal, StateDir};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::services::ServiceName;
+use crate::tool_error::{Result, ToolError};
 
 const PID_FILE: &str = "lossy-disk.pid";
 const LOG_FILE: &str = "lossy-disk.log";
@@ -36,7 +37,7 @@ pub fn unavailable() -> Option<String> {
 /// directory on it for each of `replicas` that has none.
 pub fn start(state: &StateDir, exe: &Path, replicas: &[ServiceName]) -> Result<()> {
     if let Some(why) = unavailable() {
-        return Err(Error::Usage(format!("--lossy-disk: {why}")));
+        return Err(ToolError::usage(format!("--lossy-disk: {why}")));
     }
     let mount = state.lossy_mount();
     let backing = state.lossy_backing();
@@ -58,20 +59,16 @@ pub fn start(state: &StateDir, exe: &Path, replicas: &[ServiceName]) -> Result<(
     let control = mount.join(CONTROL);
     let mounted = crate::poll::try_until(WAIT, Duration::from_millis(20), || {
         if !matches!(child.try_wait(), Ok(None)) {
-            return Err(Error::Cluster(format!(
-                "the lossy disk did not start; see {}",
-                log.display()
-            )));
+            return Err(ToolError::LossyDiskExited(log.clone()));
         }
         Ok(control.exists().then_some(()))
     })?;
     if mounted.is_none() {
         let _ = child.kill();
-        return Err(Error::Cluster(format!(
-            "the lossy disk did not mount within {}s; see {}",
-            WAIT.as_secs(),
-            log.display()
-        )));
+        return Err(ToolError::LossyDiskNotMounted {
+            secs: WAIT.as_secs(),
+            log,
+        });
     }
     for &replica in replicas {
         let dir = mount.join(replica.to_string());
@@ -89,7 +86,7 @@ pub fn start(state: &StateDir, exe: &Path, replicas: &[ServiceName]) -> Result<(
     // The replicas' directories are durable before anything is written in them.
     std::fs::File::open(&mount)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&mount, e))
+        .map_err(|e| Error::io(&mount, e).into())
 }
 
 /// Unmounts the lossy disk of the cluster in `state`, if it is mounted: everything written to
@@ -99,9 +96,7 @@ pub fn stop(state: &StateDir) -> Result<()> {
     if let Some(pid) = process::live_pid_in(&pid_file) {
         process::send(pid, Signal::Term)?;
         if !process::wait_gone(pid, WAIT) {
-            return Err(Error::Cluster(format!(
-                "the lossy disk (pid {pid}) is still running after SIGTERM"
-            )));
+            return Err(ToolError::LossyDiskStillRunning(pid));
         }
     }
     unmount(&state.lossy_mount());

@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 use super::members::ReplicaGroup;
 use crate::cluster_file::ClusterFile;
 use crate::config::{self, ReplicaAddr};
-use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::raft::membership::{Changed, MembershipChange, MEMBERS_PATH};
 use crate::secret::Secret;
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 use crate::wire::{Data, ErrorBody, ReplicaHealth, Role};
 
@@ -132,7 +132,7 @@ impl<'a> GroupHandle<'a> {
         };
         if let Some(id) = gone {
             if led.member(id).is_none() {
-                return Err(Error::Usage(format!(
+                return Err(ToolError::usage(format!(
                     "{} is not a member of the {} group (its voters are {}); see `storectl \
                      member list`",
                     self.name(id),
@@ -144,7 +144,7 @@ impl<'a> GroupHandle<'a> {
         }
         if let Some((id, _)) = new {
             if led.member(id).is_some_and(|m| m.voter) {
-                return Err(Error::Usage(format!(
+                return Err(ToolError::usage(format!(
                     "{} is already a voter of the {} group; pick an id no member has",
                     self.name(id),
                     self.group.name()
@@ -154,7 +154,7 @@ impl<'a> GroupHandle<'a> {
         }
         voters.sort_unstable();
         if voters.is_empty() {
-            return Err(Error::Usage(format!(
+            return Err(ToolError::usage(format!(
                 "{} is the {} group's last voter: a group needs at least one",
                 self.name(gone.unwrap_or(0)),
                 self.group.name()
@@ -206,12 +206,12 @@ impl<'a> GroupHandle<'a> {
                 return Ok(led);
             }
             if Instant::now() >= deadline {
-                return Err(Error::Cluster(format!(
-                    "no {} replica leads: {answering} of {} answer, and an election needs a \
-                     majority; bring its replicas back (`storectl status`), then try again",
-                    self.group.name(),
-                    candidates.len()
-                )));
+                return Err(ToolError::NoLeader {
+                    group: self.group.name(),
+                    answering,
+                    replicas: candidates.len(),
+                    then: "bring its replicas back (`storectl status`), then try again",
+                });
             }
             std::thread::sleep(POLL * 2);
         }
@@ -233,12 +233,9 @@ impl<'a> GroupHandle<'a> {
 
     fn refuse_a_change_under_way(&self, led: &Led) -> Result<()> {
         if led.health.changing {
-            return Err(Error::Cluster(format!(
-                "a change of the {} group's members is under way (a joint configuration); its \
-                 leader finishes it by itself: wait until `storectl member list` shows it done, \
-                 then try again",
-                self.group.name()
-            )));
+            return Err(ToolError::ChangeUnderWay {
+                group: self.group.name(),
+            });
         }
         Ok(())
     }
@@ -264,17 +261,16 @@ impl<'a> GroupHandle<'a> {
         ));
         let answers = crate::poll::until(NEWCOMER_WAIT, POLL, || self.health_of(&newcomer));
         if answers.is_none() {
-            return Err(Error::Cluster(format!(
-                "{} does not answer at {address}: start it there first, as a new member: \
-                 `storectl serve {} --id {id} --join --cluster FILE` (with {address} as its \
-                 address in FILE)",
-                self.name(id),
-                self.group.name()
-            )));
+            return Err(ToolError::NewcomerSilent {
+                name: self.name(id),
+                address: address.to_string(),
+                group: self.group.name(),
+                id,
+            });
         }
         if let Some(member) = led.member(id) {
             if self.url(&member.address) != url {
-                return Err(Error::Usage(format!(
+                return Err(ToolError::usage(format!(
                     "{} is already a learner at {}: remove it first (`storectl member remove \
                      --group {} --id {id}`)",
                     self.name(id),
@@ -297,14 +293,12 @@ impl<'a> GroupHandle<'a> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(Error::Cluster(format!(
-                    "{} has only {matched} of the leader's first {} entries after {}s; it stays \
-                     a learner (it counts toward no majority): see its log, then run the \
-                     command again, or remove it",
-                    self.name(id),
-                    added.index,
-                    catch_up.as_secs()
-                )));
+                return Err(ToolError::LearnerBehind {
+                    name: self.name(id),
+                    matched,
+                    wanted: added.index,
+                    secs: catch_up.as_secs(),
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -342,14 +336,12 @@ impl<'a> GroupHandle<'a> {
         if answering.len() >= majority {
             return Ok(());
         }
-        Err(Error::Cluster(format!(
-            "after this change the {} group's voters would be {}, of whom only {} answer{} now, \
-             and it needs {majority} to commit anything; bring the others back first",
-            self.group.name(),
-            list(voters),
-            answering.len(),
-            if answering.len() == 1 { "s" } else { "" }
-        )))
+        Err(ToolError::WouldLoseMajority {
+            group: self.group.name(),
+            voters: list(voters),
+            answering: answering.len(),
+            majority,
+        })
     }
 
     /// Makes `voters` the group's voters and waits until that is committed. A change whose
@@ -367,14 +359,10 @@ impl<'a> GroupHandle<'a> {
                 return Ok(led.health.id);
             }
             if Instant::now() >= deadline {
-                return Err(sent.err().unwrap_or_else(|| {
-                    Error::Cluster(format!(
-                        "the {} group's voters are {}, not yet {}: run `storectl member list` \
-                         and try again",
-                        self.group.name(),
-                        list(&led.voters()),
-                        list(voters)
-                    ))
+                return Err(sent.err().unwrap_or_else(|| ToolError::VotersNotYet {
+                    group: self.group.name(),
+                    now: list(&led.voters()),
+                    wanted: list(voters),
                 }));
             }
             std::thread::sleep(POLL * 2);
@@ -391,7 +379,10 @@ impl<'a> GroupHandle<'a> {
             match reply {
                 Ok(reply) if reply.status == 200 => {
                     return reply.json::<Data<T>>().map(|d| d.data).ok_or_else(|| {
-                        Error::Remote(format!("{url} answered with something unexpected"))
+                        ToolError::Unexpected {
+                            url: url.clone(),
+                            body: reply.body.clone(),
+                        }
                     })
                 }
                 // Not the leader after all, or no longer: ask the next.
@@ -400,16 +391,15 @@ impl<'a> GroupHandle<'a> {
                     let message = serde_json::from_str::<ErrorBody>(&reply.body)
                         .map(|b| b.error.message)
                         .unwrap_or(reply.body);
-                    return Err(Error::Cluster(message));
+                    return Err(ToolError::Refused(message));
                 }
                 Err(_) => {}
             }
             if Instant::now() >= deadline {
-                return Err(Error::Cluster(format!(
-                    "no {} leader took the change within {}s; see `storectl status`",
-                    self.group.name(),
-                    LEADER_WAIT.as_secs()
-                )));
+                return Err(ToolError::NoLeaderTookChange {
+                    group: self.group.name(),
+                    secs: LEADER_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(POLL * 2);
         }

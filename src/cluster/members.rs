@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
 use crate::config::ReplicaAddr;
-use crate::error::{Error, Result};
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 use crate::wire::{Data, ReplicaHealth, Role};
 
@@ -89,13 +89,11 @@ fn list_once(topology: &ClusterFile, group: ReplicaGroup) -> Result<Vec<MemberRo
         .filter_map(|(_, h)| h.as_ref())
         .filter(|h| h.role == Role::Leader)
         .max_by_key(|h| h.term)
-        .ok_or_else(|| {
-            Error::Cluster(format!(
-                "no {} replica leads: {answering} of {} answer, and an election needs a \
-                 majority; wait a second and ask again",
-                group.name(),
-                replicas.len()
-            ))
+        .ok_or_else(|| ToolError::NoLeader {
+            group: group.name(),
+            answering,
+            replicas: replicas.len(),
+            then: "wait a second and ask again",
         })?;
     let last = leader.log_index.unwrap_or(0);
     Ok(leader

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster_file::ClusterFile;
 use crate::services::{ServiceConfig, ServiceName};
+use crate::tool_error::ToolError;
 
 pub use ephemeral::Ephemeral;
 pub use lifecycle::{down, kill, restart, up};
@@ -97,31 +98,19 @@ impl ClusterSpec {
 
     /// Names a service of this cluster: `catalog-N`, `frontend`, `frontend-N`, `order-N`,
     /// `leader` (the order replica that leads now) or `catalog-leader`.
-    pub fn resolve(&self, target: Target) -> crate::Result<ServiceName> {
+    pub fn resolve(&self, target: Target) -> crate::tool_error::Result<ServiceName> {
         let name = match target {
             Target::CatalogLeader => find_catalog_leader(&self.topology)
                 .map(ServiceName::Catalog)
-                .ok_or_else(|| {
-                    crate::Error::Cluster(
-                        "no catalog replica is leading right now; see `storectl status`, and \
-                         start the cluster with `storectl up` if it is down"
-                            .into(),
-                    )
-                })?,
+                .ok_or(ToolError::NoLeaderNow { group: "catalog" })?,
             Target::Leader => find_leader(&self.topology)
                 .map(ServiceName::Order)
-                .ok_or_else(|| {
-                    crate::Error::Cluster(
-                        "no order replica is leading right now; see `storectl status`, and start \
-                         the cluster with `storectl up` if it is down"
-                            .into(),
-                    )
-                })?,
+                .ok_or(ToolError::NoLeaderNow { group: "order" })?,
             Target::Service(name) => name,
         };
         if self.service(name).is_none() {
             let names: Vec<String> = self.names().map(|n| n.to_string()).collect();
-            return Err(crate::Error::Usage(format!(
+            return Err(ToolError::usage(format!(
                 "unknown target '{name}'; use one of {}, leader, catalog-leader",
                 names.join(", ")
             )));

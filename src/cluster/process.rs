@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::tool_error::{Result, ToolError};
 
 /// Starts `exe args…` in its own process group (so a Ctrl-C meant for the caller does not reach
 /// it), with `env` added to its environment and its output appended to `log`. Dropping the
@@ -27,7 +28,7 @@ pub fn spawn(exe: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> R
         .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::io(exe, e))
+        .map_err(|e| Error::io(exe, e).into())
 }
 
 /// When `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with the pid,
@@ -107,17 +108,23 @@ impl Signal {
 }
 
 pub fn send(pid: u32, signal: Signal) -> Result<()> {
-    let pid = i32::try_from(pid).map_err(|_| Error::Cluster(format!("bad pid {pid}")))?;
+    let Ok(number) = i32::try_from(pid) else {
+        return Err(ToolError::Signal {
+            signal: signal.name(),
+            pid,
+            cause: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    };
     // SAFETY: kill(2) with a concrete positive pid and a valid signal number has no memory effects.
-    let rc = unsafe { libc::kill(pid, signal.number()) };
+    let rc = unsafe { libc::kill(number, signal.number()) };
     if rc == 0 {
         Ok(())
     } else {
-        Err(Error::Cluster(format!(
-            "cannot send {} to pid {pid}: {}",
-            signal.name(),
-            std::io::Error::last_os_error()
-        )))
+        Err(ToolError::Signal {
+            signal: signal.name(),
+            pid,
+            cause: std::io::Error::last_os_error(),
+        })
     }
 }
 
@@ -149,7 +156,7 @@ pub fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
         Some(started) => format!("{pid} {started}\n"),
         None => format!("{pid}\n"),
     };
-    crate::storage::write_atomic(path, record.as_bytes())
+    Ok(crate::storage::write_atomic(path, record.as_bytes())?)
 }
 
 /// A pid file holds `PID START_TIME`: the pid and when that process started, so that a

@@ -12,10 +12,11 @@ use super::members::ReplicaGroup;
 use super::{lifecycle, ClusterSpec, StateDir};
 use crate::cluster_file::Entry;
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::services::{ServiceConfig, ServiceName};
+use crate::tool_error::{Result, ToolError};
 
 /// A change of a local cluster's members; a new replica's address defaults to its port of the
 /// one-host layout.
@@ -45,11 +46,7 @@ pub fn change(
     catch_up: Duration,
 ) -> Result<Done> {
     let mut spec = state.load()?;
-    let secret = Secret::load(state.root()).map_err(|e| {
-        Error::Cluster(format!(
-            "{e}: the cluster's secret is missing; start the cluster again with `storectl up`"
-        ))
-    })?;
+    let secret = Secret::load(state.root()).map_err(|e| ToolError::NoSecret(e.to_string()))?;
     let (newcomer, leaving) = match change {
         LocalChange::Add { id, address } => (Some((*id, address.clone())), None),
         LocalChange::Remove { id } => (None, Some(*id)),
@@ -109,9 +106,9 @@ fn layout_address(spec: &ClusterSpec, group: ReplicaGroup, id: u32) -> Result<St
     let (host, base) = first
         .rsplit_once(':')
         .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
-        .ok_or_else(|| Error::Cluster(format!("front end address '{first}' is not HOST:PORT")))?;
+        .ok_or_else(|| ToolError::NotHostPort(first.to_string()))?;
     if id > config::MAX_LOCAL_REPLICAS {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "ids above {} have no port in this cluster's layout: give one with --address HOST:PORT",
             config::MAX_LOCAL_REPLICAS
         )));
@@ -134,15 +131,16 @@ fn start_newcomer(
 ) -> Result<()> {
     let name = service_name(group, id);
     if spec.service(name).is_some() {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "{name} is already part of this cluster; pick an id no replica has (see `storectl \
              member list`)"
         )));
     }
     if std::net::TcpListener::bind(address).is_err() {
-        return Err(Error::Cluster(format!(
-            "{address} is in use; give {name} another with --address HOST:PORT"
-        )));
+        return Err(ToolError::AddressTaken {
+            address: address.to_string(),
+            name,
+        });
     }
     let template = spec
         .services
@@ -152,7 +150,7 @@ fn start_newcomer(
             ReplicaGroup::Catalog => matches!(s, ServiceConfig::Catalog(_)),
         })
         .cloned()
-        .ok_or_else(|| Error::Cluster(format!("the cluster has no {} replica", group.name())))?;
+        .ok_or(ToolError::NoReplica(group.name()))?;
     let data_dir = state.data_dir(name);
     std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     let service = match template {
@@ -169,7 +167,7 @@ fn start_newcomer(
         ServiceConfig::Frontend(_) => unreachable!("the template is a replica"),
     };
     if lifecycle::has_replica_data(&service) {
-        return Err(Error::Usage(format!(
+        return Err(ToolError::usage(format!(
             "{} holds files of an earlier {name}: a new member starts from nothing; move them \
              away, or pick another id",
             data_dir.display()

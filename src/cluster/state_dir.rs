@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use super::{process, ClusterSpec, Record, CLUSTER_FILE, FAULTS_DIR, TOPOLOGY_FILE};
 use crate::cluster_file::ClusterFile;
 use crate::config::REPLICA_IDS;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::services::ServiceName;
+use crate::tool_error::{Result, ToolError};
 
 /// Where a cluster started with `up --lossy-disk` has its replicas' directories.
 pub const LOSSY_MOUNT: &str = "disk";
@@ -105,21 +106,15 @@ impl StateDir {
     /// The cluster that `up` recorded here; the tools of this process then speak its TLS.
     pub fn load(&self) -> Result<ClusterSpec> {
         if !self.root.is_dir() {
-            return Err(Error::Cluster(format!(
-                "no state directory at {}: start a cluster with `storectl up`, or pass --state-dir",
-                self.root.display()
-            )));
+            return Err(ToolError::NoStateDir(self.root.clone()));
         }
         let path = self.spec_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Cluster(format!(
-                    "no cluster in {}: start one with `storectl up`",
-                    self.root.display()
-                )))
+                return Err(ToolError::NoCluster(self.root.clone()))
             }
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(e) => return Err(Error::io(&path, e).into()),
         };
         let record: Record = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
             path,
@@ -144,7 +139,7 @@ impl StateDir {
             services: spec.services.clone(),
         };
         let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
-        crate::storage::write_atomic(&self.spec_path(), &text)
+        Ok(crate::storage::write_atomic(&self.spec_path(), &text)?)
     }
 
     pub fn pid(&self, service: ServiceName) -> Option<u32> {
@@ -173,12 +168,10 @@ impl StateDir {
             .map(|name| name.to_string())
             .collect();
         if !down.is_empty() {
-            return Err(Error::Cluster(format!(
-                "not running in the cluster in {}: {}; start it with `storectl up` \
-                 (see `storectl status`)",
-                self.root.display(),
-                down.join(", ")
-            )));
+            return Err(ToolError::NotRunning {
+                root: self.root.clone(),
+                down,
+            });
         }
         Ok(spec)
     }

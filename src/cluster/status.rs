@@ -8,8 +8,8 @@ use crate::cluster_file::ClusterFile;
 use std::time::Duration;
 
 use crate::config::ReplicaAddr;
-use crate::error::{Error, Result};
 use crate::services::ServiceName;
+use crate::tool_error::{Result, ToolError};
 use crate::tool_http;
 use crate::wire::{CacheStats, CatalogHealth, Data, FrontendHealth, ReplicaHealth, Role};
 
@@ -336,7 +336,7 @@ fn same_group(a: ServiceName, b: ServiceName) -> bool {
 pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration) -> Result<()> {
     let mut goal: Option<u64> = None;
     let held = |s: &ServiceStatus| s.orders.or(s.applied);
-    let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || {
+    let ready = crate::poll::try_until(timeout, Duration::from_millis(50), || -> Result<_> {
         let rows = status(state)?;
         // What the others of its group hold: the leader's, at least. (A replica just started
         // may call itself leader of a term that is over; it is not asked.)
@@ -354,14 +354,12 @@ pub fn wait_caught_up(state: &StateDir, replica: ServiceName, timeout: Duration)
                     .is_none_or(|knows_leader| knows_leader && goal.is_some())
                 && held(s).is_none_or(|held| goal.is_none_or(|goal| held >= goal))
         });
-        Ok::<_, Error>(ready.then_some(()))
+        Ok(ready.then_some(()))
     })?;
-    ready.ok_or_else(|| {
-        Error::Cluster(format!(
-            "{replica} did not catch up within {}s; see its log in {}",
-            timeout.as_secs(),
-            state.log_path(replica).display()
-        ))
+    ready.ok_or_else(|| ToolError::NoCatchUp {
+        replica,
+        secs: timeout.as_secs(),
+        log: state.log_path(replica),
     })
 }
 

@@ -3,7 +3,7 @@
 //! replicas.
 
 use crate::conservation::{self, CatalogCopy, StockCheck};
-use crate::error::Result;
+use crate::tool_error::Result;
 
 use super::StateDir;
 

@@ -24,18 +24,16 @@ mod routes;
 mod storage_tests;
 pub mod types;
 
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use openraft::BasicNode;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::cluster_file::ClusterFile;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::peer::PeerClient;
+use crate::raft::start_error::{ReplicaError, Result};
 use crate::secret::Secret;
 use crate::services::OrderOptions;
 use crate::timeouts;
@@ -83,14 +81,8 @@ struct Shared {
     rank: usize,
     secret: Secret,
     transport: Transport,
-    buyer: buyer::Buyer,
-    proposer: crate::raft::proposer::Proposer<TypeConfig>,
-    /// Idempotency keys being placed by this replica right now, and a bell rung when one ends.
-    claims: Mutex<HashSet<String>>,
-    claim_done: Notify,
-    /// The term in which this replica, as leader, has applied everything earlier leaders
-    /// committed; until then it must not read the book to decide an order.
-    caught_up_term: AtomicU64,
+    /// The leader's order flow.
+    placer: Arc<placer::Placer>,
 }
 
 /// A replica opened and not serving yet: its handle, and the tasks its buyer and proposer need,
@@ -122,10 +114,12 @@ impl Replica {
                     .map(u32::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
-            )));
+            ))
+            .into());
         }
         let header_read = crate::config::defaults::HEADER_READ_TIMEOUT.get();
-        timeouts::check(replicas.len(), timeouts::FAILOVER, header_read).map_err(Error::Cluster)?;
+        timeouts::check(replicas.len(), timeouts::FAILOVER, header_read)
+            .map_err(ReplicaError::Settings)?;
         let log_path = config.data_dir.join(log_file_name(config.id));
         refuse_a_lost_log(config, &log_path)?;
         let client = PeerClient::for_services(&secret, transport.client.clone());
@@ -164,6 +158,7 @@ impl Replica {
         ));
         let (buyer, batcher) = buyer::buyer(catalog.clone());
         let (proposer, gatherer) = crate::raft::proposer::proposer(raft.clone(), config.id);
+        let placer = placer::Placer::new(config.id, raft.clone(), orders.clone(), buyer, proposer);
         let replica = Replica {
             shared: Arc::new(Shared {
                 id: config.id,
@@ -177,11 +172,7 @@ impl Replica {
                 rank,
                 secret,
                 transport,
-                buyer,
-                proposer,
-                claims: Mutex::new(HashSet::new()),
-                claim_done: Notify::new(),
-                caught_up_term: AtomicU64::new(0),
+                placer: Arc::new(placer),
                 disk_full: log.disk_full(),
                 log,
             }),
@@ -197,12 +188,41 @@ impl Replica {
         self.shared.id
     }
 
-    async fn bootstrap(self) {
+    /// Runs the replica's own tasks beside `tasks` and serves until `shutdown`.
+    async fn serve(
+        self,
+        mut tasks: tokio::task::JoinSet<()>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let shared = &self.shared;
         let name = format!("order replica {}", self.id());
-        let Some(members) = self.shared.founding.clone() else {
-            return;
-        };
-        crate::raft::replica::bootstrap(&self.shared.raft, members, self.shared.rank, &name).await;
+        let founding = shared.founding.clone();
+        crate::raft::replica::spawn_group_tasks(
+            &mut tasks,
+            &shared.raft,
+            founding,
+            shared.rank,
+            name,
+        );
+        tasks.spawn(
+            self.shared
+                .catalog
+                .clone()
+                .follow_members(timeouts::MEMBERSHIP_POLL),
+        );
+        tasks.spawn(self.shared.placer.clone().place_orphans());
+        let name = format!("replica {}", self.id());
+        crate::raft::replica::serve_while_engine_runs(
+            &self.shared.raft,
+            self.clone(),
+            listener,
+            self.shared.transport.server.clone(),
+            tasks,
+            shutdown,
+            &name,
+        )
+        .await
     }
 
     /// Health and role as the engine sees them; `len` counts the orders applied here, all of
@@ -221,35 +241,6 @@ impl Replica {
         health.tls_refused = self.shared.transport.refusals();
         health
     }
-
-    /// Waits until no other request on this replica is placing an order with `key`, then
-    /// claims it.
-    async fn claim(&self, key: &str) -> KeyClaim {
-        loop {
-            let done = self.shared.claim_done.notified();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            if let Some(claim) = self.try_claim(key) {
-                return claim;
-            }
-            done.await;
-        }
-    }
-
-    fn try_claim(&self, key: &str) -> Option<KeyClaim> {
-        self.shared
-            .claims
-            .lock()
-            .insert(key.to_string())
-            .then(|| KeyClaim {
-                replica: self.clone(),
-                key: key.to_string(),
-            })
-    }
-
-    fn caught_up_in(&self, term: u64) -> bool {
-        self.shared.caught_up_term.load(Ordering::SeqCst) == term
-    }
 }
 
 /// A replica whose log file is gone but whose orders file holds orders has lost its log (or
@@ -263,27 +254,11 @@ fn refuse_a_lost_log(config: &OrderOptions, log_path: &std::path::Path) -> Resul
     if orders.is_empty() {
         return Ok(());
     }
-    Err(Error::Cluster(format!(
-        "{} holds {} orders but {} is missing: this replica's log was lost or was written by an \
-         older storectl; start a new cluster in an empty state directory",
-        orders_path.display(),
-        orders.len(),
-        log_path.display()
-    )))
-}
-
-/// An idempotency key being placed; released when dropped.
-struct KeyClaim {
-    replica: Replica,
-    key: String,
-}
-
-impl Drop for KeyClaim {
-    fn drop(&mut self) {
-        let shared = &self.replica.shared;
-        shared.claims.lock().remove(&self.key);
-        shared.claim_done.notify_waiters();
-    }
+    Err(ReplicaError::OrdersWithoutLog {
+        orders_file: orders_path,
+        orders: orders.len(),
+        log: log_path.to_path_buf(),
+    })
 }
 
 impl Opened {
@@ -305,38 +280,5 @@ impl Opened {
         tasks.spawn(batcher.run());
         tasks.spawn(gatherer.run(|_, _| {}));
         replica.serve(tasks, listener, shutdown).await
-    }
-}
-
-impl Replica {
-    /// Runs the replica's own tasks beside `tasks` and serves until `shutdown`.
-    async fn serve(
-        self,
-        mut tasks: tokio::task::JoinSet<()>,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
-        tasks.spawn(self.clone().bootstrap());
-        tasks.spawn(
-            self.shared
-                .catalog
-                .clone()
-                .follow_members(timeouts::MEMBERSHIP_POLL),
-        );
-        tasks.spawn(crate::raft::membership::finish_joint_changes(
-            self.shared.raft.clone(),
-        ));
-        tasks.spawn(self.clone().place_orphans());
-        let name = format!("replica {}", self.id());
-        crate::raft::replica::serve_while_engine_runs(
-            &self.shared.raft,
-            self.clone(),
-            listener,
-            self.shared.transport.server.clone(),
-            tasks,
-            shutdown,
-            &name,
-        )
-        .await
     }
 }

@@ -44,9 +44,9 @@ impl http::Handler for Replica {
                     // Once the catalog has sold, the outcome should be logged even if the front
                     // end stops waiting (its client went away), so it runs on its own task.
                     Ok(order) => {
-                        let replica = self.clone();
-                        match tokio::spawn(async move { replica.place(order).await }).await {
-                            Ok(result) => self.placed(result),
+                        let placer = self.shared.placer.clone();
+                        match tokio::spawn(async move { placer.place(order).await }).await {
+                            Ok(result) => placed(self.id(), result),
                             Err(e) => {
                                 http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
                             }
@@ -56,7 +56,7 @@ impl http::Handler for Replica {
                 }
             }
             (["orders"], m) => http::method_not_allowed(m, "POST"),
-            (["orders", number], &Method::GET) => self.order(number).await,
+            (["orders", number], &Method::GET) => order(self, number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
             // The applied orders, exactly as orders-N.csv holds them, for `verify-logs --cluster`.
             (["internal", "orders"], &Method::GET) => {
@@ -75,77 +75,73 @@ impl http::Handler for Replica {
     }
 }
 
-impl Replica {
-    fn placed(&self, result: Result<Settled, PlaceError>) -> Response {
-        match result {
-            Ok(Settled::Placed { number }) => http::data(OrderCreated {
-                order_number: number,
-            }),
-            Ok(Settled::Refused(refusal)) => http::error(
-                StatusCode::from_u16(refusal.reason.status()).unwrap_or(StatusCode::CONFLICT),
-                &refusal.message,
-            ),
-            Err(PlaceError::NotLeader { leader }) => self.not_leader(leader),
-            Err(PlaceError::Catalog(message)) => http::error(StatusCode::BAD_GATEWAY, &message),
-            Err(PlaceError::KeyReused(message)) => {
-                http::error(StatusCode::UNPROCESSABLE_ENTITY, &message)
-            }
-            Err(PlaceError::NoQuorum(message) | PlaceError::Unavailable(message)) => {
-                http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
-            }
+/// The reply to an order: its number, the catalog's refusal, or who should be asked instead.
+fn placed(id: u32, result: Result<Settled, PlaceError>) -> Response {
+    match result {
+        Ok(Settled::Placed { number }) => http::data(OrderCreated {
+            order_number: number,
+        }),
+        Ok(Settled::Refused(refusal)) => http::error(
+            StatusCode::from_u16(refusal.reason.status()).unwrap_or(StatusCode::CONFLICT),
+            &refusal.message,
+        ),
+        Err(PlaceError::NotLeader { leader }) => not_leader(id, leader),
+        Err(PlaceError::Catalog(message)) => http::error(StatusCode::BAD_GATEWAY, &message),
+        Err(PlaceError::KeyReused(message)) => {
+            http::error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+        }
+        Err(PlaceError::NoQuorum(message) | PlaceError::Unavailable(message)) => {
+            http::error(StatusCode::SERVICE_UNAVAILABLE, &message)
         }
     }
+}
 
-    fn not_leader(&self, leader: Option<u64>) -> Response {
-        let message = match leader {
-            Some(leader) => format!(
-                "replica {} is not the leader; replica {leader} leads",
-                self.id()
-            ),
-            None => format!("replica {} is not the leader and knows of none", self.id()),
-        };
-        http::error(StatusCode::MISDIRECTED_REQUEST, &message)
-    }
+fn not_leader(id: u32, leader: Option<u64>) -> Response {
+    let message = match leader {
+        Some(leader) => format!("replica {id} is not the leader; replica {leader} leads"),
+        None => format!("replica {id} is not the leader and knows of none"),
+    };
+    http::error(StatusCode::MISDIRECTED_REQUEST, &message)
+}
 
-    /// An order by number, from the orders applied here. A follower that lacks it says so
-    /// with 421 (another replica may hold it); the leader first makes sure it is not behind,
-    /// and only then answers 404.
-    async fn order(&self, segment: &str) -> Response {
-        let Ok(number) = segment.parse::<u64>() else {
-            return http::error(
-                StatusCode::BAD_REQUEST,
-                &format!("order number must be a non-negative integer, not '{segment}'"),
-            );
-        };
-        let lookup = || {
-            self.shared.orders.read(|b| {
-                b.order(number).map(|e| OrderInfo {
-                    number: e.number,
-                    name: e.name.clone(),
-                    quantity: e.quantity,
-                })
+/// An order by number, from the orders applied here. A follower that lacks it says so
+/// with 421 (another replica may hold it); the leader first makes sure it is not behind,
+/// and only then answers 404.
+async fn order(replica: &Replica, segment: &str) -> Response {
+    let Ok(number) = segment.parse::<u64>() else {
+        return http::error(
+            StatusCode::BAD_REQUEST,
+            &format!("order number must be a non-negative integer, not '{segment}'"),
+        );
+    };
+    let lookup = || {
+        replica.shared.orders.read(|b| {
+            b.order(number).map(|e| OrderInfo {
+                number: e.number,
+                name: e.name.clone(),
+                quantity: e.quantity,
             })
-        };
-        if let Some(info) = lookup() {
-            return http::data(info);
-        }
-        let raft = &self.shared.raft;
-        match tokio::time::timeout(timeouts::COMMIT, raft.ensure_linearizable()).await {
-            Ok(Ok(_)) => match lookup() {
-                Some(info) => http::data(info),
-                None => http::error(StatusCode::NOT_FOUND, &format!("no order number {number}")),
-            },
-            Ok(Err(e)) => match e.forward_to_leader() {
-                Some(forward) => self.not_leader(forward.leader_id),
-                None => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-            },
-            Err(_) => http::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "replica {} cannot tell whether order {number} exists: no majority answers",
-                    self.id()
-                ),
+        })
+    };
+    if let Some(info) = lookup() {
+        return http::data(info);
+    }
+    let raft = &replica.shared.raft;
+    match tokio::time::timeout(timeouts::COMMIT, raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => match lookup() {
+            Some(info) => http::data(info),
+            None => http::error(StatusCode::NOT_FOUND, &format!("no order number {number}")),
+        },
+        Ok(Err(e)) => match e.forward_to_leader() {
+            Some(forward) => not_leader(replica.id(), forward.leader_id),
+            None => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        },
+        Err(_) => http::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "replica {} cannot tell whether order {number} exists: no majority answers",
+                replica.id()
             ),
-        }
+        ),
     }
 }

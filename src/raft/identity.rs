@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::raft::start_error::{ReplicaError, Result};
 
 /// How a replica may start when its data directory holds no identity yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Args, Serialize, Deserialize)]
@@ -94,14 +95,12 @@ impl Claim<'_> {
             Some(identity) => {
                 self.check(&identity)?;
                 if !has_log {
-                    return Err(Error::Cluster(format!(
-                        "{} has its identity in {} but no log ({}): its data was lost, and \
-                         it may have acknowledged entries it no longer has; {}",
-                        self.name(),
-                        self.identity_path.display(),
-                        self.log_path.display(),
-                        self.replace_hint()
-                    )));
+                    return Err(ReplicaError::LogLost {
+                        name: self.name(),
+                        identity: self.identity_path.clone(),
+                        log: self.log_path.clone(),
+                        hint: self.replace_hint(),
+                    });
                 }
                 Ok((identity, Start::Existing))
             }
@@ -109,16 +108,15 @@ impl Claim<'_> {
             None if has_log => Ok((self.write_new(true)?, Start::Existing)),
             None if self.mode.init => Ok((self.write_new(true)?, Start::New)),
             None if self.mode.join => Ok((self.write_new(false)?, Start::Joining)),
-            None => Err(Error::Cluster(format!(
-                "{} has no data in {}: it is neither a new cluster's first start (--init) nor a \
-                 new member (--join), so it will not rejoin under its old id; {}",
-                self.name(),
-                self.identity_path
+            None => Err(ReplicaError::NoData {
+                name: self.name(),
+                dir: self
+                    .identity_path
                     .parent()
                     .unwrap_or(Path::new("."))
-                    .display(),
-                self.replace_hint()
-            ))),
+                    .to_path_buf(),
+                hint: self.replace_hint(),
+            }),
         }
     }
 
@@ -130,23 +128,21 @@ impl Claim<'_> {
         if identity.group == self.group && identity.id == self.id && same_cluster {
             return Ok(());
         }
-        Err(Error::Cluster(format!(
-            "{} belongs to {}-{}{}, not to {}{}: these are another replica's files; point \
-             --data-dir at this replica's own directory, or add this host as a new member with \
-             `storectl member replace`",
-            self.identity_path.display(),
-            identity.group,
-            identity.id,
-            identity
-                .cluster
-                .as_ref()
+        let of_cluster = |cluster: Option<&str>| {
+            cluster
                 .map(|c| format!(" of cluster {c}"))
-                .unwrap_or_default(),
-            self.name(),
-            self.cluster
-                .map(|c| format!(" of cluster {c}"))
-                .unwrap_or_default(),
-        )))
+                .unwrap_or_default()
+        };
+        Err(ReplicaError::OthersFiles {
+            identity: self.identity_path.clone(),
+            owner: format!(
+                "{}-{}{}",
+                identity.group,
+                identity.id,
+                of_cluster(identity.cluster.as_deref())
+            ),
+            name: format!("{}{}", self.name(), of_cluster(self.cluster)),
+        })
     }
 
     fn write_new(&self, founder: bool) -> Result<Identity> {
@@ -159,14 +155,14 @@ impl Claim<'_> {
             founder,
         };
         let mut text = serde_json::to_vec_pretty(&identity)
-            .map_err(|e| Error::Cluster(format!("cannot write the identity: {e}")))?;
+            .map_err(|e| Error::io(&self.identity_path, std::io::Error::other(e)))?;
         text.push(b'\n');
         crate::storage::write_atomic(&self.identity_path, &text)?;
         Ok(identity)
     }
 }
 
-fn read(path: &Path) -> Result<Option<Identity>> {
+fn read(path: &Path) -> crate::Result<Option<Identity>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

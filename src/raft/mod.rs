@@ -14,10 +14,12 @@ pub mod membership;
 pub mod network;
 pub mod proposer;
 pub mod replica;
+pub mod start_error;
 pub mod state_machine;
 
 pub use log_store::LogStore;
 pub use network::Network;
+pub use start_error::ReplicaError;
 pub use state_machine::{Book, StateMachine, Store, View};
 
 /// A replica's id in a group's engine: the same number as its service's (`order-N`).

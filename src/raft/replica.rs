@@ -11,9 +11,9 @@ use warp::http::{Method, StatusCode};
 
 use super::{Group, NodeId};
 use crate::config::ReplicaAddr;
-use crate::error::{Error, Result};
 use crate::http::{self, Request, Response};
 use crate::peer::PeerClient;
+use crate::raft::start_error::{ReplicaError, Result};
 use crate::timeouts;
 use crate::wire::{Data, ReplicaHealth, Replicated, Role};
 
@@ -70,7 +70,10 @@ pub async fn start_engine<B: super::state_machine::Book>(
         machine,
     )
     .await
-    .map_err(|e| Error::Cluster(format!("{name} cannot start: {e}")))?;
+    .map_err(|e| ReplicaError::EngineStart {
+        name: name.to_string(),
+        cause: e.to_string(),
+    })?;
     Ok(Engine {
         raft,
         log,
@@ -99,9 +102,7 @@ pub async fn serve_while_engine_runs<C: Group, H: http::Handler>(
     };
     drop(tasks);
     if engine_stopped {
-        return Err(Error::Cluster(format!(
-            "{name}'s engine stopped; see the lines above for why"
-        )));
+        return Err(ReplicaError::EngineStopped(name.to_string()));
     }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!("the engine did not stop cleanly: {e}");
@@ -128,7 +129,7 @@ pub fn engine_config(rank: usize, replicas: usize) -> Result<openraft::Config> {
         ..Default::default()
     }
     .validate()
-    .map_err(|e| Error::Cluster(format!("bad engine settings: {e}")))
+    .map_err(|e| ReplicaError::Settings(format!("bad engine settings: {e}")))
 }
 
 /// Every replica of a group as the engine's membership names them.
@@ -137,6 +138,23 @@ pub fn members(replicas: &[ReplicaAddr]) -> BTreeMap<NodeId, BasicNode> {
         .iter()
         .map(|r| (NodeId::from(r.id), BasicNode::new(&r.url)))
         .collect()
+}
+
+/// Spawns on `tasks` what every replica runs beside its routes, whichever its group: making the
+/// group on its first start when it is one of the founding `members` ([`bootstrap`]), and
+/// finishing a membership change its leader began ([`super::membership::finish_joint_changes`]).
+pub fn spawn_group_tasks<C: Group>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    raft: &Raft<C>,
+    founding: Option<BTreeMap<NodeId, BasicNode>>,
+    rank: usize,
+    name: String,
+) {
+    if let Some(members) = founding {
+        let raft = raft.clone();
+        tasks.spawn(async move { bootstrap(&raft, members, rank, &name).await });
+    }
+    tasks.spawn(super::membership::finish_joint_changes(raft.clone()));
 }
 
 /// Makes the group exist: the first time a replica starts, it names every replica as a member,
@@ -398,12 +416,11 @@ async fn refuse_if_behind(
                 data_dir.display()
             ),
         };
-        return Err(Error::Cluster(format!(
-            "{what}, but its group's leader (replica {}) holds a copy of its entries up to \
-             index {index}: this replica's data was lost or restored from an older copy. Give \
-             the group a new member in its place with `storectl member replace`",
-            health.id
-        )));
+        return Err(ReplicaError::GoneBack {
+            what,
+            leader: health.id,
+            index,
+        });
     }
     Ok(())
 }
