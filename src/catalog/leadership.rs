@@ -45,175 +45,176 @@ impl Leadership {
 /// How often the leader looks whether the group needs its seed or a restock.
 const DUTY_TICK: Duration = Duration::from_millis(100);
 
-impl Catalog {
-    /// This replica's leadership, when it leads and hears from a majority.
-    pub(super) fn leading(&self) -> Result<Arc<Leadership>, WriteError> {
-        let term = match crate::raft::replica::leads(&self.shared.raft) {
-            Ok(term) => term,
-            Err(NotLeading::NotLeader { leader }) => return Err(WriteError::NotLeader { leader }),
-            Err(NotLeading::NoQuorum { silent_ms }) => {
-                return Err(WriteError::Unavailable(format!(
-                    "catalog replica {} leads but has not heard from a majority of its group \
-                     for {silent_ms} ms",
-                    self.id()
-                )))
-            }
+/// This replica's leadership, when it leads and hears from a majority.
+pub(super) fn leading(catalog: &Catalog) -> Result<Arc<Leadership>, WriteError> {
+    let term = match crate::raft::replica::leads(&catalog.shared.raft) {
+        Ok(term) => term,
+        Err(NotLeading::NotLeader { leader }) => return Err(WriteError::NotLeader { leader }),
+        Err(NotLeading::NoQuorum { silent_ms }) => {
+            return Err(WriteError::Unavailable(format!(
+                "catalog replica {} leads but has not heard from a majority of its group \
+                 for {silent_ms} ms",
+                catalog.id()
+            )))
+        }
+    };
+    let mut current = catalog.shared.leadership.lock();
+    match &*current {
+        Some(leadership) if leadership.term == term => Ok(leadership.clone()),
+        _ => {
+            tracing::info!("catalog replica {} leads (term {term})", catalog.id());
+            let frontends = catalog.shared.frontends.iter().map(|(id, _)| *id);
+            let leadership = Arc::new(Leadership::new(term, frontends));
+            *current = Some(leadership.clone());
+            catalog.shared.unconfirmed_since.lock().clear();
+            Ok(leadership)
+        }
+    }
+}
+
+/// Succeeds once this replica has confirmed it leads at a moment no other replica can lead,
+/// and has applied everything committed before: a read after it is linearizable.
+///
+/// A check proves that when it began, a majority still followed this replica; none of them
+/// stands for election or votes for another until its election timeout has run from then.
+/// So a call that arrives within [`timeouts::LEADERSHIP_REUSE`] of the beginning of the last
+/// check that succeeded needs no check of its own; reads that arrive while a check runs
+/// wait for it or share the next one.
+pub(super) async fn check_leading(catalog: &Catalog) -> Result<Arc<Leadership>, WriteError> {
+    let arrived = Instant::now();
+    let leadership = leading(catalog)?;
+    let recent = |last: &Option<(u64, Instant)>| {
+        last.is_some_and(|(term, began)| {
+            term == leadership.term && arrived < began + timeouts::LEADERSHIP_REUSE
+        })
+    };
+    let mut last_check = catalog.shared.last_check.lock().await;
+    if recent(&last_check) {
+        return Ok(leadership);
+    }
+    let began = Instant::now();
+    let raft = &catalog.shared.raft;
+    bounded(catalog.id(), "confirm it leads", raft.ensure_linearizable()).await?;
+    *last_check = Some((leadership.term, began));
+    Ok(leadership)
+}
+
+/// Waits until the invalidations of every entry up to `index` are pushed or waited out.
+pub(super) async fn invalidated(catalog: &Catalog, index: u64) -> bool {
+    let mut invalidated = catalog.shared.invalidated.subscribe();
+    let reached = tokio::time::timeout(
+        timeouts::CATALOG_DURABLE,
+        invalidated.wait_for(|&i| i >= index),
+    )
+    .await;
+    matches!(reached, Ok(Ok(_)))
+}
+
+/// Pushes the invalidations of committed entries, in log order, a batch at a time.
+pub(super) async fn invalidate_loop(catalog: Catalog) {
+    loop {
+        catalog.shared.invalidate_now.notified().await;
+        let batch = std::mem::take(&mut *catalog.shared.to_invalidate.lock());
+        let Some(last) = batch.iter().map(|(index, _)| *index).max() else {
+            continue;
         };
-        let mut current = self.shared.leadership.lock();
-        match &*current {
-            Some(leadership) if leadership.term == term => Ok(leadership.clone()),
-            _ => {
-                tracing::info!("catalog replica {} leads (term {term})", self.id());
-                let frontends = self.shared.frontends.iter().map(|(id, _)| *id);
-                let leadership = Arc::new(Leadership::new(term, frontends));
-                *current = Some(leadership.clone());
-                self.shared.unconfirmed_since.lock().clear();
-                Ok(leadership)
-            }
-        }
-    }
-
-    /// Succeeds once this replica has confirmed it leads at a moment no other replica can lead,
-    /// and has applied everything committed before: a read after it is linearizable.
-    ///
-    /// A check proves that when it began, a majority still followed this replica; none of them
-    /// stands for election or votes for another until its election timeout has run from then.
-    /// So a call that arrives within [`timeouts::LEADERSHIP_REUSE`] of the beginning of the last
-    /// check that succeeded needs no check of its own; reads that arrive while a check runs
-    /// wait for it or share the next one.
-    pub(super) async fn check_leading(&self) -> Result<Arc<Leadership>, WriteError> {
-        let arrived = Instant::now();
-        let leadership = self.leading()?;
-        let recent = |last: &Option<(u64, Instant)>| {
-            last.is_some_and(|(term, began)| {
-                term == leadership.term && arrived < began + timeouts::LEADERSHIP_REUSE
-            })
-        };
-        let mut last_check = self.shared.last_check.lock().await;
-        if recent(&last_check) {
-            return Ok(leadership);
-        }
-        let began = Instant::now();
-        let raft = &self.shared.raft;
-        bounded(self.id(), "confirm it leads", raft.ensure_linearizable()).await?;
-        *last_check = Some((leadership.term, began));
-        Ok(leadership)
-    }
-
-    /// Waits until the invalidations of every entry up to `index` are pushed or waited out.
-    pub(super) async fn invalidated(&self, index: u64) -> bool {
-        let mut invalidated = self.shared.invalidated.subscribe();
-        let reached = tokio::time::timeout(
-            timeouts::CATALOG_DURABLE,
-            invalidated.wait_for(|&i| i >= index),
-        )
-        .await;
-        matches!(reached, Ok(Ok(_)))
-    }
-
-    /// Pushes the invalidations of committed entries, in log order, a batch at a time.
-    pub(super) async fn invalidate_loop(self) {
-        loop {
-            self.shared.invalidate_now.notified().await;
-            let batch = std::mem::take(&mut *self.shared.to_invalidate.lock());
-            let Some(last) = batch.iter().map(|(index, _)| *index).max() else {
-                continue;
-            };
-            let items: Vec<Invalidation> = batch.into_iter().flat_map(|(_, i)| i).collect();
-            self.push(items).await;
-            self.shared.invalidated.send_if_modified(|i| {
-                let moved = last > *i;
-                *i = (*i).max(last);
-                moved
-            });
-        }
-    }
-
-    /// Pushes `items` to every front end at once. Returns once each has taken them or, for one
-    /// that did not, once its cache lease has run out: from then on no front end serves what
-    /// the change made stale.
-    async fn push(&self, items: Vec<Invalidation>) {
-        if items.is_empty() {
-            return;
-        }
-        let leadership = self.shared.leadership.lock().clone();
-        // Deposed meanwhile: every lease it granted is counted from a fresh table.
-        let leadership = leadership.unwrap_or_else(|| {
-            let frontends = self.shared.frontends.iter().map(|(id, _)| *id);
-            Arc::new(Leadership {
-                term: 0,
-                earlier_leases_end: Instant::now() + LEASE,
-                leases: Leases::new(frontends),
-            })
+        let items: Vec<Invalidation> = batch.into_iter().flat_map(|(_, i)| i).collect();
+        push(&catalog, items).await;
+        catalog.shared.invalidated.send_if_modified(|i| {
+            let moved = last > *i;
+            *i = (*i).max(last);
+            moved
         });
-        let body = Invalidate { items };
-        let pushes = self.shared.frontends.iter().map(|(id, url)| {
-            let (body, leases) = (&body, &leadership.leases);
-            async move {
-                if leases.push(*id) == Push::Skip {
-                    return None;
-                }
-                let url = format!("{url}/internal/invalidate");
-                let reply: Result<serde_json::Value, _> = self
-                    .shared
-                    .client
-                    .post_with_timeout(&url, body, timeouts::INVALIDATE_CALL)
-                    .await;
-                let e = reply.err()?;
-                tracing::warn!("front end {id} did not take an invalidation: {e}; waiting for its cache lease to end");
-                Some(leases.missed(*id))
-            }
-        });
-        let leased_until = futures_util::future::join_all(pushes).await;
-        if let Some(until) = leased_until.into_iter().flatten().max() {
-            tokio::time::sleep_until(until).await;
-        }
     }
+}
 
-    /// While this replica leads: commits the seed of a new group, and restocks every
-    /// restock interval when a toy is sold out.
-    pub(super) async fn duties(self) {
-        let mut last_restock = Instant::now();
-        let mut ticker = tokio::time::interval(DUTY_TICK);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if self.leading().is_err() {
-                last_restock = Instant::now();
-                continue;
+/// Pushes `items` to every front end at once. Returns once each has taken them or, for one
+/// that did not, once its cache lease has run out: from then on no front end serves what
+/// the change made stale.
+async fn push(catalog: &Catalog, items: Vec<Invalidation>) {
+    if items.is_empty() {
+        return;
+    }
+    let leadership = catalog.shared.leadership.lock().clone();
+    // Deposed meanwhile: every lease it granted is counted from a fresh table.
+    let leadership = leadership.unwrap_or_else(|| {
+        let frontends = catalog.shared.frontends.iter().map(|(id, _)| *id);
+        Arc::new(Leadership {
+            term: 0,
+            earlier_leases_end: Instant::now() + LEASE,
+            leases: Leases::new(frontends),
+        })
+    });
+    let body = Invalidate { items };
+    let pushes = catalog.shared.frontends.iter().map(|(id, url)| {
+        let (body, leases) = (&body, &leadership.leases);
+        async move {
+            if leases.push(*id) == Push::Skip {
+                return None;
             }
-            let (seeded, sold_out) = self.shared.book.read(|b| (b.is_seeded(), b.any_sold_out()));
-            if !seeded {
-                let rows = self.shared.seed.clone();
-                match self.propose(CatalogCommand::Seed { rows }).await {
-                    Ok(_) => tracing::info!("catalog replica {} seeded the stock", self.id()),
-                    Err(e) => tracing::debug!("seeding: {e:?}"),
-                }
-                continue;
-            }
-            if last_restock.elapsed() < self.shared.restock_interval {
-                continue;
-            }
+            let url = format!("{url}/internal/invalidate");
+            let reply: Result<serde_json::Value, _> = catalog
+                .shared
+                .client
+                .post_with_timeout(&url, body, timeouts::INVALIDATE_CALL)
+                .await;
+            let e = reply.err()?;
+            tracing::warn!("front end {id} did not take an invalidation: {e}; waiting for its cache lease to end");
+            Some(leases.missed(*id))
+        }
+    });
+    let leased_until = futures_util::future::join_all(pushes).await;
+    if let Some(until) = leased_until.into_iter().flatten().max() {
+        tokio::time::sleep_until(until).await;
+    }
+}
+
+/// While this replica leads: commits the seed of a new group, and restocks every
+/// restock interval when a toy is sold out.
+pub(super) async fn duties(catalog: Catalog) {
+    let mut last_restock = Instant::now();
+    let mut ticker = tokio::time::interval(DUTY_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if leading(&catalog).is_err() {
             last_restock = Instant::now();
-            if !sold_out {
-                continue;
+            continue;
+        }
+        let (seeded, sold_out) = catalog
+            .shared
+            .book
+            .read(|b| (b.is_seeded(), b.any_sold_out()));
+        if !seeded {
+            let rows = catalog.shared.seed.clone();
+            match propose(&catalog, CatalogCommand::Seed { rows }).await {
+                Ok(_) => tracing::info!("catalog replica {} seeded the stock", catalog.id()),
+                Err(e) => tracing::debug!("seeding: {e:?}"),
             }
-            match self.propose(CatalogCommand::Restock).await {
-                Ok(CatalogReply::Restocked { invalidations }) => {
-                    for item in &invalidations {
-                        tracing::info!(product = %item.name, "restocked to {}", super::seed::RESTOCK_QUANTITY);
-                    }
+            continue;
+        }
+        if last_restock.elapsed() < catalog.shared.restock_interval {
+            continue;
+        }
+        last_restock = Instant::now();
+        if !sold_out {
+            continue;
+        }
+        match propose(&catalog, CatalogCommand::Restock).await {
+            Ok(CatalogReply::Restocked { invalidations }) => {
+                for item in &invalidations {
+                    tracing::info!(product = %item.name, "restocked to {}", super::seed::RESTOCK_QUANTITY);
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("restock not committed: {e:?}"),
             }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("restock not committed: {e:?}"),
         }
     }
+}
 
-    pub(super) async fn propose(
-        &self,
-        command: CatalogCommand,
-    ) -> Result<CatalogReply, WriteError> {
-        Ok(self.shared.proposer.propose(command).await?.reply)
-    }
+pub(super) async fn propose(
+    catalog: &Catalog,
+    command: CatalogCommand,
+) -> Result<CatalogReply, WriteError> {
+    Ok(catalog.shared.proposer.propose(command).await?.reply)
 }

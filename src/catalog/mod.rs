@@ -201,8 +201,8 @@ impl Catalog {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        tasks.spawn(self.clone().invalidate_loop());
-        tasks.spawn(self.clone().duties());
+        tasks.spawn(leadership::invalidate_loop(self.clone()));
+        tasks.spawn(leadership::duties(self.clone()));
         let shared = &self.shared;
         let name = format!("catalog replica {}", self.id());
         let founding = shared.founding.clone();

@@ -167,7 +167,7 @@ impl Frontend {
         let feed = &self.shared.feed;
         loop {
             let names = feed.next_changes().await;
-            match self.product_list(std::time::Instant::now()).await {
+            match routes::product_list(&self, std::time::Instant::now()).await {
                 Ok((body, _)) => {
                     let list: Result<crate::wire::Data<Vec<crate::wire::Product>>, _> =
                         serde_json::from_slice(&body);

@@ -83,7 +83,7 @@ impl http::Handler for Frontend {
             ([""], m) => http::method_not_allowed(m, "GET"),
             (["products"], &Method::GET) => {
                 let started = Instant::now();
-                let reply = self.products(started).await;
+                let reply = products(self, started).await;
                 self.shared.latency.query.record(started.elapsed());
                 reply
             }
@@ -92,19 +92,19 @@ impl http::Handler for Frontend {
             (["events"], m) => http::method_not_allowed(m, "GET"),
             (["products", name], &Method::GET) => {
                 let started = Instant::now();
-                let reply = self.product(name, started).await;
+                let reply = product(self, name, started).await;
                 self.shared.latency.query.record(started.elapsed());
                 reply
             }
             (["products", _], m) => http::method_not_allowed(m, "GET"),
             (["orders"], &Method::POST) => {
                 let started = Instant::now();
-                let reply = self.place_order(&request).await;
+                let reply = place_order(self, &request).await;
                 self.shared.latency.order.record(started.elapsed());
                 reply
             }
             (["orders"], m) => http::method_not_allowed(m, "POST"),
-            (["orders", number], &Method::GET) => self.order(number).await,
+            (["orders", number], &Method::GET) => order(self, number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
             (["health"], &Method::GET) => {
                 let mut cache = self.cache();
@@ -133,7 +133,7 @@ impl http::Handler for Frontend {
                      them over TLS with a certificate of the cluster's CA",
                 )
             }
-            (["internal", "invalidate"], &Method::POST) => self.invalidate(&request),
+            (["internal", "invalidate"], &Method::POST) => invalidate(self, &request),
             (["internal", "invalidate"], m) => http::method_not_allowed(m, "POST"),
             _ => http::not_found(&request.path),
         }
@@ -143,361 +143,363 @@ impl http::Handler for Frontend {
 /// The storefront: the page a shopper's browser gets at `GET /`.
 const STOREFRONT: &str = include_str!("storefront.html");
 
-impl Frontend {
-    /// Every product, from the cache's list or the catalog; `now` as for [`Self::product`].
-    async fn products(&self, now: Instant) -> Response {
-        match self.product_list(now).await {
-            Ok((body, cache)) => with_cache_header(http::json_bytes(StatusCode::OK, body), cache),
-            Err(e) => relay(e, "catalog"),
-        }
+/// Every product, from the cache's list or the catalog; `now` as for [`product`].
+async fn products(frontend: &Frontend, now: Instant) -> Response {
+    match product_list(frontend, now).await {
+        Ok((body, cache)) => with_cache_header(http::json_bytes(StatusCode::OK, body), cache),
+        Err(e) => relay(e, "catalog"),
     }
+}
 
-    /// The reply to `GET /products`, and whether the cache had it.
-    pub(super) async fn product_list(
-        &self,
-        now: Instant,
-    ) -> Result<(Bytes, CacheHeader), CallError> {
-        let generation = {
-            let mut cache = self.cache();
-            if let Some(body) = cache.get_list(now) {
-                return Ok((body, CacheHeader::Hit));
-            }
-            cache.generation()
-        };
-        let Data { data } = self
-            .shared
-            .catalog
-            .get::<Data<Vec<VersionedProduct>>>("/products", self.catalog_patience())
-            .await?;
-        let version = data.iter().map(|p| p.version).max().unwrap_or(0);
-        let reply = Data {
-            data: data.into_iter().map(Product::from).collect::<Vec<_>>(),
-        };
-        let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
-        self.cache()
-            .fill_list(version, body.clone(), generation, Instant::now());
-        Ok((body, CacheHeader::Miss))
-    }
-
-    /// A product reply; `now` (when the request came in) decides whether the cache's lease holds.
-    async fn product(&self, segment: &str, now: Instant) -> Response {
-        let Some(name) = http::decode_segment(segment) else {
-            return http::error(StatusCode::BAD_REQUEST, "product name is not valid UTF-8");
-        };
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return http::error(
-                StatusCode::NOT_FOUND,
-                &format!("no product named '{}'", truncate(&name)),
-            );
+/// The reply to `GET /products`, and whether the cache had it.
+pub(super) async fn product_list(
+    frontend: &Frontend,
+    now: Instant,
+) -> Result<(Bytes, CacheHeader), CallError> {
+    let generation = {
+        let mut cache = frontend.cache();
+        if let Some(body) = cache.get_list(now) {
+            return Ok((body, CacheHeader::Hit));
         }
-        let key = name.to_lowercase();
-        let generation = {
-            let mut cache = self.cache();
-            if let Some(body) = cache.get(&key, now) {
-                tracing::debug!(product = %key, "cache hit");
-                return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
-            }
-            cache.generation()
-        };
-        tracing::debug!(product = %key, "cache miss");
-        let path = format!("/products/{}", http::encode_segment(&name));
-        let fetched = self
-            .shared
-            .catalog
-            .get::<Data<VersionedProduct>>(&path, self.catalog_patience())
-            .await;
-        match fetched {
-            Ok(Data { data: p }) => {
-                let version = p.version;
-                let reply = Data {
-                    data: Product::from(p),
-                };
-                let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
-                self.cache()
-                    .fill(&key, version, body.clone(), generation, Instant::now());
-                with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
-            }
-            Err(e) => relay(e, "catalog"),
-        }
-    }
+        cache.generation()
+    };
+    let Data { data } = frontend
+        .shared
+        .catalog
+        .get::<Data<Vec<VersionedProduct>>>("/products", catalog_patience(frontend))
+        .await?;
+    let version = data.iter().map(|p| p.version).max().unwrap_or(0);
+    let reply = Data {
+        data: data.into_iter().map(Product::from).collect::<Vec<_>>(),
+    };
+    let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
+    frontend
+        .cache()
+        .fill_list(version, body.clone(), generation, Instant::now());
+    Ok((body, CacheHeader::Miss))
+}
 
-    async fn place_order(&self, request: &Request) -> Response {
-        let (name, quantity) = match parse_order(request) {
-            Ok(order) => order,
-            Err(e) => {
-                // Still named in the reply, as every order's key is, when it is a key at all.
-                let sent = request.header(crate::wire::IDEMPOTENCY_KEY_HEADER);
-                return match sent.filter(|key| is_valid_key(key)) {
-                    Some(key) => with_key(e.into(), key),
-                    None => e.into(),
-                };
-            }
-        };
-        let key = match request.header(crate::wire::IDEMPOTENCY_KEY_HEADER) {
-            Some(key) => match valid_key(key) {
-                Ok(key) => key.to_string(),
-                Err(e) => return e.into(),
-            },
-            None => fresh_key(),
-        };
-        let order = PlaceOrder {
-            key,
-            name,
-            quantity,
-        };
-        let client = &self.shared.client;
-        let order = &order;
-        let reply = match self
-            .with_leader(|url| async move {
-                client
-                    .post_with_timeout::<_, Data<OrderCreated>>(
-                        &format!("{url}/orders"),
-                        order,
-                        timeouts::FRONTEND_ORDER_CALL,
-                    )
-                    .await
-            })
+/// A product reply; `now` (when the request came in) decides whether the cache's lease holds.
+async fn product(frontend: &Frontend, segment: &str, now: Instant) -> Response {
+    let Some(name) = http::decode_segment(segment) else {
+        return http::error(StatusCode::BAD_REQUEST, "product name is not valid UTF-8");
+    };
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return http::error(
+            StatusCode::NOT_FOUND,
+            &format!("no product named '{}'", truncate(&name)),
+        );
+    }
+    let key = name.to_lowercase();
+    let generation = {
+        let mut cache = frontend.cache();
+        if let Some(body) = cache.get(&key, now) {
+            tracing::debug!(product = %key, "cache hit");
+            return with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Hit);
+        }
+        cache.generation()
+    };
+    tracing::debug!(product = %key, "cache miss");
+    let path = format!("/products/{}", http::encode_segment(&name));
+    let fetched = frontend
+        .shared
+        .catalog
+        .get::<Data<VersionedProduct>>(&path, catalog_patience(frontend))
+        .await;
+    match fetched {
+        Ok(Data { data: p }) => {
+            let version = p.version;
+            let reply = Data {
+                data: Product::from(p),
+            };
+            let body = Bytes::from(http::json_line(&reply).unwrap_or_default());
+            frontend
+                .cache()
+                .fill(&key, version, body.clone(), generation, Instant::now());
+            with_cache_header(http::json_bytes(StatusCode::OK, body), CacheHeader::Miss)
+        }
+        Err(e) => relay(e, "catalog"),
+    }
+}
+
+async fn place_order(frontend: &Frontend, request: &Request) -> Response {
+    let (name, quantity) = match parse_order(request) {
+        Ok(order) => order,
+        Err(e) => {
+            // Still named in the reply, as every order's key is, when it is a key at all.
+            let sent = request.header(crate::wire::IDEMPOTENCY_KEY_HEADER);
+            return match sent.filter(|key| is_valid_key(key)) {
+                Some(key) => with_key(e.into(), key),
+                None => e.into(),
+            };
+        }
+    };
+    let key = match request.header(crate::wire::IDEMPOTENCY_KEY_HEADER) {
+        Some(key) => match valid_key(key) {
+            Ok(key) => key.to_string(),
+            Err(e) => return e.into(),
+        },
+        None => fresh_key(),
+    };
+    let order = PlaceOrder {
+        key,
+        name,
+        quantity,
+    };
+    let client = &frontend.shared.client;
+    let order = &order;
+    let reply = match with_leader(frontend, |url| async move {
+        client
+            .post_with_timeout::<_, Data<OrderCreated>>(
+                &format!("{url}/orders"),
+                order,
+                timeouts::FRONTEND_ORDER_CALL,
+            )
             .await
-        {
-            Ok(created) => http::data(created.data),
-            // The order may be placed yet (a leader that took it may still log it): the key,
-            // which the front end may have made up, is what lets the client ask again safely.
-            Err(e) if e.status.is_server_error() => http::error(
-                e.status,
-                &format!(
-                    "{}; the order may still be placed: retry with the same Idempotency-Key: {} \
-                     to learn its outcome (it never buys twice)",
-                    e.message, order.key
-                ),
-            ),
-            Err(e) => e.into(),
-        };
-        with_key(reply, &order.key)
-    }
-
-    async fn order(&self, segment: &str) -> Response {
-        let number = match parse_order_number(segment) {
-            Ok(number) => number,
-            Err(message) => return http::error(StatusCode::BAD_REQUEST, &message),
-        };
-        let client = &self.shared.client;
-        let path = format!("/orders/{number}");
-        let path = &path;
-        let from_leader = self
-            .with_leader(|url| async move {
-                client
-                    .get_with_timeout::<Data<OrderInfo>>(
-                        &format!("{url}{path}"),
-                        timeouts::FRONTEND_ORDER_CALL,
-                    )
-                    .await
-            })
-            .await;
-        match from_leader {
-            Ok(info) => http::data(info.data),
-            // No leader: any replica that holds the order can still say what it is.
-            Err(unavailable) if unavailable.status == StatusCode::SERVICE_UNAVAILABLE => {
-                match self.order_from_any_replica(path).await {
-                    Some(info) => http::data(info),
-                    None => unavailable.into(),
-                }
-            }
-            Err(other) => other.into(),
-        }
-    }
-
-    /// Asks every replica for an order at once; the first that holds it answers.
-    async fn order_from_any_replica(&self, path: &str) -> Option<OrderInfo> {
-        let client = &self.shared.client;
-        let replicas = self.shared.leader.replicas();
-        let asks = replicas.iter().map(|r| {
-            Box::pin(async move {
-                client
-                    .get_with_timeout::<Data<OrderInfo>>(
-                        &format!("{}{path}", r.url),
-                        timeouts::HEALTH_CALL,
-                    )
-                    .await
-            })
-        });
-        let mut pending: Vec<_> = asks.collect();
-        while !pending.is_empty() {
-            let (answer, _, rest) = futures_util::future::select_all(pending).await;
-            if let Ok(info) = answer {
-                return Some(info.data);
-            }
-            pending = rest;
-        }
-        None
-    }
-
-    /// Runs `call` against the leader the replicas elected. When the leader changes while a
-    /// call is in flight (it was paused or cut off), the call is abandoned and made again on
-    /// the new leader; the idempotency key makes that safe. A replica that says it does not
-    /// lead makes the front end look again at once. With fewer than a majority of replicas
-    /// answering for [`timeouts::NO_QUORUM_FAIL`], the request fails with 503 rather than wait.
-    async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<T, CallError>>,
+    })
+    .await
     {
-        let tracker = &self.shared.leader;
-        let started = Instant::now();
-        let deadline = started + self.shared.failover_timeout;
-        let fail_fast_at = started + timeouts::NO_QUORUM_FAIL;
-        let mut last_error = String::from("no order replica leads yet");
-        let mut changes = tracker.subscribe();
-        loop {
-            let view = changes.borrow_and_update().clone();
-            if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
-                return Err(refusal);
+        Ok(created) => http::data(created.data),
+        // The order may be placed yet (a leader that took it may still log it): the key,
+        // which the front end may have made up, is what lets the client ask again safely.
+        Err(e) if e.status.is_server_error() => http::error(
+            e.status,
+            &format!(
+                "{}; the order may still be placed: retry with the same Idempotency-Key: {} \
+                 to learn its outcome (it never buys twice)",
+                e.message, order.key
+            ),
+        ),
+        Err(e) => e.into(),
+    };
+    with_key(reply, &order.key)
+}
+
+async fn order(frontend: &Frontend, segment: &str) -> Response {
+    let number = match parse_order_number(segment) {
+        Ok(number) => number,
+        Err(message) => return http::error(StatusCode::BAD_REQUEST, &message),
+    };
+    let client = &frontend.shared.client;
+    let path = format!("/orders/{number}");
+    let path = &path;
+    let from_leader = with_leader(frontend, |url| async move {
+        client
+            .get_with_timeout::<Data<OrderInfo>>(
+                &format!("{url}{path}"),
+                timeouts::FRONTEND_ORDER_CALL,
+            )
+            .await
+    })
+    .await;
+    match from_leader {
+        Ok(info) => http::data(info.data),
+        // No leader: any replica that holds the order can still say what it is.
+        Err(unavailable) if unavailable.status == StatusCode::SERVICE_UNAVAILABLE => {
+            match order_from_any_replica(frontend, path).await {
+                Some(info) => http::data(info),
+                None => unavailable.into(),
             }
-            if Instant::now() >= deadline {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("no order replica could take the request: {last_error}"),
-                ));
-            }
-            let Some(leader) = view.leader.clone() else {
-                tracker.poll_now();
-                let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
-                continue;
-            };
-            let attempt = call(leader.url.clone());
-            let Some(answer) = self
-                .while_leading(&leader, attempt, &mut changes, fail_fast_at)
-                .await?
-            else {
-                continue;
-            };
-            match answer {
-                Ok(value) => return Ok(value),
-                Err(e) => last_error = self.worth_retrying(leader.id, e)?,
-            }
+        }
+        Err(other) => other.into(),
+    }
+}
+
+/// Asks every replica for an order at once; the first that holds it answers.
+async fn order_from_any_replica(frontend: &Frontend, path: &str) -> Option<OrderInfo> {
+    let client = &frontend.shared.client;
+    let replicas = frontend.shared.leader.replicas();
+    let asks = replicas.iter().map(|r| {
+        Box::pin(async move {
+            client
+                .get_with_timeout::<Data<OrderInfo>>(
+                    &format!("{}{path}", r.url),
+                    timeouts::HEALTH_CALL,
+                )
+                .await
+        })
+    });
+    let mut pending: Vec<_> = asks.collect();
+    while !pending.is_empty() {
+        let (answer, _, rest) = futures_util::future::select_all(pending).await;
+        if let Ok(info) = answer {
+            return Some(info.data);
+        }
+        pending = rest;
+    }
+    None
+}
+
+/// Runs `call` against the leader the replicas elected. When the leader changes while a
+/// call is in flight (it was paused or cut off), the call is abandoned and made again on
+/// the new leader; the idempotency key makes that safe. A replica that says it does not
+/// lead makes the front end look again at once. With fewer than a majority of replicas
+/// answering for [`timeouts::NO_QUORUM_FAIL`], the request fails with 503 rather than wait.
+async fn with_leader<T, F, Fut>(frontend: &Frontend, call: F) -> Result<T, ApiError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let tracker = &frontend.shared.leader;
+    let started = Instant::now();
+    let deadline = started + frontend.shared.failover_timeout;
+    let fail_fast_at = started + timeouts::NO_QUORUM_FAIL;
+    let mut last_error = String::from("no order replica leads yet");
+    let mut changes = tracker.subscribe();
+    loop {
+        let view = changes.borrow_and_update().clone();
+        if let Some(refusal) = no_majority(frontend, &view, fail_fast_at) {
+            return Err(refusal);
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no order replica could take the request: {last_error}"),
+            ));
+        }
+        let Some(leader) = view.leader.clone() else {
             tracker.poll_now();
             let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
-        }
-    }
-
-    /// Waits for `attempt` on `leader`: its answer, or `None` once another replica leads (the
-    /// attempt is dropped), or the 503 of a majority that stopped answering.
-    async fn while_leading<T>(
-        &self,
-        leader: &leader::Leader,
-        attempt: impl std::future::Future<Output = Result<T, CallError>>,
-        changes: &mut tokio::sync::watch::Receiver<leader::View>,
-        fail_fast_at: Instant,
-    ) -> Result<Option<Result<T, CallError>>, ApiError> {
-        tokio::pin!(attempt);
-        loop {
-            tokio::select! {
-                answer = &mut attempt => return Ok(Some(answer)),
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        continue;
-                    }
-                    let view = changes.borrow_and_update().clone();
-                    if view.leader.as_ref().is_some_and(|l| l != leader) {
-                        tracing::info!(
-                            "order replica {} leads now; retrying the request there",
-                            view.leader.as_ref().map_or(0, |l| l.id)
-                        );
-                        return Ok(None);
-                    }
-                    if let Some(refusal) = self.no_majority(&view, fail_fast_at) {
-                        return Err(refusal);
-                    }
-                }
-                // At the fail-fast time, and every health poll after it: a missing
-                // majority that outlasts a slow poll or two fails the request.
-                _ = tokio::time::sleep_until(next_majority_check(fail_fast_at).into()) => {
-                    if let Some(refusal) = self.no_majority(&self.shared.leader.view(), fail_fast_at) {
-                        return Err(refusal);
-                    }
-                }
-            }
-        }
-    }
-
-    /// What a failed call to the order leader `leader` means: worth another try (with what to
-    /// say if none succeeds), or the client's answer.
-    fn worth_retrying(&self, leader: u32, error: CallError) -> Result<String, ApiError> {
-        match error {
-            CallError::Status { status, message } => match status {
-                421 | 503 => {
-                    tracing::debug!("replica {leader}: {message}");
-                    Ok(message)
-                }
-                // The replica is fine; the catalog is not. Only the client's retry (with the
-                // same key) can help, so say so rather than wait.
-                502 => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)),
-                _ => {
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                    Err(ApiError::new(status, message))
-                }
-            },
-            e => {
-                // Said once per leader change by the tracker; per request it is detail.
-                tracing::debug!("order replica {leader} failed ({e}); looking for the leader");
-                Ok(format!("replica {leader}: {e}"))
-            }
-        }
-    }
-
-    /// How long a product query looks for the catalog leader: [`timeouts::CATALOG_QUERY`]
-    /// without a majority of the catalog group, as long as an order waits with one.
-    fn catalog_patience(&self) -> crate::group_client::Patience {
-        crate::group_client::Patience {
-            without_majority: timeouts::CATALOG_QUERY,
-            with_majority: self.shared.failover_timeout,
-        }
-    }
-
-    /// The 503 for a request that has waited [`timeouts::NO_QUORUM_FAIL`] while fewer than a
-    /// majority of replicas answer: for that long, or (for a request that has waited that long
-    /// already) for half of it. A single health poll that a busy machine let run out is not a
-    /// missing majority.
-    fn no_majority(&self, view: &leader::View, fail_fast_at: Instant) -> Option<ApiError> {
-        let tracker = &self.shared.leader;
-        let since = view.minority_since?;
-        let now = Instant::now();
-        let minority_for = now.duration_since(since);
-        let long_enough = if now < fail_fast_at {
-            timeouts::NO_QUORUM_FAIL
-        } else {
-            timeouts::NO_QUORUM_FAIL / 2
+            continue;
         };
-        if minority_for < long_enough {
-            return None;
-        }
-        Some(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "only {} of {} order replicas answer; orders need {}",
-                view.answering,
-                tracker.replicas().len(),
-                tracker.majority()
-            ),
-        ))
-    }
-
-    fn invalidate(&self, request: &Request) -> Response {
-        let invalidate: Invalidate = match http::parse_json(request) {
-            Ok(i) => i,
-            Err(e) => return e.into(),
+        let attempt = call(leader.url.clone());
+        let Some(answer) =
+            while_leading(frontend, &leader, attempt, &mut changes, fail_fast_at).await?
+        else {
+            continue;
         };
-        {
-            let mut cache = self.cache();
-            for item in &invalidate.items {
-                tracing::debug!(product = %item.name, version = item.version, "invalidate");
-                cache.invalidate(&item.name, item.version);
+        match answer {
+            Ok(value) => return Ok(value),
+            Err(e) => last_error = worth_retrying(leader.id, e)?,
+        }
+        tracker.poll_now();
+        let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+    }
+}
+
+/// Waits for `attempt` on `leader`: its answer, or `None` once another replica leads (the
+/// attempt is dropped), or the 503 of a majority that stopped answering.
+async fn while_leading<T>(
+    frontend: &Frontend,
+    leader: &leader::Leader,
+    attempt: impl std::future::Future<Output = Result<T, CallError>>,
+    changes: &mut tokio::sync::watch::Receiver<leader::View>,
+    fail_fast_at: Instant,
+) -> Result<Option<Result<T, CallError>>, ApiError> {
+    tokio::pin!(attempt);
+    loop {
+        tokio::select! {
+            answer = &mut attempt => return Ok(Some(answer)),
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let view = changes.borrow_and_update().clone();
+                if view.leader.as_ref().is_some_and(|l| l != leader) {
+                    tracing::info!(
+                        "order replica {} leads now; retrying the request there",
+                        view.leader.as_ref().map_or(0, |l| l.id)
+                    );
+                    return Ok(None);
+                }
+                if let Some(refusal) = no_majority(frontend, &view, fail_fast_at) {
+                    return Err(refusal);
+                }
+            }
+            // At the fail-fast time, and every health poll after it: a missing
+            // majority that outlasts a slow poll or two fails the request.
+            _ = tokio::time::sleep_until(next_majority_check(fail_fast_at).into()) => {
+                if let Some(refusal) = no_majority(frontend, &frontend.shared.leader.view(), fail_fast_at) {
+                    return Err(refusal);
+                }
             }
         }
-        self.shared
-            .feed
-            .changed(invalidate.items.iter().map(|item| item.name.as_str()));
-        http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
     }
+}
+
+/// What a failed call to the order leader `leader` means: worth another try (with what to
+/// say if none succeeds), or the client's answer.
+fn worth_retrying(leader: u32, error: CallError) -> Result<String, ApiError> {
+    match error {
+        CallError::Status { status, message } => match status {
+            421 | 503 => {
+                tracing::debug!("replica {leader}: {message}");
+                Ok(message)
+            }
+            // The replica is fine; the catalog is not. Only the client's retry (with the
+            // same key) can help, so say so rather than wait.
+            502 => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)),
+            _ => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                Err(ApiError::new(status, message))
+            }
+        },
+        e => {
+            // Said once per leader change by the tracker; per request it is detail.
+            tracing::debug!("order replica {leader} failed ({e}); looking for the leader");
+            Ok(format!("replica {leader}: {e}"))
+        }
+    }
+}
+
+/// How long a product query looks for the catalog leader: [`timeouts::CATALOG_QUERY`]
+/// without a majority of the catalog group, as long as an order waits with one.
+fn catalog_patience(frontend: &Frontend) -> crate::group_client::Patience {
+    crate::group_client::Patience {
+        without_majority: timeouts::CATALOG_QUERY,
+        with_majority: frontend.shared.failover_timeout,
+    }
+}
+
+/// The 503 for a request that has waited [`timeouts::NO_QUORUM_FAIL`] while fewer than a
+/// majority of replicas answer: for that long, or (for a request that has waited that long
+/// already) for half of it. A single health poll that a busy machine let run out is not a
+/// missing majority.
+fn no_majority(
+    frontend: &Frontend,
+    view: &leader::View,
+    fail_fast_at: Instant,
+) -> Option<ApiError> {
+    let tracker = &frontend.shared.leader;
+    let since = view.minority_since?;
+    let now = Instant::now();
+    let minority_for = now.duration_since(since);
+    let long_enough = if now < fail_fast_at {
+        timeouts::NO_QUORUM_FAIL
+    } else {
+        timeouts::NO_QUORUM_FAIL / 2
+    };
+    if minority_for < long_enough {
+        return None;
+    }
+    Some(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "only {} of {} order replicas answer; orders need {}",
+            view.answering,
+            tracker.replicas().len(),
+            tracker.majority()
+        ),
+    ))
+}
+
+fn invalidate(frontend: &Frontend, request: &Request) -> Response {
+    let invalidate: Invalidate = match http::parse_json(request) {
+        Ok(i) => i,
+        Err(e) => return e.into(),
+    };
+    {
+        let mut cache = frontend.cache();
+        for item in &invalidate.items {
+            tracing::debug!(product = %item.name, version = item.version, "invalidate");
+            cache.invalidate(&item.name, item.version);
+        }
+    }
+    frontend
+        .shared
+        .feed
+        .changed(invalidate.items.iter().map(|item| item.name.as_str()));
+    http::data(serde_json::json!({ "invalidated": invalidate.items.len() }))
 }
 
 /// When a request in flight next looks whether a majority of replicas answers.
