@@ -58,16 +58,17 @@ impl CatalogCopy {
         match bytes {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
-                let units = text
-                    .lines()
-                    .skip(1)
-                    .filter_map(|line| line.rsplit(',').next()?.parse::<u64>().ok())
-                    .sum();
+                let file = format!("{name}'s stock file");
+                let rows = crate::catalog::seed::parse(&text, std::path::Path::new(&file));
+                let (units, missing) = match rows {
+                    Ok(rows) => (Some(rows.iter().map(|row| row.quantity).sum()), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
                 CatalogCopy {
                     name,
-                    units: Some(units),
+                    units,
                     digest: Some(crate::verify::digest(&bytes)),
-                    missing: None,
+                    missing,
                 }
             }
             Err(why) => CatalogCopy {
@@ -89,7 +90,7 @@ impl StockCheck {
     pub fn catalogs_identical(&self) -> bool {
         self.catalogs
             .first()
-            .is_some_and(|first| first.digest.is_some())
+            .is_some_and(|first| first.digest.is_some() && first.units.is_some())
             && self
                 .catalogs
                 .iter()
@@ -235,6 +236,26 @@ mod stock_tests {
             term: 1,
             key: key.into(),
         }
+    }
+
+    #[test]
+    fn a_stock_file_is_read_as_csv_and_a_garbled_one_is_never_identical() {
+        let file = b"name,price,quantity\n\"Rubik's Cube, large\",9.5,7\nTux,25.99,3\n".to_vec();
+        let copy = CatalogCopy::of("catalog-1".into(), Ok(file.clone()));
+        assert_eq!((copy.units, copy.missing), (Some(10), None));
+        let garbled = b"name,price,quantity\nTux,25.99,three\n".to_vec();
+        let bad = CatalogCopy::of("catalog-2".into(), Ok(garbled.clone()));
+        assert_eq!(bad.units, None);
+        assert!(bad.missing.unwrap().contains("line 2"));
+        let check = StockCheck {
+            toys: Vec::new(),
+            buys_without_order: Vec::new(),
+            catalogs: vec![
+                CatalogCopy::of("catalog-1".into(), Ok(garbled.clone())),
+                CatalogCopy::of("catalog-2".into(), Ok(garbled)),
+            ],
+        };
+        assert!(!check.catalogs_identical(), "{check}");
     }
 
     fn snapshot(stock: u64, bought: u64, restocked: u64, unconfirmed: &[&str]) -> StockSnapshot {

@@ -107,16 +107,19 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
             format!("expected the header '{}'", HEADER.trim_end()),
         ));
     }
+    // Everything up to the last newline; what follows it is a torn last line, left out.
+    let whole = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&bytes[..0], |end| &bytes[..=end]);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(whole);
     let mut entries: Vec<Entry> = Vec::new();
-    let mut offset = HEADER.len();
-    let mut line_number = 1;
-    while offset < bytes.len() {
-        line_number += 1;
-        let Some(end) = bytes[offset..].iter().position(|&b| b == b'\n') else {
-            break; // a torn last line
-        };
-        let line = &bytes[offset..offset + end + 1];
-        let entry = decode_line(line).map_err(|m| corrupt(line_number, m))?;
+    for (row, decoded) in reader.deserialize::<Entry>().enumerate() {
+        // The header is line 1.
+        let line_number = row as u64 + 2;
+        let entry = decoded.map_err(|e| corrupt(line_number, format!("not an order row: {e}")))?;
         if entry.number != entries.len() as u64 {
             return Err(corrupt(
                 line_number,
@@ -128,20 +131,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
             ));
         }
         entries.push(entry);
-        offset += end + 1;
     }
     Ok(entries)
-}
-
-fn decode_line(line: &[u8]) -> std::result::Result<Entry, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(line);
-    match reader.deserialize::<Entry>().next() {
-        Some(Ok(entry)) => Ok(entry),
-        Some(Err(e)) => Err(format!("not an order row: {e}")),
-        None => Err("empty line".into()),
-    }
 }
 
 #[cfg(test)]
