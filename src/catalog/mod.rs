@@ -135,20 +135,8 @@ impl Catalog {
         }
         let seed = seed::load(&config.data_dir, config.initial_stock)?;
         let name = format!("catalog replica {id}");
-        let log_path = config.data_dir.join(log_file_name(id));
         let client = PeerClient::for_services(&secret, transport.client.clone());
-        let files = crate::raft::replica::EngineFiles {
-            claim: crate::raft::identity::Claim {
-                group: "catalog",
-                id,
-                cluster: cluster.token.as_deref(),
-                identity_path: config.data_dir.join(identity_file_name(id)),
-                log_path,
-                mode: config.start,
-            },
-            snapshot: config.data_dir.join(snapshot_file_name(id)),
-            view: config.data_dir.join(file_name(id)),
-        };
+        let files = engine_files(config, cluster, id);
         let crate::raft::replica::Engine {
             raft,
             log,
@@ -283,6 +271,26 @@ impl Catalog {
             .collect();
         self.shared.to_invalidate.lock().push((index, items));
         self.shared.invalidate_now.notify_one();
+    }
+}
+
+/// Where catalog replica `id` keeps its identity, log, snapshot and `catalog-N.csv`.
+fn engine_files<'a>(
+    config: &CatalogOptions,
+    cluster: &'a ClusterFile,
+    id: u32,
+) -> crate::raft::replica::EngineFiles<'a> {
+    crate::raft::replica::EngineFiles {
+        claim: crate::raft::identity::Claim {
+            group: "catalog",
+            id,
+            cluster: cluster.token.as_deref(),
+            identity_path: config.data_dir.join(identity_file_name(id)),
+            log_path: config.data_dir.join(log_file_name(id)),
+            mode: config.start,
+        },
+        snapshot: config.data_dir.join(snapshot_file_name(id)),
+        view: config.data_dir.join(file_name(id)),
     }
 }
 
