@@ -106,8 +106,19 @@ pub fn member(command: &MemberCommand) -> Result<Exit> {
         Some(file) => member_change_over_network(file, target, &change, &bar)?,
     };
     drop(bar);
+    print_member_change(group, &change, &done);
+    Ok(Exit::Success)
+}
+
+/// Says what a membership change did and who the group's voters and leader are now.
+fn print_member_change(
+    group: ReplicaGroup,
+    change: &storectl::cluster::reshape::LocalChange,
+    done: &storectl::cluster::member_change::Done,
+) {
+    use storectl::cluster::reshape::LocalChange;
     let name = |id: u32| format!("{}-{id}", group.name());
-    let what = match change {
+    let what = match *change {
         LocalChange::Add { id, .. } => format!("added {}", name(id)),
         LocalChange::Remove { id } => format!("removed {}", name(id)),
         LocalChange::Replace { id, with, .. } => {
@@ -124,7 +135,6 @@ pub fn member(command: &MemberCommand) -> Result<Exit> {
             .join(", "),
         name(done.leader)
     );
-    Ok(Exit::Success)
 }
 
 /// A membership change of the cluster in `file`, which is then updated to match.

@@ -119,13 +119,7 @@ pub async fn serve<H: Handler>(
                     None => return,
                 },
             };
-            let builder = {
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_read_timeout);
-                builder
-            };
+            let builder = http1_builder(header_read_timeout);
             let ended = match accepted {
                 Accepted::Plain(stream) => {
                     let service = with_peer(service, Peer::Public);
@@ -145,6 +139,16 @@ pub async fn serve<H: Handler>(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// The HTTP/1 server of one connection, cutting off a client that takes longer than
+/// `header_read_timeout` to send its headers.
+fn http1_builder(header_read_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
 }
 
 /// The service of one connection: every request carries who is at the other end.

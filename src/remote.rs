@@ -96,15 +96,7 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
     for replica in topology.replicas() {
         let name = ServiceName::Order(replica.id);
         let address = topology.address(name).unwrap_or_default().to_string();
-        let url = format!("{}/internal/orders", replica.url);
-        let reply = tool_http::get_authorized(&agent, &url, Some(secret)).and_then(|r| {
-            if r.status == 200 {
-                Ok(r.body)
-            } else {
-                Err(format!("{}: {}", r.status, r.message()))
-            }
-        });
-        match reply {
+        match replica_orders(&agent, &replica.url, secret) {
             Ok(text) => {
                 replicas.push(ReplicaCopy {
                     name,
@@ -149,6 +141,22 @@ pub fn verify(topology: &ClusterFile, secret: &Secret, stock: bool) -> Result<Re
         replicas,
         comparison,
         stock,
+    })
+}
+
+/// The orders file of the replica at `base_url`, or why it could not be had.
+fn replica_orders(
+    agent: &ureq::Agent,
+    base_url: &str,
+    secret: &Secret,
+) -> std::result::Result<String, String> {
+    let url = format!("{base_url}/internal/orders");
+    tool_http::get_authorized(agent, &url, Some(secret)).and_then(|r| {
+        if r.status == 200 {
+            Ok(r.body)
+        } else {
+            Err(format!("{}: {}", r.status, r.message()))
+        }
     })
 }
 

@@ -1,6 +1,7 @@
 //! SVG plots of the latency study: latency against `p` for one request type, with the cache on
 //! and off on the same axes (mean as solid lines with points, p99 dashed).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{CacheMode, Point, RequestType};
@@ -66,28 +67,7 @@ fn draw(
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (cache, color) in [(CacheMode::On, CACHE_ON), (CacheMode::Off, CACHE_OFF)] {
-        let mean = series(points, kind, cache, |s| s.mean_us);
-        if mean.is_empty() {
-            continue;
-        }
-        let label = format!("cache {}", cache.label());
-        chart
-            .draw_series(LineSeries::new(mean.clone(), color.stroke_width(2)))?
-            .label(format!("{label}: mean"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
-            });
-        chart.draw_series(
-            mean.iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-        )?;
-        let p99 = series(points, kind, cache, |s| s.p99_us as f64);
-        chart
-            .draw_series(DashedLineSeries::new(p99, 6, 4, color.stroke_width(1)))?
-            .label(format!("{label}: p99"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(1))
-            });
+        draw_mode(&mut chart, points, kind, cache, color)?;
     }
     chart
         .configure_series_labels()
@@ -97,6 +77,35 @@ fn draw(
         .border_style(BLACK.mix(0.4))
         .draw()?;
     root.present()?;
+    Ok(())
+}
+
+/// Draws one cache mode's mean (solid, with points) and p99 (dashed), if it has any points.
+fn draw_mode(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    points: &[Point],
+    kind: RequestType,
+    cache: CacheMode,
+    color: RGBColor,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let mean = series(points, kind, cache, |s| s.mean_us);
+    if mean.is_empty() {
+        return Ok(());
+    }
+    let label = format!("cache {}", cache.label());
+    chart
+        .draw_series(LineSeries::new(mean.clone(), color.stroke_width(2)))?
+        .label(format!("{label}: mean"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2)));
+    chart.draw_series(
+        mean.iter()
+            .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+    )?;
+    let p99 = series(points, kind, cache, |s| s.p99_us as f64);
+    chart
+        .draw_series(DashedLineSeries::new(p99, 6, 4, color.stroke_width(1)))?
+        .label(format!("{label}: p99"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(1)));
     Ok(())
 }
 

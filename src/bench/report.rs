@@ -251,25 +251,7 @@ fn what_the_cache_saves(points: &[Point]) -> String {
         human_us(overall.miss_us),
         100.0 * overall.hit_ratio,
     );
-    let _ = writeln!(
-        out,
-        "| p | hit ratio | hit | miss | mean, cache on | mean, cache off | saved |"
-    );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
-    for s in &savings {
-        let _ = writeln!(
-            out,
-            "| {} | {:.0}% | {} | {} | {} | {} | {} ({:.0}%) |",
-            s.p,
-            100.0 * s.hit_ratio,
-            human_us(s.hit_us),
-            human_us(s.miss_us),
-            human_us(s.mean_on_us),
-            human_us(s.mean_off_us),
-            human_us(s.saved_us()),
-            s.saved_percent()
-        );
-    }
+    savings_table(&mut out, &savings);
     if let (Some(first), Some(last)) = (savings.first(), savings.last()) {
         if first.p != last.p {
             let _ = writeln!(
@@ -288,6 +270,29 @@ fn what_the_cache_saves(points: &[Point]) -> String {
          replication costs, and any difference between cache on and off there is noise.\n\n",
     );
     out
+}
+
+/// Appends the table of what the cache saves at each p, one row per p.
+fn savings_table(out: &mut String, savings: &[Saving]) {
+    let _ = writeln!(
+        out,
+        "| p | hit ratio | hit | miss | mean, cache on | mean, cache off | saved |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    for s in savings {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0}% | {} | {} | {} | {} | {} ({:.0}%) |",
+            s.p,
+            100.0 * s.hit_ratio,
+            human_us(s.hit_us),
+            human_us(s.miss_us),
+            human_us(s.mean_on_us),
+            human_us(s.mean_off_us),
+            human_us(s.saved_us()),
+            s.saved_percent()
+        );
+    }
 }
 
 /// Writes `points.csv`, `summary.md` and one SVG plot per request type into `dir`, creating it.

@@ -127,12 +127,7 @@ impl Catalog {
         crate::storage::ensure_dir(&config.data_dir)?;
         let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
         let replicas = cluster.catalogs();
-        if replicas.len() == 1 {
-            tracing::warn!(
-                "the catalog has one replica in the cluster file: it has no failover; name three \
-                 [[catalog]] entries to survive the loss of one"
-            );
-        }
+        warn_if_alone(replicas.len());
         let seed = seed::load(&config.data_dir, config.initial_stock)?;
         let name = format!("catalog replica {id}");
         let client = PeerClient::for_services(&secret, transport.client.clone());
@@ -271,6 +266,16 @@ impl Catalog {
             .collect();
         self.shared.to_invalidate.lock().push((index, items));
         self.shared.invalidate_now.notify_one();
+    }
+}
+
+/// A catalog of one replica stops the store when it stops: said once, at its start.
+fn warn_if_alone(replicas: usize) {
+    if replicas == 1 {
+        tracing::warn!(
+            "the catalog has one replica in the cluster file: it has no failover; name three \
+             [[catalog]] entries to survive the loss of one"
+        );
     }
 }
 

@@ -282,21 +282,32 @@ impl<'a> GroupHandle<'a> {
         let added: Changed = self.post(&MembershipChange::AddLearner { id, address: url })?;
         progress.message(&format!("{} is receiving the log", self.name(id)));
         progress.grow(added.index);
+        self.wait_for_catch_up(id, added.index, progress, catch_up)
+    }
+
+    /// Waits until learner `id` has matched the leader's log up to `wanted`, reporting progress.
+    fn wait_for_catch_up(
+        &self,
+        id: u32,
+        wanted: u64,
+        progress: &dyn Progress,
+        catch_up: Duration,
+    ) -> Result<()> {
         let mut reported = 0;
         let deadline = Instant::now() + catch_up;
         loop {
             let led = self.leader()?;
             let matched = led.matched(id).unwrap_or(0);
-            progress.advance(matched.min(added.index).saturating_sub(reported));
-            reported = reported.max(matched.min(added.index));
-            if matched >= added.index {
+            progress.advance(matched.min(wanted).saturating_sub(reported));
+            reported = reported.max(matched.min(wanted));
+            if matched >= wanted {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(ToolError::LearnerBehind {
                     name: self.name(id),
                     matched,
-                    wanted: added.index,
+                    wanted,
                     secs: catch_up.as_secs(),
                 });
             }

@@ -153,19 +153,7 @@ fn start_newcomer(
         .ok_or(ToolError::NoReplica(group.name()))?;
     let data_dir = state.data_dir(name);
     std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
-    let service = match template {
-        ServiceConfig::Order(mut o) => {
-            o.id = id;
-            o.data_dir = data_dir.clone();
-            ServiceConfig::Order(o)
-        }
-        ServiceConfig::Catalog(mut c) => {
-            c.id = Some(id);
-            c.data_dir = data_dir.clone();
-            ServiceConfig::Catalog(c)
-        }
-        ServiceConfig::Frontend(_) => unreachable!("the template is a replica"),
-    };
+    let service = as_replica(template, id, &data_dir);
     if lifecycle::has_replica_data(&service) {
         return Err(ToolError::usage(format!(
             "{} holds files of an earlier {name}: a new member starts from nothing; move them \
@@ -184,4 +172,21 @@ fn start_newcomer(
     state.save(spec)?;
     lifecycle::start_joining(state, spec, &service, exe)?;
     Ok(())
+}
+
+/// A fellow replica's configuration made into replica `id`'s, keeping its files in `data_dir`.
+fn as_replica(template: ServiceConfig, id: u32, data_dir: &Path) -> ServiceConfig {
+    match template {
+        ServiceConfig::Order(mut o) => {
+            o.id = id;
+            o.data_dir = data_dir.to_path_buf();
+            ServiceConfig::Order(o)
+        }
+        ServiceConfig::Catalog(mut c) => {
+            c.id = Some(id);
+            c.data_dir = data_dir.to_path_buf();
+            ServiceConfig::Catalog(c)
+        }
+        ServiceConfig::Frontend(_) => unreachable!("the template is a replica"),
+    }
 }

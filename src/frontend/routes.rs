@@ -106,21 +106,7 @@ impl http::Handler for Frontend {
             (["orders"], m) => http::method_not_allowed(m, "POST"),
             (["orders", number], &Method::GET) => order(self, number).await,
             (["orders", _], m) => http::method_not_allowed(m, "GET"),
-            (["health"], &Method::GET) => {
-                let mut cache = self.cache();
-                let view = self.shared.leader.view();
-                http::data(FrontendHealth {
-                    leader_id: view.leader.map(|l| l.id),
-                    order_replicas_answering: Some(view.answering as u32),
-                    cache: cache.stats(),
-                    cache_leased: cache.is_leased(Instant::now()),
-                    latency: crate::wire::FrontendLatency {
-                        query: self.shared.latency.query.counts(),
-                        order: self.shared.latency.order.counts(),
-                    },
-                    tls_refused: self.shared.transport.refusals(),
-                })
-            }
+            (["health"], &Method::GET) => health(self),
             (["health"], m) => http::method_not_allowed(m, "GET"),
             (["internal", ..], _) if !request.presents(&self.shared.secret) => http::unauthorized(),
             (["internal", ..], _)
@@ -138,6 +124,23 @@ impl http::Handler for Frontend {
             _ => http::not_found(&request.path),
         }
     }
+}
+
+/// `GET /health`: the leader this front end knows, its cache and its latencies.
+fn health(frontend: &Frontend) -> Response {
+    let mut cache = frontend.cache();
+    let view = frontend.shared.leader.view();
+    http::data(FrontendHealth {
+        leader_id: view.leader.map(|l| l.id),
+        order_replicas_answering: Some(view.answering as u32),
+        cache: cache.stats(),
+        cache_leased: cache.is_leased(Instant::now()),
+        latency: crate::wire::FrontendLatency {
+            query: frontend.shared.latency.query.counts(),
+            order: frontend.shared.latency.order.counts(),
+        },
+        tls_refused: frontend.shared.transport.refusals(),
+    })
 }
 
 /// The storefront: the page a shopper's browser gets at `GET /`.

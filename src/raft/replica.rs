@@ -238,23 +238,8 @@ pub fn readings<C: Group>(
 ) -> Vec<crate::metrics::Reading> {
     use crate::metrics::Reading;
     let metrics = raft.metrics().borrow().clone();
-    let leads = metrics.state == ServerState::Leader;
-    let mut readings = vec![
-        Reading::gauge(
-            "raft_term",
-            "The replica's current raft term",
-            metrics.current_term as f64,
-        ),
-        Reading::gauge(
-            "raft_leader",
-            "The id of the replica this one follows as leader (0: none known)",
-            metrics.current_leader.unwrap_or(0) as f64,
-        ),
-        Reading::gauge(
-            "raft_is_leader",
-            "1 while this replica leads its group",
-            u8::from(leads),
-        ),
+    let mut readings = leadership_readings(&metrics);
+    readings.extend([
         Reading::gauge(
             "raft_last_log_index",
             "The index of the last entry in the replica's log",
@@ -285,11 +270,36 @@ pub fn readings<C: Group>(
             "1 while the log's disk is full",
             u8::from(disk_full),
         ),
-    ];
+    ]);
     for reading in &mut readings {
         reading.labels.push(("group", group.to_string()));
     }
     readings
+}
+
+/// The term, the leader this replica follows, and whether it leads: the first of its readings.
+fn leadership_readings(
+    metrics: &openraft::RaftMetrics<NodeId, BasicNode>,
+) -> Vec<crate::metrics::Reading> {
+    use crate::metrics::Reading;
+    let leads = metrics.state == ServerState::Leader;
+    vec![
+        Reading::gauge(
+            "raft_term",
+            "The replica's current raft term",
+            metrics.current_term as f64,
+        ),
+        Reading::gauge(
+            "raft_leader",
+            "The id of the replica this one follows as leader (0: none known)",
+            metrics.current_leader.unwrap_or(0) as f64,
+        ),
+        Reading::gauge(
+            "raft_is_leader",
+            "1 while this replica leads its group",
+            u8::from(leads),
+        ),
+    ]
 }
 
 /// The members of a stored membership, voters and learners, with their addresses.

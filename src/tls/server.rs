@@ -165,6 +165,13 @@ impl ServerSide {
             }
             Err(_) => return None,
         };
+        let peer = self.peer_of(&tls, remote)?;
+        Some(Accepted::Tls(Box::new(tls), peer))
+    }
+
+    /// Who the certificate presented on `tls` proves the peer to be; `None` (refused and
+    /// recorded) when it names no service of the cluster.
+    fn peer_of(&self, tls: &TlsStream<TcpStream>, remote: SocketAddr) -> Option<Peer> {
         let presented = tls
             .get_ref()
             .1
@@ -191,7 +198,7 @@ impl ServerSide {
                 }
             },
         };
-        Some(Accepted::Tls(Box::new(tls), peer))
+        Some(peer)
     }
 
     /// Answers a plain HTTP request with a line that says what to do, and closes.
