@@ -315,3 +315,84 @@ fn the_checker_sees_a_layer_broken_and_a_circle() {
     .into();
     assert_eq!(circles(&graph), [vec!["a", "b", "c"]]);
 }
+
+/// The longest a function of `src/` or `cli/` may be, from its `fn` line to its closing brace.
+const LONGEST_FUNCTION: usize = 60;
+
+/// Functions of `text` (unit tests left out) longer than [`LONGEST_FUNCTION`] lines, with the
+/// line each starts on. A function ends at the first line after it that closes its indentation.
+fn long_functions(text: &str) -> Vec<(usize, String, usize)> {
+    let before_tests = match text.find("#[cfg(test)]\nmod ") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    let lines: Vec<&str> = before_tests.lines().collect();
+    let mut long = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let signature = code
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("const ")
+            .trim_start_matches("async ")
+            .trim_start_matches("unsafe ");
+        let Some(rest) = signature.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with(indent) && l[indent.len()..].starts_with('}'))
+            .map(|offset| start + 1 + offset);
+        // A declaration without a body (in a trait) ends on its own line.
+        if code.trim_end().ends_with(';') {
+            continue;
+        }
+        if let Some(end) = end {
+            let length = end - start + 1;
+            if length > LONGEST_FUNCTION {
+                long.push((start + 1, name, length));
+            }
+        }
+    }
+    long
+}
+
+#[test]
+fn no_function_outside_tests_is_longer_than_sixty_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut long = Vec::new();
+    for dir in ["src", "cli"] {
+        let mut files = Vec::new();
+        source_files(&root.join(dir), root, &mut files);
+        for file in files {
+            if file.to_string_lossy().ends_with("_tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(root.join(&file)).unwrap();
+            for (line, name, length) in long_functions(&text) {
+                long.push(format!("{}:{line} {name}: {length} lines", file.display()));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {LONGEST_FUNCTION} lines; split them into helpers that say what they do:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_sees_a_long_function_and_not_a_short_one() {
+    let body = "    let x = 1;\n".repeat(LONGEST_FUNCTION);
+    let text = format!("pub fn long() {{\n{body}}}\n\nfn short() {{\n    let y = 2;\n}}\n");
+    let found = long_functions(&text);
+    assert_eq!(found, vec![(1, "long".to_string(), LONGEST_FUNCTION + 2)]);
+    let tests = format!("#[cfg(test)]\nmod tests {{\n{text}}}\n");
+    assert!(long_functions(&tests).is_empty());
+}
