@@ -216,3 +216,50 @@ fn a_snapshot_built_while_a_newer_one_is_installed_does_not_replace_it() {
         );
     });
 }
+
+/// A leader sends entries to its followers while its own fsync of them is in flight, so it can
+/// learn an entry is committed before its own log holds it. Its book must wait for its log:
+/// otherwise a snapshot, or a reply, could hold an entry that a power cut takes from the log.
+#[test]
+fn an_entry_is_applied_only_once_the_replicas_own_log_holds_it() {
+    use futures_util::FutureExt;
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join(log_file_name(1))).unwrap();
+        let (mut machine, store) = machine::open(dir.path(), 1).unwrap();
+        machine.apply_only_durable(log.durable());
+
+        {
+            let mut apply = std::pin::pin!(machine.apply(order(1, 1, "k")));
+            assert!(
+                (&mut apply).now_or_never().is_none(),
+                "applied before this replica's log holds the entry"
+            );
+            assert_eq!(store.read(|book| book.len()), 0);
+
+            log.blocking_append(order(1, 1, "k")).await.unwrap();
+            let replies = within_a_while(apply).await.unwrap();
+            assert_eq!(replies.len(), 1);
+            assert_eq!(store.read(|book| book.len()), 1);
+        }
+
+        // An entry that replaces a cut one carries a later term: it waits for its own write,
+        // though the log once held a later index.
+        log.blocking_append((2..5).map(|i| blank(1, i)))
+            .await
+            .unwrap();
+        log.truncate(log_id(1, 2)).await.unwrap();
+        let mut apply = std::pin::pin!(machine.apply(order(2, 2, "m")));
+        assert!((&mut apply).now_or_never().is_none());
+        log.blocking_append(order(2, 2, "m")).await.unwrap();
+        within_a_while(apply).await.unwrap();
+        assert_eq!(store.read(|book| book.len()), 2);
+    });
+}
+
+/// `future`'s output, or a failed test if it has not come within a generous deadline.
+async fn within_a_while<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), future)
+        .await
+        .expect("still waiting after 20 s")
+}

@@ -7,6 +7,11 @@
 //! before [`RaftLogStorage::save_vote`] returns, and so is a truncation. The committed index
 //! rides along with the next fsync: losing it only means re-learning it from the leader.
 //!
+//! The engine (built from `vendor/openraft`) lets a leader send entries to its followers while
+//! its own write of them is in flight, which asks two things of this file, both given by the one
+//! queue and the one writer: flushes are reported in order, and a vote or a truncation is
+//! durable only together with every append queued before it.
+//!
 //! On open, the records are replayed. A last line that is incomplete or fails its checksum is a
 //! write a crash cut short: it was never acknowledged, so it is cut off. Any other bad line
 //! stops the replica with the file and line named. When purged records outweigh the live ones,
@@ -22,6 +27,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
+use tokio::sync::watch;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
@@ -113,6 +119,15 @@ impl<C: Group> State<C> {
         self.records += 1;
     }
 
+    /// The log id of the last entry held, or of the last one compacted away.
+    fn last_log_id(&self) -> Option<LogId> {
+        self.entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(self.last_purged)
+    }
+
     fn purge(&mut self, upto: LogId) {
         self.entries = self.entries.split_off(&(upto.index + 1));
         if self.last_purged.is_none_or(|p| p.index < upto.index) {
@@ -145,7 +160,8 @@ impl<C: Group> State<C> {
 /// Who waits for a write to be durable.
 enum Done<C: Group> {
     Nobody,
-    Engine(LogFlushed<C>),
+    /// The engine, for entries up to this log id.
+    Engine(LogFlushed<C>, LogId),
     Caller(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
@@ -173,6 +189,8 @@ struct Shared<C: Group> {
     jobs: Mutex<mpsc::Sender<Job<C>>>,
     /// Set while the disk is full and the writer holds its writes until there is room.
     disk_full: Arc<AtomicBool>,
+    /// The last entry known durable: see [`LogStore::durable`].
+    durable: Arc<watch::Sender<Option<LogId>>>,
 }
 
 impl<C: Group> LogStore<C> {
@@ -192,29 +210,28 @@ impl<C: Group> LogStore<C> {
         let file = crate::storage::AppendFile::open(path)?;
         let (tx, rx) = mpsc::channel();
         let disk_full = Arc::new(AtomicBool::new(false));
-        let writer_disk_full = disk_full.clone();
+        let durable = Arc::new(watch::Sender::new(state.last_log_id()));
+        let writer = Writer {
+            disk_full: disk_full.clone(),
+            durable: durable.clone(),
+        };
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(file, rx, &writer_disk_full))
+            .spawn(move || write_jobs(file, rx, &writer))
             .map_err(|e| Error::io(path, e))?;
         Ok(LogStore {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 jobs: Mutex::new(tx),
                 disk_full,
+                durable,
             }),
         })
     }
 
     /// The index of the last entry the log holds (or the last one compacted away), as opened.
     pub fn last_index(&self) -> Option<u64> {
-        let state = self.state();
-        state
-            .entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id.index)
-            .or(state.last_purged.map(|l| l.index))
+        self.state().last_log_id().map(|l| l.index)
     }
 
     /// The index of the last entry known committed, as the engine last saved it.
@@ -225,6 +242,18 @@ impl<C: Group> LogStore<C> {
     /// How many entries the log holds, past its last compaction.
     pub fn entries(&self) -> u64 {
         self.state().entries.len() as u64
+    }
+
+    /// The log id of the last entry this log holds durably, as the writer's fsyncs complete.
+    /// The engine lets a leader send entries to its followers before its own fsync of them
+    /// ends, so a leader can learn that an entry is committed (durable on a majority) before
+    /// its own copy is; its state machine waits on this before applying the entry
+    /// ([`crate::raft::StateMachine::apply_only_durable`]), so that a replica never holds in its
+    /// book or snapshot an entry its own log could lose. Log ids grow along a log, also across a
+    /// truncation (the entries that replace cut ones carry a later term), so "at least this
+    /// log id" is the test.
+    pub fn durable(&self) -> watch::Receiver<Option<LogId>> {
+        self.shared.durable.subscribe()
     }
 
     /// A flag that is set while the disk is full: the replica writes nothing, so it neither
@@ -320,8 +349,9 @@ const DISK_FULL_RETRY: Duration = Duration::from_millis(250);
 fn write_jobs<C: Group>(
     mut file: crate::storage::AppendFile,
     jobs: mpsc::Receiver<Job<C>>,
-    disk_full: &AtomicBool,
+    writer: &Writer,
 ) {
+    let disk_full = &*writer.disk_full;
     let mut broken: Option<String> = None;
     let mut batch: Vec<Job<C>> = Vec::new();
     loop {
@@ -337,6 +367,7 @@ fn write_jobs<C: Group>(
         if broken.is_none() {
             match write_batch(&mut file, &batch) {
                 Ok(()) => {
+                    writer.made_durable(&batch);
                     if disk_full.swap(false, Ordering::Relaxed) {
                         tracing::warn!("{}: room again; writes resume", file.path().display());
                     }
@@ -369,11 +400,39 @@ fn write_jobs<C: Group>(
             };
             match done {
                 Done::Nobody => {}
-                Done::Engine(callback) => callback.log_io_completed(result),
+                Done::Engine(callback, _) => callback.log_io_completed(result),
                 Done::Caller(tx) => {
                     let _ = tx.send(result);
                 }
             }
+        }
+    }
+}
+
+/// What the writer thread reports besides each waiter's own answer.
+struct Writer {
+    disk_full: Arc<AtomicBool>,
+    durable: Arc<watch::Sender<Option<LogId>>>,
+}
+
+impl Writer {
+    /// Moves the durable mark to the last entry of a batch just written and fsynced.
+    fn made_durable<C: Group>(&self, batch: &[Job<C>]) {
+        let last = batch
+            .iter()
+            .filter_map(|job| match job {
+                Job::Append(_, Done::Engine(_, last)) => Some(*last),
+                _ => None,
+            })
+            .max();
+        if let Some(last) = last {
+            self.durable.send_if_modified(|durable| {
+                let later = *durable < Some(last);
+                if later {
+                    *durable = Some(last);
+                }
+                later
+            });
         }
     }
 }
@@ -433,15 +492,9 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
 
     async fn get_log_state(&mut self) -> std::result::Result<LogState<C>, StorageError> {
         let state = self.state();
-        let last = state
-            .entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(state.last_purged);
         Ok(LogState {
             last_purged_log_id: state.last_purged,
-            last_log_id: last,
+            last_log_id: state.last_log_id(),
         })
     }
 
@@ -488,6 +541,10 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
     {
         // Every entry is encoded before any is taken: a batch is written whole or not at all.
         let entries: Vec<LogEntry<C>> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
         let mut bytes = Vec::new();
         for entry in &entries {
             Record::<C>::Entry(Cow::Borrowed(entry))
@@ -499,7 +556,7 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
             state.records += 1;
             state.entries.insert(entry.log_id.index, entry);
         }
-        Ok(self.queue(Job::Append(bytes, Done::Engine(callback)))?)
+        Ok(self.queue(Job::Append(bytes, Done::Engine(callback, last)))?)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> std::result::Result<(), StorageError> {

@@ -56,6 +56,7 @@ pub async fn start_engine<B: super::state_machine::Book>(
     let (identity, start) = claim.settle()?;
     let log = super::LogStore::<B::Group>::open(&claim.log_path)?;
     let (machine, book) = super::state_machine::open::<B>(&files.snapshot, &files.view)?;
+    machine.apply_only_durable(log.durable());
     // What it holds: its log, or a snapshot installed past its log's end.
     let held = log.last_index().max(machine.last_applied_index());
     refuse_if_gone_back(claim, start, held, replicas, client).await?;

@@ -9,7 +9,8 @@
 use parking_lot::{Mutex, MutexGuard};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -85,6 +86,8 @@ struct Shared<B: Book> {
     snapshot_path: PathBuf,
     /// Held while the snapshot file is written, so an older snapshot never overwrites a newer.
     snapshot_file: Mutex<Option<LogId>>,
+    /// The replica's own log's durable mark, once [`StateMachine::apply_only_durable`] set it.
+    durable_log: OnceLock<watch::Receiver<Option<LogId>>>,
 }
 
 struct Machine<B: Book> {
@@ -155,6 +158,7 @@ pub fn open<B: Book>(
         snapshot_file: Mutex::new(machine.current.as_ref().and_then(|c| c.0.last_log_id)),
         machine: Mutex::new(machine),
         snapshot_path,
+        durable_log: OnceLock::new(),
     });
     Ok((
         StateMachine {
@@ -165,6 +169,28 @@ pub fn open<B: Book>(
 }
 
 impl<B: Book> StateMachine<B> {
+    /// From now on, applies an entry only once the replica's own log holds it durably
+    /// ([`crate::raft::LogStore::durable`]). A leader can learn that an entry is committed from
+    /// two followers before its own fsync of it ends; waiting here keeps the rule that a
+    /// replica's book (and so its snapshots and replies) never runs ahead of its own log.
+    pub fn apply_only_durable(&self, durable: watch::Receiver<Option<LogId>>) {
+        let _ = self.shared.durable_log.set(durable);
+    }
+
+    /// Waits until the replica's own log holds `last` durably (at once without a log to follow).
+    async fn wait_until_durable(&self, last: LogId) -> std::result::Result<(), StorageError> {
+        let Some(durable) = self.shared.durable_log.get() else {
+            return Ok(());
+        };
+        let mut durable = durable.clone();
+        let reached = durable.wait_for(|d| *d >= Some(last)).await.is_ok();
+        if reached {
+            Ok(())
+        } else {
+            Err(sm_error("the log writer has stopped"))
+        }
+    }
+
     /// The index of the last entry the book holds, from its snapshot on opening: entries a
     /// replica holds though its log may no longer list them.
     pub fn last_applied_index(&self) -> Option<u64> {
@@ -291,6 +317,10 @@ impl<B: Book> RaftStateMachine<B::Group> for StateMachine<B> {
         I: IntoIterator<Item = openraft::Entry<B::Group>> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<_> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            self.wait_until_durable(last.log_id).await?;
+        }
         let mut machine = self.shared.machine();
         let mut replies = Vec::new();
         for entry in entries {
