@@ -390,20 +390,25 @@ fn write_jobs<C: Group>(
                 }
             }
         }
-        for job in batch.drain(..) {
-            let done = match job {
-                Job::Append(_, done) | Job::Rewrite(_, done) => done,
-            };
-            let result = match &broken {
-                None => Ok(()),
-                Some(e) => Err(io::Error::other(e.clone())),
-            };
-            match done {
-                Done::Nobody => {}
-                Done::Engine(callback, _) => callback.log_io_completed(result),
-                Done::Caller(tx) => {
-                    let _ = tx.send(result);
-                }
+        tell_who_waits(batch.drain(..), broken.as_deref());
+    }
+}
+
+/// Tells each job's waiter that it is durable, or that the log is broken.
+fn tell_who_waits<C: Group>(jobs: impl Iterator<Item = Job<C>>, broken: Option<&str>) {
+    for job in jobs {
+        let done = match job {
+            Job::Append(_, done) | Job::Rewrite(_, done) => done,
+        };
+        let result = match broken {
+            None => Ok(()),
+            Some(e) => Err(io::Error::other(e.to_string())),
+        };
+        match done {
+            Done::Nobody => {}
+            Done::Engine(callback, _) => callback.log_io_completed(result),
+            Done::Caller(tx) => {
+                let _ = tx.send(result);
             }
         }
     }
