@@ -94,6 +94,12 @@ impl AppendFile {
         self.file.write_all(bytes).inspect_err(|_| self.cut_back())
     }
 
+    /// Makes the file durable as it was found on opening: a process that died (the machine did
+    /// not) may have left bytes that are only in the page cache.
+    pub fn sync_as_found(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Makes everything written since the last sync durable, or cuts it off again.
     pub fn sync(&mut self) -> std::io::Result<()> {
         crate::fault::storage_point(crate::fault::APPEND_WRITTEN, &self.path);

@@ -160,8 +160,8 @@ impl<C: Group> State<C> {
 /// Who waits for a write to be durable.
 enum Done<C: Group> {
     Nobody,
-    /// The engine, for entries up to this log id.
-    Engine(LogFlushed<C>, LogId),
+    /// The engine, for entries up to this log id (none for an empty append).
+    Engine(LogFlushed<C>, Option<LogId>),
     Caller(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
@@ -207,7 +207,10 @@ impl<C: Group> LogStore<C> {
             }
             Err(e) => return Err(Error::io(path, e)),
         }
-        let file = crate::storage::AppendFile::open(path)?;
+        let mut file = crate::storage::AppendFile::open(path)?;
+        // What was replayed may be only in the page cache (the process died, the machine did
+        // not): made durable now, so the durable mark starts true.
+        file.sync_as_found().map_err(|e| Error::io(path, e))?;
         let (tx, rx) = mpsc::channel();
         let disk_full = Arc::new(AtomicBool::new(false));
         let durable = Arc::new(watch::Sender::new(state.last_log_id()));
@@ -249,9 +252,10 @@ impl<C: Group> LogStore<C> {
     /// ends, so a leader can learn that an entry is committed (durable on a majority) before
     /// its own copy is; its state machine waits on this before applying the entry
     /// ([`crate::raft::StateMachine::apply_only_durable`]), so that a replica never holds in its
-    /// book or snapshot an entry its own log could lose. Log ids grow along a log, also across a
-    /// truncation (the entries that replace cut ones carry a later term), so "at least this
-    /// log id" is the test.
+    /// book or snapshot an entry its own log could lose. A leader's own entries carry its term,
+    /// later than that of any entry its log held before, so "at least this log id" is the test
+    /// there. (After a truncation the mark can stand above a follower's replacement entries,
+    /// but a follower's entries are durable before it can apply them.)
     pub fn durable(&self) -> watch::Receiver<Option<LogId>> {
         self.shared.durable.subscribe()
     }
@@ -426,7 +430,7 @@ impl Writer {
         let last = batch
             .iter()
             .filter_map(|job| match job {
-                Job::Append(_, Done::Engine(_, last)) => Some(*last),
+                Job::Append(_, Done::Engine(_, last)) => *last,
                 _ => None,
             })
             .max();
@@ -546,10 +550,7 @@ impl<C: Group> RaftLogStorage<C> for LogStore<C> {
     {
         // Every entry is encoded before any is taken: a batch is written whole or not at all.
         let entries: Vec<LogEntry<C>> = entries.into_iter().collect();
-        let Some(last) = entries.last().map(|e| e.log_id) else {
-            callback.log_io_completed(Ok(()));
-            return Ok(());
-        };
+        let last = entries.last().map(|e| e.log_id);
         let mut bytes = Vec::new();
         for entry in &entries {
             Record::<C>::Entry(Cow::Borrowed(entry))

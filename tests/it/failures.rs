@@ -133,6 +133,44 @@ fn a_slow_disk_on_the_leader_stalls_no_client() {
 }
 
 #[test]
+fn a_leader_whose_disk_hangs_hands_its_leadership_over() {
+    // The leader sends new entries to its followers while its own fsync of them runs, so the
+    // followers could commit without it and go on hearing from it. A leader whose fsync hangs
+    // must still stop leading, as one that waited for every write would: the followers elect
+    // another, and the order goes through there.
+    let cluster = Cluster::start(&["--fault-hooks", "--initial-stock", "1000"]);
+    let leader = cluster.leader_of("order");
+    let hang = cluster.file(&format!("faults/{leader}/slow-fsync"));
+    std::fs::write(&hang, "8000").unwrap();
+    let buyer = std::thread::spawn({
+        let state = cluster.state();
+        move || {
+            let state = state.to_str().unwrap().to_string();
+            crate::common::storectl(&["buy", "--state-dir", &state, "tux", "1"])
+        }
+    });
+    let successor = eventually(Duration::from_secs(6), || {
+        cluster
+            .status()
+            .into_iter()
+            .find(|s| {
+                s["role"] == "leader"
+                    && s["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("order-") && n != leader)
+            })
+            .map(|s| s["name"].as_str().unwrap().to_string())
+    });
+    std::fs::remove_file(&hang).unwrap();
+    let successor =
+        successor.unwrap_or_else(|| panic!("{leader}'s disk hung for 6 s and it still led alone"));
+    let bought = buyer.join().unwrap();
+    assert!(bought.status.success(), "the order: {}", stderr(&bought));
+    assert_ne!(successor, leader);
+    cluster.assert_converges(Duration::from_secs(30));
+}
+
+#[test]
 fn slow_disk_without_fault_hooks_is_refused_before_anything_runs() {
     let cluster = Cluster::start(&[]);
     let out = cluster.run("chaos", &["--fault", "slow-disk", "--rounds", "1"]);

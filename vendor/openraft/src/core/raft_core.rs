@@ -1,5 +1,6 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::fmt::Display;
 use std::fmt::Formatter;
@@ -205,6 +206,10 @@ where
     pub(crate) tx_server_metrics: watch::Sender<RaftServerMetrics<C::NodeId, C::Node>>,
 
     pub(crate) command_state: CommandState,
+
+    /// storectl: the leader's own appends whose flush has not been reported, oldest first, with
+    /// when each was submitted (`submit_leader_append`).
+    pub(crate) leader_flushes_in_flight: VecDeque<(LogId<C::NodeId>, <C::AsyncRuntime as AsyncRuntime>::Instant)>,
 
     pub(crate) span: Span,
 
@@ -749,6 +754,7 @@ where
         let log_io_id = LogIOId::new(vote.clone(), Some(last_log_id.clone()));
         self.log_store.append(entries, LogFlushed::new(log_io_id, tx)).await?;
 
+        self.leader_flushes_in_flight.push_back((last_log_id.clone(), C::now()));
         let tx_notify = self.tx_notify.clone();
         let _ = C::spawn(async move {
             let result = match rx.await {
@@ -762,6 +768,24 @@ where
                 result,
             });
         });
+        Ok(())
+    }
+
+    /// storectl: a leader whose own write has been in flight for longer than a heartbeat
+    /// interval (a stalled or full disk) waits for it here, as the published engine waits for
+    /// every write: it sends nothing meanwhile, so the followers elect another leader rather
+    /// than go on following one that cannot make its writes durable. Saving the current vote
+    /// again is the wait: the log store makes a vote durable only with every append before it.
+    async fn wait_out_a_stalled_leader_flush(&mut self) -> Result<(), StorageError<C::NodeId>> {
+        let Some((_, since)) = self.leader_flushes_in_flight.front() else {
+            return Ok(());
+        };
+        if C::now() < *since + Duration::from_millis(self.config.heartbeat_interval) {
+            return Ok(());
+        }
+        let vote = self.engine.state.vote_ref().clone();
+        self.log_store.save_vote(&vote).await?;
+        self.leader_flushes_in_flight.clear();
         Ok(())
     }
 
@@ -914,6 +938,8 @@ where
     /// next RaftMsg.
     #[tracing::instrument(level = "debug", skip_all)]
     pub(crate) async fn run_engine_commands(&mut self) -> Result<(), StorageError<C::NodeId>> {
+        self.wait_out_a_stalled_leader_flush().await?;
+
         if tracing::enabled!(Level::DEBUG) {
             tracing::debug!("queued commands: start...");
             for c in self.engine.output.iter_commands() {
@@ -1317,6 +1343,7 @@ where
                 // storectl: a failed flush leaves the log in doubt: stop, as a failed
                 // `append_to_log` does.
                 result?;
+                self.leader_flushes_in_flight.retain(|(submitted, _)| *submitted > log_id);
                 // A flush reported to a later leadership is ignored: that leader counts its
                 // own entries as their flushes come in.
                 if self.does_vote_match(&vote, "LocalLogFlushed") {
