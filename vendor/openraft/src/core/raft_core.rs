@@ -783,6 +783,10 @@ where
         if C::now() < *since + Duration::from_millis(self.config.heartbeat_interval) {
             return Ok(());
         }
+        tracing::warn!(
+            "the leader's own log write has been in flight for over {} ms: waiting for it",
+            self.config.heartbeat_interval
+        );
         let vote = self.engine.state.vote_ref().clone();
         self.log_store.save_vote(&vote).await?;
         self.leader_flushes_in_flight.clear();
