@@ -71,11 +71,14 @@ pub struct AppendFile {
 }
 
 impl AppendFile {
+    /// Opens `path` for appending. What it holds may be only in the page cache (a process that
+    /// died while the machine did not): it is fsynced first, so that `len` is durable.
     pub fn open(path: &Path) -> Result<Self> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
+        file.sync_data().map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         Ok(AppendFile {
             path: path.to_path_buf(),
@@ -92,12 +95,6 @@ impl AppendFile {
     /// failure the file is cut back to its last durable length.
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all(bytes).inspect_err(|_| self.cut_back())
-    }
-
-    /// Makes the file durable as it was found on opening: a process that died (the machine did
-    /// not) may have left bytes that are only in the page cache.
-    pub fn sync_as_found(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()
     }
 
     /// Makes everything written since the last sync durable, or cuts it off again.

@@ -207,10 +207,8 @@ impl<C: Group> LogStore<C> {
             }
             Err(e) => return Err(Error::io(path, e)),
         }
-        let mut file = crate::storage::AppendFile::open(path)?;
-        // What was replayed may be only in the page cache (the process died, the machine did
-        // not): made durable now, so the durable mark starts true.
-        file.sync_as_found().map_err(|e| Error::io(path, e))?;
+        // Opening fsyncs what was replayed, so the durable mark starts true.
+        let file = crate::storage::AppendFile::open(path)?;
         let (tx, rx) = mpsc::channel();
         let disk_full = Arc::new(AtomicBool::new(false));
         let durable = Arc::new(watch::Sender::new(state.last_log_id()));

@@ -183,8 +183,7 @@ impl<B: Book> StateMachine<B> {
             return Ok(());
         };
         let mut durable = durable.clone();
-        let reached = durable.wait_for(|d| *d >= Some(last)).await.is_ok();
-        if reached {
+        if durable.wait_for(|d| *d >= Some(last)).await.is_ok() {
             Ok(())
         } else {
             Err(sm_error("the log writer has stopped"))
