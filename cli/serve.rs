@@ -20,10 +20,23 @@ use crate::exit::Exit;
 /// How long a stopping service may take to finish the requests in flight.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Runs the service on one thread.
+///
+/// Every request and every replication message wakes each service it passes through, and a
+/// multi-thread runtime hands many of those wake-ups from one of its threads to another: a
+/// context switch each, which costs more than the work itself on a virtual machine. With one
+/// thread per service, measured on two cores running a whole cluster, an order took a third less
+/// CPU across the services (332 µs against 494 µs), 32 connections placed 31% more orders per
+/// second, and one order's p50 fell by 7%; cached queries at 32 connections kept their rate.
+/// Blocking work (the log's writes and fsyncs, the catalog's CSV view, snapshots) runs on
+/// threads of its own, as it did.
 pub fn run(args: ServeArgs) -> Result<Exit> {
     crate::init_logging("info,openraft=warn");
     let secret = args.secret.secret()?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let placement = args.service.placement().clone();
         let cluster = placement.cluster_file()?;
