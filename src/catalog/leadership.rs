@@ -24,16 +24,27 @@ use crate::wire::{Invalidate, Invalidation};
 /// One term of this replica's leadership.
 pub struct Leadership {
     pub term: u64,
-    /// When every lease an earlier leader granted has run out: [`LEASE`] after this replica
-    /// learned it leads, or then already in the group's first term, which had no earlier leader.
+    /// When every lease an earlier leader granted has run out (see [`Leadership::new`]).
     pub earlier_leases_end: Instant,
     pub leases: Leases,
 }
 
 impl Leadership {
-    fn new(term: u64, frontends: impl IntoIterator<Item = u32>) -> Self {
+    /// A leadership of `term`, for a replica whose process began to open at `opened`.
+    ///
+    /// In any term but the group's first, an earlier leader may have granted leases: they have
+    /// run out [`LEASE`] from now. In the first term, the only earlier leader can be this
+    /// replica itself, in an earlier process: the engine takes a leadership back from the vote
+    /// it saved, so a replica restarted at once leads the same term again while the front ends
+    /// still hold the leases its last process granted. Those have run out [`LEASE`] after this
+    /// process began to open.
+    fn new(term: u64, opened: Instant, frontends: impl IntoIterator<Item = u32>) -> Self {
         let now = Instant::now();
-        let earlier_leases_end = if term <= 1 { now } else { now + LEASE };
+        let earlier_leases_end = if term <= 1 {
+            opened + LEASE
+        } else {
+            now + LEASE
+        };
         Leadership {
             term,
             earlier_leases_end,
@@ -64,7 +75,8 @@ pub(super) fn leading(catalog: &Catalog) -> Result<Arc<Leadership>, WriteError> 
         _ => {
             tracing::info!("catalog replica {} leads (term {term})", catalog.id());
             let frontends = catalog.shared.frontends.iter().map(|(id, _)| *id);
-            let leadership = Arc::new(Leadership::new(term, frontends));
+            let opened = catalog.shared.opened;
+            let leadership = Arc::new(Leadership::new(term, opened, frontends));
             *current = Some(leadership.clone());
             catalog.shared.unconfirmed_since.lock().clear();
             Ok(leadership)

@@ -95,6 +95,9 @@ struct Shared {
     frontends: Vec<(u32, String)>,
     client: PeerClient,
     proposer: Proposer<CatalogGroup>,
+    /// When this process began to open the replica: any lease an earlier process of this
+    /// replica granted has run out [`crate::timeouts::LEASE`] later.
+    opened: Instant,
     /// This replica's leadership, while it leads: its term, since when, its leases.
     leadership: Mutex<Option<Arc<Leadership>>>,
     /// The term and beginning of the last leadership check that succeeded.
@@ -124,6 +127,7 @@ impl Catalog {
         secret: Secret,
         transport: Transport,
     ) -> Result<Opened> {
+        let opened = Instant::now();
         crate::storage::ensure_dir(&config.data_dir)?;
         let id = cluster.catalog_entry(config.id).map_err(Error::Usage)?.id;
         let replicas = cluster.catalogs();
@@ -163,6 +167,7 @@ impl Catalog {
                 frontends: cluster.frontend_urls(),
                 client,
                 proposer,
+                opened,
                 leadership: Mutex::new(None),
                 last_check: tokio::sync::Mutex::new(None),
                 to_invalidate: Mutex::new(Vec::new()),
