@@ -870,20 +870,20 @@ mod tests {
         assert_eq!(again.product("TUX"), a.product("tux"));
     }
 
-    #[test]
-    fn a_replica_keeps_its_csv_current_and_comes_back_from_its_snapshot() {
-        use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    /// An entry of term 1 at `index` that carries `command`.
+    fn entry(index: u64, command: CatalogCommand) -> openraft::Entry<CatalogGroup> {
         use openraft::{CommittedLeaderId, EntryPayload, LogId};
-        let dir = tempfile::tempdir().unwrap();
-        let snapshot = dir.path().join("catalog-snapshot-2.json");
-        let csv = dir.path().join("catalog-2.csv");
-        let entry = |index: u64, command: CatalogCommand| openraft::Entry::<CatalogGroup> {
+        openraft::Entry::<CatalogGroup> {
             log_id: LogId::new(CommittedLeaderId::new(1, 3), index),
             payload: EntryPayload::Normal(CatalogEntry {
                 commands: vec![command],
             }),
-        };
-        let seed: Vec<SeedRow> = seeded(5)
+        }
+    }
+
+    /// The seed of [`seeded`]`(quantity)`, as the leader commits it.
+    fn seed_rows(quantity: u64) -> Vec<SeedRow> {
+        seeded(quantity)
             .products
             .iter()
             .map(|p| SeedRow {
@@ -891,7 +891,16 @@ mod tests {
                 price_cents: p.price_cents,
                 quantity: p.quantity,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_replica_keeps_its_csv_current_and_comes_back_from_its_snapshot() {
+        use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("catalog-snapshot-2.json");
+        let csv = dir.path().join("catalog-2.csv");
+        let seed = seed_rows(5);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -932,6 +941,63 @@ mod tests {
         assert!(std::fs::read_to_string(&csv)
             .unwrap()
             .contains("Fox,19.99,3\n"));
+    }
+
+    #[test]
+    fn a_snapshot_installed_while_a_rewrite_waits_leaves_the_snapshots_stock_in_the_csv() {
+        use openraft::storage::RaftStateMachine;
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("catalog-2.csv");
+        let snapshot_path = dir.path().join("catalog-snapshot-2.json");
+        let buy = |index, key, quantity| {
+            let orders = vec![order(key, "fox", quantity)];
+            entry(
+                index,
+                CatalogCommand::Buy {
+                    term: 1,
+                    as_of: 0,
+                    orders,
+                },
+            )
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut machine, _store) =
+                crate::raft::state_machine::open::<CatalogBook>(&snapshot_path, &csv).unwrap();
+            let seed = CatalogCommand::Seed { rows: seed_rows(5) };
+            machine
+                .apply([entry(1, seed), buy(2, "a", 2)])
+                .await
+                .unwrap();
+            // The view's writer has written fox at 3 and waits before its next rewrite: the
+            // next change waits for it.
+            let written = || {
+                let text = std::fs::read_to_string(&csv).unwrap_or_default();
+                text.contains("Fox,19.99,3\n").then_some(())
+            };
+            let (timeout, every) = (
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_millis(1),
+            );
+            assert!(crate::poll::until(timeout, every, written).is_some());
+            machine.apply([buy(3, "b", 1)]).await.unwrap();
+            let book = seeded(7);
+            let meta = openraft::SnapshotMeta {
+                last_log_id: Some(entry(9, CatalogCommand::Restock).log_id),
+                last_membership: Default::default(),
+                snapshot_id: "9".into(),
+            };
+            let bytes = crate::raft::Book::to_bytes(&book).unwrap();
+            let snapshot = Box::new(std::io::Cursor::new(bytes));
+            machine.install_snapshot(&meta, snapshot).await.unwrap();
+        });
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert!(
+            text.contains("Fox,19.99,7\n"),
+            "the stock before the snapshot: {text}"
+        );
     }
 
     #[test]

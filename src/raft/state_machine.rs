@@ -51,7 +51,8 @@ pub trait View<B>: Sized + Send + 'static {
     /// Brings the file up to `book` after entries were applied.
     fn update(&mut self, book: &B) -> Result<()>;
     fn path(&self) -> &Path;
-    /// Writes whatever `update` left for later: a service that stops calls it last.
+    /// Writes whatever `update` left for later, and writes no more: a service that stops, or a
+    /// snapshot that replaces the view, calls it last.
     fn flush(&mut self) {}
 }
 
@@ -369,6 +370,9 @@ impl<B: Book> RaftStateMachine<B::Group> for StateMachine<B> {
             &self.shared.snapshot_path,
         );
         let mut machine = self.shared.machine();
+        // The old view's writer stops first: left running, it could write an older stock over
+        // the file the new view has just written.
+        machine.view.flush();
         machine.view = B::View::create(machine.view.path(), &book).map_err(sm_error)?;
         machine.book = book;
         machine.last_applied = meta.last_log_id;
