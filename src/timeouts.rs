@@ -74,10 +74,14 @@ pub const UNCONFIRMED_AGE: Duration = Duration::from_secs(4);
 /// than hang. While a majority answers, an election is under way, and the query waits for it
 /// as long as an order waits for the order group's (`--failover-timeout`).
 pub const CATALOG_QUERY: Duration = Duration::from_millis(2000);
-/// How long a front end may serve from its cache without hearing from the catalog.
-pub const LEASE: Duration = Duration::from_millis(800);
-/// How often a front end renews its cache lease.
-pub const LEASE_RENEW: Duration = Duration::from_millis(200);
+/// How long a front end may serve from its cache without hearing from the catalog. A new
+/// catalog leader waits this long before it answers a buy (earlier leaders' leases may still
+/// run), so it is most of a catalog failover's pause: 800 ms made the slowest order through a
+/// killed catalog leader 1.8–2.0 s, against the 2 s every order must stay under.
+pub const LEASE: Duration = Duration::from_millis(500);
+/// How often a front end renews its cache lease: four times a lease, so a lease survives two
+/// lost renewals and a slow third.
+pub const LEASE_RENEW: Duration = Duration::from_millis(125);
 /// How long a front end waits for one lease renewal: the catalog leader answers after a
 /// leadership check, which a busy machine may slow; the lease itself covers a few slow ones.
 pub const LEASE_CALL: Duration = Duration::from_millis(400);
