@@ -9,7 +9,9 @@
 //! a reset, which it makes (empties its cache) and confirms with the reset's token in its next
 //! renewal: only then does the catalog forget the miss, so a reply lost on the way costs
 //! nothing. A front end whose lease has run out and that has missed an
-//! invalidation is not called again until it renews, so one that is gone costs one wait, once.
+//! invalidation is not called again until it renews, so one that is gone costs one wait, once;
+//! each change it is not called for gives it a new reset to make, since it may already have made
+//! the last one and filled its cache again.
 //!
 //! [`LEASE_RENEW`]: crate::timeouts::LEASE_RENEW
 
@@ -90,10 +92,15 @@ impl Leases {
         Some(lease.missed)
     }
 
-    /// Whether to push invalidations to front end `id` now.
+    /// Whether to push invalidations to front end `id` now. A skipped front end gets a new
+    /// reset token: it may already have emptied its cache for the last one and filled it
+    /// again, so only a reset after this change makes it drop what the change made stale.
     pub fn push(&self, id: u32) -> Push {
-        match self.lock().get(&id) {
-            Some(lease) if lease.missed.is_some() && lease.until <= Instant::now() => Push::Skip,
+        match self.lock().get_mut(&id) {
+            Some(lease) if lease.missed.is_some() && lease.until <= Instant::now() => {
+                lease.missed = Some(rand::random());
+                Push::Skip
+            }
             _ => Push::Send,
         }
     }
@@ -149,6 +156,28 @@ mod tests {
         assert_eq!(leases.push(1), Push::Send);
         assert_eq!(renew(&leases, 1, &mut emptied), Some(false));
         assert_eq!(leases.push(2), Push::Skip, "never renewed since the start");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_front_end_skipped_after_its_reset_was_delivered_resets_again() {
+        let leases = Leases::new([1]);
+        let mut emptied = None;
+        // The new leader's reset reaches the front end, which empties its cache and fills it
+        // again; its next renewals are lost, so the catalog has not heard it emptied.
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(true));
+        tokio::time::advance(LEASE).await;
+        assert_eq!(
+            leases.push(1),
+            Push::Skip,
+            "its lease ran out with the reset unconfirmed"
+        );
+        // Its renewal now confirms the reset it made before the skipped change: not enough.
+        assert_eq!(
+            renew(&leases, 1, &mut emptied),
+            Some(true),
+            "it must empty its cache again"
+        );
+        assert_eq!(renew(&leases, 1, &mut emptied), Some(false));
     }
 
     #[tokio::test(start_paused = true)]

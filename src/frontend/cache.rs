@@ -84,8 +84,15 @@ impl ProductCache {
 
     /// The catalog renewed the lease that was asked for at `asked`; with `reset`, invalidations
     /// were missed since the last one and the cache is emptied first.
+    ///
+    /// A lease that ran out before this renewal empties the cache too, even if no query came
+    /// to notice it: while it was out the catalog may have skipped this front end's
+    /// invalidations, and a renewal that confirms an earlier reset carries no new one.
     pub fn renewed(&mut self, asked: Instant, reset: bool) {
-        if reset {
+        let lapsed = self
+            .leased_until
+            .is_some_and(|until| until <= Instant::now());
+        if reset || lapsed {
             self.empty();
         }
         self.leased_until = Some(asked + crate::timeouts::LEASE);
@@ -285,6 +292,25 @@ mod tests {
         assert!(
             cache.get("tux", later).is_none(),
             "emptied when it ran out, not hidden"
+        );
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_unnoticed_empties_the_cache_at_the_next_renewal() {
+        let now = Instant::now();
+        let mut cache = leased(4, now - LEASE);
+        let generation = cache.generation();
+        fill(&mut cache, "tux", 1, "old", now - LEASE);
+        // No query looked at the cache while its lease was out, and the renewal that ends the
+        // gap carries no reset (it confirms the last one).
+        cache.renewed(now, false);
+        assert!(
+            cache.get("tux", now).is_none(),
+            "a stale entry survived the gap"
+        );
+        assert!(
+            !cache.fill("fox", 1, body("f"), generation, now),
+            "a fill fetched before the gap"
         );
     }
 
