@@ -33,7 +33,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::{Group, LogId, StorageError, Vote};
+use super::{Group, LogId, NodeId, StorageError, Vote};
 use crate::error::{Error, Result};
 
 type LogEntry<C> = openraft::Entry<C>;
@@ -256,6 +256,36 @@ impl<C: Group> LogStore<C> {
     /// but a follower's entries are durable before it can apply them.)
     pub fn durable(&self) -> watch::Receiver<Option<LogId>> {
         self.shared.durable.subscribe()
+    }
+
+    /// Saves replica `id`'s own committed vote again as an uncommitted one, so that the engine
+    /// starts the replica as a follower instead of taking its leadership back (openraft
+    /// restores a leader that finds its own committed vote). Returns whether it did.
+    ///
+    /// A leader writes its own log beside its followers (`vendor/openraft/STORECTL.md`): an
+    /// entry two followers hold durably is committed before the leader's own fsync of it ends,
+    /// and a power cut can take it from the leader's disk. Back as the leader of the same term,
+    /// the replica would lack a committed entry and write others under the same log ids, which
+    /// the followers take for the entries they hold. As a follower it waits for an election,
+    /// which only a replica holding every committed entry can win. The term and whom it voted
+    /// for stay, so it votes for no other replica in that term.
+    pub async fn resign_saved_leadership(
+        &self,
+        id: NodeId,
+    ) -> std::result::Result<bool, StorageError> {
+        let saved = self.state().vote;
+        match saved {
+            Some(vote) if vote.committed && vote.leader_id().voted_for() == Some(id) => {
+                let resigned = Vote {
+                    committed: false,
+                    ..vote
+                };
+                self.write_durably(Record::Vote(resigned), |s| s.vote = Some(resigned))
+                    .await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// A flag that is set while the disk is full: the replica writes nothing, so it neither

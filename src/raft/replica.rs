@@ -63,6 +63,16 @@ pub async fn start_engine<B: super::state_machine::Book>(
     let ids: Vec<u32> = replicas.iter().map(|r| r.id).collect();
     let rank = rank(claim.id, &ids);
     let settings = engine_config(rank, ids.len())?;
+    let resigned = log
+        .resign_saved_leadership(NodeId::from(claim.id))
+        .await
+        .map_err(|e| ReplicaError::EngineStart {
+            name: name.to_string(),
+            cause: e.to_string(),
+        })?;
+    if resigned {
+        tracing::info!("{name} led before it stopped: it starts as a follower, for an election");
+    }
     let raft = Raft::new(
         NodeId::from(claim.id),
         std::sync::Arc::new(settings),

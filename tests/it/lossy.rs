@@ -261,3 +261,69 @@ fn power_cuts_of_the_catalog_while_it_restocks_leak_no_stock() {
         "the catalog restocked during the run: {stock}"
     );
 }
+
+#[test]
+#[ignore = "needs root and FUSE (/dev/fuse); .ci/run runs it"]
+fn a_leader_that_lost_an_entry_its_followers_committed_does_not_lead_again_without_it() {
+    let cluster = Cluster::start(&["--lossy-disk", "--fault-hooks", "--initial-stock", "1000"]);
+    cluster.order_each(&["tux"], 1);
+    let leader = cluster.leader_of("order");
+    let replicas = ["order-1", "order-2", "order-3"];
+    let followers: Vec<&str> = replicas.into_iter().filter(|r| *r != leader).collect();
+    // The leader's fsyncs now take 4 s: its followers make the next order's entry durable, and
+    // so commit it, while the leader's own copy is still unsynced.
+    let slow = cluster.file(&format!("faults/{leader}/slow-fsync"));
+    fs::write(&slow, "4000").unwrap();
+    let url = cluster.url("/orders");
+    std::thread::spawn(move || {
+        let body = r#"{"name":"fox","quantity":1}"#;
+        crate::common::post(&url, body, &[("Idempotency-Key", "committed-by-followers")])
+    });
+    let applied = |name: &str| cluster.service(name)["orders"].as_u64().unwrap_or(0);
+    let committed = eventually(Duration::from_secs(5), || {
+        followers.iter().all(|f| applied(f) >= 2).then_some(())
+    });
+    assert!(committed.is_some(), "the followers applied the order");
+
+    // The whole group loses power before the leader's fsync ends: its copy of the entry is gone.
+    for replica in replicas {
+        cluster.must("kill", &[replica]);
+    }
+    let control = cluster.state().join("disk").join(".lossy-disk");
+    for replica in replicas {
+        fs::write(&control, format!("cut {replica}\n")).unwrap();
+    }
+    fs::remove_file(&slow).unwrap();
+    // The old leader first, so that its followers cannot elect another before it is back. It
+    // finds no leader to catch up with yet (it must not be one), so its restart may say so.
+    let _ = cluster.run("restart", &[&leader]);
+    for follower in &followers {
+        cluster.must("restart", &[follower]);
+    }
+    cluster.leader_of("order");
+    let placed = eventually(Duration::from_secs(10), || {
+        let body = r#"{"name":"lego","quantity":1}"#;
+        let reply = crate::common::post(
+            &cluster.url("/orders"),
+            body,
+            &[("Idempotency-Key", "after")],
+        );
+        (reply.status == 200).then_some(())
+    });
+    assert!(placed.is_some(), "an order after the restart");
+    cluster.order_each(&["lego"; 2], 1);
+    let verify = cluster.run("verify-logs", &[]);
+    assert!(
+        verify.status.success(),
+        "the replicas' order files disagree: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    for replica in replicas {
+        let id = &replica["order-".len()..];
+        let orders = fs::read_to_string(cluster.file(&format!("disk/{replica}/orders-{id}.csv")));
+        assert!(
+            orders.unwrap().contains("committed-by-followers"),
+            "{replica} lacks the order its followers committed"
+        );
+    }
+}
