@@ -556,14 +556,13 @@ impl Injector<'_> {
         cluster::kill(self.state, Target::Service(name), signal).map(|_| ())
     }
 
-    /// Restarts `down` one after another, in an order the seed picks.
+    /// Restarts `down` together, started in an order the seed picks: a group that was down as
+    /// a whole needs a majority back before any replica can lead.
     fn restart_all(&self, mut down: Vec<ServiceName>, rng: &mut StdRng) -> Result<()> {
         down.shuffle(rng);
-        for replica in down {
-            (self.say)(format!("restarting {replica}"));
-            cluster::restart(self.state, Target::Service(replica), self.exe)?;
-        }
-        Ok(())
+        let names: Vec<String> = down.iter().map(|r| r.to_string()).collect();
+        (self.say)(format!("restarting {}", names.join(", ")));
+        cluster::restart_together(self.state, &down, self.exe)
     }
 
     /// Pauses `target` while `others` are SIGKILLed, so that none of them answers alone.

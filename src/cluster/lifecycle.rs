@@ -525,12 +525,32 @@ pub(super) fn stop_one(state: &StateDir, name: ServiceName) -> Result<()> {
 
 /// Starts `target` again with what `up` gave it, stopping it first if it runs.
 pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceName, u32)> {
+    let name = state.load()?.resolve(target)?;
+    restart_together(state, &[name], exe)?;
+    Ok((name, state.pid(name).unwrap_or(0)))
+}
+
+/// Starts `names` again together, stopping any that runs, and waits until every one is
+/// healthy. A group that was down as a whole comes back this way: a replica that led before
+/// it stopped starts as a follower and needs the others for an election, so waiting for each
+/// in turn would wait for ever on the first.
+pub fn restart_together(state: &StateDir, names: &[ServiceName], exe: &Path) -> Result<()> {
     let spec = state.load()?;
-    let name = spec.resolve(target)?;
-    let service = spec
-        .service(name)
-        .cloned()
-        .ok_or(ToolError::NotInCluster(name))?;
+    let mut services = Vec::new();
+    for &name in names {
+        let service = spec
+            .service(name)
+            .cloned()
+            .ok_or(ToolError::NotInCluster(name))?;
+        stop_for_restart(state, &spec, name)?;
+        services.push(service);
+    }
+    let mut started = Vec::new();
+    start_and_wait(state, &spec, exe, &services, false, &mut started)
+}
+
+/// Stops `name` if it runs, and waits until its address is free to listen on again.
+fn stop_for_restart(state: &StateDir, spec: &ClusterSpec, name: ServiceName) -> Result<()> {
     if let Some(pid) = state.live_pid(name) {
         process::stop(pid, STOP_GRACE)?;
     }
@@ -543,15 +563,5 @@ pub fn restart(state: &StateDir, target: Target, exe: &Path) -> Result<(ServiceN
     if free.is_none() {
         return Err(ToolError::AddressStillInUse { address, name });
     }
-    let mut started = Vec::new();
-    start_and_wait(
-        state,
-        &spec,
-        exe,
-        std::slice::from_ref(&service),
-        false,
-        &mut started,
-    )?;
-    let pid = state.pid(name).unwrap_or(0);
-    Ok((name, pid))
+    Ok(())
 }

@@ -36,7 +36,7 @@ use crate::services::{ServiceConfig, ServiceName};
 use crate::tool_error::ToolError;
 
 pub use ephemeral::Ephemeral;
-pub use lifecycle::{down, kill, restart, up};
+pub use lifecycle::{down, kill, restart, restart_together, up};
 pub use plan::{plan, UpOptions};
 pub use process::Signal;
 pub use state_dir::StateDir;
