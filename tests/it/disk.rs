@@ -60,13 +60,18 @@ fn buy(catalog: &str, key: &str) -> Option<u16> {
     }
 }
 
+/// Tux's stock at the catalog, once it answers: a catalog just started leads only once it has
+/// won an election, even alone.
 fn tux(catalog: &str) -> u64 {
     let bearer = format!("Bearer {TEST_SECRET}");
-    let reply = get_with(
-        &format!("{catalog}/products/tux"),
-        &[("Authorization", &bearer)],
-    );
-    reply.json["data"]["quantity"].as_u64().unwrap()
+    let quantity = || {
+        let reply = get_with(
+            &format!("{catalog}/products/tux"),
+            &[("Authorization", &bearer)],
+        );
+        reply.json["data"]["quantity"].as_u64()
+    };
+    eventually(Duration::from_secs(10), quantity).expect("the catalog answers with Tux's stock")
 }
 
 /// The catalog of a cluster with ports from `base`, on `base` + 1. Its front end is not there:
