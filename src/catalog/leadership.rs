@@ -34,10 +34,10 @@ impl Leadership {
     ///
     /// In any term but the group's first, an earlier leader may have granted leases: they have
     /// run out [`LEASE`] from now. In the first term, the only earlier leader can be this
-    /// replica itself, in an earlier process: the engine takes a leadership back from the vote
-    /// it saved, so a replica restarted at once leads the same term again while the front ends
-    /// still hold the leases its last process granted. Those have run out [`LEASE`] after this
-    /// process began to open.
+    /// replica itself, in an earlier process whose leases the front ends may still hold; those
+    /// have run out [`LEASE`] after this process began to open. (A replica no longer takes a
+    /// leadership back from its saved vote, `LogStore::resign_saved_leadership`, so it leads
+    /// again only in a later term; this stays as a second guard.)
     fn new(term: u64, opened: Instant, frontends: impl IntoIterator<Item = u32>) -> Self {
         let now = Instant::now();
         let earlier_leases_end = if term <= 1 {
