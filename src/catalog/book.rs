@@ -870,6 +870,14 @@ mod tests {
         assert_eq!(again.product("TUX"), a.product("tux"));
     }
 
+    /// Runs `work` to its end on a runtime of its own, as a replica's engine would call it.
+    fn block_on<F: std::future::Future>(work: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(work)
+    }
+
     /// An entry of term 1 at `index` that carries `command`.
     fn entry(index: u64, command: CatalogCommand) -> openraft::Entry<CatalogGroup> {
         use openraft::{CommittedLeaderId, EntryPayload, LogId};
@@ -901,10 +909,7 @@ mod tests {
         let snapshot = dir.path().join("catalog-snapshot-2.json");
         let csv = dir.path().join("catalog-2.csv");
         let seed = seed_rows(5);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let (mut machine, store) =
                 crate::raft::state_machine::open::<CatalogBook>(&snapshot, &csv).unwrap();
             assert_eq!(std::fs::read_to_string(&csv).unwrap(), "", "an empty book");
@@ -960,10 +965,7 @@ mod tests {
                 },
             )
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let (mut machine, _store) =
                 crate::raft::state_machine::open::<CatalogBook>(&snapshot_path, &csv).unwrap();
             let seed = CatalogCommand::Seed { rows: seed_rows(5) };
